@@ -1,0 +1,5 @@
+"""``python -m strangler`` runs the command line."""
+
+from strangler.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Pre-flight and service-validation checks."""

@@ -1,0 +1,57 @@
+"""The demo's script: the runbook, act by act, as far as strangler has built it.
+
+Each capability adds its act to :data:`ACTS` (one module per act, ``act_*.py``). An act
+prints what it does and returns facts for the summary; a failing act stops the demo with
+its error, like a failing runbook step would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from strangler.demo.act_plan import act_plan
+from strangler.demo.world import DemoOptions, World, demo_world
+
+__all__ = ["ACTS", "run_demo"]
+
+Act = Callable[[World], None]
+
+# In runbook order. Later capabilities insert their acts where they belong.
+ACTS: list[tuple[str, Act]] = [
+    ("plan", act_plan),
+]
+
+
+def run_demo(options: DemoOptions, console: Console | None = None) -> World:
+    console = console or Console(highlight=False)
+    console.print(
+        Panel.fit(
+            "strangler demo: carve order_service out of a sample monolith\n"
+            f"scale {options.scale:,} orders · strategy {options.strategy} · "
+            f"folder {options.directory}",
+            style="bold",
+        )
+    )
+    with demo_world(options, console) as world:
+        table = Table(title="the sample monolith (public)", header_style="bold")
+        table.add_column("table")
+        table.add_column("rows", justify="right")
+        for name, rows in world.counts.items():
+            table.add_row(name, f"{rows:,}")
+        if world.counts:
+            console.print(table)
+        for name, act in ACTS:
+            console.rule(f"[bold]{name}")
+            act(world)
+        console.rule("[bold green]demo complete")
+        console.print(f"spec: {world.spec_path}")
+        console.print(
+            "explore: set -a; . "
+            f"{world.spec_path.parent / 'env'}; set +a; "
+            f"strangler status -f {world.spec_path}"
+        )
+    return world

@@ -1,0 +1,67 @@
+"""Connections to the monolith and the service databases, with errors that say what to fix.
+
+psycopg's OperationalError covers a host that is down, a wrong password and a missing
+database alike; the operator needs to know which, and must never see the password. Every
+connection strangler makes goes through :func:`connect`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from strangler.errors import BadInput, DatabaseUnreachable
+from strangler.secrets import dsn_password, redact_dsn, register_secret, scrub
+
+__all__ = ["connect", "describe_dsn"]
+
+
+def describe_dsn(dsn: str) -> str:
+    """``user@host:port/dbname`` for messages: enough to recognise, nothing secret."""
+    try:
+        parts = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return redact_dsn(dsn)
+    host = parts.get("host") or parts.get("hostaddr") or "localhost"
+    port = parts.get("port") or "5432"
+    user = parts.get("user") or "(default user)"
+    db = parts.get("dbname") or "(default db)"
+    return f"{user}@{host}:{port}/{db}"
+
+
+def connect(
+    dsn: str, *, role: str = "database", autocommit: bool = True, **kwargs: Any
+) -> psycopg.Connection[Any]:
+    """Open a connection; failures become DatabaseUnreachable/BadInput with a precise hint.
+
+    ``role`` names what the database is to the operator ("monolith", "order_service target").
+    """
+    register_secret(dsn_password(dsn))
+    kwargs.setdefault("connect_timeout", 10)
+    try:
+        conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as exc:
+        raise BadInput(
+            f"the {role} DSN is not a valid libpq connection string: {scrub(str(exc))}",
+            hint="use postgresql://user@host:port/dbname or 'host=… dbname=…'",
+        ) from None
+    try:
+        return psycopg.connect(dsn, autocommit=autocommit, **kwargs)
+    except psycopg.OperationalError as exc:
+        text = scrub(str(exc)).strip()
+        where = describe_dsn(dsn)
+        if "password authentication failed" in text or "no password supplied" in text:
+            hint = "check the user and password (PGPASSWORD, ~/.pgpass or the DSN's variable)"
+            what = "refused the credentials"
+        elif "does not exist" in text and "database" in text:
+            hint = "create the database, or fix dbname in the DSN"
+            what = "has no such database"
+        elif "role" in text and "does not exist" in text:
+            hint = "create the role, or fix the user in the DSN"
+            what = "has no such role"
+        else:
+            hint = "check host and port, that the server runs, and that this machine may reach it"
+            what = "could not be reached"
+        raise DatabaseUnreachable(f"the {role} ({where}) {what}: {text}", hint=hint) from None

@@ -1,0 +1,489 @@
+"""The migration spec: one YAML file under version control, validated before anything runs.
+
+Why the loader is hand-rolled around ``yaml.compose`` instead of ``yaml.safe_load``: errors
+must name the file *and the line*, and ``${VAR}`` must be expanded value by value (never by
+pasting text into the YAML, which would let a password containing ``:`` or ``#`` change the
+document's meaning). The composed node tree gives both.
+
+Usage::
+
+    spec = load_spec(find_spec_file(None))
+    svc = spec.service("order_service")
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from strangler.durations import format_duration, parse_duration
+from strangler.errors import SpecError, UnknownService
+from strangler.secrets import dsn_password, register_secret
+
+__all__ = [
+    "DEFAULT_SPEC_NAME",
+    "BackendSpec",
+    "DecommissionSpec",
+    "Duration",
+    "ForeignKeyPolicy",
+    "GateSpec",
+    "Identifier",
+    "RoleSpec",
+    "ServiceSpec",
+    "SourceSpec",
+    "Spec",
+    "TargetSpec",
+    "TrafficSpec",
+    "find_spec_file",
+    "load_spec",
+    "parse_spec_text",
+]
+
+DEFAULT_SPEC_NAME = "strangler.yaml"
+_ENV_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|PASSWD|PWD|CREDENTIAL|KEY", re.I)
+
+
+def _check_identifier(value: str) -> str:
+    # PostgreSQL silently truncates names past 63 bytes; two long names could then collide
+    # on the server although they differ in the spec. Refuse rather than guess.
+    if not isinstance(value, str) or not value:
+        raise ValueError("must be a non-empty name")
+    if len(value.encode()) > 63:
+        raise ValueError(f"is {len(value.encode())} bytes long; PostgreSQL names are at most 63")
+    if any(ord(c) < 32 or c == "\x7f" for c in value):
+        raise ValueError("contains a control character; PostgreSQL names cannot")
+    return value
+
+
+Identifier = Annotated[str, BeforeValidator(_check_identifier)]
+"""A PostgreSQL name exactly as written (case kept); always quoted when used in SQL."""
+
+
+def _check_service_name(value: str) -> str:
+    # Service names become replication slot, publication and lock names, which PostgreSQL
+    # restricts to lower-case letters, digits and underscores.
+    if not isinstance(value, str) or not re.fullmatch(r"[a-z_][a-z0-9_]{0,39}", value):
+        raise ValueError(
+            f"service name {value!r} must be 1-40 lower-case letters, digits or underscores, "
+            "starting with a letter or underscore (it names replication slots and locks)"
+        )
+    return value
+
+
+ServiceName = Annotated[str, BeforeValidator(_check_service_name)]
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RoleSpec(_Model):
+    """The service's own login role (runbook pattern 1, step 1)."""
+
+    name: Identifier
+    password: SecretStr | None = Field(
+        default=None, description="Usually ${ENV}; never printed, logged or journaled."
+    )
+    create: bool = Field(default=True, description="Create the role if it does not exist.")
+
+
+class SourceSpec(_Model):
+    dsn: str = Field(
+        description="libpq connection string or URI of the monolith; PG* env vars apply"
+    )
+    schema_: Identifier = Field(default="public", alias="schema")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class TargetSpec(_Model):
+    dsn: str | None = Field(
+        default=None, description="Omit to extract into the monolith's own instance (pattern 1)."
+    )
+    schema_: Identifier = Field(alias="schema")
+    role: RoleSpec | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class BackendSpec(BaseModel):
+    """``{kind: …, …options}``: the options are checked against the kind's own model."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    kind: str
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+def _validate_backend(registry_path: str, spec: BackendSpec) -> BackendSpec:
+    import importlib
+
+    module, attr = registry_path.rsplit(":", 1)
+    registry = getattr(importlib.import_module(module), attr)
+    try:
+        backend = registry.get(spec.kind)
+    except KeyError as exc:
+        raise ValueError(str(exc.args[0])) from None
+    backend.options.model_validate(spec.options())
+    return spec
+
+
+class GateSpec(_Model):
+    metric: str
+    max: float | None = None
+    min: float | None = None
+    max_increase_over_baseline: float | None = None
+    max_ratio_to_baseline: float | None = None
+
+
+class TrafficSpec(_Model):
+    route: str
+    router: BackendSpec
+    metrics: BackendSpec | None = None
+    steps: list[float] = Field(default_factory=lambda: [5.0, 20.0, 50.0, 100.0])
+    bake: Duration = timedelta(hours=24)
+    final_bake: Duration = timedelta(hours=48)
+    gates: list[GateSpec] = Field(default_factory=list)
+
+    @field_validator("router")
+    @classmethod
+    def _router_kind(cls, v: BackendSpec) -> BackendSpec:
+        return _validate_backend("strangler.traffic.base:routers", v)
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics_kind(cls, v: BackendSpec | None) -> BackendSpec | None:
+        return None if v is None else _validate_backend("strangler.metrics.base:metric_sources", v)
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, v: list[float]) -> list[float]:
+        if not v:
+            raise ValueError("needs at least one step, for example [5, 20, 50, 100]")
+        if any(not 0 < s <= 100 for s in v):
+            raise ValueError("each step is a percentage above 0 and at most 100")
+        if v != sorted(set(v)):
+            raise ValueError("steps must increase strictly, for example [5, 20, 50, 100]")
+        if v[-1] != 100:
+            raise ValueError("the last step must be 100 (all traffic on the new service)")
+        return v
+
+
+class ForeignKeyPolicy(_Model):
+    leaving: Literal["drop", "keep"] = Field(
+        default="drop",
+        description="Foreign keys from moved tables to tables that stay: drop (default) or keep "
+        "(same instance only).",
+    )
+
+
+class DecommissionSpec(_Model):
+    stable_for: Duration = timedelta(days=14)
+    drop_old_tables_after: Duration = timedelta(days=14)
+
+
+class ServiceSpec(_Model):
+    tables: list[Identifier]
+    target: TargetSpec
+    strategy: Literal["copy", "online"] = "copy"
+    foreign_keys: ForeignKeyPolicy = ForeignKeyPolicy()
+    traffic: TrafficSpec | None = None
+    decommission: DecommissionSpec = DecommissionSpec()
+
+    @field_validator("tables")
+    @classmethod
+    def _tables(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("list at least one table to move")
+        dup = sorted({t for t in v if v.count(t) > 1})
+        if dup:
+            raise ValueError(f"lists {', '.join(dup)} more than once")
+        return v
+
+
+class Spec(_Model):
+    version: Literal[1]
+    state: str = Field(
+        default="sqlite:///.strangler/state.db",
+        description="Journal location: sqlite:///relative/or/absolute.db or a postgresql:// URL.",
+    )
+    source: SourceSpec
+    services: dict[ServiceName, ServiceSpec]
+
+    # Where the spec was read from; relative paths (the state file) resolve against its folder.
+    base_dir: Path = Field(default=Path("."), exclude=True)
+    path: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("services")
+    @classmethod
+    def _services(cls, v: dict[str, ServiceSpec]) -> dict[str, ServiceSpec]:
+        if not v:
+            raise ValueError("declare at least one service")
+        return v
+
+    @field_validator("state")
+    @classmethod
+    def _state(cls, v: str) -> str:
+        if not (v.startswith("sqlite:///") or v.startswith(("postgresql://", "postgres://"))):
+            raise ValueError("must be sqlite:///path/to/state.db or a postgresql:// URL")
+        return v
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Spec:
+        for name, svc in self.services.items():
+            same_instance = svc.target.dsn is None
+            if same_instance and svc.target.schema_ == self.source.schema_:
+                raise ValueError(
+                    f"services.{name}.target.schema is {svc.target.schema_!r}, the monolith's own "
+                    "schema on the same instance; choose a new schema such as "
+                    f"{name!r} or give target.dsn"
+                )
+            if svc.foreign_keys.leaving == "keep" and not same_instance:
+                raise ValueError(
+                    f"services.{name}.foreign_keys.leaving is 'keep', but the service has its own "
+                    "instance (target.dsn); a foreign key cannot cross instances: use 'drop'"
+                )
+        return self
+
+    def service(self, name: str) -> ServiceSpec:
+        try:
+            return self.services[name]
+        except KeyError:
+            known = ", ".join(sorted(self.services))
+            raise UnknownService(
+                f"no service {name!r} in {self.path or 'the spec'}; it declares: {known}",
+                hint="check the name, or add the service under services: in the spec",
+            ) from None
+
+    def target_dsn(self, name: str) -> str:
+        """The DSN of the service's database: its own, or the monolith's for pattern 1."""
+        return self.service(name).target.dsn or self.source.dsn
+
+    def state_url(self) -> str:
+        if self.state.startswith("sqlite:///"):
+            raw = Path(self.state.removeprefix("sqlite:///"))
+            return "sqlite:///" + str(raw if raw.is_absolute() else (self.base_dir / raw))
+        return self.state
+
+
+# ----------------------------------------------------------------------------------- loading
+
+
+def find_spec_file(explicit: str | Path | None) -> Path:
+    """``-f/--file``, else ``$STRANGLER_SPEC``, else ``./strangler.yaml``."""
+    if explicit:
+        chosen, how = Path(explicit), "given with -f/--file"
+    elif os.environ.get("STRANGLER_SPEC"):
+        chosen, how = Path(os.environ["STRANGLER_SPEC"]), "named by $STRANGLER_SPEC"
+    else:
+        chosen, how = Path(DEFAULT_SPEC_NAME), "the default"
+    if not chosen.is_file():
+        raise SpecError(
+            f"spec file {chosen} ({how}) does not exist",
+            hint="run 'strangler init' to write an example, or pass -f PATH",
+        )
+    return chosen
+
+
+def load_spec(path: str | Path, env: Mapping[str, str] | None = None) -> Spec:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(f"cannot read spec file {path}: {exc.strerror}") from exc
+    return parse_spec_text(text, name=str(path), env=env, base_dir=path.resolve().parent)
+
+
+def parse_spec_text(
+    text: str,
+    *,
+    name: str = "<spec>",
+    env: Mapping[str, str] | None = None,
+    base_dir: Path | None = None,
+) -> Spec:
+    env = os.environ if env is None else env
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{name}:{mark.line + 1}" if mark else name
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError(f"{where}: not valid YAML: {problem}") from None
+    if root is None:
+        raise SpecError(f"{name}: the spec is empty", hint="run 'strangler init' for an example")
+    lines: dict[tuple[str | int, ...], int] = {}
+    problems: list[str] = []
+    data = _build(root, (), lines, env, problems, name)
+    if problems:
+        raise SpecError(f"{name}: the spec cannot be used:", problems=problems)
+    if not isinstance(data, dict):
+        raise SpecError(f"{name}:1: the spec must be a mapping with version, source and services")
+    data["base_dir"] = base_dir or Path(".")
+    data["path"] = Path(name) if name != "<spec>" else None
+    try:
+        spec = Spec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(
+            f"{name}: the spec is not valid:",
+            problems=[_describe(err, lines, name) for err in exc.errors(include_input=False)],
+        ) from None
+    for svc in spec.services.values():
+        if svc.target.role and svc.target.role.password:
+            register_secret(svc.target.role.password.get_secret_value())
+        if svc.target.dsn:
+            register_secret(dsn_password(svc.target.dsn))
+    register_secret(dsn_password(spec.source.dsn))
+    return spec
+
+
+def _build(
+    node: yaml.Node,
+    path: tuple[str | int, ...],
+    lines: dict[tuple[str | int, ...], int],
+    env: Mapping[str, str],
+    problems: list[str],
+    name: str,
+) -> Any:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key in out:
+                problems.append(
+                    f"  {name}:{key_node.start_mark.line + 1}: {_dotted((*path, key))}: "
+                    "appears twice; keep one"
+                )
+            out[key] = _build(value_node, (*path, key), lines, env, problems, name)
+            # A key's line is where the operator looks, not where its nested value starts.
+            lines[(*path, key)] = key_node.start_mark.line + 1
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(n, (*path, i), lines, env, problems, name) for i, n in enumerate(node.value)]
+    assert isinstance(node, yaml.ScalarNode)
+    if "${" in node.value or "$$" in node.value:
+        return _interpolate(node.value, path, lines[path], env, problems, name)
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_object(node, deep=True)
+    finally:
+        loader.dispose()
+
+
+def _interpolate(
+    raw: str,
+    path: tuple[str | int, ...],
+    line: int,
+    env: Mapping[str, str],
+    problems: list[str],
+    name: str,
+) -> str:
+    def sub(m: re.Match[str]) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        var, default = m.group(1), m.group(2)
+        value = env.get(var)
+        if value is None or (value == "" and default is not None):
+            if default is not None:
+                return default
+            problems.append(
+                f"  {name}:{line}: {_dotted(path)}: environment variable {var} is not set; "
+                f"export it, or write ${{{var}:-default}}"
+            )
+            return ""
+        if _SECRET_NAME.search(var) or str(path[-1]).lower() == "password":
+            register_secret(value)
+        return value
+
+    return _ENV_REF.sub(sub, raw)
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _describe(err: Any, lines: dict[tuple[str | int, ...], int], name: str) -> str:
+    loc: tuple[str | int, ...] = tuple(
+        p for p in err["loc"] if not str(p).startswith("function-") and p != "[key]"
+    )
+    line = next((lines[loc[:i]] for i in range(len(loc), -1, -1) if loc[:i] in lines), 1)
+    kind = err["type"]
+    msg = err["msg"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        msg = f"unknown key {loc[-1]!r}" + (
+            f"; allowed here: {', '.join(allowed)}" if allowed else ""
+        )
+    elif kind == "missing":
+        msg = "is required but missing"
+    elif msg.startswith("Value error, "):
+        msg = msg.removeprefix("Value error, ")
+    if kind == "missing":
+        line = next((lines[loc[:i]] for i in range(len(loc) - 1, -1, -1) if loc[:i] in lines), 1)
+    return f"  {name}:{line}: {_dotted(loc)}: {msg}"
+
+
+def _allowed_keys(loc: tuple[str | int, ...]) -> list[str]:
+    """The keys a mapping at ``loc`` accepts, found by walking the models along the path."""
+    model: Any = Spec
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            continue
+        if model is dict:
+            model = ServiceSpec
+            continue
+        fields = getattr(model, "model_fields", {})
+        field = next(
+            (f for n, f in fields.items() if (f.alias or n) == part or n == part),
+            None,
+        )
+        if field is None:
+            return []
+        model = _model_of(field.annotation)
+    fields = getattr(model, "model_fields", None)
+    if not fields:
+        return []
+    return sorted((f.alias or n) for n, f in fields.items() if n not in ("base_dir", "path"))
+
+
+def _model_of(annotation: Any) -> Any:
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = typing.get_origin(annotation)
+    if origin is dict:
+        return dict
+    for arg in typing.get_args(annotation):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None

@@ -1,0 +1,122 @@
+"""The command line through a real subprocess: exit codes, JSON, messages."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.fix_pg import Db
+from tests.fix_spec import CliResult
+
+Cli = Callable[..., CliResult]
+
+
+def test_plan_of_a_broken_spec_exits_2_with_the_field_path(cli: Cli, write_spec) -> None:  # type: ignore[no-untyped-def]
+    path = write_spec()
+    path.write_text(path.read_text().replace("strategy: copy", "strategy: fast"))
+    done = cli("plan", "-f", str(path))
+    assert done.code == 2
+    assert "services.order_service.strategy: Input should be 'copy' or 'online'" in done.stderr
+    assert f"{path}:11" in done.stderr
+
+
+def test_broken_spec_as_json(cli: Cli, write_spec) -> None:  # type: ignore[no-untyped-def]
+    path = write_spec()
+    path.write_text(path.read_text().replace("tables: [orders, order_items]", "tables: []"))
+    done = cli("plan", "-f", str(path), "--output", "json")
+    assert done.code == 2
+    err = done.json()
+    assert err["error"] == "SpecError" and err["exit_code"] == 2
+    assert "services.order_service.tables: list at least one table" in err["message"]
+
+
+def test_missing_spec_file_exits_2_and_suggests_init(cli: Cli) -> None:
+    done = cli("status")
+    assert done.code == 2
+    assert "strangler.yaml (the default) does not exist" in done.stderr
+    assert "strangler init" in done.stderr
+
+
+def test_usage_error_exits_2(cli: Cli) -> None:
+    assert cli("status", "--no-such-flag").code == 2
+
+
+def test_init_writes_a_spec_that_plans(cli: Cli, tmp_path: Path) -> None:
+    done = cli("init")
+    assert done.code == 0, done.stderr
+    assert (tmp_path / "strangler.yaml").exists()
+    assert cli("init").code == 2  # refuses to overwrite
+    env = {
+        "MONOLITH_DSN": "postgresql://app:monolith-pw-1@db/monolith",
+        "ORDER_SERVICE_DSN": "postgresql://svc@orders-db/orders",
+        "ORDER_SERVICE_DB_PASSWORD": "role-pw-7",
+    }
+    plan = cli("plan", "--output", "json", env=env)
+    assert plan.code == 0, plan.stderr
+    data = plan.json()
+    svc = data["services"][0]
+    assert svc["service"] == "order_service" and svc["strategy"] == "online"
+    assert [s["action"] for s in svc["steps"]][:4] == [
+        "create_schema",
+        "copy",
+        "start_sync",
+        "verify",
+    ]
+    assert svc["source"].startswith("postgresql://app:***@db/monolith")
+    assert "monolith-pw-1" not in plan.stdout and "role-pw-7" not in plan.stdout
+    text = cli("plan", env=env)
+    assert text.code == 0 and "create_schema" in text.stdout
+    # Without the variables the plan names what is missing, and no value.
+    missing = cli("plan")
+    assert missing.code == 2
+    assert "environment variable MONOLITH_DSN is not set" in missing.stderr
+
+
+def test_schema_prints_json_schema(cli: Cli) -> None:
+    done = cli("schema")
+    assert done.code == 0
+    doc = json.loads(done.stdout)
+    assert set(doc["required"]) == {"version", "source", "services"}
+    assert "base_dir" not in doc["properties"]
+
+
+def test_status_and_history_json(cli: Cli, write_spec, source_db: Db) -> None:  # type: ignore[no-untyped-def]
+    path = write_spec(source=source_db.dsn)
+    done = cli("status", "-f", str(path), "--output", "json")
+    assert done.code == 0, done.stderr
+    rows = done.json()["services"]
+    assert rows == [
+        {
+            "service": "order_service",
+            "strategy": "copy",
+            "phase": "planned",
+            "weight": 0.0,
+            "last_step": None,
+            "last_status": None,
+            "last_at": None,
+            "last_age": None,
+            "incomplete_steps": [],
+        }
+    ]
+    hist = cli("history", "order_service", "-f", str(path), "-o", "json")
+    assert hist.code == 0 and hist.json()["entries"] == []
+    unknown = cli("history", "nope", "-f", str(path))
+    assert unknown.code == 2 and "no service 'nope'" in unknown.stderr
+
+
+def test_resolve_requires_a_reason(cli: Cli, write_spec) -> None:  # type: ignore[no-untyped-def]
+    path = write_spec()
+    done = cli("resolve", "order_service", "-f", str(path))
+    assert done.code == 2
+    ok = cli("resolve", "order_service", "-f", str(path), "--reason", "checked")
+    assert ok.code == 0 and "nothing to resolve" in ok.stdout
+
+
+def test_every_command_has_help(cli: Cli) -> None:
+    top = cli("--help")
+    assert top.code == 0
+    for command in ("init", "schema", "plan", "status", "history", "resolve", "demo"):
+        assert command in top.stdout
+        sub = cli(command, "--help")
+        assert sub.code == 0 and len(sub.stdout) > 100, command

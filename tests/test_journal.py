@@ -1,0 +1,249 @@
+"""The journal: intents and outcomes, crash detection, locks across real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from strangler.errors import IncompleteStep, LockHeld, PhaseRefused
+from strangler.journal import Journal
+from strangler.phases import Action
+from strangler.runbook import Runbook
+from strangler.secrets import register_secret
+from strangler.spec import Spec, load_spec
+from tests.fix_pg import Db
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def journal_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state' / 'journal.db'}"
+    else:
+        db: Db = request.getfixturevalue("source_db")
+        yield db.dsn
+
+
+@pytest.fixture
+def spec_for(write_spec: Callable[..., Path]) -> Callable[[str, str], tuple[Spec, Path]]:
+    def make(url: str, strategy: str = "copy") -> tuple[Spec, Path]:
+        path = write_spec(
+            source="postgresql://localhost/m", target="postgresql://localhost/s", strategy=strategy
+        )
+        path.write_text(path.read_text().replace("sqlite:///state.db", url))
+        return load_spec(path), path
+
+    return make
+
+
+def test_intent_outcome_and_phase_move_together(journal_url: str) -> None:
+    with Journal(journal_url, operator="alice", command="strangler copy") as j:
+        assert j.state("svc").phase == "planned"
+        intent = j.intent("svc", "copy", reason="window 42", details={"tables": 3})
+        assert [e.id for e in j.dangling("svc")] == [intent]
+        j.outcome(intent, "ok", details={"rows": 10}, phase="copied")
+        assert j.dangling("svc") == []
+        assert j.state("svc").phase == "copied"
+        hist = j.history("svc")
+        assert [(e.kind, e.step, e.status) for e in hist] == [
+            ("intent", "copy", None),
+            ("outcome", "copy", "ok"),
+        ]
+        assert hist[0].operator == "alice" and hist[0].reason == "window 42"
+        assert hist[0].command == "strangler copy"
+        assert hist[1].intent_id == intent and hist[1].details == {"rows": 10}
+
+
+def test_an_intent_has_at_most_one_outcome(journal_url: str) -> None:
+    with Journal(journal_url) as j:
+        intent = j.intent("svc", "copy")
+        j.outcome(intent, "ok")
+        with pytest.raises(Exception, match=r"(?i)unique"):
+            j.outcome(intent, "failed")
+        assert [e.status for e in j.history("svc") if e.kind == "outcome"] == ["ok"]
+
+
+def test_secrets_never_reach_the_journal(journal_url: str) -> None:
+    register_secret("hunter2-very-secret")
+    with Journal(journal_url) as j:
+        intent = j.intent(
+            "svc",
+            "copy",
+            reason="pw hunter2-very-secret",
+            details={"dsn": "postgresql://u:hunter2-very-secret@h/db"},
+        )
+        j.outcome(intent, "failed", details={"error": "auth failed for hunter2-very-secret"})
+        j.put("svc", "k", {"password": "hunter2-very-secret"})
+        text = str([e.to_dict() for e in j.history("svc")]) + str(j.get("svc", "k"))
+    assert "hunter2-very-secret" not in text
+    assert "***" in text
+
+
+def test_progress_records(journal_url: str) -> None:
+    with Journal(journal_url) as j:
+        j.put("svc", "copy/orders/0001", {"rows": 5})
+        j.put("svc", "copy/orders/0002", {"rows": 6})
+        j.put("svc", "copy/orders/0002", {"rows": 7})
+        j.put("svc", "copyx/other", 1)
+        assert j.items("svc", "copy/") == {
+            "copy/orders/0001": {"rows": 5},
+            "copy/orders/0002": {"rows": 7},
+        }
+        j.forget("svc", "copy/")
+        assert j.items("svc", "copy/") == {}
+        assert j.get("svc", "copyx/other") == 1
+
+
+def test_step_failure_is_recorded_and_phase_unchanged(journal_url: str, spec_for) -> None:  # type: ignore[no-untyped-def]
+    spec, _ = spec_for(journal_url)
+    with Journal(journal_url, operator="bob") as j:
+        rb = Runbook(spec, j, "order_service")
+        with pytest.raises(RuntimeError), rb.step(Action.CREATE_SCHEMA):
+            raise RuntimeError("boom")
+        assert rb.phase == "planned"
+        last = j.history("order_service")[-1]
+        assert (last.kind, last.status, last.details["error"]) == ("outcome", "failed", "boom")
+        with rb.step(Action.CREATE_SCHEMA) as step:
+            step.details["schema"] = "order_service"
+        assert rb.phase == "schema_ready"
+        with pytest.raises(PhaseRefused, match="run 'strangler copy order_service' first"):
+            rb.check(Action.VERIFY)
+
+
+def test_forced_step_needs_a_reason_and_is_journaled(journal_url: str, spec_for) -> None:  # type: ignore[no-untyped-def]
+    spec, _ = spec_for(journal_url)
+    with Journal(journal_url) as j:
+        rb = Runbook(spec, j, "order_service")
+        with (
+            pytest.raises(PhaseRefused, match="--force needs --reason"),
+            rb.step(Action.SHIFT_TRAFFIC, weight=5, force=True),
+        ):
+            pass
+        with rb.step(Action.SHIFT_TRAFFIC, weight=5, force=True, reason="rehearsal") as st:
+            st.weight = 5
+        assert (rb.phase, rb.state.weight) == ("traffic", 5)
+        forced = [e for e in j.history("order_service") if e.status == "forced"]
+        assert forced and forced[0].reason == "rehearsal"
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from strangler.journal import Journal
+    from strangler.runbook import Runbook
+    from strangler.phases import Action
+    from strangler.spec import load_spec
+    spec = load_spec(sys.argv[1])
+    j = Journal(spec.state_url(), operator="alice", command="strangler copy order_service")
+    mode = sys.argv[3]
+    if mode == "step":
+        rb = Runbook(spec, j, "order_service")
+        with rb.step(Action.CREATE_SCHEMA):
+            Path(sys.argv[2]).write_text("in step")
+            time.sleep(60)
+    else:
+        with j.lock("order_service"):
+            Path(sys.argv[2]).write_text("locked")
+            time.sleep(60)
+    """
+)
+
+
+def _spawn(spec_path: Path, marker: Path, mode: str) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(spec_path), str(marker), mode],
+        cwd=Path(__file__).parent.parent,
+    )
+    deadline = time.monotonic() + 30
+    while not marker.exists():
+        assert proc.poll() is None, "child died early"
+        assert time.monotonic() < deadline, "child never got going"
+        time.sleep(0.05)
+    return proc
+
+
+def _kill9(proc: subprocess.Popen[bytes]) -> None:
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+
+
+def test_crash_between_intent_and_outcome_is_detected(
+    journal_url: str, spec_for, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    spec, path = spec_for(journal_url)
+    proc = _spawn(path, tmp_path / "marker", "step")
+    _kill9(proc)
+    with Journal(journal_url, operator="carol", command="strangler copy order_service") as j:
+        rb = Runbook(spec, j, "order_service")
+        # Not resumable: refused, naming the step, the operator and the process.
+        with pytest.raises(IncompleteStep) as info, rb.step(Action.CREATE_SCHEMA):
+            pass
+        msg = str(info.value)
+        assert "step 'create_schema' began" in msg and "by alice" in msg
+        assert f"pid {proc.pid}" in msg and "strangler resolve order_service" in msg
+        assert rb.phase == "planned"
+        # Resumable: the dead intent is closed as crashed and the step carries on.
+        with rb.step(Action.CREATE_SCHEMA, resumable=True) as step:
+            assert step.resumed_from is not None
+            assert step.resumed_from.operator == "alice"
+        assert rb.phase == "schema_ready"
+        statuses = [
+            (e.operator, e.status) for e in j.history("order_service") if e.kind == "outcome"
+        ]
+        assert statuses == [("carol", "crashed"), ("carol", "ok")]
+
+
+def test_resolve_abandons_the_dangling_step(journal_url: str, spec_for, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    spec, path = spec_for(journal_url)
+    _kill9(_spawn(path, tmp_path / "marker", "step"))
+    with Journal(journal_url) as j:
+        rb = Runbook(spec, j, "order_service")
+        found = rb.resolve("checked by hand: nothing was created")
+        assert [e.step for e in found] == ["create_schema"]
+        assert j.dangling("order_service") == []
+        with rb.step(Action.CREATE_SCHEMA):
+            pass
+
+
+def test_lock_contention_between_two_processes(journal_url: str, spec_for, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _, path = spec_for(journal_url)
+    proc = _spawn(path, tmp_path / "marker", "lock")
+    try:
+        with Journal(journal_url, operator="dave") as j:
+            with pytest.raises(LockHeld) as info, j.lock("order_service"):
+                pass
+            msg = str(info.value)
+            assert "order_service is locked by alice" in msg
+            assert f"pid {proc.pid}" in msg and "strangler copy order_service" in msg
+            assert "since 20" in msg
+            # Another service is not affected.
+            with j.lock("billing"):
+                pass
+            # The holder dies without cleaning up: the OS/PostgreSQL release the lock.
+            _kill9(proc)
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    with j.lock("order_service"):
+                        break
+                except LockHeld:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.1)
+    finally:
+        if proc.poll() is None:
+            _kill9(proc)
+
+
+def test_lock_is_reentrant_in_one_process(journal_url: str) -> None:
+    with Journal(journal_url) as j:
+        with j.lock("svc"), j.lock("svc"):
+            assert j.holds_lock("svc")
+        assert not j.holds_lock("svc")
