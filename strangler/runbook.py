@@ -23,7 +23,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from strangler.errors import IncompleteStep, PhaseRefused, StranglerError
+from strangler.errors import CheckFailed, IncompleteStep, PhaseRefused, StranglerError
+from strangler.evidence import requirements_for
 from strangler.journal import Entry, Journal, ServiceState
 from strangler.phases import Action, Phase, forced_target, transition
 from strangler.secrets import scrub
@@ -84,8 +85,10 @@ class Runbook:
             source = self.phase
             try:
                 target = self.check(action, weight=weight)
-            except PhaseRefused as refused:
-                if not force:
+                for requirement in requirements_for(action):
+                    requirement(self)
+            except CheckFailed as refused:
+                if not force or isinstance(refused, IncompleteStep):
                     raise
                 if not reason:
                     raise PhaseRefused(

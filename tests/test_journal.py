@@ -247,3 +247,33 @@ def test_lock_is_reentrant_in_one_process(journal_url: str) -> None:
         with j.lock("svc"), j.lock("svc"):
             assert j.holds_lock("svc")
         assert not j.holds_lock("svc")
+
+
+def test_registered_evidence_gates_a_step_unless_forced(journal_url: str, spec_for) -> None:  # type: ignore[no-untyped-def]
+    from strangler.errors import CheckFailed
+    from strangler.evidence import _REQUIREMENTS, requires
+
+    spec, _ = spec_for(journal_url)
+    calls: list[str] = []
+
+    @requires(Action.CREATE_SCHEMA)
+    def no_preflight(rb: Runbook) -> None:
+        calls.append(rb.name)
+        raise CheckFailed("no passing preflight", hint="run 'strangler preflight'")
+
+    try:
+        with Journal(journal_url) as j:
+            rb = Runbook(spec, j, "order_service")
+            with (
+                pytest.raises(CheckFailed, match="no passing preflight"),
+                rb.step(Action.CREATE_SCHEMA),
+            ):
+                pass
+            assert rb.phase == "planned" and calls == ["order_service"]
+            with rb.step(Action.CREATE_SCHEMA, force=True, reason="lab rehearsal"):
+                pass
+            assert rb.phase == "schema_ready"
+            forced = [e for e in j.history("order_service") if e.status == "forced"]
+            assert forced[0].details["refusal"] == "no passing preflight"
+    finally:
+        _REQUIREMENTS[Action.CREATE_SCHEMA].remove(no_preflight)
