@@ -120,3 +120,15 @@ def test_every_command_has_help(cli: Cli) -> None:
         assert command in top.stdout
         sub = cli(command, "--help")
         assert sub.code == 0 and len(sub.stdout) > 100, command
+
+
+def test_rollback_needs_one_kind_and_a_reason(cli: Cli, write_spec) -> None:  # type: ignore[no-untyped-def]
+    path = write_spec()
+    none = cli("rollback", "order_service", "-f", str(path), "--reason", "x")
+    assert none.code == 2 and "choose exactly one of --traffic" in none.stderr
+    two = cli(
+        "rollback", "order_service", "-f", str(path), "--traffic", "--schema", "--reason", "x"
+    )
+    assert two.code == 2
+    no_reason = cli("rollback", "order_service", "-f", str(path), "--traffic")
+    assert no_reason.code == 2 and "needs --reason" in no_reason.stderr

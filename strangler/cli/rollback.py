@@ -1,0 +1,81 @@
+"""``strangler rollback SERVICE --traffic|--writes|--schema|--k8s|--terraform RESOURCE``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from strangler.cli.app import (
+    DryRunOpt,
+    OperatorOpt,
+    Output,
+    OutputOpt,
+    SpecOpt,
+    app,
+    console,
+    emit,
+    session,
+)
+from strangler.errors import BadInput
+from strangler.rollbacks import RollbackRequest, handler_for
+
+
+@app.command()
+def rollback(
+    service: Annotated[str, typer.Argument(help="The service.")],
+    traffic: Annotated[
+        bool, typer.Option("--traffic", help="All traffic to the monolith now.")
+    ] = False,
+    writes: Annotated[bool, typer.Option("--writes", help="Writes back to the monolith.")] = False,
+    schema: Annotated[
+        bool, typer.Option("--schema", help="Drop the service schema (only if never written).")
+    ] = False,
+    k8s: Annotated[
+        bool, typer.Option("--k8s", help="Deployment back to its previous revision.")
+    ] = False,
+    to_revision: Annotated[
+        int | None, typer.Option("--to-revision", help="With --k8s: this revision.")
+    ] = None,
+    terraform: Annotated[
+        str | None, typer.Option("--terraform", help="Destroy this Terraform resource address.")
+    ] = None,
+    reason: Annotated[str, typer.Option(help="Why; journaled and used in commit messages.")] = "",
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    file: SpecOpt = None,
+    operator: OperatorOpt = None,
+    dry_run: DryRunOpt = False,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Undo one layer of the migration, as the runbook's rollback procedures do."""
+    chosen = [
+        k
+        for k, on in (
+            ("traffic", traffic),
+            ("writes", writes),
+            ("schema", schema),
+            ("k8s", k8s),
+            ("terraform", terraform is not None),
+        )
+        if on
+    ]
+    if len(chosen) != 1:
+        raise BadInput(
+            "choose exactly one of --traffic, --writes, --schema, --k8s, --terraform RESOURCE",
+            hint="roll back one layer at a time, outermost first: traffic, writes, schema",
+        )
+    if not reason and not dry_run:
+        raise BadInput("a rollback needs --reason '…' (it is journaled)")
+    handler = handler_for(chosen[0])
+    request = RollbackRequest(
+        reason=reason, dry_run=dry_run, yes=yes, target=terraform, to_revision=to_revision
+    )
+    with session(file, operator) as s:
+        result: dict[str, Any] = handler(s.runbook(service), request)
+    data = {"service": service, "rollback": chosen[0], "dry_run": dry_run, **result}
+
+    def render() -> None:
+        for key, value in result.items():
+            console.print(f"{key}: {value}")
+
+    emit(output, data, render)
