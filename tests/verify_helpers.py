@@ -43,9 +43,11 @@ def both(dbs: list[Any], sql_text: str) -> None:
             conn.execute(prefix + sql_text)
 
 
-def run(source: Any, target: Any, tables: list[str], tmp: Path, **kw: Any) -> VerifyReport:
+def run(
+    source: Any, target: Any, tables: list[str], tmp: Path, only: list[str] | None = None, **kw: Any
+) -> VerifyReport:
     spec = make_spec(source.dsn, target.dsn, tables, tmp / "state.db")
-    return verify_service(spec, "svc", **kw)
+    return verify_service(spec, "svc", tables=only, **kw)
 
 
 def digest(report: VerifyReport) -> set[tuple[str, str, tuple[str, ...]]]:

@@ -21,7 +21,16 @@ from psycopg import sql
 
 from strangler.verify.canonical import Column, TableShape
 
-__all__ = ["INTEGER_TYPES", "KeyRange", "Plan", "bucket_expr", "key_ref", "range_filter"]
+__all__ = [
+    "INTEGER_TYPES",
+    "KeyRange",
+    "Plan",
+    "bucket_expr",
+    "integer_plan",
+    "key_ref",
+    "quantile_bounds",
+    "range_filter",
+]
 
 INTEGER_TYPES = frozenset({"int2", "int4", "int8"})
 
@@ -59,9 +68,9 @@ def key_ref(column: Column) -> sql.Composable:
     return sql.SQL('{} COLLATE "C"').format(ident) if column.collatable else ident
 
 
-def range_filter(shape: TableShape, rng: KeyRange) -> sql.Composable:
-    """``WHERE`` condition selecting ``rng`` on ``shape`` (``true`` for the whole table)."""
-    column = shape.column(shape.key[0])
+def range_filter(shape: TableShape, lead: str, rng: KeyRange) -> sql.Composable:
+    """``WHERE`` condition selecting ``rng`` of column ``lead`` (``true`` for the whole table)."""
+    column = shape.column(lead)
     ref, typ = key_ref(column), sql.SQL(column.type_sql)
     parts: list[sql.Composable] = []
     if rng.low is not None:
@@ -71,9 +80,9 @@ def range_filter(shape: TableShape, rng: KeyRange) -> sql.Composable:
     return sql.SQL(" AND ").join(parts) if parts else sql.SQL("true")
 
 
-def bucket_expr(shape: TableShape, plan: Plan) -> sql.Composable:
-    """The chunk number of a row of ``shape`` under ``plan``."""
-    column = shape.column(shape.key[0])
+def bucket_expr(shape: TableShape, lead: str, plan: Plan) -> sql.Composable:
+    """The chunk number of a row of ``shape`` under ``plan`` (cut on column ``lead``)."""
+    column = shape.column(lead)
     if plan.integer_low is not None and plan.integer_width is not None:
         return sql.SQL("(({}::int8 - {}) / {})").format(
             sql.Identifier(column.name),
@@ -102,19 +111,20 @@ def integer_plan(sides: list[tuple[int | None, int | None]], rows: int, chunk_ro
 def quantile_bounds(
     conn: psycopg.Connection[Any],
     shape: TableShape,
+    lead: str,
     rng: KeyRange,
     parts: int,
     *,
     sample_percent: float | None = None,
 ) -> tuple[str, ...]:
-    """Up to ``parts - 1`` distinct boundaries splitting ``rng`` of ``shape`` evenly.
+    """Up to ``parts - 1`` distinct boundaries splitting ``rng`` of column ``lead`` evenly.
 
     ``sample_percent`` reads a Bernoulli sample instead of every key (top-level planning of a
     big table); the boundaries need not be exact, only identical on both sides.
     """
     if parts < 2:
         return ()
-    column = shape.column(shape.key[0])
+    column = shape.column(lead)
     fractions = [i / parts for i in range(1, parts)]
     sample = (
         sql.SQL("TABLESAMPLE BERNOULLI ({})").format(sql.Literal(sample_percent))
@@ -130,7 +140,7 @@ def quantile_bounds(
         sql.Identifier(shape.schema),
         sql.Identifier(shape.table),
         sample,
-        range_filter(shape, rng),
+        range_filter(shape, lead, rng),
     )
     row = conn.execute(query).fetchone()
     values = [v for v in (row[0] if row and row[0] else []) if v is not None]

@@ -200,7 +200,12 @@ class TableVerifier:
         percent = min(100.0, 100.0 * 50 * parts / rows) if rows else 100.0
         return Plan(
             bounds=quantile_bounds(
-                self.src.conn, self.src.shape, KeyRange(), parts, sample_percent=percent
+                self.src.conn,
+                self.src.shape,
+                self.key[0],
+                KeyRange(),
+                parts,
+                sample_percent=percent,
             )
         )
 
@@ -221,10 +226,10 @@ class TableVerifier:
                 "SELECT b, count(*), sum(h)::text FROM "
                 "(SELECT {b} AS b, {h} AS h FROM {t} WHERE {w}) s GROUP BY b"
             ).format(
-                b=bucket_expr(side.shape, plan),
+                b=bucket_expr(side.shape, self.key[0], plan),
                 h=self._hash(side),
                 t=self._table(side),
-                w=range_filter(side.shape, rng),
+                w=range_filter(side.shape, self.key[0], rng),
             )
             return {int(r[0]): (int(r[1]), str(r[2])) for r in side.conn.execute(query)}
 
@@ -255,9 +260,9 @@ class TableVerifier:
     def _bisect(self, rng: KeyRange, count: int, depth: int) -> list[RowDiff]:
         if count <= self.leaf_rows or depth >= 12:
             return self._classify(*self._both(lambda side: self._leaf(side, rng)))
-        bounds = quantile_bounds(self.src.conn, self.src.shape, rng, self.fanout)
+        bounds = quantile_bounds(self.src.conn, self.src.shape, self.key[0], rng, self.fanout)
         if not bounds:
-            bounds = quantile_bounds(self.tgt.conn, self.tgt.shape, rng, self.fanout)
+            bounds = quantile_bounds(self.tgt.conn, self.tgt.shape, self.key[0], rng, self.fanout)
         if not bounds:  # every row shares the leading key value: nothing left to cut
             return self._classify(*self._both(lambda side: self._leaf(side, rng)))
         plan = Plan(bounds=bounds)
@@ -276,7 +281,7 @@ class TableVerifier:
             k=sql.SQL(", ").join(self._key_texts(side)),
             h=self._hash(side),
             t=self._table(side),
-            w=range_filter(side.shape, rng),
+            w=range_filter(side.shape, self.key[0], rng),
         )
         return _group(side.conn.execute(query))
 
