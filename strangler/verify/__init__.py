@@ -10,7 +10,7 @@ requirement before write and traffic cutover, registered on import).
 from strangler.verify import evidence as _evidence  # noqa: F401  (registers the requirement)
 from strangler.verify.report import ChunkDiff, RowDiff, TableReport, VerifyReport
 from strangler.verify.service import MODES, run_verification, verify_service
-from strangler.verify.watermark import SyncWatermark
+from strangler.verify.watermark import SyncWatermark, register_watermark, watermark_for
 
 __all__ = [
     "MODES",
@@ -19,6 +19,8 @@ __all__ = [
     "SyncWatermark",
     "TableReport",
     "VerifyReport",
+    "register_watermark",
     "run_verification",
     "verify_service",
+    "watermark_for",
 ]

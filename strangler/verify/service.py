@@ -113,13 +113,14 @@ def run_verification(
     """Verify inside the runbook's VERIFY step and journal the result as a ``verify`` event.
 
     A failed verification is a result, not a crash: the step ends ``ok`` without moving the
-    phase, and the event says ``failed`` with the counts and the first differing keys.
+    phase, and the event after it says ``failed`` with the counts and the first differing keys
+    (the event comes last so that ``strangler status`` shows the verdict, not the step).
+    Only a verification that compared rows (``rows`` or ``checksum``) moves the phase.
     """
     runbook = Runbook(spec, journal, service)
     with runbook.step(Action.VERIFY, force=force, reason=reason) as step:
         report = verify_service(spec, service, **options)
-        summary = report.summary()
-        journal.event(service, "verify", status=report.status, details=summary)
         step.details.update(status=report.status, mode=report.mode)
         step.advance = report.passed and report.mode != "counts"
+    journal.event(service, str(Action.VERIFY), status=report.status, details=report.summary())
     return report

@@ -10,9 +10,13 @@ The sync side implements :class:`SyncWatermark`; verification only calls it.
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-__all__ = ["SyncWatermark"]
+if TYPE_CHECKING:
+    from strangler.spec import Spec
+
+__all__ = ["SyncWatermark", "register_watermark", "watermark_for"]
 
 
 @runtime_checkable
@@ -28,3 +32,26 @@ class SyncWatermark(Protocol):
         the difference and says the sync had not caught up).
         """
         ...
+
+
+WatermarkFactory = Callable[["Spec", str], "SyncWatermark | None"]
+_FACTORIES: list[WatermarkFactory] = []
+
+
+def register_watermark(factory: WatermarkFactory) -> WatermarkFactory:
+    """Let online sync offer a watermark for a service (``None``: no sync running for it).
+
+    The sync module registers its factory on import; ``strangler verify`` asks each one.
+    """
+    if factory not in _FACTORIES:
+        _FACTORIES.append(factory)
+    return factory
+
+
+def watermark_for(spec: Spec, service: str) -> SyncWatermark | None:
+    """The first watermark a registered factory offers for ``service``, or None."""
+    for factory in _FACTORIES:
+        found = factory(spec, service)
+        if found is not None:
+            return found
+    return None
