@@ -194,7 +194,7 @@ def test_cli_verify_status_and_exit_codes(source_db, target_db, write_spec, cli)
     assert "| `public.orders` |" in (path.parent / "v.md").read_text()
 
     status = cli("status", "-f", str(path), "-o", "json").json()["services"][0]
-    assert (status["phase"], status["last_verification"]) == ("copied", "failed")
+    assert (status["phase"], status["last_verification"]["status"]) == ("copied", "failed")
 
     target_db.execute("UPDATE order_service.orders SET total = total - 0.01 WHERE id = 42")
     target_db.execute("DELETE FROM order_service.order_items WHERE order_id = 4000")
@@ -202,7 +202,7 @@ def test_cli_verify_status_and_exit_codes(source_db, target_db, write_spec, cli)
     assert good.code == 0, good.stdout + good.stderr
     assert good.stdout.count("the copy is identical") == 2
     status = cli("status", "-f", str(path), "-o", "json").json()["services"][0]
-    assert (status["phase"], status["last_verification"]) == ("verified", "passed")
+    assert (status["phase"], status["last_verification"]["status"]) == ("verified", "passed")
     history = cli("history", "order_service", "-f", str(path), "-o", "json").json()["entries"]
     verdicts = [e["status"] for e in history if e["kind"] == "event" and e["step"] == "verify"]
     assert verdicts == ["failed", "failed", "passed", "passed"]

@@ -118,9 +118,15 @@ def _status_rows(s: Any) -> list[dict[str, Any]]:
                 "last_status": (last.status or last.kind) if last else None,
                 "last_at": last.at.isoformat() if last else None,
                 "last_age": _age(last.at) if last else None,
-                "last_verification": verified.status if verified else None,
-                "last_verification_at": verified.at.isoformat() if verified else None,
-                "last_verification_age": _age(verified.at) if verified else None,
+                "last_verification": (
+                    {
+                        "status": verified.status,
+                        "at": verified.at.isoformat(),
+                        "age": _age(verified.at),
+                    }
+                    if verified
+                    else None
+                ),
                 "incomplete_steps": [
                     {"step": e.step, "at": e.at.isoformat(), "operator": e.operator}
                     for e in dangling
@@ -150,7 +156,7 @@ def status(file: SpecOpt = None, output: OutputOpt = Output.text) -> None:
                 r["last_step"] or "-",
                 r["last_status"] or "-",
                 r["last_age"] or "-",
-                f"{r['last_verification']} {r['last_verification_age']}"
+                f"{r['last_verification']['status']} {r['last_verification']['age']}"
                 if r["last_verification"]
                 else "never",
             )
