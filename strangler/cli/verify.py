@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from strangler.cli.app import (
     DryRunOpt,
@@ -24,51 +23,14 @@ from strangler.cli.app import (
 from strangler.durations import parse_duration
 from strangler.errors import BadInput
 from strangler.pg.connect import describe_dsn
-from strangler.verify import VerifyReport, run_verification, watermark_for
+from strangler.verify import run_verification, watermark_for
+from strangler.verify.render import render_report
 
 
 class Mode(StrEnum):
     counts = "counts"
     checksum = "checksum"
     rows = "rows"
-
-
-def render_report(report: VerifyReport, show: int) -> None:
-    """The rich view: one line per table, then the first ``show`` differing rows of each."""
-    table = Table(header_style="bold", title=f"verify {report.service} ({report.mode})")
-    for col in ("table", "method", "source rows", "target rows", "missing", "extra", "changed"):
-        table.add_column(col, justify="right" if "rows" in col or col[0] in "mec" else "left")
-    table.add_column("result")
-    for t in report.tables:
-        c = t.counts()
-        table.add_row(
-            t.source,
-            t.method + (" [yellow](weaker)[/]" if t.weaker else ""),
-            f"{t.source_rows:,}",
-            f"{t.target_rows:,}",
-            str(c["missing"]),
-            str(c["extra"]),
-            str(c["changed"]),
-            "[green]passed[/]" if t.passed else "[red]failed[/]",
-        )
-    console.print(table)
-    for t in report.tables:
-        for problem in t.problems:
-            console.print(f"[red]{t.source}:[/] {problem}")
-        for r in t.rows[:show]:
-            cols = f"  columns: {', '.join(r.columns)}" if r.columns else ""
-            console.print(f"  {t.source} {r.kind:8} {r.key_text()}{cols}")
-        if len(t.rows) > show:
-            console.print(f"  … {len(t.rows) - show} more rows (all of them with --output json)")
-        for ch in t.differing_chunks[:show]:
-            console.print(
-                f"  {t.source} key range [{ch.low}, {ch.high}) differs: "
-                f"{ch.source_rows} source rows, {ch.target_rows} target rows"
-            )
-    if report.passed:
-        console.print(f"[green]{report.service}: the copy is identical[/] ({report.seconds:.1f}s)")
-    else:
-        console.print(f"[bold red]{report.service}: differences found: DO NOT proceed with cutover")
 
 
 @app.command()
@@ -157,7 +119,7 @@ def verify(
             failed = failed or not report.passed
             if markdown is not None:
                 markdown.write_text(report.markdown())
-            emit(output, report.to_dict(), lambda r=report: render_report(r, show))  # type: ignore[misc]
+            emit(output, report.to_dict(), lambda r=report: render_report(r, show, console))  # type: ignore[misc]
             done += 1
             if interval is None or (runs is not None and done >= runs):
                 break
