@@ -249,25 +249,29 @@ class TableVerifier:
                     ChunkDiff(rng.low, rng.high, src.get(b, (0, ""))[0], tgt.get(b, (0, ""))[0])
                 )
             return
-        rows: list[RowDiff] = []
+        leaves: list[KeyRange] = []
         for b in differing:
             count = max(src.get(b, (0, ""))[0], tgt.get(b, (0, ""))[0])
-            rows += self._bisect(plan.chunk_range(b), count, depth=0)
+            leaves += self._bisect(plan.chunk_range(b), count, depth=0)
+        rows = self._classify(*self._both(lambda side: self._leaves(side, leaves)))
         if rows and self.recheck:
             rows = self._recheck(rows)
         self.report.rows = self._with_columns(rows)
 
-    def _bisect(self, rng: KeyRange, count: int, depth: int) -> list[RowDiff]:
+    def _bisect(self, rng: KeyRange, count: int, depth: int) -> list[KeyRange]:
+        """The ranges, at most ``leaf_rows`` rows each where keys allow, that hold the
+        differences of ``rng``."""
         if count <= self.leaf_rows or depth >= 12:
-            return self._classify(*self._both(lambda side: self._leaf(side, rng)))
-        bounds = quantile_bounds(self.src.conn, self.src.shape, self.key[0], rng, self.fanout)
+            return [rng]
+        lead = self.key[0]
+        bounds = quantile_bounds(self.src.conn, self.src.shape, lead, rng, self.fanout)
         if not bounds:
-            bounds = quantile_bounds(self.tgt.conn, self.tgt.shape, self.key[0], rng, self.fanout)
+            bounds = quantile_bounds(self.tgt.conn, self.tgt.shape, lead, rng, self.fanout)
         if not bounds:  # every row shares the leading key value: nothing left to cut
-            return self._classify(*self._both(lambda side: self._leaf(side, rng)))
+            return [rng]
         plan = Plan(bounds=bounds)
         src, tgt = self._chunk_hashes(plan, rng)
-        out: list[RowDiff] = []
+        out: list[KeyRange] = []
         for b in sorted(set(src) | set(tgt)):
             if src.get(b) != tgt.get(b):
                 sub = max(src.get(b, (0, ""))[0], tgt.get(b, (0, ""))[0])
@@ -276,14 +280,22 @@ class TableVerifier:
 
     # -------------------------------------------------------------------------------- rows
 
-    def _leaf(self, side: Side, rng: KeyRange) -> Hashes:
-        query = sql.SQL("SELECT {k}, {h}::text FROM {t} WHERE {w}").format(
-            k=sql.SQL(", ").join(self._key_texts(side)),
-            h=self._hash(side),
-            t=self._table(side),
-            w=range_filter(side.shape, self.key[0], rng),
-        )
-        return _group(side.conn.execute(query))
+    def _leaves(self, side: Side, ranges: list[KeyRange]) -> Hashes:
+        """``(key, hash)`` of every row in ``ranges``: one query per 100 ranges, not per range."""
+        out: Hashes = {}
+        for start in range(0, len(ranges), 100):
+            batch = ranges[start : start + 100]
+            query = sql.SQL("SELECT {k}, {h}::text FROM {t} WHERE {w}").format(
+                k=sql.SQL(", ").join(self._key_texts(side)),
+                h=self._hash(side),
+                t=self._table(side),
+                w=sql.SQL(" OR ").join(
+                    sql.SQL("({})").format(range_filter(side.shape, self.key[0], r)) for r in batch
+                ),
+            )
+            for key, hashes in _group(side.conn.execute(query)).items():
+                out.setdefault(key, []).extend(hashes)
+        return out
 
     def _lookup(
         self, side: Side, keys: list[KeyTuple], select: Iterable[sql.Composable]
