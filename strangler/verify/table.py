@@ -43,6 +43,9 @@ from strangler.verify.watermark import SyncWatermark
 __all__ = ["Side", "TableVerifier"]
 
 T = TypeVar("T")
+
+# Planner settings for the one full scan per side (SET LOCAL: they end with its transaction).
+_SCAN_SETTINGS = {"work_mem": "64MB", "parallel_setup_cost": "0", "parallel_tuple_cost": "0"}
 KeyTuple = tuple[str, ...]
 Hashes = dict[KeyTuple, list[str]]
 
@@ -64,7 +67,7 @@ class TableVerifier:
         mode: str = "rows",
         pool: ThreadPoolExecutor,
         trim_scale: bool = True,
-        chunk_rows: int = 256,
+        chunk_rows: int = 128,
         leaf_rows: int = 512,
         fanout: int = 16,
         recheck: int = 0,
@@ -231,7 +234,15 @@ class TableVerifier:
                 t=self._table(side),
                 w=range_filter(side.shape, self.key[0], rng),
             )
-            return {int(r[0]): (int(r[1]), str(r[2])) for r in side.conn.execute(query)}
+            if rng != KeyRange():
+                return {int(r[0]): (int(r[1]), str(r[2])) for r in side.conn.execute(query)}
+            # The whole-table scan: the planner cannot know there are few chunks (it guesses
+            # one per key) and would neither aggregate in parallel workers nor keep the hash
+            # table in memory. Tell it, for this query only.
+            with side.conn.transaction():
+                for setting, value in _SCAN_SETTINGS.items():
+                    side.conn.execute("SELECT set_config(%s, %s, true)", (setting, value))
+                return {int(r[0]): (int(r[1]), str(r[2])) for r in side.conn.execute(query)}
 
         return self._both(scan)
 
@@ -332,6 +343,9 @@ class TableVerifier:
     def _classify(self, src: Hashes, tgt: Hashes) -> list[RowDiff]:
         out: list[RowDiff] = []
         for key in sorted(set(src) | set(tgt), key=_sort_key):
+            a, b = src.get(key), tgt.get(key)
+            if a is not None and b is not None and (a == b or sorted(a) == sorted(b)):
+                continue  # the same row on both sides: the common case, kept cheap
             left = Counter(src.get(key, [])) - Counter(tgt.get(key, []))
             right = Counter(tgt.get(key, [])) - Counter(src.get(key, []))
             named = dict(zip(self.key, key, strict=True))
