@@ -190,6 +190,7 @@ def run_strangler(spec: Path, expect: dict[int, str] | None) -> tuple[float, dic
         want.add((label, key, "public.orders"))
     return wall, {
         "rc": done.returncode,
+        "engine_s": report["seconds"],
         "found": len(found),
         "exact": found == want,
         "false_positives": len(found - want),
@@ -279,6 +280,7 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks-verify.md")
+    parser.add_argument("--append", action="store_true", help="add a section to --out")
     args = parser.parse_args()
     if not RELADIFF.exists():
         sys.exit(
@@ -328,49 +330,55 @@ def main() -> None:
 
 def write(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:
     load = os.getloadavg()
-    lines = [
-        "# Benchmark: verify",
+    lines = [] if args.append and args.out.exists() else ["# Benchmark: verify", ""]
+    lines += [
+        f"## {args.orders:,} orders, {3 * args.orders:,} order_items",
         "",
         f"Command: `.venv/bin/python bench/bench_verify.py --orders {args.orders} "
         f"--repeat {args.repeat}` (median of {args.repeat}).",
-        "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, embedded PostgreSQL 18 (two servers on loopback), "
-        f"load average at the end {load[0]:.1f} (other helpers were using the machine). "
-        f"Rows: orders {args.orders:,}, order_items {3 * args.orders:,}.",
+        f"load average at the end {load[0]:.1f} (other helpers were using the machine).",
         "",
-        "| scenario | where | strangler s | reladiff s | floor s | raw floor s | "
-        "vs reladiff | vs floor | strangler found | reladiff found |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|---|",
+        "| scenario | where | strangler CLI s | engine s | reladiff s | floor s | raw floor s | "
+        "CLI vs reladiff | engine vs floor | strangler found | reladiff found |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
+
+    def found(d: dict[str, Any]) -> str:
+        return (
+            f"{d['found']} ({'exact' if d['exact'] else 'NOT exact'}, "
+            f"{d['false_positives']} false +, {d['missed']} missed)"
+        )
+
     for r in results:
         st, sd = r["strangler"]
         rl, rd = r["reladiff"]
         fl, _ = r["floor"]
         raw, _ = r["raw floor"]
-
-        def found(d: dict[str, Any]) -> str:
-            return (
-                f"{d['found']} ({'exact' if d['exact'] else 'NOT exact'}, "
-                f"{d['false_positives']} false +, {d['missed']} missed)"
-            )
-
+        engine = float(sd["engine_s"])
         lines.append(
-            f"| {r['scenario']} | {r['where']} | {st:.2f} | {rl:.2f} | {fl:.2f} | {raw:.2f} | "
-            f"{rl / st:.1f}x faster | {st / fl:.2f}x | {found(sd)} | {found(rd)} |"
+            f"| {r['scenario']} | {r['where']} | {st:.2f} | {engine:.2f} | {rl:.2f} | {fl:.2f} | "
+            f"{raw:.2f} | {rl / st:.1f}x faster | {engine / fl:.2f}x | {found(sd)} | "
+            f"{found(rd)} |"
         )
     lines += [
         "",
-        "- strangler: `python -m strangler verify order_service -o json`, a whole CLI process "
-        "(spec, journal, both tables, rows mode); reladiff: one process per table, "
+        "- strangler CLI: `python -m strangler verify order_service -o json`, a whole process "
+        "(imports, spec, journal, both tables, rows mode); engine: the time the report gives "
+        "for the verification itself (connect, plan, scans, bisection, report), the engine "
+        "median is of the last run; reladiff: one process per table, "
         "`-k id -c % --skip-sort-results` (the peers' invocation), times summed.",
         "- floor: `SELECT count(*), sum(hashtextextended(<canonical row text>, 0))` once per "
         "table per side, both sides at once, no process start; raw floor: the same over "
         "`t::text` (no canonical form).",
         "- 100 differences in orders, as peers/inject_diffs.sql, keys scaled to the row count.",
+        "",
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
+    mode = "a" if args.append and args.out.exists() else "w"
+    with args.out.open(mode) as fh:
+        fh.write("\n".join(lines) + "\n")
     print(args.out.read_text())
 
 

@@ -296,3 +296,26 @@ def test_text_keys_are_cut_byte_wise_whatever_the_collation() -> None:
     assert bucket.startswith('width_bucket("id" COLLATE "C", ')
     ints = TableShape("s", "t", (Column("id", "integer", "int4", False),), ("id",))
     assert "COLLATE" not in range_filter(ints, "id", KeyRange("1", None)).as_string(None)
+
+
+def test_unreadable_target_is_a_clear_error_without_the_password(
+    source_db, target_db, tmp_path
+) -> None:
+    both([source_db, target_db], "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);")
+    target_db.execute(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'verify_reader') THEN "
+        "CREATE ROLE verify_reader LOGIN PASSWORD 'Sup3r-secret-pw'; END IF; END $$;"
+        "GRANT USAGE ON SCHEMA svc TO verify_reader"
+    )
+    from strangler.errors import CheckFailed
+    from strangler.verify import verify_service
+    from tests.verify_helpers import make_spec
+
+    reader = target_db.instance.dsn(
+        target_db.name, user="verify_reader", password="Sup3r-secret-pw"
+    )
+    spec = make_spec(source_db.dsn, reader, ["t"], tmp_path / "s.db")
+    with pytest.raises(CheckFailed, match="could not verify t: permission denied") as refused:
+        verify_service(spec, "svc")
+    assert "Sup3r-secret-pw" not in str(refused.value)
+    assert refused.value.hint is not None and "SELECT" in refused.value.hint

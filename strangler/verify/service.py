@@ -12,11 +12,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from strangler.errors import BadInput, CheckFailed
+import psycopg
+
+from strangler.errors import BadInput, CheckFailed, DatabaseUnreachable
 from strangler.journal import Journal
 from strangler.pg.connect import connect, describe_dsn
 from strangler.phases import Action
 from strangler.runbook import Runbook
+from strangler.secrets import scrub
 from strangler.spec import Spec
 from strangler.verify.canonical import pin_session, read_shape
 from strangler.verify.report import TableReport, VerifyReport
@@ -96,7 +99,18 @@ def verify_service(
                 watermark=watermark,
                 **tuning,
             )
-            report.tables.append(verifier.run())
+            try:
+                report.tables.append(verifier.run())
+            except psycopg.OperationalError as exc:
+                raise DatabaseUnreachable(
+                    f"lost a database while verifying {table}: {scrub(str(exc)).strip()}",
+                    hint=f"check both servers are up, then run 'strangler verify {service}' again",
+                ) from exc
+            except psycopg.Error as exc:
+                raise CheckFailed(
+                    f"could not verify {table}: {scrub(str(exc)).strip()}",
+                    hint="the roles in the DSNs need SELECT on the tables on both sides",
+                ) from exc
     report.seconds = time.monotonic() - started
     return report
 
