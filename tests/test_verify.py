@@ -319,3 +319,17 @@ def test_unreadable_target_is_a_clear_error_without_the_password(
         verify_service(spec, "svc")
     assert "Sup3r-secret-pw" not in str(refused.value)
     assert refused.value.hint is not None and "SELECT" in refused.value.hint
+
+
+def test_classify_pairs_rows_by_key_and_hash() -> None:
+    from strangler.verify.rows import classify
+
+    src = {("1",): ["a"], ("2",): ["b"], ("3",): ["c"], ("10",): ["x"]}
+    tgt = {("1",): ["a"], ("2",): ["B"], ("3",): ["c", "c"], ("4",): ["d"], ("10",): ["x"]}
+    found = [(r.kind, r.key) for r in classify(("id",), src, tgt)]
+    assert found == [
+        ("changed", {"id": "2"}),
+        ("extra", {"id": "3"}),  # the same row twice where no key forbids it
+        ("extra", {"id": "4"}),
+    ]
+    assert [(r.kind, r.key) for r in classify(("id",), tgt, src)][-1] == ("missing", {"id": "4"})

@@ -18,7 +18,6 @@ is needed and a duplicated row changes it.
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from strangler.verify.chunks import (
     range_filter,
 )
 from strangler.verify.report import ChunkDiff, RowDiff, TableReport
+from strangler.verify.rows import Hashes, KeyTuple, classify, group_hashes, key_order
 from strangler.verify.watermark import SyncWatermark
 
 __all__ = ["Side", "TableVerifier"]
@@ -46,8 +46,6 @@ T = TypeVar("T")
 
 # Planner settings for the one full scan per side (SET LOCAL: they end with its transaction).
 _SCAN_SETTINGS = {"work_mem": "64MB", "parallel_setup_cost": "0", "parallel_tuple_cost": "0"}
-KeyTuple = tuple[str, ...]
-Hashes = dict[KeyTuple, list[str]]
 
 
 @dataclass(frozen=True)
@@ -264,7 +262,7 @@ class TableVerifier:
         for b in differing:
             count = max(src.get(b, (0, ""))[0], tgt.get(b, (0, ""))[0])
             leaves += self._bisect(plan.chunk_range(b), count, depth=0)
-        rows = self._classify(*self._both(lambda side: self._leaves(side, leaves)))
+        rows = classify(self.key, *self._both(lambda side: self._leaves(side, leaves)))
         if rows and self.recheck:
             rows = self._recheck(rows)
         self.report.rows = self._with_columns(rows)
@@ -304,7 +302,7 @@ class TableVerifier:
                     sql.SQL("({})").format(range_filter(side.shape, self.key[0], r)) for r in batch
                 ),
             )
-            for key, hashes in _group(side.conn.execute(query)).items():
+            for key, hashes in group_hashes(side.conn.execute(query)).items():
                 out.setdefault(key, []).extend(hashes)
         return out
 
@@ -340,21 +338,6 @@ class TableVerifier:
             out += side.conn.execute(query, params).fetchall()
         return out
 
-    def _classify(self, src: Hashes, tgt: Hashes) -> list[RowDiff]:
-        out: list[RowDiff] = []
-        for key in sorted(set(src) | set(tgt), key=_sort_key):
-            a, b = src.get(key), tgt.get(key)
-            if a is not None and b is not None and (a == b or sorted(a) == sorted(b)):
-                continue  # the same row on both sides: the common case, kept cheap
-            left = Counter(src.get(key, [])) - Counter(tgt.get(key, []))
-            right = Counter(tgt.get(key, [])) - Counter(src.get(key, []))
-            named = dict(zip(self.key, key, strict=True))
-            pairs = min(left.total(), right.total())
-            out += [RowDiff("changed", named)] * pairs
-            out += [RowDiff("missing", named)] * (left.total() - pairs)
-            out += [RowDiff("extra", named)] * (right.total() - pairs)
-        return out
-
     def _recheck(self, rows: list[RowDiff]) -> list[RowDiff]:
         """Read differing rows again until they agree or ``recheck`` attempts are used up.
 
@@ -366,8 +349,8 @@ class TableVerifier:
         for attempt in range(self.recheck):
             if attempt:
                 self.sleep(min(self.backoff * 2 ** (attempt - 1), 30.0))
-            keys = sorted({tuple(r.key.values()) for r in rows}, key=_sort_key)
-            src = _group(self._lookup(self.src, keys, [self._hash(self.src)]))
+            keys = sorted({tuple(r.key.values()) for r in rows}, key=key_order)
+            src = group_hashes(self._lookup(self.src, keys, [self._hash(self.src)]))
             if self.watermark is not None:
                 lsn = self.watermark.source_position()
                 if not self.watermark.wait_applied(lsn, self.recheck_timeout):
@@ -376,8 +359,8 @@ class TableVerifier:
                         f"{self.recheck_timeout:g}s; the differences below may be lag"
                     )
                     break
-            tgt = _group(self._lookup(self.tgt, keys, [self._hash(self.tgt)]))
-            rows = self._classify(src, tgt)
+            tgt = group_hashes(self._lookup(self.tgt, keys, [self._hash(self.tgt)]))
+            rows = classify(self.key, src, tgt)
             if not rows:
                 break
         self.report.cleared_by_recheck = first - len(rows)
@@ -407,15 +390,3 @@ class TableVerifier:
                 r = RowDiff("changed", r.key, cols)
             out.append(r)
         return out
-
-
-def _group(rows: Iterable[tuple[Any, ...]]) -> Hashes:
-    out: Hashes = {}
-    for r in rows:
-        out.setdefault(tuple(str(v) for v in r[:-1]), []).append(str(r[-1]))
-    return out
-
-
-def _sort_key(key: KeyTuple) -> tuple[tuple[int, int | str], ...]:
-    # Integers in numeric order, anything else by its text: stable, readable reports.
-    return tuple((0, int(k)) if k.lstrip("-").isdigit() else (1, k) for k in key)
