@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,10 +47,20 @@ def _copy_by_hand(world, tables: list[str]) -> None:
                     into.write(chunk)
 
 
+@pytest.fixture
+def demo_dir() -> Iterator[Path]:
+    # Under /tmp with open permissions, as fix_pg does: the servers' own user must reach it
+    # (pytest's tmp_path lives in a private folder that other sessions also rotate).
+    root = Path(tempfile.mkdtemp(prefix="strangler-demo-verify-", dir="/tmp"))
+    root.chmod(0o755)
+    yield root / "demo"
+    shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.mark.slow
-def test_verify_act_names_exactly_the_damaged_rows(tmp_path: Path) -> None:
+def test_verify_act_names_exactly_the_damaged_rows(demo_dir: Path) -> None:
     console = Console(record=True, width=200)
-    options = DemoOptions(directory=tmp_path / "demo", scale=300, strategy="copy")
+    options = DemoOptions(directory=demo_dir, scale=300, strategy="copy")
     with demo_world(options, console) as world:
         act_verify(world)
         assert world.facts["verify"] == "skipped: no copy"
