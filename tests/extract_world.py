@@ -90,7 +90,8 @@ SELECT 1 + g % 50, (ARRAY['sad','ok','happy']::mood[])[1 + g % 3], 1 + g % 20,
 FROM generate_series(1, {n}) g;
 INSERT INTO "Order Items" (order_id, "Note; DROP TABLE customers")
 SELECT o.id, 'note ' || i FROM orders o, generate_series(1, 2) i;
-INSERT INTO events SELECT g, timestamptz '2023-12-01' + g * interval '1 day', jsonb_build_object('g', g)
+INSERT INTO events
+SELECT g, timestamptz '2023-12-01' + g * interval '1 day', jsonb_build_object('g', g)
 FROM generate_series(1, 100) g;
 INSERT INTO audit_log (line) SELECT 'line ' || g FROM generate_series(1, 30) g;
 """

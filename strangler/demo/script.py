@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from strangler.demo.act_copy import act_copy
 from strangler.demo.act_plan import act_plan
 from strangler.demo.world import DemoOptions, World, demo_world
 
@@ -23,6 +24,7 @@ Act = Callable[[World], None]
 # In runbook order. Later capabilities insert their acts where they belong.
 ACTS: list[tuple[str, Act]] = [
     ("plan", act_plan),
+    ("copy", act_copy),
 ]
 
 

@@ -141,15 +141,9 @@ def analyze(
                 continue
             cols = ", ".join(fk.columns)
             if keep:
-                breaks = (
-                    f"kept: the service schema still points at {fk.ref_schema}.{fk.ref_table}, "
-                    "which cannot move or be dropped while it does"
-                )
+                breaks = f"the service schema depends on {fk.ref_schema}.{fk.ref_table}"
             else:
-                breaks = (
-                    f"dropped in the service: nothing checks that {table.name}.{cols} exists in "
-                    f"{fk.ref_table} any more; the service must check it (or call an API)"
-                )
+                breaks = f"nothing checks {cols} against {fk.ref_table}; the service must"
             out.references.append(
                 Reference(
                     "foreign key out",
@@ -165,8 +159,8 @@ def analyze(
                 "foreign key in",
                 f"{nsp}.{rel}({', '.join(cols)}) [{con}]",
                 f"{ref} (moved)",
-                f"keeps checking the monolith's old {ref}: rows the service creates after the "
-                f"write cutover are unknown to it, and it blocks dropping {ref} at decommission",
+                f"checks the old {ref}: rows made by the service are unknown to it; "
+                f"blocks dropping {ref}",
                 "left alone",
             )
         )
@@ -177,8 +171,7 @@ def analyze(
                 what,
                 f"{nsp}.{rel}",
                 f"{table} (moved)",
-                f"reads the monolith's old {table}: stale once writes go to the service, broken "
-                "when the old table is dropped",
+                f"reads the old {table}: stale after the write cutover, broken at decommission",
                 "left alone",
             )
         )
@@ -196,7 +189,7 @@ def analyze(
                     f"{nsp}.{name}()",
                     ", ".join(sorted(t.name for t in catalog.tables for g in t.triggers
                                      if g.function == name)),
-                    "carried: recreated in the service schema with its trigger",
+                    "recreated in the service schema with its trigger",
                     "carried",
                 )
             )  # fmt: skip
@@ -208,8 +201,7 @@ def analyze(
                     "function",
                     f"{nsp}.{name}()",
                     ", ".join(found),
-                    "reads or writes the monolith's old tables (its body names them): it keeps "
-                    "working on the old copy, which goes stale after the write cutover",
+                    "uses the old tables (its body names them): stale after the write cutover",
                     "left alone",
                 )
             )
@@ -223,8 +215,7 @@ def analyze(
                     "trigger",
                     f"{nsp}.{rel} [{tg}]",
                     ", ".join(fn[2]),
-                    f"fires {fn[0]}.{fn[1]}() on the monolith's table, which writes the old "
-                    "tables: those writes never reach the service",
+                    f"runs {fn[0]}.{fn[1]}(): its writes to old tables never reach the service",
                     "left alone",
                 )
             )
@@ -237,7 +228,7 @@ def analyze(
                     "expression",
                     f"{table} {what}",
                     f"{nsp}.{fn}()",
-                    f"the {what} calls a monolith function that strangler does not move",
+                    f"the {what} calls a monolith function strangler does not move",
                     "cannot carry",
                 )
             )
