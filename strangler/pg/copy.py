@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -401,7 +401,7 @@ def load_rows(
                 for c in todo
             }
             while futures:
-                finished, futures = wait(futures, return_when=FIRST_EXCEPTION)
+                finished, futures = wait(futures, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     try:
                         result = fut.result()
