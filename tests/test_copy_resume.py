@@ -121,7 +121,7 @@ def test_kill_9_then_rerun_resumes_to_the_same_result(
         [sys.executable, str(script), str(spec), "5"], capture_output=True, text=True, check=False
     )
     assert done.returncode == -signal.SIGKILL, done.stderr
-    _, journal, rb = runbook(spec)
+    _, journal, _rb = runbook(spec)
     finished = journal.items("order_service", "copy/chunk/")
     plan = journal.get("order_service", "copy/plan")
     total = sum(len(v) for v in plan.values())

@@ -187,8 +187,8 @@ def analyze(
                 Reference(
                     "trigger function",
                     f"{nsp}.{name}()",
-                    ", ".join(sorted(t.name for t in catalog.tables for g in t.triggers
-                                     if g.function == name)),
+                    ", ".join(sorted({t.name for t in catalog.tables for g in t.triggers
+                                      if g.function == name})),
                     "recreated in the service schema with its trigger",
                     "carried",
                 )
