@@ -16,6 +16,7 @@ connection) that exported the snapshot open until ``copy_service`` returns.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -294,10 +295,13 @@ def _copy(
                 {"rows": d.rows, "bytes": d.bytes, "format": d.format, "snapshot": snap},
             )
 
+        clock = time.monotonic()
+        seconds: dict[str, float] = {}
         loaded = load_rows(
             ends, catalog, {t: cs for t, cs in pending.items() if cs}, snapshot=snap, jobs=jobs,
             redo=redo, binary=binary, on_done=chunk_done, progress=progress,
         )  # fmt: skip
+        seconds["load"] = round(time.monotonic() - clock, 3)
         expected = _count_expected(source, catalog, chunks, done_before)
         # Everything else reads the live monolith; the snapshot is not needed any longer.
         source.execute("COMMIT")
@@ -311,13 +315,17 @@ def _copy(
             journal.put(name, "copy/ddl/" + stmt.key, True)
 
         ran = 0
-        for _phase, stmts in prepared.ddl.phases()[1:]:
-            parallel = jobs if _phase in ("keys", "validate") else 1
+        for phase, stmts in prepared.ddl.phases()[1:]:
+            clock = time.monotonic()
+            parallel = jobs if phase in ("keys", "validate") else 1
             ran += run_statements(
                 target_dsn, ends.target_schema, stmts, jobs=parallel, skip=skip, on_done=ddl_done
             )
+            seconds[phase] = round(time.monotonic() - clock, 3)
+        clock = time.monotonic()
         sequences = set_sequences(source, target, catalog, ends.target_schema)
         actual = count_rows(target, ends.target_schema, list(expected))
+        seconds["sequences_and_counts"] = round(time.monotonic() - clock, 3)
         watermark = target.execute("SELECT pg_current_xact_id()::text").fetchone()
         journal.put(
             name, "copy/watermark", {"xid": watermark[0] if watermark else None, "rows": actual}
@@ -336,6 +344,7 @@ def _copy(
             "statements": ran,
             "sequences": sequences,
             "warnings": list(prepared.warnings),
+            "seconds": seconds,
         }
         if mismatched:
             details.update(out)
