@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from strangler.demo.act_copy import act_copy
 from strangler.demo.act_plan import act_plan
 from strangler.demo.act_verify import act_verify
 from strangler.demo.world import DemoOptions, World, demo_world
@@ -24,7 +25,8 @@ Act = Callable[[World], None]
 # In runbook order. Later capabilities insert their acts where they belong.
 ACTS: list[tuple[str, Act]] = [
     ("plan", act_plan),
-    ("verify", act_verify),  # belongs after the copy (and sync) acts, once they exist
+    ("copy", act_copy),
+    ("verify", act_verify),
 ]
 
 
