@@ -81,12 +81,12 @@ _ORDER = {"orders": "id", "items": "order_id, line"}
 
 
 def rows_of(db: Any, schema: str, table: str) -> list[tuple[Any, ...]]:
-    return db.execute(
-        f"SELECT {_COLS[table]} FROM {schema}.{table} ORDER BY {_ORDER[table]}"
-    )
+    return db.execute(f"SELECT {_COLS[table]} FROM {schema}.{table} ORDER BY {_ORDER[table]}")
 
 
-def differences(source: Any, target: Any, src_schema: str = "public", dst_schema: str = "svc") -> dict[str, int]:
+def differences(
+    source: Any, target: Any, src_schema: str = "public", dst_schema: str = "svc"
+) -> dict[str, int]:
     """Rows that differ per table (ordered comparison of every column, both ways)."""
     out = {}
     for table in TABLES:

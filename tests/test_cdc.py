@@ -12,7 +12,9 @@ from tests.cdc_world import WriteLoad, copier, differences, make_shop, route
 
 
 def _objects(db) -> tuple[list, list]:
-    slots = db.execute("SELECT slot_name FROM pg_replication_slots WHERE database = current_database()")
+    slots = db.execute(
+        "SELECT slot_name FROM pg_replication_slots WHERE database = current_database()"
+    )
     pubs = db.execute("SELECT pubname FROM pg_publication")
     return slots, pubs
 
@@ -83,13 +85,17 @@ def test_ddl_on_a_moved_table_stops_sync_and_applies_nothing_of_it(source_db, ta
     source_db.execute("INSERT INTO public.orders (customer, coupon) VALUES ('after ddl', 'x')")
     with pytest.raises(SchemaChanged, match=r"public\.orders.*coupon"):
         cdc.run(shop, until_caught_up=True)
-    assert target_db.execute("SELECT count(*) FROM svc.orders WHERE customer = 'after ddl'") == [(0,)]
+    assert target_db.execute("SELECT count(*) FROM svc.orders WHERE customer = 'after ddl'") == [
+        (0,)
+    ]
     after = read_position(psycopg.connect(target_db.dsn, autocommit=True), shop.slot)
     assert after is not None and before is not None and after["lsn"] == before["lsn"]
     # Apply the same DDL to the target and sync resumes where it stopped.
     target_db.execute("ALTER TABLE svc.orders ADD COLUMN coupon text")
     cdc.run(shop, until_caught_up=True)
-    assert target_db.execute("SELECT coupon FROM svc.orders WHERE customer = 'after ddl'") == [("x",)]
+    assert target_db.execute("SELECT coupon FROM svc.orders WHERE customer = 'after ddl'") == [
+        ("x",)
+    ]
 
 
 def test_table_without_replica_identity_is_refused_and_nothing_changes(source_db, target_db):

@@ -53,6 +53,7 @@ __all__ = [
     "POSITION_TABLE",
     "Applier",
     "Diverged",
+    "NoPosition",
     "Round",
     "SchemaChanged",
     "emit_mark",
@@ -66,6 +67,10 @@ POSITION_TABLE = "sync_position"
 
 class SchemaChanged(StranglerError):
     """A moved table's columns changed on the source while sync ran."""
+
+
+class NoPosition(StranglerError):
+    """The target holds no position for the slot (sync never began, or was ended)."""
 
 
 class Diverged(StranglerError):
@@ -459,7 +464,7 @@ class Applier:
             (self.slot,),
         ).fetchone()
         if row is None:
-            raise StranglerError(
+            raise NoPosition(
                 f"no stored sync position for slot {self.slot!r} on the target",
                 hint="start sync with 'strangler sync SERVICE' (it creates the position)",
             )

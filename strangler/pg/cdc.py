@@ -22,9 +22,10 @@ from typing import Any, Protocol
 
 import psycopg
 
-from strangler.errors import CheckFailed
+from strangler.errors import CheckFailed, StranglerError
 from strangler.pg.apply import (
     Applier,
+    NoPosition,
     Round,
     delete_position,
     emit_mark,
@@ -32,6 +33,7 @@ from strangler.pg.apply import (
     read_position,
 )
 from strangler.pg.connect import connect
+from strangler.pg.gate import Side, install_gate
 from strangler.pg.pgoutput import format_lsn
 from strangler.pg.slot import (
     Direction,
@@ -45,6 +47,7 @@ from strangler.pg.slot import (
 from strangler.spec import Spec
 
 __all__ = [
+    "SlotGone",
     "SyncRoute",
     "SyncWatermark",
     "Watermark",
@@ -53,6 +56,10 @@ __all__ = [
     "run",
     "status",
 ]
+
+
+class SlotGone(StranglerError):
+    """The slot a sync was reading from was dropped (cutover, rollback or --stop)."""
 
 
 @dataclass(frozen=True)
@@ -133,6 +140,11 @@ def begin(
                     copy(slot.snapshot)
                 delete_position(dst, route.slot)
                 ensure_position(dst, route.slot, slot.consistent_lsn)
+                # The side that receives changes must not take the application's writes.
+                side: Side = "service" if route.direction == "forward" else "monolith"
+                install_gate(
+                    dst, route.service, side, route.target_schema, route.tables, closed=True
+                )
         except BaseException:
             drop_sync_objects(src, route.slot)
             raise
@@ -189,6 +201,12 @@ def run(
         while not stop.is_set():
             try:
                 last = worker.run_round()
+            except (psycopg.errors.UndefinedObject, NoPosition) as exc:
+                raise SlotGone(
+                    f"replication slot {route.slot!r} no longer exists: writes were cut over or "
+                    f"sync was stopped ({exc})",
+                    hint=f"'strangler sync {route.service} --status' shows what runs now",
+                ) from None
             except psycopg.errors.ObjectInUse:
                 # Another applier (a cutover draining) is inside a peek right now.
                 time.sleep(poll)
