@@ -57,7 +57,8 @@ def test_real_monolith_cases(source_db, target_db, shop):
     src.execute("UPDATE public.orders SET note = 'toast kept' WHERE id = 4")
     # A large transaction.
     src.execute(
-        "INSERT INTO public.orders (customer, total) SELECT 'big', g FROM generate_series(1, 30000) g"
+        "INSERT INTO public.orders (customer, total) "
+        "SELECT 'big', g FROM generate_series(1, 30000) g"
     )
     cdc.run(shop, until_caught_up=True)
     assert differences(source_db, target_db) == {"orders": 0, "items": 0}
