@@ -15,6 +15,7 @@ from strangler.cli import (  # noqa: F401
     core,
     demo,
     rollback,
+    sync,
     verify,
 )
 from strangler.cli.app import app, err_console
