@@ -153,12 +153,52 @@ def _validate_backend(registry_path: str, spec: BackendSpec) -> BackendSpec:
     return spec
 
 
+_GATE_FIELDS = {
+    "error_rate": {"max", "max_increase_over_baseline"},
+    "latency_p99": {"max", "max_ratio_to_baseline"},
+    "request_count": {"min"},
+}
+
+
 class GateSpec(_Model):
-    metric: str
+    """One check of a bake interval (see :mod:`strangler.gates`).
+
+    ``error_rate``: ``max`` (a ceiling, 0..1) and/or ``max_increase_over_baseline`` (over the
+    monolith's rate on the same route). ``latency_p99``: ``max`` seconds and/or
+    ``max_ratio_to_baseline``. ``request_count``: ``min`` requests to the service per interval
+    before anything is judged (default 100).
+    """
+
+    metric: Literal["error_rate", "latency_p99", "request_count"]
     max: float | None = None
     min: float | None = None
     max_increase_over_baseline: float | None = None
     max_ratio_to_baseline: float | None = None
+
+    @model_validator(mode="after")
+    def _fields_fit_metric(self) -> GateSpec:
+        given = {
+            k
+            for k in ("max", "min", "max_increase_over_baseline", "max_ratio_to_baseline")
+            if getattr(self, k) is not None
+        }
+        allowed = _GATE_FIELDS[self.metric]
+        if not given:
+            raise ValueError(
+                f"gate on {self.metric} sets no threshold; use {', '.join(sorted(allowed))}"
+            )
+        wrong = sorted(given - allowed)
+        if wrong:
+            raise ValueError(
+                f"{', '.join(wrong)} does not apply to {self.metric}; "
+                f"use {', '.join(sorted(allowed))}"
+            )
+        for k in given:
+            if (getattr(self, k) or 0) < 0:
+                raise ValueError(f"{k} cannot be negative")
+        if self.metric == "error_rate" and self.max is not None and self.max > 1:
+            raise ValueError("error_rate max is a fraction (0.01 = 1 %), not a percentage")
+        return self
 
 
 class TrafficSpec(_Model):
@@ -169,6 +209,30 @@ class TrafficSpec(_Model):
     bake: Duration = timedelta(hours=24)
     final_bake: Duration = timedelta(hours=48)
     gates: list[GateSpec] = Field(default_factory=list)
+    interval: Duration = Field(
+        default=timedelta(minutes=5), description="Gates are evaluated once per interval."
+    )
+    failed_intervals: int = Field(
+        default=3, ge=1, description="Consecutive failed intervals before the step fails."
+    )
+    confidence: float = Field(
+        default=0.95,
+        gt=0.5,
+        lt=1,
+        description="One-sided confidence of the error-rate tests (Wilson/Newcombe bounds).",
+    )
+    on_error: Literal["hold", "rollback"] = Field(
+        default="hold",
+        description="When metrics cannot be read: hold the weight and alert, or roll back.",
+    )
+    max_extension: Duration | None = Field(
+        default=None,
+        description="How long 'not enough data' may extend a bake; default: one more bake.",
+    )
+    approve_before: list[float] = Field(
+        default_factory=list,
+        description="Steps that wait for 'strangler shift SERVICE --approve' before starting.",
+    )
 
     @field_validator("router")
     @classmethod
@@ -192,6 +256,20 @@ class TrafficSpec(_Model):
         if v[-1] != 100:
             raise ValueError("the last step must be 100 (all traffic on the new service)")
         return v
+
+    @model_validator(mode="after")
+    def _timing(self) -> TrafficSpec:
+        if self.interval.total_seconds() <= 0:
+            raise ValueError("interval must be longer than 0s")
+        if self.interval > self.bake:
+            raise ValueError(
+                f"interval ({format_duration(self.interval)}) is longer than the bake "
+                f"({format_duration(self.bake)}); the bake would see no full interval"
+            )
+        unknown = sorted(set(self.approve_before) - set(self.steps))
+        if unknown:
+            raise ValueError(f"approve_before names {unknown}, which are not steps {self.steps}")
+        return self
 
 
 class ForeignKeyPolicy(_Model):
