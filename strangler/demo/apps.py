@@ -14,8 +14,10 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from strangler.traffic.proxy import QuietServer
 
 __all__ = ["LoadGenerator", "SampleApp"]
 
@@ -37,8 +39,7 @@ class SampleApp:
         self.delay = delay
         self._lock = threading.Lock()
         self._served = 0
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
+        self._server = QuietServer(("127.0.0.1", 0), self._handler())
 
     @property
     def url(self) -> str:

@@ -33,7 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["BUCKETS", "LocalProxy"]
+__all__ = ["BUCKETS", "LocalProxy", "QuietServer"]
 
 BUCKETS = (
     0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075,
@@ -70,6 +70,18 @@ class _Counter:
         }
 
 
+class QuietServer(ThreadingHTTPServer):
+    """A threading HTTP server that does not print a traceback when a client hangs up."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            super().handle_error(request, client_address)
+
+
 class LocalProxy:
     """A weighted reverse proxy on 127.0.0.1, started in a thread: ``start()``/``stop()``."""
 
@@ -92,8 +104,7 @@ class LocalProxy:
         self._counters: dict[tuple[str, str], _Counter] = {}
         self._local = threading.local()
         self.set_service_percent(service_percent)
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
-        self._server.daemon_threads = True
+        self._server = QuietServer(("127.0.0.1", port), self._handler_class())
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ lifecycle
