@@ -14,6 +14,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from strangler.demo.act_plan import act_plan
+from strangler.demo.act_traffic import act_traffic
 from strangler.demo.world import DemoOptions, World, demo_world
 
 __all__ = ["ACTS", "run_demo"]
@@ -23,6 +24,7 @@ Act = Callable[[World], None]
 # In runbook order. Later capabilities insert their acts where they belong.
 ACTS: list[tuple[str, Act]] = [
     ("plan", act_plan),
+    ("traffic", act_traffic),
 ]
 
 
