@@ -39,12 +39,16 @@ from strangler.secrets import dsn_password, register_secret
 
 __all__ = [
     "DEFAULT_SPEC_NAME",
+    "AlarmsSpec",
     "BackendSpec",
     "DecommissionSpec",
     "Duration",
     "ForeignKeyPolicy",
     "GateSpec",
     "Identifier",
+    "InfraSpec",
+    "KubernetesSpec",
+    "PreflightSpec",
     "RoleSpec",
     "ServiceSpec",
     "SourceSpec",
@@ -283,6 +287,63 @@ class ForeignKeyPolicy(_Model):
 class DecommissionSpec(_Model):
     stable_for: Duration = timedelta(days=14)
     drop_old_tables_after: Duration = timedelta(days=14)
+    archive_dir: Path = Field(
+        default=Path("archive"),
+        description="Where pg_dump archives of the old tables go (relative to the spec).",
+    )
+    max_latency_ratio: float = Field(default=1.10, gt=0, description="Service p99 / baseline.")
+    max_error_rate_increase: float = Field(default=0.0, ge=0, description="Over the baseline.")
+    write_window: Duration = Field(
+        default=timedelta(days=1),
+        description="How long the old tables' write counters and guard must show no write.",
+    )
+
+
+class KubernetesSpec(_Model):
+    """Where the service runs in Kubernetes (runbook: validate-service.sh)."""
+
+    namespace: str
+    labels: dict[str, str] = Field(default_factory=dict, description="Default: app=<service>.")
+    deployment: str | None = Field(default=None, description="Default: the service name.")
+    service: str | None = Field(default=None, description="Kubernetes Service; default: name.")
+    port: int = Field(default=80, ge=1, le=65535)
+    health_path: str = "/health/ready"
+    external_secret: str | None = Field(default=None, description="Default: <service>-secrets.")
+    kubeconfig: Path | None = Field(default=None, description="Default: $KUBECONFIG or in-cluster.")
+    context: str | None = None
+
+
+class AlarmsSpec(_Model):
+    """The monitoring the preflight expects: CloudWatch alarm names or a Prometheus rules file."""
+
+    cloudwatch: list[str] = Field(default_factory=list)
+    prometheus_rules: Path | None = None
+
+
+class PreflightSpec(_Model):
+    """Settings of ``strangler preflight``; every item is optional (absent: skipped, saying so)."""
+
+    max_age: Duration = timedelta(hours=24)
+    terraform_dir: Path | None = None
+    kubernetes: KubernetesSpec | None = None
+    health_url: str | None = None
+    buckets: list[str] = Field(default_factory=list)
+    alarms: AlarmsSpec | None = None
+    rehearsal_spec: Path | None = Field(
+        default=None,
+        description="Spec of the rehearsal environment (dev) whose journal must "
+        "show a completed rollback of this service.",
+    )
+    attestations: list[str] = Field(default_factory=lambda: ["oncall", "change_ticket"])
+
+
+class InfraSpec(_Model):
+    """The infrastructure repository changes are committed to (runbook: git commit -m …)."""
+
+    repo: Path
+    env: str = "prod"
+    terraform_dir: Path | None = Field(default=None, description="Relative to repo.")
+    tag: bool = Field(default=True, description="Tag v1.0.0-<service>-decommissioned at the end.")
 
 
 class ServiceSpec(_Model):
@@ -292,6 +353,8 @@ class ServiceSpec(_Model):
     foreign_keys: ForeignKeyPolicy = ForeignKeyPolicy()
     traffic: TrafficSpec | None = None
     decommission: DecommissionSpec = DecommissionSpec()
+    preflight: PreflightSpec | None = None
+    infra: InfraSpec | None = None
 
     @field_validator("tables")
     @classmethod
@@ -361,6 +424,10 @@ class Spec(_Model):
     def target_dsn(self, name: str) -> str:
         """The DSN of the service's database: its own, or the monolith's for pattern 1."""
         return self.service(name).target.dsn or self.source.dsn
+
+    def resolve(self, path: Path) -> Path:
+        """A path from the spec, relative to the spec's folder unless absolute."""
+        return path if path.is_absolute() else self.base_dir / path
 
     def state_url(self) -> str:
         if self.state.startswith("sqlite:///"):
