@@ -106,6 +106,10 @@ def build_plan(spec: Spec, service: str, phase: Phase | str = Phase.PLANNED) -> 
     warnings = []
     if svc.traffic is None:
         warnings.append("no traffic: section; traffic steps cannot run until one is added")
+    from strangler.traffic.plan import traffic_section
+
+    traffic, traffic_warnings = traffic_section(svc, service)
+    warnings += traffic_warnings
     return ServicePlan(
         service=service,
         strategy=svc.strategy,
@@ -117,4 +121,5 @@ def build_plan(spec: Spec, service: str, phase: Phase | str = Phase.PLANNED) -> 
         tables=list(svc.tables),
         steps=steps,
         warnings=warnings,
+        sections={"traffic": traffic} if traffic else {},
     )

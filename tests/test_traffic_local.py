@@ -215,3 +215,31 @@ def test_kill_9_during_a_bake_resumes_it(
     assert journal.last("order_service", "bake", status="resumed") is not None
     assert journal.state("order_service").weight == 100
     journal.close()
+
+
+def test_approval_pause_then_continue_and_rollback_is_never_blocked(
+    traffic_world: TrafficWorld, traffic_spec: Callable[..., Path], tmp_path: Path
+) -> None:
+    spec_path = traffic_spec(_router(traffic_world), steps="[50, 100]")
+    text = spec_path.read_text().replace(
+        "      gates:", "      approve_before: [100]\n      gates:"
+    )
+    spec_path.write_text(text)
+    at_phase(tmp_path / "state.db", "verified")
+    shifter, journal = _shifter(spec_path)
+    paused = shifter.auto()
+    assert (paused.status, paused.weight) == ("paused", 50)
+    assert traffic_world.proxy.service_percent() == 50
+    # While paused (and even while another process walks), a rollback goes through at once.
+    other, other_journal = _shifter(spec_path)
+    with journal.lock("order_service.shift"):
+        assert other.rollback("drill while paused").after == 0
+    assert traffic_world.proxy.service_percent() == 0
+    other_journal.close()
+    # After the rollback the walk starts over only when asked, and pauses again before 100.
+    assert shifter.auto(retry=True).status == "paused"
+    assert shifter.approve("looks good") == 100
+    done = shifter.auto()
+    assert (done.status, done.weight) == ("complete", 100)
+    assert journal.last("order_service", "approve_traffic") is not None
+    journal.close()

@@ -187,7 +187,7 @@ class Shifter:
         self.journal.put(
             self.service, ROLLED_BACK_KEY, {"reason": reason, "at": self.clock().isoformat()}
         )
-        self.journal.forget(self.service, BAKE_KEY)
+        self._clear(BAKE_KEY)
         seconds = time.perf_counter() - began
         self.say(
             f"{self.service}: rolled back {before.service:g} % → {after.service:g} % "
@@ -228,7 +228,7 @@ class Shifter:
                     hint=f"fix the service, then 'strangler shift {self.service} --auto --retry'",
                 )
             if rolled:
-                self.journal.forget(self.service, ROLLED_BACK_KEY)
+                self._clear(ROLLED_BACK_KEY)
             evaluations = 0
             while True:
                 weight = self.journal.state(self.service).weight
@@ -275,7 +275,7 @@ class Shifter:
                     self.say(msg)
                     return AutoResult(self.service, weight, "paused", msg, evaluations)
                 self.shift_to(nxt, force=force, reason=reason)
-                self.journal.forget(self.service, APPROVED_KEY)
+                self._clear(APPROVED_KEY)
 
     def _bake(self, weight: float, stored: dict[str, Any] | None) -> AutoResult:
         traffic = self.traffic
@@ -365,6 +365,11 @@ class Shifter:
                 self.say(f"bake at {weight:g} % complete: {why}")
                 return AutoResult(self.service, weight, "complete", why, bake.evaluated)
             self._save(bake, "baking", bake_id)
+
+    def _clear(self, key: str) -> None:
+        # Stored as null rather than deleted: Journal.forget's LIKE pattern escapes "_" with a
+        # backslash but SQLite's LIKE has no ESCAPE clause there, so keys with "_" survive it.
+        self.journal.put(self.service, key, None)
 
     def _save(self, bake: Bake, status: str, bake_id: int) -> None:
         self.journal.put(
