@@ -248,6 +248,9 @@ class LocalProxy:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes; without TCP_NODELAY, Nagle and delayed
+            # ACKs add ~40 ms to every keep-alive response.
+            disable_nagle_algorithm = True
             server_version = "strangler-proxy"
 
             def log_message(self, format: str, *args: Any) -> None:
