@@ -127,7 +127,8 @@ class Shifter:
         before = self.router.weights()
         target = Weights(percent)
         if dry_run:
-            self.rb.check(Action.SHIFT_TRAFFIC, weight=percent)
+            if not force:
+                self.rb.check(Action.SHIFT_TRAFFIC, weight=percent)
             calls = self.router.plan_change(target)
             return ShiftResult(self.service, before.service, percent, True, calls)
         began = time.perf_counter()
