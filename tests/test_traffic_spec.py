@@ -77,3 +77,12 @@ def test_plan_warns_when_the_baseline_is_not_per_route(
     plan = cli("plan", "order_service", "-o", "json").json()["services"][0]
     assert not any("fair baseline" in w for w in plan["warnings"])
     assert plan["traffic"]["baseline"] == "the monolith on the same route, same interval"
+
+
+def test_alb_terraform_options_are_checked_at_load() -> None:
+    router = (
+        "{ kind: alb, rule_arn: r, monolith_target_group: m, service_target_group: s, "
+        "terraform: { dir: x } }"
+    )
+    with pytest.raises(SpecError, match="target"):
+        parse_spec_text(_spec("", router))

@@ -31,6 +31,7 @@ from strangler.traffic.base import (
     Weights,
     routers,
 )
+from strangler.traffic.terraform import TerraformOptions, TerraformRouter
 
 __all__ = ["AlbOptions", "AlbRouter"]
 
@@ -43,7 +44,7 @@ class AlbOptions(BaseModel):
     monolith_target_group: str = Field(description="ARN of the monolith's target group.")
     service_target_group: str = Field(description="ARN of the service's target group.")
     region: str | None = None
-    terraform: dict[str, Any] | None = Field(
+    terraform: TerraformOptions | None = Field(
         default=None,
         description="Set when Terraform owns the rule: the terraform router's options.",
     )
@@ -168,8 +169,5 @@ def _make(options: AlbOptions, ctx: RouterContext) -> Router:
             "be reverted by the next 'terraform apply', so strangler changes it through "
             "Terraform (the terraform router)"
         )
-        backend = routers.get("terraform")
-        tf_options = backend.options.model_validate(options.terraform)
-        router: Router = backend.factory(tf_options, ctx)
-        return router
+        return TerraformRouter(options.terraform, ctx)
     return AlbRouter(options)
