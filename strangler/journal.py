@@ -437,7 +437,7 @@ class Journal:
     def items(self, service: str, prefix: str = "") -> dict[str, Any]:
         rows = self._exec(
             "SELECT key, value FROM strangler_progress "
-            "WHERE service = ? AND key LIKE ? ORDER BY key",
+            "WHERE service = ? AND key LIKE ? ESCAPE '\\' ORDER BY key",
             (service, prefix.replace("%", r"\%").replace("_", r"\_") + "%"),
         ).fetchall()
         return {k: json.loads(v) for k, v in rows if k.startswith(prefix)}

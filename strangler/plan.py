@@ -123,6 +123,12 @@ def build_plan(spec: Spec, service: str, phase: Phase | str = Phase.PLANNED) -> 
         found = provider(spec, service, phase)
         if found is not None:
             sections[found[0]] = found[1]
+    from strangler.traffic.plan import traffic_section
+
+    traffic, traffic_warnings = traffic_section(svc, service)
+    warnings += traffic_warnings
+    if traffic:
+        sections["traffic"] = traffic
     return ServicePlan(
         service=service,
         strategy=svc.strategy,

@@ -39,12 +39,16 @@ from strangler.secrets import dsn_password, register_secret
 
 __all__ = [
     "DEFAULT_SPEC_NAME",
+    "AlarmsSpec",
     "BackendSpec",
     "DecommissionSpec",
     "Duration",
     "ForeignKeyPolicy",
     "GateSpec",
     "Identifier",
+    "InfraSpec",
+    "KubernetesSpec",
+    "PreflightSpec",
     "RoleSpec",
     "ServiceSpec",
     "SourceSpec",
@@ -153,12 +157,52 @@ def _validate_backend(registry_path: str, spec: BackendSpec) -> BackendSpec:
     return spec
 
 
+_GATE_FIELDS = {
+    "error_rate": {"max", "max_increase_over_baseline"},
+    "latency_p99": {"max", "max_ratio_to_baseline"},
+    "request_count": {"min"},
+}
+
+
 class GateSpec(_Model):
-    metric: str
+    """One check of a bake interval (see :mod:`strangler.gates`).
+
+    ``error_rate``: ``max`` (a ceiling, 0..1) and/or ``max_increase_over_baseline`` (over the
+    monolith's rate on the same route). ``latency_p99``: ``max`` seconds and/or
+    ``max_ratio_to_baseline``. ``request_count``: ``min`` requests to the service per interval
+    before anything is judged (default 100).
+    """
+
+    metric: Literal["error_rate", "latency_p99", "request_count"]
     max: float | None = None
     min: float | None = None
     max_increase_over_baseline: float | None = None
     max_ratio_to_baseline: float | None = None
+
+    @model_validator(mode="after")
+    def _fields_fit_metric(self) -> GateSpec:
+        given = {
+            k
+            for k in ("max", "min", "max_increase_over_baseline", "max_ratio_to_baseline")
+            if getattr(self, k) is not None
+        }
+        allowed = _GATE_FIELDS[self.metric]
+        if not given:
+            raise ValueError(
+                f"gate on {self.metric} sets no threshold; use {', '.join(sorted(allowed))}"
+            )
+        wrong = sorted(given - allowed)
+        if wrong:
+            raise ValueError(
+                f"{', '.join(wrong)} does not apply to {self.metric}; "
+                f"use {', '.join(sorted(allowed))}"
+            )
+        for k in given:
+            if (getattr(self, k) or 0) < 0:
+                raise ValueError(f"{k} cannot be negative")
+        if self.metric == "error_rate" and self.max is not None and self.max > 1:
+            raise ValueError("error_rate max is a fraction (0.01 = 1 %), not a percentage")
+        return self
 
 
 class TrafficSpec(_Model):
@@ -169,6 +213,30 @@ class TrafficSpec(_Model):
     bake: Duration = timedelta(hours=24)
     final_bake: Duration = timedelta(hours=48)
     gates: list[GateSpec] = Field(default_factory=list)
+    interval: Duration = Field(
+        default=timedelta(minutes=5), description="Gates are evaluated once per interval."
+    )
+    failed_intervals: int = Field(
+        default=3, ge=1, description="Consecutive failed intervals before the step fails."
+    )
+    confidence: float = Field(
+        default=0.95,
+        gt=0.5,
+        lt=1,
+        description="One-sided confidence of the error-rate tests (Wilson/Newcombe bounds).",
+    )
+    on_error: Literal["hold", "rollback"] = Field(
+        default="hold",
+        description="When metrics cannot be read: hold the weight and alert, or roll back.",
+    )
+    max_extension: Duration | None = Field(
+        default=None,
+        description="How long 'not enough data' may extend a bake; default: one more bake.",
+    )
+    approve_before: list[float] = Field(
+        default_factory=list,
+        description="Steps that wait for 'strangler shift SERVICE --approve' before starting.",
+    )
 
     @field_validator("router")
     @classmethod
@@ -193,6 +261,20 @@ class TrafficSpec(_Model):
             raise ValueError("the last step must be 100 (all traffic on the new service)")
         return v
 
+    @model_validator(mode="after")
+    def _timing(self) -> TrafficSpec:
+        if self.interval.total_seconds() <= 0:
+            raise ValueError("interval must be longer than 0s")
+        if self.interval > self.bake:
+            raise ValueError(
+                f"interval ({format_duration(self.interval)}) is longer than the bake "
+                f"({format_duration(self.bake)}); the bake would see no full interval"
+            )
+        unknown = sorted(set(self.approve_before) - set(self.steps))
+        if unknown:
+            raise ValueError(f"approve_before names {unknown}, which are not steps {self.steps}")
+        return self
+
 
 class ForeignKeyPolicy(_Model):
     leaving: Literal["drop", "keep"] = Field(
@@ -205,6 +287,63 @@ class ForeignKeyPolicy(_Model):
 class DecommissionSpec(_Model):
     stable_for: Duration = timedelta(days=14)
     drop_old_tables_after: Duration = timedelta(days=14)
+    archive_dir: Path = Field(
+        default=Path("archive"),
+        description="Where pg_dump archives of the old tables go (relative to the spec).",
+    )
+    max_latency_ratio: float = Field(default=1.10, gt=0, description="Service p99 / baseline.")
+    max_error_rate_increase: float = Field(default=0.0, ge=0, description="Over the baseline.")
+    write_window: Duration = Field(
+        default=timedelta(days=1),
+        description="How long the old tables' write counters and guard must show no write.",
+    )
+
+
+class KubernetesSpec(_Model):
+    """Where the service runs in Kubernetes (runbook: validate-service.sh)."""
+
+    namespace: str
+    labels: dict[str, str] = Field(default_factory=dict, description="Default: app=<service>.")
+    deployment: str | None = Field(default=None, description="Default: the service name.")
+    service: str | None = Field(default=None, description="Kubernetes Service; default: name.")
+    port: int = Field(default=80, ge=1, le=65535)
+    health_path: str = "/health/ready"
+    external_secret: str | None = Field(default=None, description="Default: <service>-secrets.")
+    kubeconfig: Path | None = Field(default=None, description="Default: $KUBECONFIG or in-cluster.")
+    context: str | None = None
+
+
+class AlarmsSpec(_Model):
+    """The monitoring the preflight expects: CloudWatch alarm names or a Prometheus rules file."""
+
+    cloudwatch: list[str] = Field(default_factory=list)
+    prometheus_rules: Path | None = None
+
+
+class PreflightSpec(_Model):
+    """Settings of ``strangler preflight``; every item is optional (absent: skipped, saying so)."""
+
+    max_age: Duration = timedelta(hours=24)
+    terraform_dir: Path | None = None
+    kubernetes: KubernetesSpec | None = None
+    health_url: str | None = None
+    buckets: list[str] = Field(default_factory=list)
+    alarms: AlarmsSpec | None = None
+    rehearsal_spec: Path | None = Field(
+        default=None,
+        description="Spec of the rehearsal environment (dev) whose journal must "
+        "show a completed rollback of this service.",
+    )
+    attestations: list[str] = Field(default_factory=lambda: ["oncall", "change_ticket"])
+
+
+class InfraSpec(_Model):
+    """The infrastructure repository changes are committed to (runbook: git commit -m …)."""
+
+    repo: Path
+    env: str = "prod"
+    terraform_dir: Path | None = Field(default=None, description="Relative to repo.")
+    tag: bool = Field(default=True, description="Tag v1.0.0-<service>-decommissioned at the end.")
 
 
 class ServiceSpec(_Model):
@@ -214,6 +353,8 @@ class ServiceSpec(_Model):
     foreign_keys: ForeignKeyPolicy = ForeignKeyPolicy()
     traffic: TrafficSpec | None = None
     decommission: DecommissionSpec = DecommissionSpec()
+    preflight: PreflightSpec | None = None
+    infra: InfraSpec | None = None
 
     @field_validator("tables")
     @classmethod
@@ -283,6 +424,10 @@ class Spec(_Model):
     def target_dsn(self, name: str) -> str:
         """The DSN of the service's database: its own, or the monolith's for pattern 1."""
         return self.service(name).target.dsn or self.source.dsn
+
+    def resolve(self, path: Path) -> Path:
+        """A path from the spec, relative to the spec's folder unless absolute."""
+        return path if path.is_absolute() else self.base_dir / path
 
     def state_url(self) -> str:
         if self.state.startswith("sqlite:///"):

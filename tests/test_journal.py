@@ -92,6 +92,12 @@ def test_progress_records(journal_url: str) -> None:
         j.put("svc", "copy/orders/0002", {"rows": 6})
         j.put("svc", "copy/orders/0002", {"rows": 7})
         j.put("svc", "copyx/other", 1)
+        j.put("svc", "copy/order_items/0001", {"rows": 1})  # "_" is a LIKE wildcard
+        j.put("svc", "copy_other/x", 2)  # must not match the prefix "copy/"
+        assert j.items("svc", "copy/order_items/")["copy/order_items/0001"] == {"rows": 1}
+        assert "copy_other/x" not in j.items("svc", "copy/")
+        j.forget("svc", "copy/order_items/")
+        assert j.get("svc", "copy/order_items/0001") is None
         assert j.items("svc", "copy/") == {
             "copy/orders/0001": {"rows": 5},
             "copy/orders/0002": {"rows": 7},

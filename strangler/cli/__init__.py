@@ -16,6 +16,7 @@ from strangler.cli import (  # noqa: F401
     demo,
     rollback,
     sync,
+    traffic,
     verify,
 )
 from strangler.cli.app import app, err_console

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from strangler.demo.act_copy import act_copy
 from strangler.demo.act_plan import act_plan
+from strangler.demo.act_traffic import act_traffic
 from strangler.demo.act_verify import act_verify
 from strangler.demo.world import DemoOptions, World, demo_world
 
@@ -27,6 +28,7 @@ ACTS: list[tuple[str, Act]] = [
     ("plan", act_plan),
     ("copy", act_copy),
     ("verify", act_verify),
+    ("traffic", act_traffic),
 ]
 
 

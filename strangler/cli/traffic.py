@@ -1,0 +1,102 @@
+"""``strangler shift SERVICE --to N | --auto | --approve``: move the route's traffic."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+
+import strangler.traffic.rollback  # noqa: F401  (registers rollback --traffic)
+from strangler.cli.app import (
+    DryRunOpt,
+    OperatorOpt,
+    Output,
+    OutputOpt,
+    SpecOpt,
+    app,
+    console,
+    emit,
+    err_console,
+    session,
+)
+from strangler.errors import BadInput
+from strangler.traffic.base import context_for, make_router
+from strangler.traffic.shift import Shifter, traffic_spec
+
+
+@app.command()
+def shift(
+    service: Annotated[str, typer.Argument(help="The service.")],
+    to: Annotated[
+        float | None, typer.Option("--to", help="One manual step to N percent (0..100).")
+    ] = None,
+    auto: Annotated[
+        bool, typer.Option("--auto", help="Walk the spec's steps with gated bakes.")
+    ] = False,
+    approve: Annotated[
+        bool, typer.Option("--approve", help="Approve the step --auto paused before.")
+    ] = False,
+    retry: Annotated[
+        bool, typer.Option("--retry", help="With --auto: start again after a rollback.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Override the phase rules (needs --reason).")
+    ] = False,
+    reason: Annotated[str | None, typer.Option(help="Why; journaled.")] = None,
+    file: SpecOpt = None,
+    operator: OperatorOpt = None,
+    dry_run: DryRunOpt = False,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Shift the service's route from the monolith, one step or the whole gated walk."""
+    if sum([to is not None, auto, approve]) != 1:
+        raise BadInput("choose one of --to N, --auto or --approve")
+    if force and not reason:
+        raise BadInput("--force needs --reason '…' (it is journaled)")
+    say_to = err_console if output is Output.json else console
+
+    def confirm(question: str) -> bool:
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise BadInput(f"{question}: no terminal to ask on", hint="pass --yes to proceed")
+        return typer.confirm(question, default=False)
+
+    with session(file, operator) as s:
+        rb = s.runbook(service)
+        traffic = traffic_spec(rb)
+        ctx = context_for(
+            s.spec, service, confirm=confirm, say=say_to.print, assume_yes=yes, reason=reason or ""
+        )
+        router = make_router(traffic, ctx)
+        shifter = Shifter(rb, router, say=say_to.print)
+        data: dict[str, Any]
+        if approve:
+            step = shifter.approve(reason)
+            data = {"service": service, "approved": step}
+        elif auto:
+            data = shifter.auto(retry=retry, force=force, reason=reason).to_dict()
+        else:
+            assert to is not None
+            if not dry_run:
+                before = router.weights()
+                question = (
+                    f"{service} on {traffic.route}: {before.service:g} % → {to:g} %. Continue?"
+                )
+                if not confirm(question):
+                    raise BadInput("aborted; nothing changed")
+            data = shifter.shift_to(to, dry_run=dry_run, force=force, reason=reason).to_dict()
+
+    def render() -> None:
+        if "calls" in data and data.get("dry_run"):
+            console.print(f"would shift {service}: {data['before']:g} % → {data['after']:g} %")
+            for call in data["calls"]:
+                console.print(f"  {call}")
+        elif "status" in data:
+            console.print(f"{service}: {data['status']} at {data['weight']:g} %: {data['message']}")
+        elif "approved" in data:
+            console.print(f"{service}: step {data['approved']:g} % approved")
+
+    emit(output, data, render)
