@@ -95,10 +95,13 @@ def traffic_spec(tmp_path: Path) -> Callable[..., Path]:
 
 
 def at_phase(state_db: Path, phase: str, service: str = "order_service") -> None:
-    """Bring the journal to ``phase`` as the earlier (database) steps would have."""
+    """Bring the journal to ``phase`` as the earlier (database) steps would have: a verify step
+    that moved the phase, and the passing row-level verification event it records (the
+    evidence shift_traffic requires)."""
     journal = Journal(f"sqlite:///{state_db}", operator="test", command="test setup")
     try:
         journal.outcome(journal.intent(service, "verify"), "ok", phase=phase)
+        journal.event(service, "verify", status="passed", details={"mode": "rows"})
     finally:
         journal.close()
 
