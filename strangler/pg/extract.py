@@ -134,6 +134,29 @@ def create_schema(rb: Runbook, *, dry_run: bool = False) -> dict[str, Any]:
     ):
         prepared = prepare(rb, source, target)
         exists, relations = _schema_state(target, ends.target_schema)
+        role = rb.service.target.role
+        record = {
+            "schema": ends.target_schema,
+            "role": role.name if role else None,
+            "role_created": bool(role and role.create and not prepared.role_exists),
+        }
+        result: dict[str, Any] = {
+            "schema": ends.target_schema,
+            "tables": list(prepared.catalog.names),
+            "warnings": list(prepared.warnings),
+        }
+        crashed = next(
+            (e for e in rb.journal.dangling(rb.name) if e.step == str(Action.CREATE_SCHEMA)), None
+        )
+        # The DDL is one transaction: a schema that exists after a crash of this step is the
+        # complete schema that step made; its intent says whether it made the role.
+        made = exists and set(prepared.catalog.names) <= set(relations)
+        if made and crashed is not None and not dry_run:
+            with rb.step(Action.CREATE_SCHEMA, resumable=True) as step:
+                record["role_created"] = bool(crashed.details.get("role_created"))
+                rb.journal.put(rb.name, "schema/created", record)
+                step.details.update(result, recovered=True)
+            return {**result, "recovered": True}
         if exists:
             raise BadInput(
                 f"the target already has a schema {ends.target_schema!r}"
@@ -144,28 +167,18 @@ def create_schema(rb: Runbook, *, dry_run: bool = False) -> dict[str, Any]:
                 f"'strangler rollback {rb.name} --schema' when strangler made it",
             )
         text = to_text(prepared.ddl, ends.target_schema, target)
-        result: dict[str, Any] = {
-            "schema": ends.target_schema,
-            "tables": list(prepared.catalog.names),
-            "warnings": list(prepared.warnings),
-        }
         if dry_run:
             return {**result, "sql": text}
-        with rb.step(Action.CREATE_SCHEMA, details={"schema": ends.target_schema}) as step:
+        with rb.step(
+            Action.CREATE_SCHEMA,
+            details={"schema": ends.target_schema, "role_created": record["role_created"]},
+            resumable=True,
+        ) as step:
             with target.transaction():
                 target.execute(search_path(ends.target_schema, local=True))
                 for stmt in prepared.ddl.schema:
                     target.execute(stmt.query)
-            role = rb.service.target.role
-            rb.journal.put(
-                rb.name,
-                "schema/created",
-                {
-                    "schema": ends.target_schema,
-                    "role": role.name if role else None,
-                    "role_created": bool(role and role.create and not prepared.role_exists),
-                },
-            )
+            rb.journal.put(rb.name, "schema/created", record)
             step.details.update(result)
         return result
 
@@ -223,8 +236,12 @@ def copy_service(
             connect(ends.target_dsn or ends.source_dsn, role="service target") as target,
         ):
             prepared = prepare(rb, source, target)
-            text = to_text(prepared.ddl, ends.target_schema, target)
-        return {"tables": list(prepared.catalog.names), "sql": text.split("\n", 1)[1]}
+            text = to_text(prepared.ddl, ends.target_schema, target, schema=False)
+        return {
+            "tables": list(prepared.catalog.names),
+            "warnings": list(prepared.warnings),
+            "sql": text,
+        }
     with rb.step(Action.COPY, resumable=True) as step:
         result.update(_copy(rb, ends, jobs, snapshot, chunk_rows, progress, step.details))
         step.details.update({k: v for k, v in result.items() if k != "schema"})
