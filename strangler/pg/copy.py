@@ -21,9 +21,11 @@ How (issue 3):
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -434,44 +436,51 @@ def load_rows(
     binary: dict[str, bool],
     on_done: Callable[[ChunkDone], None],
     progress: CopyProgress | None = None,
+    then: Mapping[str, Callable[[], object]] | None = None,
 ) -> list[ChunkDone]:
     """Copy ``chunks`` with ``jobs`` workers in ``snapshot``; ``on_done`` runs in this thread.
 
     ``redo`` holds the keys of chunks a broken run may have half-written: they are cleared
-    first, in the same transaction as their copy.
+    first, in the same transaction as their copy. ``then[table]`` runs on the same workers as
+    soon as the table's last chunk is in (its primary key and indexes), ahead of the chunks
+    still waiting, so index builds overlap the load of the other tables as pgcopydb's do.
     """
-    todo = sorted(
+    then = dict(then or {})
+    pool = _Connections(ends)
+    queue: deque[Callable[[], object]] = deque()
+    left = {t: len(parts) for t, parts in chunks.items()}
+    for table in [t for t in then if not left.get(t)]:
+        queue.append(then.pop(table))
+    for c in sorted(
         (c for parts in chunks.values() for c in parts),
         key=lambda c: (-catalog.table(c.table).bytes // max(1, len(chunks[c.table])), c.key),
-    )
-    pool = _Connections(ends)
+    ):
+        queue.append(
+            functools.partial(
+                _copy_chunk, pool, catalog, c, snapshot, c.key in redo,
+                binary.get(c.table, False), progress,
+            )
+        )  # fmt: skip
     done: list[ChunkDone] = []
+    running: set[Future[object]] = set()
     try:
         with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="copy") as ex:
-            futures: set[Future[ChunkDone]] = {
-                ex.submit(
-                    _copy_chunk,
-                    pool,
-                    catalog,
-                    c,
-                    snapshot,
-                    c.key in redo,
-                    binary.get(c.table, False),
-                    progress,
-                )
-                for c in todo
-            }
-            while futures:
-                finished, futures = wait(futures, return_when=FIRST_COMPLETED)
+            while queue or running:
+                while queue and len(running) < max(1, jobs):
+                    running.add(ex.submit(queue.popleft()))
+                finished, running = wait(running, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     try:
                         result = fut.result()
                     except BaseException:
-                        for other in futures:  # chunks not started yet stay undone
-                            other.cancel()
+                        queue.clear()  # work not started stays undone; the journal says so
                         raise
-                    done.append(result)
-                    on_done(result)
+                    if isinstance(result, ChunkDone):
+                        done.append(result)
+                        on_done(result)
+                        left[result.chunk.table] -= 1
+                        if not left[result.chunk.table] and result.chunk.table in then:
+                            queue.appendleft(then.pop(result.chunk.table))
     finally:
         pool.close()
     return done
