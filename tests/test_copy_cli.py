@@ -93,8 +93,14 @@ def test_schema_only_then_copy(source_db: Db, target_db: Db, tmp_path: Path, cli
     spec, _ = write_service_spec(tmp_path, source_db.dsn, target_db.dsn)
     assert cli("copy", "order_service", "-f", str(spec), "--schema-only").code == 0
     assert target_db.execute("SELECT count(*) FROM order_service.orders") == [(0,)]
+    twice = cli("copy", "order_service", "-f", str(spec), "--schema-only")
+    assert twice.code == 1 and "'schema_ready'" in twice.stderr
+    assert "strangler copy order_service" in twice.stderr
     status = cli("status", "-f", str(spec), "--output", "json").json()
     assert status["services"][0]["phase"] == "schema_ready"
+    dry = cli("copy", "order_service", "-f", str(spec), "--dry-run")
+    assert dry.code == 0, dry.stderr
+    assert "CREATE SCHEMA" not in dry.stdout and '"orders_pkey" PRIMARY KEY (id)' in dry.stdout
     done = cli("copy", "order_service", "-f", str(spec), "--output", "json")
     assert done.code == 0, done.stderr
     assert done.json()["tables"]["orders"]["target_rows"] == 10

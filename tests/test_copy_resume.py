@@ -140,3 +140,46 @@ def test_kill_9_then_rerun_resumes_to_the_same_result(
     statuses = [(e["step"], e["status"]) for e in hist["entries"] if e["kind"] == "outcome"]
     assert ("copy", "crashed") in statuses and statuses[-1] == ("copy", "ok")
     assert os.path.exists(spec)
+
+
+SCHEMA_KILLER = textwrap.dedent(
+    """
+    import os, signal, sys
+    from strangler.journal import Journal
+    from strangler.pg.extract import create_schema
+    from strangler.runbook import Runbook
+    from strangler.spec import load_spec
+
+    spec = load_spec(sys.argv[1])
+    journal = Journal(spec.state_url(), operator="test", command="killer")
+    put = journal.put
+    def dying_put(service, key, value):
+        if key == "schema/created":  # the DDL has committed; the journal never hears of it
+            os.kill(os.getpid(), signal.SIGKILL)
+        put(service, key, value)
+    journal.put = dying_put
+    create_schema(Runbook(spec, journal, "order_service"))
+    """
+)
+
+
+def test_kill_9_after_the_schema_commit_recovers(
+    source_db: Db, target_db: Db, tmp_path: Path, cli
+) -> None:  # type: ignore[no-untyped-def]
+    build_rich(source_db.dsn, n=20)
+    spec, role = write_service_spec(tmp_path, source_db.dsn, target_db.dsn, tables=TABLES)
+    script = tmp_path / "schema_killer.py"
+    script.write_text(SCHEMA_KILLER)
+    done = subprocess.run(
+        [sys.executable, str(script), str(spec)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert target_db.execute("SELECT count(*) FROM order_service.orders") == [(0,)]
+    again = cli("copy", "order_service", "-f", str(spec), "--output", "json")
+    assert again.code == 0, again.stderr
+    assert again.json()["schema"]["recovered"] is True
+    assert again.json()["tables"]["orders"]["target_rows"] == 20
+    # the recovered record still knows strangler made the role, so rollback removes it
+    back = cli("rollback", "order_service", "--schema", "--reason", "t", "-f", str(spec))
+    assert back.code == 0, back.stderr
+    assert target_db.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)) == []

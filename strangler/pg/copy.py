@@ -20,16 +20,19 @@ How (issue 3):
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import psycopg
-from psycopg import sql
+from psycopg import pq, sql
 
 from strangler.errors import BadInput
 from strangler.pg.catalog import Catalog, Table
@@ -49,6 +52,7 @@ __all__ = [
 
 _SNAPSHOT_ID = re.compile(r"^[0-9A-Fa-f]+-[0-9A-Fa-f]+(-[0-9]+)?$")
 _INTEGER_TYPES = {"smallint", "integer", "bigint"}
+_BATCH = 1 << 18  # bytes handed to libpq per PQputCopyData
 
 
 @dataclass(frozen=True)
@@ -309,12 +313,31 @@ def _copy_chunk(
     fmt = "binary" if binary else "text"
     try:
         return _stream(pool, table, chunk, snapshot, redo, fmt, progress, src, dst, cols)
-    except (psycopg.errors.DataError, psycopg.errors.InvalidBinaryRepresentation):
+    except (psycopg.errors.DataError, psycopg.errors.DatatypeMismatch):
         if fmt != "binary":
             raise
         # The target read the binary stream differently (types differ between versions):
         # the same chunk again, as text, which every version parses alike.
         return _stream(pool, table, chunk, snapshot, True, "text", progress, src, dst, cols)
+
+
+def _result(conn: psycopg.Connection[Any], expect: pq.ExecStatus) -> pq.abc.PGresult:
+    res = conn.pgconn.get_result()
+    if res is None or res.status != expect:
+        if res is not None and res.status == pq.ExecStatus.FATAL_ERROR:
+            raise psycopg.errors.error_from_result(res, encoding=conn.info.encoding)
+        raise psycopg.OperationalError(f"unexpected COPY state: {res and res.status}")
+    return res
+
+
+def _drain(conn: psycopg.Connection[Any]) -> pq.abc.PGresult | None:
+    """Read results until libpq has none; the last error, if any, is raised."""
+    last = None
+    while (res := conn.pgconn.get_result()) is not None:
+        if res.status == pq.ExecStatus.FATAL_ERROR:
+            raise psycopg.errors.error_from_result(res, encoding=conn.info.encoding)
+        last = res
+    return last
 
 
 def _stream(
@@ -329,6 +352,12 @@ def _stream(
     dst: sql.Composable,
     cols: sql.Composable,
 ) -> ChunkDone:
+    """COPY out of the source straight into COPY in on the target, through libpq.
+
+    psycopg's ``Copy`` objects cost a Python generator round trip per row; talking to libpq
+    directly (blocking ``PQgetCopyData``, batched ``PQputCopyData``) moves the same bytes
+    about three times faster, which matters because the bytes pass through this process.
+    """
     s, t = pool.source(), pool.target()
     options = sql.SQL(" (FORMAT BINARY)" if fmt == "binary" else "")
     if chunk.pk is None:
@@ -344,17 +373,51 @@ def _stream(
         t.execute("BEGIN")
         if redo:
             _clear(t, dst, chunk)
-        with s.cursor() as sc, t.cursor() as tc:
-            with sc.copy(out_sql) as reader, tc.copy(in_sql) as writer:
-                for block in reader:
-                    writer.write(block)
-                    pending += len(block)
+        sp, tp = s.pgconn, t.pgconn
+        try:
+            sp.send_query(out_sql.as_bytes(s))
+            _result(s, pq.ExecStatus.COPY_OUT)
+            tp.send_query(in_sql.as_bytes(t))
+            _result(t, pq.ExecStatus.COPY_IN)
+            batch = bytearray()
+            while True:
+                n, data = sp.get_copy_data(0)
+                if n <= 0:
+                    break
+                batch += data
+                if len(batch) >= _BATCH:
+                    tp.put_copy_data(bytes(batch))
+                    pending += len(batch)
+                    batch.clear()
                     if pending >= 1 << 22:
                         nbytes += pending
                         if progress:
                             progress.advance(table.name, 0, pending)
                         pending = 0
-            rows = tc.rowcount
+            if n == -2:
+                raise psycopg.OperationalError(sp.get_error_message())
+            if batch:
+                tp.put_copy_data(bytes(batch))
+                pending += len(batch)
+            _drain(s)
+            tp.put_copy_end()
+            done = _drain(t)
+        except BaseException:
+            # Leave both connections usable for the rollback: end the COPY on the target
+            # with an error, and let the source finish its (read-only) output.
+            if tp.transaction_status == pq.TransactionStatus.ACTIVE:
+                with contextlib.suppress(psycopg.Error):
+                    tp.put_copy_end(b"strangler: copy aborted")
+                with contextlib.suppress(psycopg.Error):
+                    _drain(t)
+            if sp.transaction_status == pq.TransactionStatus.ACTIVE:
+                s.cancel_safe()
+                with contextlib.suppress(psycopg.Error):
+                    while sp.get_copy_data(0)[0] > 0:
+                        pass
+                    _drain(s)
+            raise
+        rows = int(done.command_tuples or 0) if done is not None else 0
         t.execute("COMMIT")
         s.execute("COMMIT")
     if progress:
@@ -373,44 +436,51 @@ def load_rows(
     binary: dict[str, bool],
     on_done: Callable[[ChunkDone], None],
     progress: CopyProgress | None = None,
+    then: Mapping[str, Callable[[], object]] | None = None,
 ) -> list[ChunkDone]:
     """Copy ``chunks`` with ``jobs`` workers in ``snapshot``; ``on_done`` runs in this thread.
 
     ``redo`` holds the keys of chunks a broken run may have half-written: they are cleared
-    first, in the same transaction as their copy.
+    first, in the same transaction as their copy. ``then[table]`` runs on the same workers as
+    soon as the table's last chunk is in (its primary key and indexes), ahead of the chunks
+    still waiting, so index builds overlap the load of the other tables as pgcopydb's do.
     """
-    todo = sorted(
+    then = dict(then or {})
+    pool = _Connections(ends)
+    queue: deque[Callable[[], object]] = deque()
+    left = {t: len(parts) for t, parts in chunks.items()}
+    for table in [t for t in then if not left.get(t)]:
+        queue.append(then.pop(table))
+    for c in sorted(
         (c for parts in chunks.values() for c in parts),
         key=lambda c: (-catalog.table(c.table).bytes // max(1, len(chunks[c.table])), c.key),
-    )
-    pool = _Connections(ends)
+    ):
+        queue.append(
+            functools.partial(
+                _copy_chunk, pool, catalog, c, snapshot, c.key in redo,
+                binary.get(c.table, False), progress,
+            )
+        )  # fmt: skip
     done: list[ChunkDone] = []
+    running: set[Future[object]] = set()
     try:
         with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="copy") as ex:
-            futures: set[Future[ChunkDone]] = {
-                ex.submit(
-                    _copy_chunk,
-                    pool,
-                    catalog,
-                    c,
-                    snapshot,
-                    c.key in redo,
-                    binary.get(c.table, False),
-                    progress,
-                )
-                for c in todo
-            }
-            while futures:
-                finished, futures = wait(futures, return_when=FIRST_COMPLETED)
+            while queue or running:
+                while queue and len(running) < max(1, jobs):
+                    running.add(ex.submit(queue.popleft()))
+                finished, running = wait(running, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     try:
                         result = fut.result()
                     except BaseException:
-                        for other in futures:  # chunks not started yet stay undone
-                            other.cancel()
+                        queue.clear()  # work not started stays undone; the journal says so
                         raise
-                    done.append(result)
-                    on_done(result)
+                    if isinstance(result, ChunkDone):
+                        done.append(result)
+                        on_done(result)
+                        left[result.chunk.table] -= 1
+                        if not left[result.chunk.table] and result.chunk.table in then:
+                            queue.appendleft(then.pop(result.chunk.table))
     finally:
         pool.close()
     return done

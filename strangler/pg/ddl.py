@@ -88,11 +88,16 @@ def search_path(schema: str, *, local: bool) -> sql.Composed:
     )
 
 
-def to_text(ddl: Ddl, target: str, context: Any = None) -> str:
-    """The exact SQL ``--dry-run`` prints: what :mod:`strangler.pg.copy` runs, in order."""
-    out = ["BEGIN;", search_path(target, local=True).as_string(context) + ";"]
-    out += [(s.shown or s.query).as_string(context) + ";" for s in ddl.schema]
-    out.append("COMMIT;")
+def to_text(ddl: Ddl, target: str, context: Any = None, *, schema: bool = True) -> str:
+    """The exact SQL ``--dry-run`` prints: what :mod:`strangler.pg.copy` runs, in order.
+
+    ``schema=False`` leaves out the first phase (the schema exists already).
+    """
+    out = []
+    if schema:
+        out = ["BEGIN;", search_path(target, local=True).as_string(context) + ";"]
+        out += [(s.shown or s.query).as_string(context) + ";" for s in ddl.schema]
+        out.append("COMMIT;")
     out.append(f"-- rows are copied here; then, one transaction per statement ({target}):")
     out.append(search_path(target, local=False).as_string(context) + ";")
     for _name, stmts in ddl.phases()[1:]:

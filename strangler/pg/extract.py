@@ -17,6 +17,7 @@ connection) that exported the snapshot open until ``copy_service`` returns.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,12 +129,37 @@ def _schema_state(target: psycopg.Connection[Any], schema: str) -> tuple[bool, l
 def create_schema(rb: Runbook, *, dry_run: bool = False) -> dict[str, Any]:
     """Runbook step 1 (and the DDL of step 3): the service's schema and role, in one go."""
     ends = endpoints(rb)
+    if not any(e.step == str(Action.CREATE_SCHEMA) for e in rb.journal.dangling(rb.name)):
+        rb.check(Action.CREATE_SCHEMA)  # PhaseRefused says what comes first, or next
     with (
         connect(ends.source_dsn, role="monolith") as source,
         connect(ends.target_dsn or ends.source_dsn, role="service target") as target,
     ):
         prepared = prepare(rb, source, target)
         exists, relations = _schema_state(target, ends.target_schema)
+        role = rb.service.target.role
+        record = {
+            "schema": ends.target_schema,
+            "role": role.name if role else None,
+            "role_created": bool(role and role.create and not prepared.role_exists),
+        }
+        result: dict[str, Any] = {
+            "schema": ends.target_schema,
+            "tables": list(prepared.catalog.names),
+            "warnings": list(prepared.warnings),
+        }
+        crashed = next(
+            (e for e in rb.journal.dangling(rb.name) if e.step == str(Action.CREATE_SCHEMA)), None
+        )
+        # The DDL is one transaction: a schema that exists after a crash of this step is the
+        # complete schema that step made; its intent says whether it made the role.
+        made = exists and set(prepared.catalog.names) <= set(relations)
+        if made and crashed is not None and not dry_run:
+            with rb.step(Action.CREATE_SCHEMA, resumable=True) as step:
+                record["role_created"] = bool(crashed.details.get("role_created"))
+                rb.journal.put(rb.name, "schema/created", record)
+                step.details.update(result, recovered=True)
+            return {**result, "recovered": True}
         if exists:
             raise BadInput(
                 f"the target already has a schema {ends.target_schema!r}"
@@ -144,28 +170,18 @@ def create_schema(rb: Runbook, *, dry_run: bool = False) -> dict[str, Any]:
                 f"'strangler rollback {rb.name} --schema' when strangler made it",
             )
         text = to_text(prepared.ddl, ends.target_schema, target)
-        result: dict[str, Any] = {
-            "schema": ends.target_schema,
-            "tables": list(prepared.catalog.names),
-            "warnings": list(prepared.warnings),
-        }
         if dry_run:
             return {**result, "sql": text}
-        with rb.step(Action.CREATE_SCHEMA, details={"schema": ends.target_schema}) as step:
+        with rb.step(
+            Action.CREATE_SCHEMA,
+            details={"schema": ends.target_schema, "role_created": record["role_created"]},
+            resumable=True,
+        ) as step:
             with target.transaction():
                 target.execute(search_path(ends.target_schema, local=True))
                 for stmt in prepared.ddl.schema:
                     target.execute(stmt.query)
-            role = rb.service.target.role
-            rb.journal.put(
-                rb.name,
-                "schema/created",
-                {
-                    "schema": ends.target_schema,
-                    "role": role.name if role else None,
-                    "role_created": bool(role and role.create and not prepared.role_exists),
-                },
-            )
+            rb.journal.put(rb.name, "schema/created", record)
             step.details.update(result)
         return result
 
@@ -223,8 +239,12 @@ def copy_service(
             connect(ends.target_dsn or ends.source_dsn, role="service target") as target,
         ):
             prepared = prepare(rb, source, target)
-            text = to_text(prepared.ddl, ends.target_schema, target)
-        return {"tables": list(prepared.catalog.names), "sql": text.split("\n", 1)[1]}
+            text = to_text(prepared.ddl, ends.target_schema, target, schema=False)
+        return {
+            "tables": list(prepared.catalog.names),
+            "warnings": list(prepared.warnings),
+            "sql": text,
+        }
     with rb.step(Action.COPY, resumable=True) as step:
         result.update(_copy(rb, ends, jobs, snapshot, chunk_rows, progress, step.details))
         step.details.update({k: v for k, v in result.items() if k != "schema"})
@@ -297,28 +317,40 @@ def _copy(
 
         clock = time.monotonic()
         seconds: dict[str, float] = {}
+        done_ddl = set(journal.items(name, "copy/ddl/"))
+        skip = {k.removeprefix("copy/ddl/") for k in done_ddl}
+        if resuming:
+            skip |= existing_keys(target, ends.target_schema)
+
+        ran: list[str] = []
+
+        def ddl_done(stmt: Any) -> None:
+            journal.put(name, "copy/ddl/" + stmt.key, True)
+            skip.add(stmt.key)
+            ran.append(stmt.key)
+
+        def keys_of(table: str) -> Callable[[], object]:
+            stmts = [s for s in prepared.ddl.keys if s.table == table]
+            return lambda: run_statements(
+                target_dsn, ends.target_schema, stmts, jobs=1, skip=set(skip), on_done=ddl_done
+            )
+
+        # A leaf table's keys and indexes are built as soon as its rows are in; those of a
+        # partitioned parent wait for all partitions (the keys phase below).
+        early = {t.name: keys_of(t.name) for t in catalog.tables if t.has_data}
         loaded = load_rows(
             ends, catalog, {t: cs for t, cs in pending.items() if cs}, snapshot=snap, jobs=jobs,
-            redo=redo, binary=binary, on_done=chunk_done, progress=progress,
+            redo=redo, binary=binary, on_done=chunk_done, progress=progress, then=early,
         )  # fmt: skip
         seconds["load"] = round(time.monotonic() - clock, 3)
         expected = _count_expected(source, catalog, chunks, done_before)
         # Everything else reads the live monolith; the snapshot is not needed any longer.
         source.execute("COMMIT")
 
-        done_ddl = set(journal.items(name, "copy/ddl/"))
-        skip = {k.removeprefix("copy/ddl/") for k in done_ddl}
-        if resuming:
-            skip |= existing_keys(target, ends.target_schema)
-
-        def ddl_done(stmt: Any) -> None:
-            journal.put(name, "copy/ddl/" + stmt.key, True)
-
-        ran = 0
         for phase, stmts in prepared.ddl.phases()[1:]:
             clock = time.monotonic()
             parallel = jobs if phase in ("keys", "validate") else 1
-            ran += run_statements(
+            run_statements(
                 target_dsn, ends.target_schema, stmts, jobs=parallel, skip=skip, on_done=ddl_done
             )
             seconds[phase] = round(time.monotonic() - clock, 3)
@@ -341,7 +373,7 @@ def _copy(
             "chunks_skipped": len(done_before),
             "bytes": sum(d.bytes for d in loaded),
             "formats": formats,
-            "statements": ran,
+            "statements": len(ran),
             "sequences": sequences,
             "warnings": list(prepared.warnings),
             "seconds": seconds,
