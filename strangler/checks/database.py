@@ -30,9 +30,10 @@ def role_dsn(ctx: CheckContext) -> str | None:
     if role.password is not None:
         extra["password"] = role.password.get_secret_value()
     base = conninfo_to_dict(ctx.spec.target_dsn(ctx.service))
-    base.pop("password", None)
-    base.pop("passfile", None)
-    return make_conninfo("", **{k: v for k, v in base.items() if v is not None}, **extra)
+    for key in ("user", "password", "passfile"):
+        base.pop(key, None)
+    base.update(extra)
+    return make_conninfo("", **{k: v for k, v in base.items() if v is not None})
 
 
 def role_connectivity(ctx: CheckContext) -> CheckResult:
