@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from strangler.checks.base import Verdict, run_checks
+from strangler.checks.base import CheckContext, Verdict, run_checks
 from strangler.checks.database import role_connectivity
 from tests.checks_helpers import make_ctx, spec_text
 from tests.fix_pg import Db
@@ -35,8 +35,8 @@ def role(source_db: Db) -> Iterator[tuple[str, str]]:
         source_db.execute(f"DROP ROLE {name}")
 
 
-def _ctx(tmp_path: Path, source_db: Db, name: str, password: str):  # type: ignore[no-untyped-def]
-    role = "{ name: %s, password: %s }" % (name, json.dumps(password))
+def _ctx(tmp_path: Path, source_db: Db, name: str, password: str) -> CheckContext:
+    role = f"{{ name: {name}, password: {json.dumps(password)} }}"
     return make_ctx(tmp_path, spec_text(source_db.dsn, role=role))
 
 
