@@ -332,7 +332,8 @@ def grace_period_over(rb: Any) -> None:
     if rb.journal.clock() < due:
         raise CheckFailed(
             f"the old tables of {rb.name} were renamed "
-            f"{format_duration(rb.journal.clock() - renamed.at)} ago; they are dropped only {format_duration(wait)} after that, from "
+            f"{format_duration(rb.journal.clock() - renamed.at)} ago; they are dropped only "
+            f"{format_duration(wait)} after that, from "
             f"{due:%Y-%m-%d %H:%M} UTC (decommission.drop_old_tables_after)",
             hint=f"run 'strangler decommission {rb.name}' again after that time",
         )
