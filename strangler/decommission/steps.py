@@ -107,6 +107,10 @@ def run_decommission(
                 else {"removed": False, "why": "no router configured"}
             )
             major = _server_major(spec.source.dsn)
+            # The guard's evidence is in the journal now; its triggers would tie the archive
+            # to this database (restoring them elsewhere fails), so they go first.
+            with connect(spec.source.dsn, role="monolith") as conn:
+                T.remove_guard(conn, schema, tables)
             stamp = rb.journal.clock().strftime("%Y%m%dT%H%M%SZ")
             archive = T.archive_tables(
                 spec.source.dsn,

@@ -47,6 +47,7 @@ __all__ = [
     "install_guard",
     "pg_tool",
     "recorded_writes",
+    "remove_guard",
     "retire_tables",
     "retired_schema",
     "sha256_of",
@@ -120,6 +121,17 @@ def _has_trigger(conn: psycopg.Connection[Any], schema: str, table: str) -> bool
         (schema, table, _TRIGGER),
     ).fetchone()
     return row is not None
+
+
+def remove_guard(conn: psycopg.Connection[Any], schema: str, tables: Sequence[str]) -> None:
+    """Take the recording triggers off (before the archive, so it restores anywhere)."""
+    with conn.transaction():
+        for table in existing(conn, schema, tables):
+            conn.execute(
+                sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(
+                    sql.Identifier(_TRIGGER), sql.Identifier(schema, table)
+                )
+            )
 
 
 def guard_installed(conn: psycopg.Connection[Any], schema: str, tables: Sequence[str]) -> bool:
