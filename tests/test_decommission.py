@@ -242,7 +242,7 @@ def test_traffic_rollback_restarts_the_stable_window(
 def test_tampered_archive_stops_the_drop(
     world: tuple[CheckContext, Runbook, Clock], source_db: Db
 ) -> None:
-    ctx, rb, clock = world
+    _ctx, rb, clock = world
     source_db.execute("DROP VIEW public.order_totals")
     with rb.step(Action.MARK_STABLE, force=True, reason="test"):
         pass
