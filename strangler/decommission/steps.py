@@ -68,6 +68,8 @@ def run_decommission(
     report = DecommissionReport(name, rb.phase.value)
     schema, tables = spec.source.schema_, list(svc.tables)
     retired = T.retired_schema(name)
+    if rb.phase not in (Phase.TRAFFIC_COMPLETE, Phase.STABLE, Phase.OLD_PATH_REMOVED):
+        rb.check(Action.MARK_STABLE)  # raises PhaseRefused naming what must come first
 
     if rb.phase is Phase.TRAFFIC_COMPLETE:
         ctx = CheckContext(spec, name, rb.journal, cache={"dry_run": dry_run})
