@@ -83,7 +83,8 @@ def test_fails_without_schema_usage_or_schema(
     )
     source_db.execute("DROP SCHEMA order_service CASCADE")
     r = role_connectivity(_ctx(tmp_path, source_db, *role))
-    assert (r.verdict, r.message) == (Verdict.FAIL, "schema order_service does not exist yet")
+    assert r.verdict is Verdict.FAIL
+    assert r.message.startswith("schema order_service does not exist yet; create it with")
 
 
 def test_wrong_password_fails_without_leaking_it(
@@ -99,3 +100,12 @@ def test_wrong_password_fails_without_leaking_it(
 def test_skipped_without_role(tmp_path: Path, source_db: Db) -> None:
     r = role_connectivity(make_ctx(tmp_path, spec_text(source_db.dsn)))
     assert (r.verdict, r.message) == (Verdict.SKIPPED, "no target.role in the spec to log in as")
+
+
+def test_role_not_created_yet_is_a_warning(tmp_path: Path, source_db: Db) -> None:
+    ctx = _ctx(tmp_path, source_db, "svc_not_there_yet", "pw-123456")
+    r = role_connectivity(ctx)
+    assert (r.verdict, r.required) == (Verdict.WARN, False)
+    assert r.message.startswith(
+        "role svc_not_there_yet does not exist yet; 'strangler copy order_service' creates it"
+    )

@@ -93,8 +93,9 @@ def test_monitoring_prometheus_rules(tmp_path: Path) -> None:
 
 
 def test_rehearsal(tmp_path: Path) -> None:
-    ctx = make_ctx(tmp_path, spec_text(DSN))
-    r = rollback_rehearsed(ctx)
+    r = rollback_rehearsed(make_ctx(tmp_path, spec_text(DSN)))
+    assert r.verdict is Verdict.SKIPPED
+    r = rollback_rehearsed(make_ctx(tmp_path, spec_text(DSN, "preflight:\n  max_age: 1h\n")))
     assert r.verdict is Verdict.FAIL and r.message.startswith("no rehearsal evidence")
     dev_dir = tmp_path / "dev"
     dev_dir.mkdir()

@@ -43,14 +43,44 @@ def role_connectivity(ctx: CheckContext) -> CheckResult:
         return CheckResult(NAME, Verdict.SKIPPED, "no target.role in the spec to log in as")
     schema, source_schema = svc.target.schema_, ctx.spec.source.schema_
     evidence: dict[str, Any] = {"as": describe_dsn(dsn), "schema": schema}
-    with connect(dsn, role=f"{ctx.service} database as its own role") as conn:
+    role = svc.target.role
+    assert role is not None
+    # PostgreSQL answers "password authentication failed" for a role that does not exist, so
+    # ask the catalog first (as strangler's own user): preflight comes before the copy, which
+    # creates the role when target.role.create is set.
+    with connect(ctx.spec.target_dsn(ctx.service), role=f"{ctx.service} database") as admin:
+        exists = admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role.name,)).fetchone()
+    if exists is None:
+        if role.create:
+            return CheckResult(
+                NAME,
+                Verdict.WARN,
+                f"role {role.name} does not exist yet; 'strangler copy {ctx.service}' creates "
+                "it (target.role.create), run preflight again after to check its access",
+                evidence,
+                required=False,
+            )
+        return CheckResult(
+            NAME,
+            Verdict.FAIL,
+            f"role {role.name} does not exist and target.role.create is false",
+            evidence,
+        )
+    conn = connect(dsn, role=f"{ctx.service} database as its own role")
+    with conn:
         usage = conn.execute(
             "SELECT has_schema_privilege(current_user, n.oid, 'USAGE') "
             "FROM pg_namespace n WHERE n.nspname = %s",
             (schema,),
         ).fetchone()
         if usage is None:
-            return CheckResult(NAME, Verdict.FAIL, f"schema {schema} does not exist yet", evidence)
+            return CheckResult(
+                NAME,
+                Verdict.FAIL,
+                f"schema {schema} does not exist yet; create it with 'strangler copy "
+                f"{ctx.service} --schema-only' and run preflight again",
+                evidence,
+            )
         if not usage[0]:
             return CheckResult(
                 NAME, Verdict.FAIL, f"role cannot use schema {schema} (no USAGE)", evidence

@@ -26,7 +26,13 @@ ROLLBACK_STEPS = (
 
 def rollback_rehearsed(ctx: CheckContext) -> CheckResult:
     pre = ctx.svc.preflight
-    if pre is None or pre.rehearsal_spec is None:
+    if pre is None:
+        return CheckResult(
+            NAME,
+            Verdict.SKIPPED,
+            "no preflight: section; name the dev spec as preflight.rehearsal_spec",
+        )
+    if pre.rehearsal_spec is None:
         return CheckResult(
             NAME,
             Verdict.FAIL,
