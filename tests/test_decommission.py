@@ -3,19 +3,24 @@ hold, archives (restorably), retires and, a later run after the grace period, dr
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from strangler.checks.attestations import attest
 from strangler.checks.base import CheckContext, Verdict
 from strangler.decommission import tables as T
 from strangler.decommission.evidence import decommission_evidence, traffic_timeline
 from strangler.decommission.steps import run_decommission
+from strangler.demo.act_decommission import act_decommission
+from strangler.demo.world import DemoOptions, demo_world
 from strangler.errors import CheckFailed
 from strangler.phases import Action, Phase
 from strangler.runbook import Runbook
@@ -309,3 +314,35 @@ def test_metrics_against_the_baseline(world: tuple[CheckContext, Runbook, Clock]
     assert by["old route at 0 requests"].message == (
         "7 request(s) reached the monolith's route in the last 14d"
     )
+
+
+@pytest.mark.slow
+def test_demo_act_decommission_fast_forward() -> None:
+    """The demo's act on the sample monolith, from 100 % traffic to decommissioned."""
+    # Outside pytest's tmp root: the servers run as another user, and pytest (of other
+    # workers on this machine) tightens that root's permissions while cleaning up.
+    where = Path(tempfile.mkdtemp(prefix="strangler-demo-"))
+    where.chmod(0o755)
+    options = DemoOptions(directory=where / "demo", scale=200, fast_forward=True)
+    try:
+        with demo_world(options, Console(quiet=True)) as world:
+            with world.journal() as journal:
+                rb = Runbook(world.spec, journal, "order_service")
+                for action, weight in (
+                    (Action.CREATE_SCHEMA, None),
+                    (Action.COPY, None),
+                    (Action.START_SYNC, None),
+                    (Action.VERIFY, None),
+                    (Action.CUTOVER_WRITES, None),
+                    (Action.SHIFT_TRAFFIC, 100.0),
+                ):
+                    with rb.step(action, weight=weight, force=True, reason="test setup"):
+                        pass
+            act_decommission(world)
+            assert world.facts["decommissioned"] is True
+            archive = Path(world.facts["archive"]["path"])
+            assert T.sha256_of(archive) == world.facts["archive"]["sha256"]
+            with world.connect_monolith() as conn:
+                assert T.existing(conn, "public", ["orders", "customers"]) == ["customers"]
+    finally:
+        shutil.rmtree(where, ignore_errors=True)

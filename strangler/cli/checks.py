@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 import strangler.rollback_infra  # noqa: F401  (registers the k8s and terraform rollbacks)
 from strangler.alarms import alarm_set, render_prometheus, render_terraform
 from strangler.checks.attestations import KNOWN, attest
-from strangler.checks.base import CheckContext, CheckResult, Verdict, blocking, run_checks
+from strangler.checks.base import CheckContext, CheckResult, blocking, run_checks
 from strangler.checks.kubernetes import (
     external_secret_synced,
     hpa_status,
@@ -20,29 +19,15 @@ from strangler.checks.kubernetes import (
     service_health,
 )
 from strangler.checks.preflight import run_preflight
+from strangler.checks.render import render_results as _render
 from strangler.cli.app import OperatorOpt, Output, OutputOpt, SpecOpt, app, console, emit, session
 from strangler.errors import BadInput
-
-_MARK = {
-    Verdict.PASS: "[green]✓ pass[/]",
-    Verdict.FAIL: "[red]✗ fail[/]",
-    Verdict.WARN: "[yellow]! warn[/]",
-    Verdict.ATTESTED: "[cyan]✓ attested[/]",
-    Verdict.SKIPPED: "[dim]- skipped[/]",
-}
 
 ServiceArg = Annotated[str, typer.Argument(help="The service, as named in the spec.")]
 
 
 def render_results(title: str, results: list[CheckResult]) -> None:
-    table = Table(title=title, header_style="bold", box=None, padding=(0, 2))
-    table.add_column("check")
-    table.add_column("verdict")
-    table.add_column("evidence")
-    for r in results:
-        name = r.name if r.required else f"{r.name} [dim](info)[/]"
-        table.add_row(name, _MARK[r.verdict], r.message)
-    console.print(table)
+    _render(console, title, results)
 
 
 def _finish(output: Output, service: str, what: str, results: list[CheckResult]) -> None:

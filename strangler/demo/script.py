@@ -13,7 +13,9 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from strangler.demo.act_decommission import act_decommission
 from strangler.demo.act_plan import act_plan
+from strangler.demo.act_preflight import act_preflight
 from strangler.demo.world import DemoOptions, World, demo_world
 
 __all__ = ["ACTS", "run_demo"]
@@ -23,6 +25,9 @@ Act = Callable[[World], None]
 # In runbook order. Later capabilities insert their acts where they belong.
 ACTS: list[tuple[str, Act]] = [
     ("plan", act_plan),
+    ("preflight", act_preflight),
+    # … later capabilities' acts (copy, sync, verify, cutover, shift) go here …
+    ("decommission", act_decommission),
 ]
 
 
