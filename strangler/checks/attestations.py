@@ -12,7 +12,14 @@ from strangler.checks.base import CheckContext, CheckResult, Verdict
 from strangler.errors import BadInput
 from strangler.journal import Entry, Journal
 
-__all__ = ["KNOWN", "STEP", "attest", "attestation_check", "latest_attestation"]
+__all__ = [
+    "KNOWN",
+    "STEP",
+    "attest",
+    "attestation_check",
+    "check_attestation",
+    "latest_attestation",
+]
 
 STEP = "attest"
 KNOWN = {
@@ -23,8 +30,8 @@ KNOWN = {
 _KIND = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
-def attest(journal: Journal, service: str, kind: str, note: str) -> Entry:
-    """Record an attestation; returns its journal entry."""
+def check_attestation(kind: str, note: str) -> None:
+    """Raise BadInput unless ``kind`` is a valid name and ``note`` says something."""
     if not _KIND.match(kind):
         raise BadInput(
             f"{kind!r} is not an attestation name",
@@ -32,6 +39,11 @@ def attest(journal: Journal, service: str, kind: str, note: str) -> Entry:
         )
     if not note.strip():
         raise BadInput("an attestation needs --note saying what was done (ticket id, channel, …)")
+
+
+def attest(journal: Journal, service: str, kind: str, note: str) -> Entry:
+    """Record an attestation; returns its journal entry."""
+    check_attestation(kind, note)
     entry_id = journal.event(
         service, STEP, status=kind, reason=note.strip(), details={"what": KNOWN.get(kind, kind)}
     )

@@ -10,7 +10,7 @@ import typer
 
 import strangler.rollback_infra  # noqa: F401  (registers the k8s and terraform rollbacks)
 from strangler.alarms import alarm_set, render_prometheus, render_terraform
-from strangler.checks.attestations import KNOWN, attest
+from strangler.checks.attestations import KNOWN, attest, check_attestation
 from strangler.checks.base import CheckContext, CheckResult, blocking, run_checks
 from strangler.checks.kubernetes import (
     external_secret_synced,
@@ -20,7 +20,17 @@ from strangler.checks.kubernetes import (
 )
 from strangler.checks.preflight import run_preflight
 from strangler.checks.render import render_results as _render
-from strangler.cli.app import OperatorOpt, Output, OutputOpt, SpecOpt, app, console, emit, session
+from strangler.cli.app import (
+    DryRunOpt,
+    OperatorOpt,
+    Output,
+    OutputOpt,
+    SpecOpt,
+    app,
+    console,
+    emit,
+    session,
+)
 from strangler.errors import BadInput
 
 ServiceArg = Annotated[str, typer.Argument(help="The service, as named in the spec.")]
@@ -77,11 +87,29 @@ def attest_cmd(
     note: Annotated[str, typer.Option("--note", help="Ticket id, channel, who was told.")] = "",
     file: SpecOpt = None,
     operator: OperatorOpt = None,
+    dry_run: DryRunOpt = False,
     output: OutputOpt = Output.text,
 ) -> None:
     """Record that a person did something no API can show (on-call alerted, ticket, …)."""
     with session(file, operator) as s:
         s.spec.service(service)
+        if dry_run:
+            check_attestation(what, note)
+            data = {
+                "service": service,
+                "attestation": what,
+                "by": s.journal.operator,
+                "note": note.strip(),
+                "dry_run": True,
+            }
+            emit(
+                output,
+                data,
+                lambda: console.print(
+                    f"would record: {what} attested by {s.journal.operator}: {note.strip()}"
+                ),
+            )
+            return
         entry = attest(s.journal, service, what, note)
     data = {
         "service": service,
