@@ -6,6 +6,7 @@ database to plan (boundary analysis, DDL) add their own sections in their own mo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +15,18 @@ from strangler.phases import Action, Phase, _forward
 from strangler.secrets import redact_dsn
 from strangler.spec import Spec
 
-__all__ = ["PlannedStep", "ServicePlan", "build_plan"]
+__all__ = ["PlannedStep", "ServicePlan", "build_plan", "register_section"]
+
+# A capability that needs a live system to plan adds a section: (spec, service, phase) ->
+# (name, value) or None. ``value`` is JSON-serialisable; a ``render(console)`` method draws it.
+SectionProvider = Callable[[Spec, str, Phase], "tuple[str, Any] | None"]
+_SECTIONS: list[SectionProvider] = []
+
+
+def register_section(provider: SectionProvider) -> SectionProvider:
+    _SECTIONS.append(provider)
+    return provider
+
 
 _WHAT = {
     Action.CREATE_SCHEMA: "create schema {schema}: types, tables, sequences, role {role}",
@@ -111,6 +123,11 @@ def build_plan(spec: Spec, service: str, phase: Phase | str = Phase.PLANNED) -> 
             "no preflight: section; copy and write cutover will not require a passing "
             "'strangler preflight'"
         )
+    sections: dict[str, Any] = {}
+    for provider in _SECTIONS:
+        found = provider(spec, service, phase)
+        if found is not None:
+            sections[found[0]] = found[1]
     return ServicePlan(
         service=service,
         strategy=svc.strategy,
@@ -122,4 +139,5 @@ def build_plan(spec: Spec, service: str, phase: Phase | str = Phase.PLANNED) -> 
         tables=list(svc.tables),
         steps=steps,
         warnings=warnings,
+        sections=sections,
     )

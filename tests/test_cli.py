@@ -96,6 +96,7 @@ def test_status_and_history_json(cli: Cli, write_spec, source_db: Db) -> None:  
             "last_status": None,
             "last_at": None,
             "last_age": None,
+            "last_verification": None,
             "incomplete_steps": [],
         }
     ]

@@ -10,7 +10,16 @@ import json
 import sys
 
 # Importing the command modules registers their commands on the app.
-from strangler.cli import checks, core, decommission, demo, rollback  # noqa: F401
+from strangler.cli import (  # noqa: F401
+    checks,
+    copy,
+    core,
+    decommission,
+    demo,
+    rollback,
+    sync,
+    verify,
+)
 from strangler.cli.app import app, err_console
 from strangler.errors import StranglerError
 from strangler.secrets import scrub

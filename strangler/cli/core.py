@@ -106,6 +106,8 @@ def _status_rows(s: Any) -> list[dict[str, Any]]:
         hist = s.journal.history(name, limit=1)
         last: Entry | None = hist[-1] if hist else None
         dangling = s.journal.dangling(name)
+        verdicts = [s.journal.last(name, "verify", status=v) for v in ("passed", "failed")]
+        verified = max((e for e in verdicts if e), key=lambda e: e.id, default=None)
         rows.append(
             {
                 "service": name,
@@ -116,6 +118,15 @@ def _status_rows(s: Any) -> list[dict[str, Any]]:
                 "last_status": (last.status or last.kind) if last else None,
                 "last_at": last.at.isoformat() if last else None,
                 "last_age": _age(last.at) if last else None,
+                "last_verification": (
+                    {
+                        "status": verified.status,
+                        "at": verified.at.isoformat(),
+                        "age": _age(verified.at),
+                    }
+                    if verified
+                    else None
+                ),
                 "incomplete_steps": [
                     {"step": e.step, "at": e.at.isoformat(), "operator": e.operator}
                     for e in dangling
@@ -135,6 +146,7 @@ def status(file: SpecOpt = None, output: OutputOpt = Output.text) -> None:
         table = Table(header_style="bold")
         for col in ("service", "strategy", "phase", "weight %", "last step", "status", "age"):
             table.add_column(col)
+        table.add_column("verified")
         for r in rows:
             table.add_row(
                 r["service"],
@@ -144,6 +156,9 @@ def status(file: SpecOpt = None, output: OutputOpt = Output.text) -> None:
                 r["last_step"] or "-",
                 r["last_status"] or "-",
                 r["last_age"] or "-",
+                f"{r['last_verification']['status']} {r['last_verification']['age']}"
+                if r["last_verification"]
+                else "never",
             )
         console.print(table)
         for r in rows:

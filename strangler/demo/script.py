@@ -13,9 +13,11 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from strangler.demo.act_copy import act_copy
 from strangler.demo.act_decommission import act_decommission
 from strangler.demo.act_plan import act_plan
 from strangler.demo.act_preflight import act_preflight
+from strangler.demo.act_verify import act_verify
 from strangler.demo.world import DemoOptions, World, demo_world
 
 __all__ = ["ACTS", "run_demo"]
@@ -26,7 +28,9 @@ Act = Callable[[World], None]
 ACTS: list[tuple[str, Act]] = [
     ("plan", act_plan),
     ("preflight", act_preflight),
-    # … later capabilities' acts (copy, sync, verify, cutover, shift) go here …
+    ("copy", act_copy),
+    ("verify", act_verify),
+    # … cutover and traffic acts go here; decommission comes last …
     ("decommission", act_decommission),
 ]
 

@@ -1,0 +1,386 @@
+"""Benchmark: ``strangler verify`` against reladiff 0.6.0 and against the floor.
+
+Dataset: the peers' orders and order_items (``/work/shared/peers/generate.sql`` shape, without
+the customers/products FKs), copied to schema ``order_service`` on the same server and into a
+second server. Scenarios: identical, then 100 differences injected into orders as
+``/work/shared/peers/inject_diffs.sql`` does (scaled to the row count): 10 total + 0.01,
+10 jsonb changes, 10 notes NULL<->text, 10 created_at + 1 microsecond, 30 deletes, 30 inserts.
+
+Measured, each ``--repeat`` times (median reported), for both tables together:
+
+- strangler: ``python -m strangler verify order_service -o json`` (a subprocess, journal and
+  all), and whether it named exactly the 100 rows;
+- reladiff 0.6.0: ``reladiff SRC public.T DST order_service.T -k id -c % --skip-sort-results``
+  per table (the peers' invocation), its +/- keys parsed as peers/diff_check.py does;
+- the floor: one server-side hash scan per table per side, both sides at once, over the same
+  canonical row text strangler hashes (and, for reference, over the raw ``t::text``).
+
+Usage::
+
+    bench/.venv/bin/pip install 'reladiff==0.6.0' psycopg2-binary   # once (separate venv)
+    .venv/bin/python bench/bench_verify.py --orders 200000 --repeat 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from strangler.journal import Journal
+from strangler.pg.embedded import PgInstance
+from strangler.phases import Action
+from strangler.runbook import Runbook
+from strangler.spec import load_spec
+from strangler.verify.canonical import pin_session, read_shape, row_text
+
+ROOT = Path(__file__).resolve().parent.parent
+RELADIFF = ROOT / "bench" / ".venv" / "bin" / "reladiff"
+TABLES = ["orders", "order_items"]
+
+DDL = """
+CREATE TABLE {s}.orders (
+  id bigint PRIMARY KEY, customer_id bigint NOT NULL, status text NOT NULL DEFAULT 'pending',
+  total numeric(12,2) NOT NULL, created_at timestamptz NOT NULL DEFAULT now(), notes text,
+  attrs jsonb NOT NULL DEFAULT '{{}}'::jsonb);
+CREATE TABLE {s}.order_items (
+  id bigint PRIMARY KEY, order_id bigint NOT NULL, product_id bigint NOT NULL,
+  line_no smallint NOT NULL, quantity integer NOT NULL DEFAULT 1,
+  unit_price numeric(12,2) NOT NULL);
+"""
+
+GENERATE = """
+SELECT setseed(0.42);
+INSERT INTO public.orders
+SELECT g, 1 + floor(random() * 200000)::bigint,
+       (ARRAY['pending','paid','shipped','delivered','delivered','delivered','cancelled',
+              'refunded'])[1 + floor(random()*8)::int],
+       round((random()*900)::numeric, 2),
+       timestamptz '2019-01-01 00:00:00+00' + random() * interval '5 years',
+       CASE WHEN random() < 0.3
+            THEN 'Customer note: ' || md5(g::text) || ' ' || md5((g+1)::text) END,
+       jsonb_build_object(
+         'channel', (ARRAY['web','ios','android','pos'])[1 + floor(random()*4)::int],
+         'coupon',  CASE WHEN random() < 0.1 THEN 'SAVE' || floor(random()*50)::int END,
+         'shipping', jsonb_build_object(
+            'method', (ARRAY['standard','express','pickup'])[1 + floor(random()*3)::int],
+            'zip', lpad(floor(random()*99999)::int::text, 5, '0')),
+         'ab', jsonb_build_array(floor(random()*3)::int, floor(random()*3)::int))
+FROM generate_series(1, {orders}) g;
+INSERT INTO public.order_items
+SELECT row_number() OVER (), o, 1 + floor(random() * 20000)::bigint, l, 1 + floor(random()*5)::int,
+       round((1 + random()*300)::numeric, 2)
+FROM generate_series(1, {orders}) o, LATERAL generate_series(1, 1 + (o % 5)::int) l;
+"""
+
+
+def injected(orders: int) -> dict[int, str]:
+    """The 100 keys of peers/inject_diffs.sql, scaled from 2M orders to ``orders``."""
+    q, step_u, step_d = orders // 4, orders // 40, orders // 30
+    kinds: dict[int, str] = {}
+    for base, kind, off in [
+        (1, "update_total", 11),
+        (q + 1, "update_jsonb", 23),
+        (2 * q + 1, "update_notes_null", 37),
+        (3 * q + 1, "update_ts_1us", 41),
+    ]:
+        for k in range(10):
+            kinds[base + step_u * k + off] = kind
+    for k in range(30):
+        key = 3 + step_d * k
+        assert key not in kinds, "scaled delete keys collide with update keys"
+        kinds[key] = "delete"
+    for k in range(1, 31):
+        kinds[orders + k] = "insert"
+    assert len(kinds) == 100
+    return kinds
+
+
+INJECT = """
+UPDATE order_service.orders SET total = total + 0.01 WHERE id = ANY(%(update_total)s);
+UPDATE order_service.orders SET attrs = attrs || '{"injected": true}'
+  WHERE id = ANY(%(update_jsonb)s);
+UPDATE order_service.orders SET notes = CASE WHEN notes IS NULL THEN 'injected' END
+  WHERE id = ANY(%(update_notes_null)s);
+UPDATE order_service.orders SET created_at = created_at + interval '1 microsecond'
+  WHERE id = ANY(%(update_ts_1us)s);
+DELETE FROM order_service.orders WHERE id = ANY(%(delete)s);
+INSERT INTO order_service.orders (id, customer_id, status, total, created_at, notes, attrs)
+SELECT i, 42, 'pending', 10.00, timestamptz '2024-01-01 00:00:00+00', NULL, '{"channel": "web"}'
+FROM unnest(%(insert)s::bigint[]) i;
+"""
+
+
+def setup(root: Path, orders: int) -> tuple[PgInstance, PgInstance]:
+    a = PgInstance.create(root / "a").start()
+    b = PgInstance.create(root / "b").start()
+    a.create_database("monolith")
+    b.create_database("service")
+    with psycopg.connect(a.dsn("monolith"), autocommit=True) as src:
+        src.execute(DDL.format(s="public"))
+        src.execute(sql.SQL(GENERATE).format(orders=sql.Literal(orders)))
+        src.execute("CREATE SCHEMA order_service")
+        src.execute(DDL.format(s="order_service"))
+        for t in TABLES:
+            src.execute(
+                sql.SQL("INSERT INTO order_service.{t} SELECT * FROM public.{t}").format(
+                    t=sql.Identifier(t)
+                )
+            )
+        with psycopg.connect(b.dsn("service"), autocommit=True) as dst:
+            dst.execute("CREATE SCHEMA order_service")
+            dst.execute(DDL.format(s="order_service"))
+            for t in TABLES:
+                out = sql.SQL("COPY public.{} TO STDOUT (FORMAT binary)").format(sql.Identifier(t))
+                into = sql.SQL("COPY order_service.{} FROM STDIN (FORMAT binary)").format(
+                    sql.Identifier(t)
+                )
+                with src.cursor().copy(out) as o, dst.cursor().copy(into) as i:
+                    for chunk in o:
+                        i.write(chunk)
+            dst.execute("VACUUM ANALYZE")
+        src.execute("VACUUM ANALYZE")
+    return a, b
+
+
+def spec_file(root: Path, name: str, source: str, target: str | None) -> Path:
+    target_dsn = f"dsn: {json.dumps(target)}, " if target else ""
+    path = root / f"{name}.yaml"
+    path.write_text(
+        f"version: 1\nstate: sqlite:///{root / name}.db\n"
+        f"source: {{ dsn: {json.dumps(source)}, schema: public }}\n"
+        f"services:\n  order_service:\n    tables: {json.dumps(TABLES)}\n"
+        f"    target: {{ {target_dsn}schema: order_service }}\n    strategy: copy\n"
+    )
+    spec = load_spec(path)
+    with Journal(spec.state_url(), operator="bench") as journal:
+        rb = Runbook(spec, journal, "order_service")
+        for action in (Action.CREATE_SCHEMA, Action.COPY):
+            with rb.step(action):
+                pass
+    return path
+
+
+def run_strangler(spec: Path, expect: dict[int, str] | None) -> tuple[float, dict[str, Any]]:
+    cmd = [sys.executable, "-m", "strangler", "verify", "order_service", "-f", str(spec)]
+    t0 = time.perf_counter()
+    done = subprocess.run([*cmd, "-o", "json"], capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t0
+    report = json.loads(done.stdout)
+    found = {
+        (r["kind"], int(r["key"]["id"]), t["source"]) for t in report["tables"] for r in t["rows"]
+    }
+    want: set[tuple[str, int, str]] = set()
+    for key, kind in (expect or {}).items():
+        label = {"delete": "missing", "insert": "extra"}.get(kind, "changed")
+        want.add((label, key, "public.orders"))
+    return wall, {
+        "rc": done.returncode,
+        "engine_s": report["seconds"],
+        "found": len(found),
+        "exact": found == want,
+        "false_positives": len(found - want),
+        "missed": len(want - found),
+    }
+
+
+_LINE = re.compile(r"^([+-])\s+\(?\s*'?(-?\d+)'?\s*(?:,|\)|$)")
+
+
+def run_reladiff(src: str, dst: str, expect: dict[int, str] | None) -> tuple[float, dict[str, Any]]:
+    wall = 0.0
+    minus: set[int] = set()
+    plus: set[int] = set()
+    rcs = []
+    env = {**os.environ, "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "100000"}
+    for t in TABLES:
+        cmd = [str(RELADIFF), src, f"public.{t}", dst, f"order_service.{t}", "-k", "id"]
+        cmd += ["-c", "%", "--skip-sort-results"]
+        t0 = time.perf_counter()
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+        wall += time.perf_counter() - t0
+        rcs.append(done.returncode)
+        for line in done.stdout.splitlines():
+            m = _LINE.match(line)
+            if m and t == "orders":
+                (minus if m.group(1) == "-" else plus).add(int(m.group(2)))
+            elif m:
+                plus.add(-1)  # any order_items difference is a false positive
+    expect = expect or {}
+    exp_minus = {k for k, v in expect.items() if v != "insert"}
+    exp_plus = {k for k, v in expect.items() if v != "delete"}
+    return wall, {
+        "rc": rcs,
+        "found": len(minus | plus),
+        "exact": minus == exp_minus and plus == exp_plus,
+        "false_positives": len((minus | plus) - set(expect)),
+        "missed": len(set(expect) - (minus | plus)),
+    }
+
+
+def run_floor(src: str, dst: str, *, canonical: bool) -> tuple[float, dict[str, Any]]:
+    """One hash scan of each table on each side, both sides in parallel."""
+    conns = [psycopg.connect(src, autocommit=True), psycopg.connect(dst, autocommit=True)]
+    try:
+        for c in conns:
+            pin_session(c)
+        schemas = ["public", "order_service"]
+        queries = []
+        for t in TABLES:
+            pair = []
+            for conn, schema in zip(conns, schemas, strict=True):
+                shape = read_shape(conn, schema, t)
+                assert shape is not None
+                text = (
+                    row_text(shape, [c.name for c in shape.columns])
+                    if canonical
+                    else sql.SQL("t::text")
+                )
+                pair.append(
+                    sql.SQL("SELECT count(*), sum(hashtextextended({}, 0)) FROM {}.{} t").format(
+                        text, sql.Identifier(schema), sql.Identifier(t)
+                    )
+                )
+            queries.append(pair)
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(2) as pool:
+            for pair in queries:
+                futures = [
+                    pool.submit(lambda c, q: c.execute(q).fetchone(), c, q)
+                    for c, q in zip(conns, pair, strict=True)
+                ]
+                [f.result() for f in futures]
+        return time.perf_counter() - t0, {}
+    finally:
+        for c in conns:
+            c.close()
+
+
+def median(repeat: int, fn: Any, *args: Any, **kw: Any) -> tuple[float, dict[str, Any]]:
+    runs = [fn(*args, **kw) for _ in range(repeat)]
+    return statistics.median(r[0] for r in runs), runs[-1][1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=200_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks-verify.md")
+    parser.add_argument("--append", action="store_true", help="add a section to --out")
+    args = parser.parse_args()
+    if not RELADIFF.exists():
+        sys.exit(
+            f"install reladiff first: python3 -m venv bench/.venv && {RELADIFF.parent}/pip "
+            "install 'reladiff==0.6.0' psycopg2-binary"
+        )
+    root = Path(tempfile.mkdtemp(prefix="bench-verify-", dir="/tmp"))
+    root.chmod(0o755)
+    a = b = None
+    results: list[dict[str, Any]] = []
+    try:
+        t0 = time.perf_counter()
+        a, b = setup(root, args.orders)
+        print(f"setup {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+        src = a.dsn("monolith")
+        where = {"same instance": (src, None, src), "two instances": (src, b.dsn("service"), None)}
+        specs = {n: spec_file(root, n.replace(" ", "_"), s, d) for n, (s, d, _) in where.items()}
+        keys = injected(args.orders)
+        for scenario in ("identical", "100 differences"):
+            expect = keys if scenario != "identical" else None
+            if expect:
+                groups: dict[str, list[int]] = {}
+                for k, kind in keys.items():
+                    groups.setdefault(kind, []).append(k)
+                for dsn in (src, b.dsn("service")):
+                    with psycopg.connect(dsn, autocommit=True) as conn:
+                        for statement in INJECT.split(";\n"):
+                            if statement.strip():
+                                conn.execute(statement, groups)
+                        conn.execute("ANALYZE order_service.orders")
+            for name, (s, d, same) in where.items():
+                target = d or same or s
+                row: dict[str, Any] = {"scenario": scenario, "where": name}
+                row["strangler"] = median(args.repeat, run_strangler, specs[name], expect)
+                row["reladiff"] = median(args.repeat, run_reladiff, s, target, expect)
+                row["floor"] = median(args.repeat, run_floor, s, target, canonical=True)
+                row["raw floor"] = median(args.repeat, run_floor, s, target, canonical=False)
+                results.append(row)
+                print(json.dumps(row, default=str), file=sys.stderr)
+    finally:
+        for inst in (a, b):
+            if inst is not None:
+                inst.destroy()
+        shutil.rmtree(root, ignore_errors=True)
+    write(args, results)
+
+
+def write(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:
+    load = os.getloadavg()
+    lines = [] if args.append and args.out.exists() else ["# Benchmark: verify", ""]
+    lines += [
+        f"## {args.orders:,} orders, {3 * args.orders:,} order_items",
+        "",
+        f"Command: `.venv/bin/python bench/bench_verify.py --orders {args.orders} "
+        f"--repeat {args.repeat}` (median of {args.repeat}).",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, embedded PostgreSQL 18 (two servers on loopback), "
+        f"load average at the end {load[0]:.1f} (other helpers were using the machine).",
+        "",
+        "| scenario | where | strangler CLI s | engine s | reladiff s | floor s | raw floor s | "
+        "CLI vs reladiff | engine vs floor | strangler found | reladiff found |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+
+    def found(d: dict[str, Any]) -> str:
+        return (
+            f"{d['found']} ({'exact' if d['exact'] else 'NOT exact'}, "
+            f"{d['false_positives']} false +, {d['missed']} missed)"
+        )
+
+    for r in results:
+        st, sd = r["strangler"]
+        rl, rd = r["reladiff"]
+        fl, _ = r["floor"]
+        raw, _ = r["raw floor"]
+        engine = float(sd["engine_s"])
+        lines.append(
+            f"| {r['scenario']} | {r['where']} | {st:.2f} | {engine:.2f} | {rl:.2f} | {fl:.2f} | "
+            f"{raw:.2f} | {rl / st:.1f}x faster | {engine / fl:.2f}x | {found(sd)} | "
+            f"{found(rd)} |"
+        )
+    lines += [
+        "",
+        "- strangler CLI: `python -m strangler verify order_service -o json`, a whole process "
+        "(imports, spec, journal, both tables, rows mode); engine: the time the report gives "
+        "for the verification itself (connect, plan, scans, bisection, report), the engine "
+        "median is of the last run; reladiff: one process per table, "
+        "`-k id -c % --skip-sort-results` (the peers' invocation), times summed.",
+        "- floor: `SELECT count(*), sum(hashtextextended(<canonical row text>, 0))` once per "
+        "table per side, both sides at once, no process start; raw floor: the same over "
+        "`t::text` (no canonical form).",
+        "- 100 differences in orders, as peers/inject_diffs.sql, keys scaled to the row count.",
+        "",
+    ]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    mode = "a" if args.append and args.out.exists() else "w"
+    with args.out.open(mode) as fh:
+        fh.write("\n".join(lines) + "\n")
+    print(args.out.read_text())
+
+
+if __name__ == "__main__":
+    main()

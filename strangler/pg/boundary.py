@@ -1,0 +1,245 @@
+"""Every reference that crosses the service boundary, and what it will break.
+
+Moving tables out of a monolith cuts every thread that ties them to what stays: foreign keys
+in both directions, views, functions and triggers that read or write the moved tables, and
+expressions of the moved tables that call the monolith's functions. ``strangler plan`` shows
+them all; a reference strangler cannot carry stops ``copy`` before anything changes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from strangler.errors import BadInput
+from strangler.pg.catalog import Catalog
+from strangler.spec import ServiceSpec
+
+__all__ = ["Boundary", "Reference", "analyze"]
+
+
+@dataclass(frozen=True)
+class Reference:
+    kind: str  # foreign key out | foreign key in | view | function | trigger | expression
+    source: str
+    target: str
+    breaks: str
+    action: str  # dropped | kept | carried | left alone | cannot carry
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "kind": self.kind,
+            "from": self.source,
+            "to": self.target,
+            "breaks": self.breaks,
+            "action": self.action,
+        }
+
+
+@dataclass
+class Boundary:
+    references: list[Reference] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def blocking(self) -> list[Reference]:
+        return [r for r in self.references if r.action == "cannot carry"]
+
+    def raise_blocking(self) -> None:
+        if self.blocking:
+            lines = "; ".join(f"{r.source} → {r.target}: {r.breaks}" for r in self.blocking)
+            raise BadInput(
+                f"the service boundary has references strangler cannot carry: {lines}",
+                hint="see 'strangler plan'; move the function out of the expression or into "
+                "the list of moved objects, then try again",
+            )
+
+
+_FK_IN = """
+SELECT n.nspname, c.relname, con.conname,
+       ARRAY(SELECT a.attname FROM unnest(con.conkey) k(n)
+             JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n) AS cols,
+       r.relname AS ref_table
+FROM pg_constraint con
+JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_class r ON r.oid = con.confrelid
+WHERE con.contype = 'f' AND con.confrelid = ANY(%(oids)s) AND NOT con.conrelid = ANY(%(oids)s)
+  AND con.conparentid = 0
+ORDER BY 1, 2, 3
+"""
+
+_VIEWS = """
+SELECT DISTINCT n.nspname, v.relname, v.relkind::text, t.relname AS moved
+FROM pg_depend d
+JOIN pg_rewrite rw ON rw.oid = d.objid
+JOIN pg_class v ON v.oid = rw.ev_class JOIN pg_namespace n ON n.oid = v.relnamespace
+JOIN pg_class t ON t.oid = d.refobjid
+WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
+  AND d.refobjid = ANY(%(oids)s) AND NOT v.oid = ANY(%(oids)s)
+ORDER BY 1, 2, 4
+"""
+
+_FUNCTIONS = """
+SELECT p.oid, n.nspname, p.proname, p.prosrc, p.prorettype = 'trigger'::regtype AS is_trigger
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%%'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_proc'::regclass
+                  AND e.objid = p.oid AND e.deptype = 'e')
+ORDER BY 2, 3
+"""
+
+_TRIGGERS_USING = """
+SELECT n.nspname, c.relname, t.tgname, t.tgfoid
+FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE NOT t.tgisinternal AND t.tgfoid = ANY(%(fns)s) AND NOT t.tgrelid = ANY(%(oids)s)
+ORDER BY 1, 2, 3
+"""
+
+# Functions the moved tables' own defaults, CHECKs and indexes call.
+_EXPRESSION_CALLS = """
+SELECT DISTINCT t.relname, n.nspname, p.proname,
+       CASE d.classid WHEN 'pg_attrdef'::regclass THEN 'default'
+                      WHEN 'pg_constraint'::regclass THEN 'constraint' ELSE 'index' END AS what
+FROM pg_depend d
+JOIN pg_proc p ON p.oid = d.refobjid JOIN pg_namespace n ON n.oid = p.pronamespace
+JOIN pg_class t ON t.oid = CASE d.classid
+    WHEN 'pg_attrdef'::regclass THEN (SELECT adrelid FROM pg_attrdef WHERE oid = d.objid)
+    WHEN 'pg_constraint'::regclass THEN (SELECT conrelid FROM pg_constraint WHERE oid = d.objid)
+    ELSE (SELECT indrelid FROM pg_index WHERE indexrelid = d.objid) END
+WHERE d.refclassid = 'pg_proc'::regclass
+  AND d.classid IN ('pg_attrdef'::regclass, 'pg_constraint'::regclass, 'pg_class'::regclass)
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_proc'::regclass
+                  AND e.objid = p.oid AND e.deptype = 'e')
+ORDER BY 1, 3
+"""
+
+_PUBLIC_READABLE = """
+SELECT c.relname FROM pg_class c, aclexplode(c.relacl) a
+WHERE c.relnamespace = to_regnamespace(%(schema)s) AND c.relkind IN ('r', 'p', 'v', 'm')
+  AND a.grantee = 0 AND a.privilege_type = 'SELECT' AND NOT c.oid = ANY(%(oids)s)
+ORDER BY 1
+"""
+
+
+def analyze(
+    conn: psycopg.Connection[Any], catalog: Catalog, service: ServiceSpec, *, same_instance: bool
+) -> Boundary:
+    """The boundary of ``catalog``'s tables in the monolith ``conn`` points at."""
+    out = Boundary()
+    schema = catalog.schema
+    oids = [t.oid for t in catalog.tables]
+    moved = set(catalog.names)
+    p = {"oids": oids, "schema": schema}
+    keep = service.foreign_keys.leaving == "keep"
+    for table in catalog.tables:
+        for fk in table.foreign_keys:
+            if fk.inherited or (fk.ref_schema == schema and fk.ref_table in moved):
+                continue
+            cols = ", ".join(fk.columns)
+            if keep:
+                breaks = f"the service schema depends on {fk.ref_schema}.{fk.ref_table}"
+            else:
+                breaks = f"nothing checks {cols} against {fk.ref_table}; the service must"
+            out.references.append(
+                Reference(
+                    "foreign key out",
+                    f"{table.name}({cols})",
+                    f"{fk.ref_schema}.{fk.ref_table}({', '.join(fk.ref_columns)})",
+                    breaks,
+                    "kept" if keep else "dropped",
+                )
+            )
+    for nsp, rel, con, cols, ref in conn.execute(_FK_IN, p).fetchall():
+        out.references.append(
+            Reference(
+                "foreign key in",
+                f"{nsp}.{rel}({', '.join(cols)}) [{con}]",
+                f"{ref} (moved)",
+                f"checks the old {ref}: rows made by the service are unknown to it; "
+                f"blocks dropping {ref}",
+                "left alone",
+            )
+        )
+    for nsp, rel, kind, table in conn.execute(_VIEWS, p).fetchall():
+        what = "materialized view" if kind == "m" else "view"
+        out.references.append(
+            Reference(
+                what,
+                f"{nsp}.{rel}",
+                f"{table} (moved)",
+                f"reads the old {table}: stale after the write cutover, broken at decommission",
+                "left alone",
+            )
+        )
+    carried_triggers = {
+        (trg.function_schema, trg.function) for t in catalog.tables for trg in t.triggers
+    }
+    pattern = re.compile(r"\b(" + "|".join(re.escape(n) for n in sorted(moved)) + r")\b")
+    touching: dict[int, tuple[str, str, list[str]]] = {}
+    for oid, nsp, name, src, _is_trigger in conn.execute(_FUNCTIONS).fetchall():
+        found = sorted(set(pattern.findall(src or "")))
+        if (nsp, name) in carried_triggers:
+            out.references.append(
+                Reference(
+                    "trigger function",
+                    f"{nsp}.{name}()",
+                    ", ".join(sorted({t.name for t in catalog.tables for g in t.triggers
+                                      if g.function == name})),
+                    "recreated in the service schema with its trigger",
+                    "carried",
+                )
+            )  # fmt: skip
+            continue
+        if found:
+            touching[oid] = (nsp, name, found)
+            out.references.append(
+                Reference(
+                    "function",
+                    f"{nsp}.{name}()",
+                    ", ".join(found),
+                    "uses the old tables (its body names them): stale after the write cutover",
+                    "left alone",
+                )
+            )
+    if touching:
+        for nsp, rel, tg, foid in conn.execute(
+            _TRIGGERS_USING, {**p, "fns": list(touching)}
+        ).fetchall():
+            fn = touching[foid]
+            out.references.append(
+                Reference(
+                    "trigger",
+                    f"{nsp}.{rel} [{tg}]",
+                    ", ".join(fn[2]),
+                    f"runs {fn[0]}.{fn[1]}(): its writes to old tables never reach the service",
+                    "left alone",
+                )
+            )
+    for table, nsp, fn, what in conn.execute(_EXPRESSION_CALLS).fetchall():
+        if table not in moved:
+            continue
+        if nsp == schema or not same_instance:
+            out.references.append(
+                Reference(
+                    "expression",
+                    f"{table} {what}",
+                    f"{nsp}.{fn}()",
+                    f"the {what} calls a monolith function strangler does not move",
+                    "cannot carry",
+                )
+            )
+    if catalog.foreign_types and not same_instance:
+        out.warnings.append(
+            "the target must already have these types: " + ", ".join(catalog.foreign_types)
+        )
+    readable = [r[0] for r in conn.execute(_PUBLIC_READABLE, p).fetchall()]
+    if readable:
+        out.warnings.append(
+            "PUBLIC may read these monolith tables, so the service role can too "
+            f"(revoke PUBLIC's read access for least privilege): {', '.join(readable)}"
+        )
+    return out

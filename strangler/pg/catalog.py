@@ -1,0 +1,615 @@
+"""Everything about the tables a service takes with it, read from pg_catalog.
+
+The trick that makes the schema remap safe: every definition the server deparses for us
+(defaults, CHECK and index expressions, column types, trigger definitions) is read with
+``search_path`` set to the source schema alone. PostgreSQL then writes names of objects in
+that schema *unqualified* and everything else (pg_catalog aside) qualified. The DDL module
+runs those definitions with ``search_path`` set to the target schema, where the same types,
+sequences and tables are recreated first, so unqualified names land in the service's schema
+without strangler ever editing SQL text. Foreign keys are rebuilt from their parts instead,
+because one that leaves the service must keep naming the monolith's table.
+
+Usage::
+
+    with connect(dsn) as conn:
+        cat = read_catalog(conn, "public", ["orders", "order_items"])
+    cat.table("orders").primary_key
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from strangler.errors import BadInput
+
+__all__ = [
+    "Catalog",
+    "Column",
+    "Constraint",
+    "ForeignKey",
+    "Grant",
+    "Index",
+    "Sequence",
+    "Table",
+    "Trigger",
+    "TriggerFunction",
+    "TypeDef",
+    "read_catalog",
+]
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type_sql: str  # format_type() under the source search_path
+    type_oid: int
+    not_null: bool
+    default: str | None  # pg_get_expr of the default; None for generated columns
+    identity: str  # '' | 'a' (ALWAYS) | 'd' (BY DEFAULT)
+    generated: str  # '' | 's' (STORED) | 'v' (VIRTUAL, PostgreSQL 18)
+    generation_expr: str | None
+    collation: tuple[str, str] | None  # (schema, name) when it differs from the type's
+    comment: str | None
+    inherited: bool  # a partition's column comes from its parent
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """PRIMARY KEY, UNIQUE, CHECK or EXCLUDE, with the server's own definition text."""
+
+    name: str
+    kind: str  # p u c x
+    definition: str
+    validated: bool
+    inherited: bool  # created by the parent (partitions) or inherited CHECK
+    comment: str | None
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    name: str
+    table: str
+    columns: tuple[str, ...]
+    ref_schema: str
+    ref_table: str
+    ref_columns: tuple[str, ...]
+    match: str  # f p s
+    on_update: str  # a r c n d
+    on_delete: str
+    deferrable: bool
+    deferred: bool
+    validated: bool
+    inherited: bool
+    comment: str | None
+
+
+@dataclass(frozen=True)
+class Index:
+    """A plain index (not one that backs a constraint)."""
+
+    name: str
+    definition: str  # pg_get_indexdef(pretty): table unqualified when in the source schema
+    comment: str | None
+    inherited: bool  # attached to a partitioned parent's index
+
+
+@dataclass(frozen=True)
+class Sequence:
+    name: str
+    type_sql: str
+    start: int
+    increment: int
+    minimum: int
+    maximum: int
+    cache: int
+    cycle: bool
+    owner_table: str | None  # OWNED BY table.column (serial) or identity
+    owner_column: str | None
+    identity: bool
+
+
+@dataclass(frozen=True)
+class Trigger:
+    name: str
+    definition: str
+    enabled: str  # O (origin) D (disabled) R (replica) A (always)
+    function: str  # the function's name, for the boundary analysis
+    function_schema: str
+
+
+@dataclass(frozen=True)
+class TriggerFunction:
+    """A trigger function in the source schema, carried along so the trigger can follow."""
+
+    name: str
+    language: str
+    body: str
+    security_definer: bool
+    volatility: str
+
+
+@dataclass(frozen=True)
+class Grant:
+    grantee: str
+    privilege: str
+    grantable: bool
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    oid: int
+    kind: str  # r (table) | p (partitioned)
+    unlogged: bool
+    columns: tuple[Column, ...]
+    constraints: tuple[Constraint, ...]
+    foreign_keys: tuple[ForeignKey, ...]
+    indexes: tuple[Index, ...]
+    triggers: tuple[Trigger, ...]
+    comment: str | None
+    grants: tuple[Grant, ...]
+    replica_identity: str  # d n f i
+    replica_index: str | None
+    options: tuple[str, ...]
+    partition_key: str | None  # pg_get_partkeydef for partitioned tables
+    partition_of: str | None  # parent table name for a partition
+    partition_bound: str | None
+    estimated_rows: int
+    bytes: int
+
+    @property
+    def primary_key(self) -> Constraint | None:
+        return next((c for c in self.constraints if c.kind == "p"), None)
+
+    @property
+    def has_data(self) -> bool:
+        """Partitioned parents hold no rows themselves; their leaves do."""
+        return self.kind == "r"
+
+    def copy_columns(self) -> tuple[str, ...]:
+        """Columns whose values are copied: generated columns are computed by the target."""
+        return tuple(c.name for c in self.columns if not c.generated)
+
+
+@dataclass(frozen=True)
+class TypeDef:
+    name: str
+    kind: str  # e (enum) d (domain) c (composite)
+    oids: tuple[int, int] = (0, 0)  # the type's and its array type's, on the source
+    labels: tuple[str, ...] = ()
+    base_sql: str | None = None
+    not_null: bool = False
+    default: str | None = None
+    collation: tuple[str, str] | None = None
+    checks: tuple[tuple[str, str, bool], ...] = ()  # (name, definition, validated)
+    attributes: tuple[tuple[str, str], ...] = ()  # (name, type_sql)
+    comment: str | None = None
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The moved tables (partitions included, parents before children) and their types."""
+
+    schema: str
+    server_version: int
+    tables: tuple[Table, ...]
+    types: tuple[TypeDef, ...]  # in creation order
+    sequences: tuple[Sequence, ...]
+    trigger_functions: tuple[TriggerFunction, ...]
+    foreign_types: tuple[str, ...] = field(default=())  # user types outside the schema
+
+    @property
+    def carried_type_oids(self) -> frozenset[int]:
+        """Source OIDs of the types recreated in the target schema (and of their arrays)."""
+        return frozenset(o for t in self.types for o in t.oids)
+
+    def table(self, name: str) -> Table:
+        for t in self.tables:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.tables)
+
+
+# --------------------------------------------------------------------------------- reading
+
+_TABLES = """
+SELECT c.oid, c.relname, c.relkind, c.relpersistence = 'u' AS unlogged, c.relispartition,
+       c.relreplident, obj_description(c.oid, 'pg_class') AS comment,
+       coalesce(c.reloptions, '{}') AS options,
+       CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END AS partition_key,
+       CASE WHEN c.relispartition THEN pg_get_expr(c.relpartbound, c.oid) END AS bound,
+       (SELECT p.relname FROM pg_inherits h JOIN pg_class p ON p.oid = h.inhparent
+         WHERE h.inhrelid = c.oid AND c.relispartition) AS parent,
+       (SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+         WHERE i.indrelid = c.oid AND i.indisreplident) AS replica_index,
+       greatest(c.reltuples, 0)::bigint AS estimated_rows,
+       pg_table_size(c.oid) AS bytes
+FROM pg_class c
+WHERE c.relnamespace = %(schema)s::regnamespace AND c.relkind IN ('r', 'p')
+  AND c.oid = ANY(%(oids)s)
+"""
+
+_COLUMNS = """
+SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod) AS type_sql,
+       a.atttypid::int AS type_oid, a.attnotnull,
+       CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, d.adrelid) END AS def,
+       CASE WHEN a.attgenerated <> '' THEN pg_get_expr(d.adbin, d.adrelid) END AS gen,
+       a.attidentity::text AS identity, a.attgenerated::text AS generated,
+       CASE WHEN a.attcollation <> t.typcollation THEN cn.nspname END AS coll_schema,
+       CASE WHEN a.attcollation <> t.typcollation THEN co.collname END AS coll_name,
+       col_description(a.attrelid, a.attnum) AS comment, NOT a.attislocal AS inherited
+FROM pg_attribute a
+JOIN pg_type t ON t.oid = a.atttypid
+LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+LEFT JOIN pg_collation co ON co.oid = a.attcollation
+LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
+WHERE a.attrelid = ANY(%(oids)s) AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attrelid, a.attnum
+"""
+
+_CONSTRAINTS = """
+SELECT con.oid, con.conrelid, con.conname, con.contype::text AS kind,
+       pg_get_constraintdef(con.oid) AS def, con.convalidated,
+       (con.conparentid <> 0 OR NOT con.conislocal) AS inherited,
+       obj_description(con.oid, 'pg_constraint') AS comment,
+       ARRAY(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY k(n, o)
+             JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n
+             ORDER BY k.o) AS cols,
+       ARRAY(SELECT a.attname FROM unnest(con.confkey) WITH ORDINALITY k(n, o)
+             JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n
+             ORDER BY k.o) AS ref_cols,
+       rn.nspname AS ref_schema, rc.relname AS ref_table,
+       con.confmatchtype::text AS match, con.confupdtype::text AS on_update,
+       con.confdeltype::text AS on_delete, con.condeferrable, con.condeferred
+FROM pg_constraint con
+LEFT JOIN pg_class rc ON rc.oid = con.confrelid
+LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+WHERE con.conrelid = ANY(%(oids)s) AND con.contype IN ('p', 'u', 'c', 'x', 'f')
+ORDER BY con.conrelid, con.conname
+"""
+
+_INDEXES = """
+SELECT i.indrelid, ic.relname, pg_get_indexdef(i.indexrelid, 0, true) AS def,
+       quote_ident(ic.relname) AS qname,
+       obj_description(i.indexrelid, 'pg_class') AS comment,
+       EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid) AS inherited
+FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+WHERE i.indrelid = ANY(%(oids)s)
+  AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid
+                  AND c.conrelid = i.indrelid AND c.contype IN ('p', 'u', 'x'))
+ORDER BY i.indrelid, ic.relname
+"""
+
+_TRIGGERS = """
+SELECT t.tgrelid, t.tgname, pg_get_triggerdef(t.oid, true) AS def, t.tgenabled::text AS enabled,
+       p.proname, pn.nspname AS fschema
+FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace pn ON pn.oid = p.pronamespace
+WHERE t.tgrelid = ANY(%(oids)s) AND NOT t.tgisinternal
+  AND NOT EXISTS (SELECT 1 FROM pg_trigger pt WHERE pt.oid = t.tgparentid)
+ORDER BY t.tgrelid, t.tgname
+"""
+
+_TRIGGER_FUNCTIONS = """
+SELECT p.proname, l.lanname, p.prosrc, p.prosecdef, p.provolatile::text AS volatility
+FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+WHERE p.pronamespace = %(schema)s::regnamespace AND p.proname = ANY(%(names)s)
+  AND p.prorettype = 'trigger'::regtype AND p.pronargs = 0
+ORDER BY p.proname
+"""
+
+_GRANTS = """
+SELECT c.oid, coalesce(r.rolname, 'PUBLIC') AS grantee, a.privilege_type, a.is_grantable
+FROM pg_class c, aclexplode(c.relacl) a
+LEFT JOIN pg_roles r ON r.oid = a.grantee
+WHERE c.oid = ANY(%(oids)s) AND a.grantee <> c.relowner
+ORDER BY c.oid, grantee, a.privilege_type
+"""
+
+_SEQUENCES = """
+SELECT DISTINCT ON (s.seqrelid) sc.relname, format_type(s.seqtypid, NULL) AS type_sql,
+       s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle,
+       CASE WHEN d.deptype IN ('a', 'i') THEN tc.relname END AS owner_table,
+       CASE WHEN d.deptype IN ('a', 'i') THEN a.attname END AS owner_column,
+       d.deptype = 'i' AS identity
+FROM pg_depend d
+JOIN pg_sequence s ON s.seqrelid = d.objid
+JOIN pg_class sc ON sc.oid = s.seqrelid
+JOIN pg_class tc ON tc.oid = d.refobjid
+LEFT JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+  AND d.refobjid = ANY(%(oids)s) AND d.deptype IN ('a', 'i')
+  AND sc.relnamespace = %(schema)s::regnamespace
+UNION ALL
+-- sequences that defaults draw from without a moved table owning them
+SELECT DISTINCT ON (s.seqrelid) sc.relname, format_type(s.seqtypid, NULL),
+       s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle,
+       NULL, NULL, false
+FROM pg_attrdef ad
+JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
+     AND d.refclassid = 'pg_class'::regclass
+JOIN pg_sequence s ON s.seqrelid = d.refobjid
+JOIN pg_class sc ON sc.oid = s.seqrelid
+WHERE ad.adrelid = ANY(%(oids)s) AND sc.relnamespace = %(schema)s::regnamespace
+  AND NOT EXISTS (SELECT 1 FROM pg_depend o WHERE o.objid = s.seqrelid
+                  AND o.classid = 'pg_class'::regclass AND o.deptype IN ('a', 'i')
+                  AND o.refobjid = ANY(%(oids)s))
+"""
+
+_TYPE = """
+SELECT t.oid, t.typname, n.nspname, t.typtype::text AS kind, t.typelem, t.typbasetype,
+       t.typarray,
+       t.typrelid, t.typcategory::text AS category, t.typnotnull,
+       format_type(t.typbasetype, t.typtypmod) AS base_sql,
+       pg_get_expr(t.typdefaultbin, 0) AS def,
+       CASE WHEN t.typcollation <> 0 AND t.typcollation <> bt.typcollation
+            THEN (SELECT ARRAY[cn.nspname::text, co.collname::text] FROM pg_collation co
+                  JOIN pg_namespace cn ON cn.oid = co.collnamespace
+                  WHERE co.oid = t.typcollation) END AS coll,
+       EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_type'::regclass
+               AND e.objid = t.oid AND e.deptype = 'e') AS from_extension,
+       obj_description(t.oid, 'pg_type') AS comment,
+       ARRAY(SELECT e.enumlabel::text FROM pg_enum e WHERE e.enumtypid = t.oid
+             ORDER BY e.enumsortorder) AS labels,
+       ARRAY(SELECT ARRAY[c.conname::text, pg_get_constraintdef(c.oid), c.convalidated::text]
+             FROM pg_constraint c WHERE c.contypid = t.oid AND c.contype = 'c'
+             ORDER BY c.conname) AS checks,
+       ARRAY(SELECT ARRAY[a.attname::text, format_type(a.atttypid, a.atttypmod), a.atttypid::text]
+             FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0
+             AND NOT a.attisdropped ORDER BY a.attnum) AS attrs
+FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+LEFT JOIN pg_type bt ON bt.oid = t.typbasetype
+WHERE t.oid = ANY(%(oids)s)
+"""
+
+
+def _resolve(cur: psycopg.Cursor[Any], schema: str, names: list[str]) -> list[int]:
+    """The OIDs of the named tables plus all their partitions; BadInput lists what is missing."""
+    cur.execute(
+        "SELECT c.relname, c.oid, c.relkind FROM pg_class c "
+        "WHERE c.relnamespace = to_regnamespace(%(schema)s) AND c.relname = ANY(%(names)s)",
+        {"schema": schema, "names": names},
+    )
+    found = {r["relname"]: r for r in cur.fetchall()}
+    absent = cur.execute("SELECT to_regnamespace(%s) IS NULL AS a", (schema,)).fetchone()
+    if absent and absent["a"]:
+        raise BadInput(
+            f"the monolith has no schema {schema!r}",
+            hint="fix source.schema in the spec (it is case-sensitive)",
+        )
+    missing = [n for n in names if n not in found]
+    not_tables = [n for n in names if n in found and found[n]["relkind"] not in ("r", "p")]
+    if missing or not_tables:
+        cur.execute(
+            "SELECT relname FROM pg_class WHERE relnamespace = to_regnamespace(%s) "
+            "AND relkind IN ('r', 'p') AND NOT relispartition ORDER BY relname",
+            (schema,),
+        )
+        existing = [r["relname"] for r in cur.fetchall()]
+        what = []
+        if missing:
+            what.append("no table " + ", ".join(repr(n) for n in missing))
+        if not_tables:
+            what.append("not a table: " + ", ".join(repr(n) for n in not_tables))
+        shown = ", ".join(existing[:30]) + (" …" if len(existing) > 30 else "")
+        raise BadInput(
+            f"schema {schema!r} of the monolith has {'; '.join(what)}; it has: {shown or '-'}",
+            hint="fix services.<name>.tables in the spec (names are case-sensitive)",
+        )
+    roots = [found[n]["oid"] for n in names]
+    cur.execute(
+        "SELECT t.relid::oid AS oid, c.relnamespace = to_regnamespace(%(schema)s) AS same_schema, "
+        "c.relname, t.level FROM unnest(%(roots)s::oid[]) r, pg_partition_tree(r) t "
+        "JOIN pg_class c ON c.oid = t.relid ORDER BY t.level, c.relname",
+        {"schema": schema, "roots": roots},
+    )
+    # pg_partition_tree is empty for a plain table: the roots come first, partitions after.
+    oids: list[int] = list(roots)
+    for r in cur.fetchall():
+        if not r["same_schema"]:
+            raise BadInput(
+                f"partition {r['relname']!r} lives outside schema {schema!r}; strangler moves "
+                "a partitioned table only with all its partitions in one schema"
+            )
+        if r["oid"] not in oids:
+            oids.append(r["oid"])
+    return oids
+
+
+def _types(
+    cur: psycopg.Cursor[Any], schema: str, roots: set[int]
+) -> tuple[list[TypeDef], list[str]]:
+    """The user types the columns need, walking arrays, domains and composites; in order."""
+    rows: dict[int, dict[str, Any]] = {}
+    todo = set(roots)
+    while todo:
+        cur.execute(_TYPE, {"oids": list(todo)})
+        todo = set()
+        for r in cur.fetchall():
+            rows[r["oid"]] = r
+            deps = {r["typelem"], r["typbasetype"]} | {int(a[2]) for a in r["attrs"]}
+            todo |= {d for d in deps if d and d not in rows}
+    wanted = {
+        oid: r
+        for oid, r in rows.items()
+        if r["nspname"] == schema and r["kind"] in ("e", "d", "c") and not r["from_extension"]
+    }
+    foreign = sorted(
+        f"{r['nspname']}.{r['typname']}"
+        for r in rows.values()
+        if r["nspname"] not in ("pg_catalog", "information_schema")
+        and r["category"] != "A"
+        and (r["nspname"] != schema or r["from_extension"])
+    )
+    for r in wanted.values():
+        if r["kind"] == "c":
+            # a composite type of a table (relkind r) is the table itself, not a type to create
+            kind = cur.execute("SELECT relkind FROM pg_class WHERE oid = %s", (r["typrelid"],))
+            rk = kind.fetchone()
+            if rk and rk["relkind"] != "c":
+                raise BadInput(
+                    f"a moved column has the row type of table {r['typname']!r}; strangler cannot "
+                    "carry a table's row type as a column type"
+                )
+    ordered: list[TypeDef] = []
+    placed: set[int] = set()
+
+    def deps_of(r: dict[str, Any]) -> set[int]:
+        out = {r["typbasetype"]} | {int(a[2]) for a in r["attrs"]}
+        expanded = set()
+        for d in out:
+            expanded.add(d)
+            elem = rows.get(d, {}).get("typelem")
+            if elem:
+                expanded.add(elem)
+        return {d for d in expanded if d in wanted}
+
+    while len(placed) < len(wanted):
+        progress = False
+        for oid, r in sorted(wanted.items(), key=lambda kv: kv[1]["typname"]):
+            if oid in placed or not deps_of(r) <= placed:
+                continue
+            placed.add(oid)
+            progress = True
+            ordered.append(
+                TypeDef(
+                    name=r["typname"],
+                    kind=r["kind"],
+                    oids=(int(oid), int(r["typarray"])),
+                    labels=tuple(r["labels"]),
+                    base_sql=r["base_sql"] if r["kind"] == "d" else None,
+                    not_null=r["typnotnull"],
+                    default=r["def"],
+                    collation=(r["coll"][0], r["coll"][1]) if r["coll"] else None,
+                    checks=tuple((c[0], c[1], c[2] == "true") for c in r["checks"]),
+                    attributes=tuple((a[0], a[1]) for a in r["attrs"]),
+                    comment=r["comment"],
+                )
+            )
+        if not progress:  # pragma: no cover - PostgreSQL forbids cyclic type definitions
+            raise BadInput("the moved tables' types depend on each other in a cycle")
+    return ordered, foreign
+
+
+def read_catalog(conn: psycopg.Connection[Any], schema: str, names: list[str]) -> Catalog:
+    """Read the named tables of ``schema`` (and their partitions) from ``conn``'s catalog.
+
+    Runs in its own transaction unless ``conn`` is already inside one (then it reads in that
+    snapshot, which is how the copy reads the catalog of the data it copies).
+    """
+    own_tx = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    if own_tx:
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    try:
+        with conn.cursor(row_factory=dict_row) as cur:
+            return _read(cur, schema, names, conn.info.server_version)
+    finally:
+        if own_tx:
+            conn.execute("ROLLBACK")
+
+
+def _read(cur: psycopg.Cursor[Any], schema: str, names: list[str], version: int) -> Catalog:
+    # Names in the source schema come out unqualified from here on (see the module docstring).
+    cur.execute("SELECT set_config('search_path', quote_ident(%s), true)", (schema,))
+    oids = _resolve(cur, schema, names)
+    p = {"schema": schema, "oids": oids}
+    by_oid: dict[int, dict[str, list[Any]]] = {
+        o: {"cols": [], "cons": [], "fks": [], "idx": [], "trg": [], "grants": []} for o in oids
+    }
+    type_roots: set[int] = set()
+    for r in cur.execute(_COLUMNS, p).fetchall():
+        type_roots.add(r["type_oid"])
+        coll = (r["coll_schema"], r["coll_name"]) if r["coll_name"] else None
+        by_oid[r["attrelid"]]["cols"].append(
+            Column(
+                r["attname"], r["type_sql"], r["type_oid"], r["attnotnull"], r["def"],
+                r["identity"], r["generated"], r["gen"], coll, r["comment"], r["inherited"],
+            )
+        )  # fmt: skip
+    names_by_oid = {
+        r["oid"]: r["relname"]
+        for r in cur.execute("SELECT oid, relname FROM pg_class WHERE oid = ANY(%s)", (oids,))
+    }
+    for r in cur.execute(_CONSTRAINTS, p).fetchall():
+        if r["kind"] == "f":
+            by_oid[r["conrelid"]]["fks"].append(
+                ForeignKey(
+                    r["conname"], names_by_oid[r["conrelid"]], tuple(r["cols"]), r["ref_schema"],
+                    r["ref_table"], tuple(r["ref_cols"]), r["match"], r["on_update"],
+                    r["on_delete"], r["condeferrable"], r["condeferred"], r["convalidated"],
+                    r["inherited"], r["comment"],
+                )
+            )  # fmt: skip
+        else:
+            by_oid[r["conrelid"]]["cons"].append(
+                Constraint(
+                    r["conname"], r["kind"], r["def"], r["convalidated"], r["inherited"],
+                    r["comment"], tuple(r["cols"]),
+                )
+            )  # fmt: skip
+    for r in cur.execute(_INDEXES, p).fetchall():
+        # A partitioned table's index deparses as "ON ONLY parent", which would not cascade
+        # to the partitions; created without ONLY it builds (or attaches) theirs as well.
+        only = f"INDEX {r['qname']} ON ONLY "
+        definition = r["def"].replace(only, f"INDEX {r['qname']} ON ", 1)
+        by_oid[r["indrelid"]]["idx"].append(
+            Index(r["relname"], definition, r["comment"], r["inherited"])
+        )
+    trigger_fns: set[str] = set()
+    for r in cur.execute(_TRIGGERS, p).fetchall():
+        by_oid[r["tgrelid"]]["trg"].append(
+            Trigger(r["tgname"], r["def"], r["enabled"], r["proname"], r["fschema"])
+        )
+        if r["fschema"] == schema:
+            trigger_fns.add(r["proname"])
+    for r in cur.execute(_GRANTS, p).fetchall():
+        by_oid[r["oid"]]["grants"].append(
+            Grant(r["grantee"], r["privilege_type"], r["is_grantable"])
+        )
+    tables_rows = {r["oid"]: r for r in cur.execute(_TABLES, p).fetchall()}
+    tables = []
+    for oid in oids:  # parents before partitions (pg_partition_tree level order)
+        r, parts = tables_rows[oid], by_oid[oid]
+        tables.append(
+            Table(
+                name=r["relname"], oid=oid, kind=r["relkind"], unlogged=r["unlogged"],
+                columns=tuple(parts["cols"]), constraints=tuple(parts["cons"]),
+                foreign_keys=tuple(parts["fks"]), indexes=tuple(parts["idx"]),
+                triggers=tuple(parts["trg"]), comment=r["comment"],
+                grants=tuple(parts["grants"]), replica_identity=r["relreplident"],
+                replica_index=r["replica_index"], options=tuple(r["options"]),
+                partition_key=r["partition_key"], partition_of=r["parent"],
+                partition_bound=r["bound"], estimated_rows=int(r["estimated_rows"]),
+                bytes=int(r["bytes"]),
+            )
+        )  # fmt: skip
+    types, foreign = _types(cur, schema, type_roots)
+    sequences = [
+        Sequence(
+            r["relname"], r["type_sql"], r["seqstart"], r["seqincrement"], r["seqmin"],
+            r["seqmax"], r["seqcache"], r["seqcycle"], r["owner_table"], r["owner_column"],
+            r["identity"],
+        )
+        for r in cur.execute(_SEQUENCES, p).fetchall()
+    ]  # fmt: skip
+    functions = [
+        TriggerFunction(r["proname"], r["lanname"], r["prosrc"], r["prosecdef"], r["volatility"])
+        for r in cur.execute(_TRIGGER_FUNCTIONS, {**p, "names": sorted(trigger_fns)}).fetchall()
+    ]
+    return Catalog(
+        schema=schema,
+        server_version=version,
+        tables=tuple(tables),
+        types=tuple(types),
+        sequences=tuple(sorted(sequences, key=lambda s: s.name)),
+        trigger_functions=tuple(functions),
+        foreign_types=tuple(foreign),
+    )

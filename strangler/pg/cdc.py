@@ -1,0 +1,293 @@
+"""Online sync of one service: begin (slot + snapshot copy), run (apply rounds), stop.
+
+A :class:`SyncRoute` says which way changes flow: ``forward`` (monolith's tables → service
+schema, until writes are cut over) or ``reverse`` (service schema → monolith's tables, after
+cutover, so going back is always possible). Everything below works the same both ways.
+
+Usage::
+
+    route = SyncRoute.of(spec, "order_service", "forward")
+    begin(route, copy=lambda snapshot: copy_tables(..., snapshot=snapshot))
+    run(route, stop=event, on_round=print, until_caught_up=True)
+    end(route)                     # drops the slot, the publication and the position row
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import psycopg
+
+from strangler.errors import CheckFailed, StranglerError
+from strangler.pg.apply import (
+    Applier,
+    NoPosition,
+    Round,
+    delete_position,
+    emit_mark,
+    ensure_position,
+    read_position,
+)
+from strangler.pg.connect import connect
+from strangler.pg.gate import Side, install_gate
+from strangler.pg.pgoutput import format_lsn
+from strangler.pg.slot import (
+    Direction,
+    check_replica_identity,
+    create_publication,
+    drop_sync_objects,
+    exported_slot,
+    slot_name,
+    slot_status,
+)
+from strangler.spec import Spec
+
+__all__ = [
+    "SlotGone",
+    "SyncRoute",
+    "SyncWatermark",
+    "Watermark",
+    "begin",
+    "end",
+    "run",
+    "status",
+]
+
+
+class SlotGone(StranglerError):
+    """The slot a sync was reading from was dropped (cutover, rollback or --stop)."""
+
+
+@dataclass(frozen=True)
+class SyncRoute:
+    service: str
+    direction: Direction
+    source_dsn: str
+    source_schema: str
+    target_dsn: str
+    target_schema: str
+    tables: tuple[str, ...]
+    source_role: str
+    target_role: str
+    max_wal_bytes: int | None = None
+
+    @property
+    def slot(self) -> str:
+        return slot_name(self.service, self.direction)
+
+    @classmethod
+    def of(cls, spec: Spec, service: str, direction: Direction = "forward") -> SyncRoute:
+        svc = spec.service(service)
+        mono = (spec.source.dsn, spec.source.schema_, "monolith")
+        serv = (spec.target_dsn(service), svc.target.schema_, f"{service} database")
+        src, dst = (mono, serv) if direction == "forward" else (serv, mono)
+        return cls(
+            service,
+            direction,
+            src[0],
+            src[1],
+            dst[0],
+            dst[1],
+            tuple(svc.tables),
+            src[2],
+            dst[2],
+            max_wal_bytes=getattr(svc, "sync_max_wal_bytes", None),
+        )
+
+    def connect_source(self) -> psycopg.Connection[Any]:
+        return connect(self.source_dsn, role=self.source_role)
+
+    def connect_target(self) -> psycopg.Connection[Any]:
+        return connect(self.target_dsn, role=self.target_role)
+
+
+def begin(
+    route: SyncRoute,
+    *,
+    copy: Callable[[str | None], Any] | None = None,
+    slot_timeout: float = 30.0,
+) -> int:
+    """Create publication, slot (with an exported snapshot) and position; returns the LSN.
+
+    ``copy(snapshot)`` runs while the snapshot is alive; it must read the source under it
+    (``SET TRANSACTION SNAPSHOT``). With ``copy=None`` (sides already equal, as in a
+    cutover) no snapshot is exported. On any failure everything created here is dropped.
+    """
+    with route.connect_source() as src, route.connect_target() as dst:
+        check_replica_identity(src, route.source_schema, route.tables)
+        existing = slot_status(src, route.slot)
+        if existing.exists:
+            raise CheckFailed(
+                f"replication slot {route.slot!r} already exists: sync of {route.service} "
+                "has begun before",
+                hint=f"'strangler sync {route.service}' resumes it; "
+                f"'strangler sync {route.service} --stop' removes it to start over",
+            )
+        try:
+            create_publication(src, route.slot, route.source_schema, route.tables)
+            with exported_slot(
+                route.source_dsn,
+                src,
+                route.slot,
+                export_snapshot=copy is not None,
+                timeout=slot_timeout,
+            ) as slot:
+                if copy is not None:
+                    copy(slot.snapshot)
+                delete_position(dst, route.slot)
+                ensure_position(dst, route.slot, slot.consistent_lsn)
+                # The side that receives changes must not take the application's writes.
+                side: Side = "service" if route.direction == "forward" else "monolith"
+                install_gate(
+                    dst, route.service, side, route.target_schema, route.tables, closed=True
+                )
+        except BaseException:
+            drop_sync_objects(src, route.slot)
+            raise
+        return slot.consistent_lsn
+
+
+def end(route: SyncRoute) -> dict[str, Any]:
+    """Drop the slot, the publication and the stored position (whichever exist)."""
+    with route.connect_source() as src:
+        dropped = drop_sync_objects(src, route.slot)
+    with route.connect_target() as dst:
+        delete_position(dst, route.slot)
+    return {"slot": route.slot, **dropped}
+
+
+def applier(
+    route: SyncRoute, src: psycopg.Connection[Any], dst: psycopg.Connection[Any]
+) -> Applier:
+    return Applier(
+        src,
+        dst,
+        slot=route.slot,
+        publication=route.slot,
+        source_schema=route.source_schema,
+        target_schema=route.target_schema,
+        tables=route.tables,
+    )
+
+
+def run(
+    route: SyncRoute,
+    *,
+    stop: threading.Event | None = None,
+    on_round: Callable[[Round], None] | None = None,
+    until_caught_up: bool = False,
+    until_lsn: int | None = None,
+    once: bool = False,
+    poll: float = 0.02,
+    max_poll: float = 0.2,
+    mark_every: float = 10.0,
+) -> Round:
+    """Apply rounds until ``stop`` is set (or caught up / past ``until_lsn`` / one round).
+
+    Idle rounds back off from ``poll`` to ``max_poll`` seconds; any change resets it.
+    Returns the last round.
+    """
+    stop = stop or threading.Event()
+    with route.connect_source() as src, route.connect_target() as dst:
+        worker = applier(route, src, dst)
+        if until_caught_up:
+            until_lsn = max(until_lsn or 0, emit_mark(src))
+        delay, idle_since = poll, time.monotonic()
+        last = Round()
+        while not stop.is_set():
+            try:
+                last = worker.run_round()
+            except (psycopg.errors.UndefinedObject, NoPosition) as exc:
+                raise SlotGone(
+                    f"replication slot {route.slot!r} no longer exists: writes were cut over or "
+                    f"sync was stopped ({exc})",
+                    hint=f"'strangler sync {route.service} --status' shows what runs now",
+                ) from None
+            except psycopg.errors.ObjectInUse:
+                # Another applier (a cutover draining) is inside a peek right now.
+                time.sleep(poll)
+                continue
+            if on_round:
+                on_round(last)
+            if once:
+                break
+            if until_lsn is not None and last.position >= until_lsn:
+                break
+            if last.transactions or not last.caught_up:
+                delay, idle_since = poll, time.monotonic()
+            else:
+                if time.monotonic() - idle_since > mark_every:
+                    # Idle: a mark lets the slot advance so the monolith can recycle WAL.
+                    emit_mark(src)
+                    idle_since = time.monotonic()
+                stop.wait(delay)
+                delay = min(max_poll, delay * 2)
+        return last
+
+
+def status(route: SyncRoute) -> dict[str, Any]:
+    """Slot, WAL retained and lag, for ``strangler sync --status`` and ``strangler status``."""
+    with route.connect_source() as src:
+        slot = slot_status(src, route.slot)
+    with route.connect_target() as dst:
+        pos = read_position(dst, route.slot)
+    info: dict[str, Any] = {
+        "service": route.service,
+        "direction": route.direction,
+        "slot": route.slot,
+        "slot_exists": slot.exists,
+        "active_pid": slot.active_pid,
+        "retained_wal_bytes": slot.retained_bytes,
+        "lag_bytes": None,
+        "applied_lsn": format_lsn(pos["lsn"]) if pos else None,
+        "last_commit_time": pos["commit_time"] if pos else None,
+        "applied_at": pos["applied_at"] if pos else None,
+        "rows_applied": pos["rows"] if pos else 0,
+        "transactions_applied": pos["transactions"] if pos else 0,
+        "warnings": [],
+    }
+    if slot.exists and pos and slot.current_lsn is not None:
+        info["lag_bytes"] = max(0, slot.current_lsn - pos["lsn"])
+    limit = route.max_wal_bytes
+    if limit is not None and (slot.retained_bytes or 0) > limit:
+        info["warnings"].append(
+            f"slot {route.slot} retains {slot.retained_bytes:,} bytes of WAL on the "
+            f"{route.source_role}, more than the spec's sync.max_wal ({limit:,}); is "
+            f"'strangler sync {route.service}' running?"
+        )
+    return info
+
+
+class SyncWatermark(Protocol):
+    """What verification needs to recheck differing chunks under live writes."""
+
+    def source_position(self) -> int: ...
+
+    def wait_applied(self, lsn: int, timeout: float) -> bool: ...
+
+
+class Watermark:
+    """:class:`SyncWatermark` over one route: drains itself when no sync process is running."""
+
+    def __init__(self, route: SyncRoute) -> None:
+        self.route = route
+
+    def source_position(self) -> int:
+        """A position covering every transaction committed on the source so far."""
+        with self.route.connect_source() as src:
+            return emit_mark(src)
+
+    def wait_applied(self, lsn: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        stop = threading.Event()
+        timer = threading.Timer(timeout, stop.set)
+        timer.start()
+        try:
+            last = run(self.route, stop=stop, until_lsn=lsn)
+        finally:
+            timer.cancel()
+        return last.position >= lsn and time.monotonic() <= deadline + 1

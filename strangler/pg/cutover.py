@@ -1,0 +1,156 @@
+"""Write cutover and its rollback: gate, drain, sequences, reverse sync, open, in that order.
+
+The write gate is a statement-level ``BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE`` trigger
+on each moved table calling one function per side. Installing triggers locks the tables, so
+it happens once, before the timed window; closing and opening the gate is then
+``CREATE OR REPLACE FUNCTION`` (no table lock, effective for the next statement), which is
+what makes the refused-write window short and reversible. A refused write fails with SQLSTATE
+25006 and a message naming the migration. Apply sessions run as ``replica`` and pass.
+
+Cutover (runbook phase C)::
+
+    close monolith gate → wait for transactions already writing → mark → drain forward sync
+    → move sequences past the monolith's → drop forward slot → create reverse slot
+    → open service gate                      (window = close … open, recorded)
+
+Rollback is the same backwards. A failure before the new direction exists undoes the gate.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from strangler.errors import CheckFailed
+from strangler.pg import cdc
+from strangler.pg.apply import emit_mark
+from strangler.pg.gate import Side, close_gate, install_gate, open_gate
+from strangler.pg.slot import blocking_sessions
+
+__all__ = ["Switch", "cutover", "move_sequences", "rollback", "wait_in_flight"]
+
+
+def wait_in_flight(conn: psycopg.Connection[Any], timeout: float = 10.0) -> None:
+    """Wait until every transaction that held an xid when called has ended.
+
+    A transaction that wrote before the gate closed may still commit after it; its commit
+    must be inside the drain, so the drain's mark is taken only after these are gone.
+    """
+    row = conn.execute("SELECT pg_current_snapshot()::text").fetchone()
+    snap = str(row[0]) if row else ""
+    deadline = time.monotonic() + timeout
+    while True:
+        running = conn.execute(
+            "SELECT count(*) FROM pg_snapshot_xip(%s::pg_snapshot) x "
+            "WHERE pg_xact_status(x) = 'in progress'",
+            (snap,),
+        ).fetchone()
+        if not running or running[0] == 0:
+            return
+        if time.monotonic() > deadline:
+            listed = "\n".join("  " + b for b in blocking_sessions(conn))
+            raise CheckFailed(
+                f"transactions that were writing when the gate closed are still open after "
+                f"{timeout:g}s:\n{listed}",
+                hint="let them finish or end them, then run the command again",
+            )
+        time.sleep(0.002)
+
+
+def move_sequences(
+    src: psycopg.Connection[Any],
+    src_schema: str,
+    dst: psycopg.Connection[Any],
+    dst_schema: str,
+    tables: Sequence[str],
+) -> dict[str, int]:
+    """Set each target sequence to at least its source twin's value, so ids never collide."""
+    moved: dict[str, int] = {}
+    query = """
+        SELECT a.attname, pg_get_serial_sequence(format('%%I.%%I', %s::text, %s::text), a.attname)
+        FROM pg_attribute a
+        WHERE a.attrelid = format('%%I.%%I', %s::text, %s::text)::regclass
+          AND a.attnum > 0 AND NOT a.attisdropped
+    """
+    for table in tables:
+        src_seqs = {c: s for c, s in src.execute(query, (src_schema, table) * 2).fetchall() if s}
+        dst_seqs = {c: s for c, s in dst.execute(query, (dst_schema, table) * 2).fetchall() if s}
+        for column, src_seq in src_seqs.items():
+            dst_seq = dst_seqs.get(column)
+            if dst_seq is None:
+                continue
+            row = src.execute(
+                sql.SQL("SELECT last_value, is_called FROM {}").format(
+                    sql.Identifier(*src_seq.replace('"', "").split(".", 1))
+                )
+            ).fetchone()
+            if row is None:
+                continue
+            value = int(row[0]) if row[1] else int(row[0]) - 1
+            if value < 1:
+                continue
+            got = dst.execute(
+                "SELECT setval(%s::regclass, greatest(%s, (SELECT last_value FROM "
+                "pg_sequences WHERE format('%%I.%%I', schemaname, sequencename)::regclass "
+                "= %s::regclass)))",
+                (dst_seq, value, dst_seq),
+            ).fetchone()
+            moved[f"{dst_schema}.{table}.{column}"] = int(got[0]) if got else value
+    return moved
+
+
+@dataclass
+class Switch:
+    """What a cutover or rollback did; ``window_seconds`` is how long writes were refused."""
+
+    direction: str
+    window_seconds: float
+    drained_rows: int
+    sequences: dict[str, int]
+
+
+def _switch(old: cdc.SyncRoute, new: cdc.SyncRoute, old_side: Side, new_side: Side) -> Switch:
+    """Move writes from ``old``'s source to ``new``'s source (they are each other's target)."""
+    service = old.service
+    with old.connect_source() as src, old.connect_target() as dst:
+        install_gate(src, service, old_side, old.source_schema, old.tables, closed=False)
+        install_gate(dst, service, new_side, old.target_schema, old.tables, closed=True)
+        started = time.monotonic()
+        close_gate(src, service, old_side)
+        new_exists = False
+        try:
+            wait_in_flight(src)
+            mark = emit_mark(src)
+            last = cdc.run(old, until_lsn=mark, poll=0.001, max_poll=0.01)
+            seqs = move_sequences(src, old.source_schema, dst, old.target_schema, old.tables)
+            cdc.end(old)
+            cdc.begin(new, copy=None)
+            new_exists = True
+            open_gate(dst, service, new_side)
+        except BaseException:
+            # Undo: the old direction resumes and its source takes writes again.
+            if not new_exists:
+                with_new = cdc.status(new)["slot_exists"]
+                if with_new:
+                    cdc.end(new)
+                if not cdc.status(old)["slot_exists"]:
+                    cdc.begin(old, copy=None)
+                open_gate(src, service, old_side)
+            raise
+        window = time.monotonic() - started
+    return Switch(new.direction, window, last.rows, seqs)
+
+
+def cutover(forward: cdc.SyncRoute, reverse: cdc.SyncRoute) -> Switch:
+    """Writes to the service schema; the monolith's copy kept current by reverse sync."""
+    return _switch(forward, reverse, "monolith", "service")
+
+
+def rollback(forward: cdc.SyncRoute, reverse: cdc.SyncRoute) -> Switch:
+    """Writes back to the monolith; forward sync resumes; the service schema is gated."""
+    return _switch(reverse, forward, "service", "monolith")

@@ -1,0 +1,486 @@
+"""Render a :class:`~strangler.pg.catalog.Catalog` as DDL for the service's schema.
+
+The DDL comes in phases because a fast copy loads rows into bare tables and builds keys
+afterwards (runbook steps 1 and 3, in the order that is quick and safe):
+
+1. ``schema``  one transaction: schema, types, sequences, trigger functions, tables with
+   columns, defaults, identity, generated columns and valid CHECKs, comments, and the
+   service role with least-privilege grants (runbook step 1);
+2. ``keys``    primary keys, unique and exclusion constraints, indexes (run in parallel);
+3. ``fks``     foreign keys added NOT VALID (instant), then
+4. ``validate`` VALIDATE CONSTRAINT, which scans without blocking writes (in parallel);
+5. ``finish``  triggers (after the load, so they do not fire on copied rows), NOT VALID
+   CHECKs, replica identity, comments on constraints and indexes, the monolith's grants.
+
+Names are always :class:`psycopg.sql.Identifier`. Definitions the server deparsed for us
+(types, defaults, expressions, index and trigger definitions) are inserted as
+:class:`psycopg.sql.SQL`: they come from pg_catalog, not from the operator, and are read with
+the source schema as the only ``search_path`` so that they resolve in the target schema when
+run with the target as the only ``search_path`` (see :mod:`strangler.pg.catalog`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg import sql
+
+from strangler.pg.catalog import Catalog, Column, ForeignKey, Table
+
+__all__ = ["RolePlan", "Statement", "render_ddl", "search_path", "to_text"]
+
+_ACTIONS = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
+_MATCH = {"f": "MATCH FULL", "p": "MATCH PARTIAL", "s": ""}
+_TRIGGER_STATE = {
+    "D": "DISABLE TRIGGER",
+    "R": "ENABLE REPLICA TRIGGER",
+    "A": "ENABLE ALWAYS TRIGGER",
+}
+_VOLATILITY = {"i": "IMMUTABLE", "s": "STABLE", "v": "VOLATILE"}
+Query = sql.SQL | sql.Composed
+TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
+SEQUENCE_PRIVILEGES = ("USAGE", "SELECT", "UPDATE")
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One statement with a stable key (for the journal) and the table it belongs to."""
+
+    key: str
+    query: Query
+    table: str | None = None
+    # What --dry-run shows instead of ``query`` when the statement carries a secret.
+    shown: Query | None = None
+
+
+@dataclass(frozen=True)
+class RolePlan:
+    """The service role of runbook step 1. ``exists``: found on the target already."""
+
+    name: str
+    password: str | None
+    create: bool
+    exists: bool
+
+
+@dataclass
+class Ddl:
+    schema: list[Statement] = field(default_factory=list)
+    keys: list[Statement] = field(default_factory=list)
+    fks: list[Statement] = field(default_factory=list)
+    validate: list[Statement] = field(default_factory=list)
+    finish: list[Statement] = field(default_factory=list)
+
+    def phases(self) -> list[tuple[str, list[Statement]]]:
+        return [
+            ("schema", self.schema),
+            ("keys", self.keys),
+            ("fks", self.fks),
+            ("validate", self.validate),
+            ("finish", self.finish),
+        ]
+
+
+def search_path(schema: str, *, local: bool) -> sql.Composed:
+    return sql.SQL("SET {}search_path TO {}").format(
+        sql.SQL("LOCAL " if local else ""), sql.Identifier(schema)
+    )
+
+
+def to_text(ddl: Ddl, target: str, context: Any = None) -> str:
+    """The exact SQL ``--dry-run`` prints: what :mod:`strangler.pg.copy` runs, in order."""
+    out = ["BEGIN;", search_path(target, local=True).as_string(context) + ";"]
+    out += [(s.shown or s.query).as_string(context) + ";" for s in ddl.schema]
+    out.append("COMMIT;")
+    out.append(f"-- rows are copied here; then, one transaction per statement ({target}):")
+    out.append(search_path(target, local=False).as_string(context) + ";")
+    for _name, stmts in ddl.phases()[1:]:
+        out += [(s.shown or s.query).as_string(context) + ";" for s in stmts]
+    return "\n".join(out) + "\n"
+
+
+def _collate(coll: tuple[str, str] | None) -> sql.Composable:
+    if coll is None:
+        return sql.SQL("")
+    name = sql.Identifier(coll[1]) if coll[0] == "pg_catalog" else sql.Identifier(*coll)
+    return sql.SQL(" COLLATE {}").format(name)
+
+
+def _column(t: str, table: Table, col: Column, catalog: Catalog) -> sql.Composable:
+    parts: list[sql.Composable] = [sql.Identifier(col.name), sql.SQL(" " + col.type_sql)]
+    parts.append(_collate(col.collation))
+    if col.generated:
+        kind = "STORED" if col.generated == "s" else "VIRTUAL"
+        parts.append(sql.SQL(f" GENERATED ALWAYS AS ({col.generation_expr}) {kind}"))
+    elif col.identity:
+        seq = next(
+            s
+            for s in catalog.sequences
+            if s.identity and s.owner_table == table.name and s.owner_column == col.name
+        )
+        parts.append(
+            sql.SQL(
+                " GENERATED {} AS IDENTITY (SEQUENCE NAME {} START WITH {} INCREMENT BY {} "
+                "MINVALUE {} MAXVALUE {} CACHE {} {})"
+            ).format(
+                sql.SQL("ALWAYS" if col.identity == "a" else "BY DEFAULT"),
+                sql.Identifier(t, seq.name),
+                sql.Literal(seq.start),
+                sql.Literal(seq.increment),
+                sql.Literal(seq.minimum),
+                sql.Literal(seq.maximum),
+                sql.Literal(seq.cache),
+                sql.SQL("CYCLE" if seq.cycle else "NO CYCLE"),
+            )
+        )
+    elif col.default is not None:
+        parts.append(sql.SQL(" DEFAULT " + col.default))
+    if col.not_null:
+        parts.append(sql.SQL(" NOT NULL"))
+    return sql.Composed(parts)
+
+
+def _create_table(t: str, table: Table, catalog: Catalog) -> Query:
+    name = sql.Identifier(t, table.name)
+    unlogged = sql.SQL("UNLOGGED " if table.unlogged else "")
+    checks: list[sql.Composable] = [
+        sql.SQL("CONSTRAINT {} {}").format(sql.Identifier(c.name), sql.SQL(c.definition))
+        for c in table.constraints
+        if c.kind == "c" and c.validated and not c.inherited
+    ]
+    options: Query = sql.SQL("")
+    if table.options:
+        options = sql.SQL(" WITH ({})").format(sql.SQL(", ").join(map(sql.SQL, table.options)))
+    if table.partition_of:
+        body: list[sql.Composable] = checks
+        inner = sql.SQL(" ({})").format(sql.SQL(", ").join(body)) if body else sql.SQL("")
+        return sql.SQL("CREATE {}TABLE {} PARTITION OF {}{} {}{}").format(
+            unlogged,
+            name,
+            sql.Identifier(t, table.partition_of),
+            inner,
+            sql.SQL(table.partition_bound or ""),
+            options,
+        )
+    cols = [_column(t, table, c, catalog) for c in table.columns]
+    partition = sql.SQL("")
+    if table.partition_key:
+        partition = sql.SQL(" PARTITION BY " + table.partition_key)
+    return sql.SQL("CREATE {}TABLE {} ({}){}{}").format(
+        unlogged, name, sql.SQL(", ").join(cols + checks), partition, options
+    )
+
+
+def _types(t: str, catalog: Catalog) -> list[Statement]:
+    out = []
+    for ty in catalog.types:
+        name = sql.Identifier(t, ty.name)
+        if ty.kind == "e":
+            labels = sql.SQL(", ").join(map(sql.Literal, ty.labels))
+            stmt: Query = sql.SQL("CREATE TYPE {} AS ENUM ({})").format(name, labels)
+        elif ty.kind == "c":
+            attrs = sql.SQL(", ").join(
+                sql.SQL("{} {}").format(sql.Identifier(a), sql.SQL(typ)) for a, typ in ty.attributes
+            )
+            stmt = sql.SQL("CREATE TYPE {} AS ({})").format(name, attrs)
+        else:
+            parts: list[sql.Composable] = [
+                sql.SQL("CREATE DOMAIN {} AS {}").format(name, sql.SQL(ty.base_sql or "")),
+                _collate(ty.collation),
+            ]
+            if ty.default is not None:
+                parts.append(sql.SQL(" DEFAULT " + ty.default))
+            if ty.not_null:
+                parts.append(sql.SQL(" NOT NULL"))
+            for cname, cdef, valid in ty.checks:
+                if valid:
+                    parts.append(
+                        sql.SQL(" CONSTRAINT {} {}").format(sql.Identifier(cname), sql.SQL(cdef))
+                    )
+            stmt = sql.Composed(parts)
+        out.append(Statement(f"type:{ty.name}", stmt))
+        for cname, cdef, valid in ty.checks if ty.kind == "d" else ():
+            if not valid:  # the definition ends in NOT VALID
+                out.append(
+                    Statement(
+                        f"type:{ty.name}:{cname}",
+                        sql.SQL("ALTER DOMAIN {} ADD CONSTRAINT {} {}").format(
+                            name, sql.Identifier(cname), sql.SQL(cdef)
+                        ),
+                    )
+                )
+        if ty.comment is not None:
+            out.append(
+                Statement(
+                    f"comment:type:{ty.name}",
+                    sql.SQL("COMMENT ON {} {} IS {}").format(
+                        sql.SQL("DOMAIN" if ty.kind == "d" else "TYPE"),
+                        name,
+                        sql.Literal(ty.comment),
+                    ),
+                )
+            )
+    return out
+
+
+def _role(t: str, role: RolePlan) -> list[Statement]:
+    r = sql.Identifier(role.name)
+    s = sql.Identifier(t)
+    out = []
+    if role.create and not role.exists:
+        secret = role.password
+        create = sql.SQL("CREATE ROLE {} LOGIN{}").format(
+            r, sql.SQL(" PASSWORD {}").format(sql.Literal(secret)) if secret else sql.SQL("")
+        )
+        shown = sql.SQL("CREATE ROLE {} LOGIN{}").format(
+            r, sql.SQL(" PASSWORD '***'") if secret else sql.SQL("")
+        )
+        out.append(Statement(f"role:{role.name}", create, shown=shown))
+        out.append(
+            Statement(
+                f"role:{role.name}:search_path",
+                sql.SQL("ALTER ROLE {} SET search_path TO {}").format(r, s),
+            )
+        )
+    tables = sql.SQL(", ").join(map(sql.SQL, TABLE_PRIVILEGES))
+    seqs = sql.SQL(", ").join(map(sql.SQL, SEQUENCE_PRIVILEGES))
+    for key, stmt in (
+        ("usage", sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(s, r)),
+        ("tables", sql.SQL("GRANT {} ON ALL TABLES IN SCHEMA {} TO {}").format(tables, s, r)),
+        ("sequences", sql.SQL("GRANT {} ON ALL SEQUENCES IN SCHEMA {} TO {}").format(seqs, s, r)),
+        (
+            "default:tables",
+            sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA {} GRANT {} ON TABLES TO {}").format(
+                s, tables, r
+            ),
+        ),
+        (
+            "default:sequences",
+            sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA {} GRANT {} ON SEQUENCES TO {}").format(
+                s, seqs, r
+            ),
+        ),
+    ):
+        out.append(Statement(f"grant:{role.name}:{key}", stmt))
+    return out
+
+
+def _foreign_key(t: str, fk: ForeignKey, ref_schema: str, partitioned: bool) -> Statement:
+    parts: list[sql.Composable] = [
+        sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({})").format(
+            sql.Identifier(t, fk.table),
+            sql.Identifier(fk.name),
+            sql.SQL(", ").join(map(sql.Identifier, fk.columns)),
+            sql.Identifier(ref_schema, fk.ref_table),
+            sql.SQL(", ").join(map(sql.Identifier, fk.ref_columns)),
+        )
+    ]
+    if _MATCH[fk.match]:
+        parts.append(sql.SQL(" " + _MATCH[fk.match]))
+    parts.append(sql.SQL(f" ON UPDATE {_ACTIONS[fk.on_update]} ON DELETE {_ACTIONS[fk.on_delete]}"))
+    if fk.deferrable:
+        parts.append(sql.SQL(" DEFERRABLE INITIALLY DEFERRED" if fk.deferred else " DEFERRABLE"))
+    # PostgreSQL before 18 cannot add a NOT VALID foreign key to a partitioned table.
+    if not partitioned:
+        parts.append(sql.SQL(" NOT VALID"))
+    return Statement(f"fk:{fk.table}:{fk.name}", sql.Composed(parts), fk.table)
+
+
+def render_ddl(
+    catalog: Catalog,
+    target: str,
+    *,
+    role: RolePlan | None = None,
+    leaving: str = "drop",
+    existing_roles: frozenset[str] = frozenset(),
+) -> Ddl:
+    """The DDL that recreates ``catalog`` in schema ``target``.
+
+    ``leaving`` says what happens to foreign keys that point at tables staying in the
+    monolith: ``drop`` leaves them out, ``keep`` (same instance only) recreates them pointing
+    at the monolith's schema. Grants to roles missing from ``existing_roles`` are left out.
+    """
+    t = target
+    ddl = Ddl()
+    ddl.schema.append(Statement("schema", sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(t))))
+    ddl.schema += _types(t, catalog)
+    for seq in catalog.sequences:
+        if seq.identity:
+            continue
+        ddl.schema.append(
+            Statement(
+                f"sequence:{seq.name}",
+                sql.SQL(
+                    "CREATE SEQUENCE {} AS {} START WITH {} INCREMENT BY {} MINVALUE {} "
+                    "MAXVALUE {} CACHE {} {}"
+                ).format(
+                    sql.Identifier(t, seq.name),
+                    sql.SQL(seq.type_sql),
+                    sql.Literal(seq.start),
+                    sql.Literal(seq.increment),
+                    sql.Literal(seq.minimum),
+                    sql.Literal(seq.maximum),
+                    sql.Literal(seq.cache),
+                    sql.SQL("CYCLE" if seq.cycle else "NO CYCLE"),
+                ),
+            )
+        )
+    for fn in catalog.trigger_functions:
+        ddl.schema.append(
+            Statement(
+                f"function:{fn.name}",
+                sql.SQL("CREATE FUNCTION {}() RETURNS trigger LANGUAGE {}{} {} AS {}").format(
+                    sql.Identifier(t, fn.name),
+                    sql.Identifier(fn.language),
+                    sql.SQL(" SECURITY DEFINER" if fn.security_definer else ""),
+                    sql.SQL(_VOLATILITY[fn.volatility]),
+                    sql.Literal(fn.body),
+                ),
+            )
+        )
+    moved = set(catalog.names)
+    for table in catalog.tables:
+        tn = sql.Identifier(t, table.name)
+        ddl.schema.append(
+            Statement(f"table:{table.name}", _create_table(t, table, catalog), table.name)
+        )
+        if table.comment is not None:
+            ddl.schema.append(
+                Statement(
+                    f"comment:{table.name}",
+                    sql.SQL("COMMENT ON TABLE {} IS {}").format(tn, sql.Literal(table.comment)),
+                    table.name,
+                )
+            )
+        for col in table.columns:
+            if col.comment is not None:
+                ddl.schema.append(
+                    Statement(
+                        f"comment:{table.name}.{col.name}",
+                        sql.SQL("COMMENT ON COLUMN {} IS {}").format(
+                            sql.Identifier(t, table.name, col.name), sql.Literal(col.comment)
+                        ),
+                        table.name,
+                    )
+                )
+        for con in table.constraints:
+            if con.inherited:
+                continue
+            add = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
+                tn, sql.Identifier(con.name), sql.SQL(con.definition)
+            )
+            if con.kind in ("p", "u", "x"):
+                ddl.keys.append(Statement(f"constraint:{table.name}:{con.name}", add, table.name))
+            elif con.kind == "c" and not con.validated:
+                ddl.finish.append(Statement(f"check:{table.name}:{con.name}", add, table.name))
+            if con.comment is not None:
+                ddl.finish.append(
+                    Statement(
+                        f"comment:{table.name}:{con.name}",
+                        sql.SQL("COMMENT ON CONSTRAINT {} ON {} IS {}").format(
+                            sql.Identifier(con.name), tn, sql.Literal(con.comment)
+                        ),
+                        table.name,
+                    )
+                )
+        for idx in table.indexes:
+            if idx.inherited:
+                continue
+            ddl.keys.append(
+                Statement(f"index:{table.name}:{idx.name}", sql.SQL(idx.definition), table.name)
+            )
+            if idx.comment is not None:
+                ddl.finish.append(
+                    Statement(
+                        f"comment:index:{idx.name}",
+                        sql.SQL("COMMENT ON INDEX {} IS {}").format(
+                            sql.Identifier(t, idx.name), sql.Literal(idx.comment)
+                        ),
+                        table.name,
+                    )
+                )
+        for fk in table.foreign_keys:
+            if fk.inherited:
+                continue
+            inside = fk.ref_schema == catalog.schema and fk.ref_table in moved
+            if not inside and leaving != "keep":
+                continue
+            stmt = _foreign_key(t, fk, t if inside else fk.ref_schema, table.kind == "p")
+            ddl.fks.append(stmt)
+            if fk.validated and table.kind != "p":
+                ddl.validate.append(
+                    Statement(
+                        f"validate:{table.name}:{fk.name}",
+                        sql.SQL("ALTER TABLE {} VALIDATE CONSTRAINT {}").format(
+                            tn, sql.Identifier(fk.name)
+                        ),
+                        table.name,
+                    )
+                )
+            if fk.comment is not None:
+                ddl.finish.append(
+                    Statement(
+                        f"comment:{table.name}:{fk.name}",
+                        sql.SQL("COMMENT ON CONSTRAINT {} ON {} IS {}").format(
+                            sql.Identifier(fk.name), tn, sql.Literal(fk.comment)
+                        ),
+                        table.name,
+                    )
+                )
+        for trg in table.triggers:
+            ddl.finish.append(
+                Statement(f"trigger:{table.name}:{trg.name}", sql.SQL(trg.definition), table.name)
+            )
+            if trg.enabled in _TRIGGER_STATE:
+                ddl.finish.append(
+                    Statement(
+                        f"trigger:{table.name}:{trg.name}:state",
+                        sql.SQL("ALTER TABLE {} {} {}").format(
+                            tn, sql.SQL(_TRIGGER_STATE[trg.enabled]), sql.Identifier(trg.name)
+                        ),
+                        table.name,
+                    )
+                )
+        identity: Query | None = {"f": sql.SQL("FULL"), "n": sql.SQL("NOTHING")}.get(
+            table.replica_identity
+        )
+        if table.replica_identity == "i" and table.replica_index:
+            identity = sql.SQL("USING INDEX {}").format(sql.Identifier(table.replica_index))
+        if identity is not None:
+            ddl.finish.append(
+                Statement(
+                    f"replica_identity:{table.name}",
+                    sql.SQL("ALTER TABLE {} REPLICA IDENTITY {}").format(tn, identity),
+                    table.name,
+                )
+            )
+        for g in table.grants:
+            if g.grantee != "PUBLIC" and g.grantee not in existing_roles:
+                continue
+            ddl.finish.append(
+                Statement(
+                    f"grant:{table.name}:{g.grantee}:{g.privilege}",
+                    sql.SQL("GRANT {} ON {} TO {}{}").format(
+                        sql.SQL(g.privilege),
+                        tn,
+                        sql.SQL("PUBLIC") if g.grantee == "PUBLIC" else sql.Identifier(g.grantee),
+                        sql.SQL(" WITH GRANT OPTION" if g.grantable else ""),
+                    ),
+                    table.name,
+                )
+            )
+    for seq in catalog.sequences:
+        if seq.owner_table and not seq.identity:
+            ddl.schema.append(
+                Statement(
+                    f"sequence:{seq.name}:owned_by",
+                    sql.SQL("ALTER SEQUENCE {} OWNED BY {}").format(
+                        sql.Identifier(t, seq.name),
+                        sql.Identifier(t, seq.owner_table, seq.owner_column or ""),
+                    ),
+                )
+            )
+    if role is not None:
+        ddl.schema += _role(t, role)
+    return ddl

@@ -1,0 +1,107 @@
+"""The write gate: one trigger function per side that lets writes through or refuses them.
+
+Installing the statement-level triggers locks the tables, so it happens ahead of time; closing
+or opening the gate is ``CREATE OR REPLACE FUNCTION`` (no table lock, effective for the next
+statement). Refused writes fail with SQLSTATE 25006 and a message naming the migration. Sync
+apply sessions run with ``session_replication_role = replica``, so the gate never stops them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import psycopg
+from psycopg import sql
+
+__all__ = ["Side", "close_gate", "install_gate", "open_gate", "remove_gate"]
+
+Side = Literal["monolith", "service"]
+_SCHEMA = "_strangler"
+_TRIGGER = "strangler_write_gate"
+
+
+def _function(service: str, side: Side) -> sql.Identifier:
+    return sql.Identifier(_SCHEMA, f"writes_{service}_{side}")
+
+
+def _define(conn: psycopg.Connection[Any], service: str, side: Side, refuse: str | None) -> None:
+    if refuse is None:
+        body = "BEGIN RETURN NULL; END"
+    else:
+        body = (
+            sql.SQL(
+                "BEGIN RAISE EXCEPTION USING ERRCODE = '25006', MESSAGE = format({}, "
+                "TG_TABLE_SCHEMA, TG_TABLE_NAME); END"
+            )
+            .format(sql.Literal(refuse))
+            .as_string(conn)
+        )
+    conn.execute(
+        sql.SQL("CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS {}").format(
+            _function(service, side), sql.Literal(body)
+        )
+    )
+
+
+def _refusal(service: str, side: Side) -> str:
+    if side == "monolith":
+        return (
+            "strangler: writes to %I.%I are refused: " + service + "'s writes were cut over to "
+            "its own schema (strangler cutover " + service + "); to go back run "
+            "'strangler rollback " + service + " --writes'"
+        )
+    return (
+        "strangler: writes to %I.%I are refused: the monolith still owns " + service + "'s "
+        "writes until 'strangler cutover " + service + "'"
+    )
+
+
+def install_gate(
+    conn: psycopg.Connection[Any],
+    service: str,
+    side: Side,
+    schema: str,
+    tables: Sequence[str],
+    *,
+    closed: bool,
+) -> None:
+    """Create the gate function and triggers (idempotent); ``closed`` refuses writes now."""
+    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(_SCHEMA)))
+    _define(conn, service, side, _refusal(service, side) if closed else None)
+    for table in tables:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_trigger WHERE tgrelid = %s::regclass AND tgname = %s",
+            (sql.Identifier(schema, table).as_string(conn), _TRIGGER),
+        ).fetchone()
+        if not exists:
+            conn.execute(
+                sql.SQL(
+                    "CREATE TRIGGER {} BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {} "
+                    "FOR EACH STATEMENT EXECUTE FUNCTION {}()"
+                ).format(
+                    sql.Identifier(_TRIGGER),
+                    sql.Identifier(schema, table),
+                    _function(service, side),
+                )
+            )
+
+
+def close_gate(conn: psycopg.Connection[Any], service: str, side: Side) -> None:
+    _define(conn, service, side, _refusal(service, side))
+
+
+def open_gate(conn: psycopg.Connection[Any], service: str, side: Side) -> None:
+    _define(conn, service, side, None)
+
+
+def remove_gate(
+    conn: psycopg.Connection[Any], service: str, side: Side, schema: str, tables: Sequence[str]
+) -> None:
+    for table in tables:
+        conn.execute(
+            sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(
+                sql.Identifier(_TRIGGER), sql.Identifier(schema, table)
+            )
+        )
+    conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}()").format(_function(service, side)))

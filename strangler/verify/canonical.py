@@ -1,0 +1,136 @@
+"""The canonical text of a row: identical on both sides whatever the server version or settings.
+
+Two servers print the same value differently when their settings differ (``TimeZone``,
+``DateStyle``, ``IntervalStyle``, ``extra_float_digits``, ``bytea_output``, ``lc_monetary``)
+or when the column types differ only in presentation (``numeric(12,2)`` against ``numeric``,
+``real`` against ``double precision``). Verification hashes text on each server, so the text
+must not depend on any of that. Two layers make it so:
+
+1. :data:`SESSION_SETTINGS` pins every output setting on both connections;
+2. :func:`column_expr` renders the types whose text is still unstable explicitly: floats as
+   the hex of their IEEE-754 bytes (``float8send``, exact on every version), numerics without
+   trailing zeros of scale, bytea as hex.
+
+A row is then ``ROW(c1, c2, …)::text`` over those column texts. The record output quotes
+empty strings and strings with special characters, and prints NULL as nothing, so NULL, the
+empty string and the text ``'NULL'`` stay three different row texts.
+
+Server encoding is not normalised: both databases must share it (checked by the engine).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+__all__ = [
+    "SESSION_SETTINGS",
+    "Column",
+    "TableShape",
+    "column_expr",
+    "pin_session",
+    "read_shape",
+    "row_text",
+]
+
+# Every setting that changes how a value prints; set identically on both sides.
+SESSION_SETTINGS: dict[str, str] = {
+    "TimeZone": "UTC",
+    "DateStyle": "ISO, YMD",
+    "IntervalStyle": "postgres",
+    "extra_float_digits": "3",
+    "bytea_output": "hex",
+    "lc_monetary": "C",
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type_sql: str  # format_type() output: a type name PostgreSQL itself quoted
+    base_type: str  # typname of the column's type (or of a domain's base type)
+    collatable: bool
+
+
+@dataclass(frozen=True)
+class TableShape:
+    """The columns of one table in attnum order, and its primary key (empty: none)."""
+
+    schema: str
+    table: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.table}"
+
+
+def pin_session(conn: psycopg.Connection[Any]) -> None:
+    """Fix every output setting on ``conn`` (see :data:`SESSION_SETTINGS`)."""
+    for name, value in SESSION_SETTINGS.items():
+        conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+
+
+_SHAPE_SQL = """
+SELECT a.attname,
+       format_type(a.atttypid, a.atttypmod),
+       coalesce(bt.typname, t.typname),
+       coalesce(bt.typcategory, t.typcategory) = 'S' OR t.typcollation <> 0,
+       coalesce(array_position(pk.conkey, a.attnum), 0)
+FROM pg_attribute a
+JOIN pg_class c ON c.oid = a.attrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_type t ON t.oid = a.atttypid
+LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype
+LEFT JOIN pg_constraint pk ON pk.conrelid = c.oid AND pk.contype = 'p'
+WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p')
+  AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum
+"""
+
+
+def read_shape(conn: psycopg.Connection[Any], schema: str, table: str) -> TableShape | None:
+    """The table's columns and primary key, or None when the table does not exist."""
+    rows = conn.execute(_SHAPE_SQL, (schema, table)).fetchall()
+    if not rows:
+        return None
+    columns = tuple(Column(str(r[0]), str(r[1]), str(r[2]), bool(r[3])) for r in rows)
+    positions = sorted((int(r[4]), str(r[0])) for r in rows if int(r[4]) > 0)
+    return TableShape(schema, table, columns, tuple(name for _, name in positions))
+
+
+def column_expr(column: Column, *, trim_scale: bool = True) -> sql.Composable:
+    """A text expression for ``column`` that prints a value the same way on every server.
+
+    ``trim_scale`` uses the function of PostgreSQL 13+; older servers get a regular
+    expression with the same effect (both sides must use the same one).
+    """
+    ident = sql.Identifier(column.name)
+    kind = column.base_type
+    if kind in ("float4", "float8"):
+        # Exact on every version: the IEEE bytes, not a decimal rendering (real → double is exact).
+        return sql.SQL("encode(float8send({}::float8), 'hex')").format(ident)
+    if kind == "numeric":
+        if trim_scale:
+            return sql.SQL("trim_scale({}::numeric)::text").format(ident)
+        # "1.50" → "1.5", "2.00" → "2"; NaN and Infinity have no point and stay as they are.
+        return sql.SQL(
+            r"regexp_replace(regexp_replace({}::numeric::text, '(\.[0-9]*[1-9])0+$', '\1'), "
+            r"'\.0+$', '')"
+        ).format(ident)
+    if kind == "bytea":
+        return sql.SQL("encode({}::bytea, 'hex')").format(ident)
+    return sql.SQL("{}::text").format(ident)
+
+
+def row_text(shape: TableShape, names: list[str], *, trim_scale: bool = True) -> sql.Composable:
+    """``ROW(e1, e2, …)::text`` over the canonical texts of ``names`` (in that order)."""
+    parts = [column_expr(shape.column(n), trim_scale=trim_scale) for n in names]
+    return sql.SQL("ROW({})::text").format(sql.SQL(", ").join(parts))

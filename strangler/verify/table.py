@@ -1,0 +1,392 @@
+"""Verify one table: chunk hashes computed by both servers at once, bisection to the rows.
+
+1. Number every row's chunk and hash its canonical text, one ``GROUP BY`` scan per side, both
+   sides in parallel: only ``(chunk, rows, sum of hashes)`` crosses the network.
+2. A chunk whose count or hash differs is cut into ``fanout`` sub-ranges at quantiles of its
+   keys and hashed again (an index range scan), until a differing range holds at most
+   ``leaf_rows`` rows; then each side sends ``(key, hash)`` of that range and the rows are
+   matched in Python: missing, extra, changed.
+3. For changed rows, both sides send the canonical text of each column, and the differing
+   columns are named.
+4. With ``recheck``, differing rows are read again (after the sync has applied past the
+   source's position, when a :class:`SyncWatermark` is given) and only persisting ones stay.
+
+Hashes are ``hashtextextended(row text, 0)`` summed as numeric: a multiset hash, so no order
+is needed and a duplicated row changes it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import sql
+
+from strangler.verify.canonical import TableShape, column_expr, row_text
+from strangler.verify.chunks import (
+    INTEGER_TYPES,
+    KeyRange,
+    Plan,
+    bucket_expr,
+    integer_plan,
+    quantile_bounds,
+    range_filter,
+)
+from strangler.verify.report import ChunkDiff, RowDiff, TableReport
+from strangler.verify.rows import Hashes, KeyTuple, classify, group_hashes, key_order
+from strangler.verify.watermark import SyncWatermark
+
+__all__ = ["Side", "TableVerifier"]
+
+T = TypeVar("T")
+
+# Planner settings for the one full scan per side (SET LOCAL: they end with its transaction).
+_SCAN_SETTINGS = {"work_mem": "64MB", "parallel_setup_cost": "0", "parallel_tuple_cost": "0"}
+
+
+@dataclass(frozen=True)
+class Side:
+    conn: psycopg.Connection[Any]
+    shape: TableShape
+
+
+class TableVerifier:
+    """Compare ``source`` and ``target`` over the columns they share, keyed by the source's PK."""
+
+    def __init__(
+        self,
+        source: Side,
+        target: Side,
+        *,
+        mode: str = "rows",
+        pool: ThreadPoolExecutor,
+        trim_scale: bool = True,
+        chunk_rows: int = 128,
+        leaf_rows: int = 512,
+        fanout: int = 16,
+        recheck: int = 0,
+        watermark: SyncWatermark | None = None,
+        recheck_timeout: float = 60.0,
+        backoff: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.src, self.tgt = source, target
+        self.mode = mode
+        self.pool = pool
+        self.trim = trim_scale
+        self.chunk_rows, self.leaf_rows, self.fanout = chunk_rows, leaf_rows, fanout
+        self.recheck, self.watermark = recheck, watermark
+        self.recheck_timeout, self.backoff, self.sleep = recheck_timeout, backoff, sleep
+        src_names = [c.name for c in source.shape.columns]
+        tgt_names = {c.name for c in target.shape.columns}
+        self.names = [n for n in src_names if n in tgt_names]
+        self.key = source.shape.key
+        self.report = TableReport(
+            source=source.shape.qualified,
+            target=target.shape.qualified,
+            mode=mode,
+            method=self._method(),
+            weaker=not self.key and mode != "counts",
+        )
+        for name in src_names:
+            if name not in tgt_names:
+                self.report.problems.append(f"column {name} is missing from the target")
+        for c in target.shape.columns:
+            if c.name not in src_names:
+                self.report.problems.append(f"column {c.name} exists only in the target")
+        for k in self.key:
+            if k not in tgt_names:
+                self.report.problems.append(f"key column {k} is missing from the target")
+
+    def _method(self) -> str:
+        if self.mode == "counts":
+            return "row counts"
+        if not self.key:
+            return "whole-table multiset hash (no primary key: rows cannot be named)"
+        what = "chunk checksums" if self.mode == "checksum" else "chunk checksums + bisection"
+        return f"{what} by primary key ({', '.join(self.key)})"
+
+    # ------------------------------------------------------------------------------- plumbing
+
+    def _both(self, fn: Callable[[Side], T]) -> tuple[T, T]:
+        """Run ``fn`` on the source and the target at the same time."""
+        a = self.pool.submit(fn, self.src)
+        b = self.pool.submit(fn, self.tgt)
+        return a.result(), b.result()
+
+    @staticmethod
+    def _table(side: Side) -> sql.Composable:
+        return sql.SQL("{}.{}").format(
+            sql.Identifier(side.shape.schema), sql.Identifier(side.shape.table)
+        )
+
+    def _hash(self, side: Side) -> sql.Composable:
+        return sql.SQL("hashtextextended({}, 0)").format(
+            row_text(side.shape, self.names, trim_scale=self.trim)
+        )
+
+    def _key_texts(self, side: Side) -> list[sql.Composable]:
+        out: list[sql.Composable] = []
+        for name in self.key:
+            col = side.shape.column(name)
+            # numeric keys print without trailing zeros like any numeric; others as their text,
+            # which casts back to the key type for lookups.
+            expr = column_expr(col, trim_scale=self.trim) if col.base_type == "numeric" else None
+            out.append(expr or sql.SQL("{}::text").format(sql.Identifier(name)))
+        return out
+
+    # ----------------------------------------------------------------------------------- run
+
+    def run(self) -> TableReport:
+        started = time.monotonic()
+        if self.report.problems or self.mode == "counts":
+            self._counts()
+        elif not self.key:
+            self._multiset()
+        else:
+            self._chunked()
+        self.report.seconds = time.monotonic() - started
+        return self.report
+
+    def _counts(self) -> None:
+        def count(side: Side) -> int:
+            row = side.conn.execute(
+                sql.SQL("SELECT count(*) FROM {}").format(self._table(side))
+            ).fetchone()
+            return int(row[0]) if row else 0
+
+        self.report.source_rows, self.report.target_rows = self._both(count)
+
+    def _multiset(self) -> None:
+        def scan(side: Side) -> tuple[int, str | None]:
+            query = sql.SQL("SELECT count(*), sum({})::text FROM {}").format(
+                self._hash(side), self._table(side)
+            )
+            row = side.conn.execute(query).fetchone()
+            return (int(row[0]), row[1]) if row else (0, None)
+
+        (sn, sh), (tn, th) = self._both(scan)
+        self.report.source_rows, self.report.target_rows = sn, tn
+        self.report.chunks = 1
+        if sh != th:
+            self.report.problems.append(
+                f"whole-table multiset hash differs (source {sn:,} rows, target {tn:,}); "
+                "without a primary key the differing rows cannot be named"
+            )
+
+    # ------------------------------------------------------------------------------ chunks
+
+    def _plan(self) -> Plan:
+        lead = self.src.shape.column(self.key[0])
+        if lead.base_type in INTEGER_TYPES:
+
+            def extent(side: Side) -> tuple[int | None, int | None]:
+                query = sql.SQL("SELECT min({k})::int8, max({k})::int8 FROM {t}").format(
+                    k=sql.Identifier(lead.name), t=self._table(side)
+                )
+                row = side.conn.execute(query).fetchone()
+                return (row[0], row[1]) if row else (None, None)
+
+            sides = list(self._both(extent))
+            lows = [lo for lo, _ in sides if lo is not None]
+            highs = [hi for _, hi in sides if hi is not None]
+            span = (max(highs) - min(lows) + 1) if lows else 0
+            return integer_plan(sides, span, self.chunk_rows)
+        rows = self._estimate(self.src)
+        parts = max(1, min(rows // self.chunk_rows, 100_000))
+        percent = min(100.0, 100.0 * 50 * parts / rows) if rows else 100.0
+        return Plan(
+            bounds=quantile_bounds(
+                self.src.conn,
+                self.src.shape,
+                self.key[0],
+                KeyRange(),
+                parts,
+                sample_percent=percent,
+            )
+        )
+
+    def _estimate(self, side: Side) -> int:
+        row = side.conn.execute(
+            "SELECT c.reltuples::int8 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = %s AND c.relname = %s",
+            (side.shape.schema, side.shape.table),
+        ).fetchone()
+        if row and row[0] and row[0] > 0:
+            return int(row[0])
+        count = side.conn.execute(sql.SQL("SELECT count(*) FROM {}").format(self._table(side)))
+        return int(count.fetchone()[0])  # type: ignore[index]
+
+    def _chunk_hashes(self, plan: Plan, rng: KeyRange) -> tuple[dict[int, Any], dict[int, Any]]:
+        def scan(side: Side) -> dict[int, tuple[int, str]]:
+            query = sql.SQL(
+                "SELECT b, count(*), sum(h)::text FROM "
+                "(SELECT {b} AS b, {h} AS h FROM {t} WHERE {w}) s GROUP BY b"
+            ).format(
+                b=bucket_expr(side.shape, self.key[0], plan),
+                h=self._hash(side),
+                t=self._table(side),
+                w=range_filter(side.shape, self.key[0], rng),
+            )
+            if rng != KeyRange():
+                return {int(r[0]): (int(r[1]), str(r[2])) for r in side.conn.execute(query)}
+            # The whole-table scan: the planner cannot know there are few chunks (it guesses
+            # one per key) and would neither aggregate in parallel workers nor keep the hash
+            # table in memory. Tell it, for this query only.
+            with side.conn.transaction():
+                for setting, value in _SCAN_SETTINGS.items():
+                    side.conn.execute("SELECT set_config(%s, %s, true)", (setting, value))
+                return {int(r[0]): (int(r[1]), str(r[2])) for r in side.conn.execute(query)}
+
+        return self._both(scan)
+
+    def _chunked(self) -> None:
+        plan = self._plan()
+        src, tgt = self._chunk_hashes(plan, KeyRange())
+        self.report.source_rows = sum(n for n, _ in src.values())
+        self.report.target_rows = sum(n for n, _ in tgt.values())
+        self.report.chunks = len(set(src) | set(tgt))
+        differing = sorted(b for b in set(src) | set(tgt) if src.get(b) != tgt.get(b))
+        if self.mode == "checksum":
+            for b in differing:
+                rng = plan.chunk_range(b)
+                self.report.differing_chunks.append(
+                    ChunkDiff(rng.low, rng.high, src.get(b, (0, ""))[0], tgt.get(b, (0, ""))[0])
+                )
+            return
+        leaves: list[KeyRange] = []
+        for b in differing:
+            count = max(src.get(b, (0, ""))[0], tgt.get(b, (0, ""))[0])
+            leaves += self._bisect(plan.chunk_range(b), count, depth=0)
+        rows = classify(self.key, *self._both(lambda side: self._leaves(side, leaves)))
+        if rows and self.recheck:
+            rows = self._recheck(rows)
+        self.report.rows = self._with_columns(rows)
+
+    def _bisect(self, rng: KeyRange, count: int, depth: int) -> list[KeyRange]:
+        """The ranges, at most ``leaf_rows`` rows each where keys allow, that hold the
+        differences of ``rng``."""
+        if count <= self.leaf_rows or depth >= 12:
+            return [rng]
+        lead = self.key[0]
+        bounds = quantile_bounds(self.src.conn, self.src.shape, lead, rng, self.fanout)
+        if not bounds:
+            bounds = quantile_bounds(self.tgt.conn, self.tgt.shape, lead, rng, self.fanout)
+        if not bounds:  # every row shares the leading key value: nothing left to cut
+            return [rng]
+        plan = Plan(bounds=bounds)
+        src, tgt = self._chunk_hashes(plan, rng)
+        out: list[KeyRange] = []
+        for b in sorted(set(src) | set(tgt)):
+            if src.get(b) != tgt.get(b):
+                sub = max(src.get(b, (0, ""))[0], tgt.get(b, (0, ""))[0])
+                out += self._bisect(plan.chunk_range(b, rng), sub, depth + 1)
+        return out
+
+    # -------------------------------------------------------------------------------- rows
+
+    def _leaves(self, side: Side, ranges: list[KeyRange]) -> Hashes:
+        """``(key, hash)`` of every row in ``ranges``: one query per 100 ranges, not per range."""
+        out: Hashes = {}
+        for start in range(0, len(ranges), 100):
+            batch = ranges[start : start + 100]
+            query = sql.SQL("SELECT {k}, {h}::text FROM {t} WHERE {w}").format(
+                k=sql.SQL(", ").join(self._key_texts(side)),
+                h=self._hash(side),
+                t=self._table(side),
+                w=sql.SQL(" OR ").join(
+                    sql.SQL("({})").format(range_filter(side.shape, self.key[0], r)) for r in batch
+                ),
+            )
+            for key, hashes in group_hashes(side.conn.execute(query)).items():
+                out.setdefault(key, []).extend(hashes)
+        return out
+
+    def _lookup(
+        self, side: Side, keys: list[KeyTuple], select: Iterable[sql.Composable]
+    ) -> list[tuple[Any, ...]]:
+        """Rows of ``side`` whose key is one of ``keys``, selecting key texts then ``select``."""
+        if not keys:
+            return []
+        cols = [side.shape.column(k) for k in self.key]
+        aliases = [sql.Identifier(f"k{i}") for i in range(len(cols))]
+        query = sql.SQL(
+            "SELECT {k}, {sel} FROM {t} WHERE ({key}) IN "
+            "(SELECT {casts} FROM unnest({arrays}) AS u({aliases}))"
+        ).format(
+            k=sql.SQL(", ").join(self._key_texts(side)),
+            sel=sql.SQL(", ").join(select),
+            t=self._table(side),
+            key=sql.SQL(", ").join(sql.Identifier(c.name) for c in cols),
+            casts=sql.SQL(", ").join(
+                sql.SQL("{}::{}").format(a, sql.SQL(c.type_sql))
+                for a, c in zip(aliases, cols, strict=True)
+            ),
+            arrays=sql.SQL(", ").join(
+                sql.SQL("{}::text[]").format(sql.Placeholder()) for _ in cols
+            ),
+            aliases=sql.SQL(", ").join(aliases),
+        )
+        out: list[tuple[Any, ...]] = []
+        for start in range(0, len(keys), 5000):
+            batch = keys[start : start + 5000]
+            params = [[k[i] for k in batch] for i in range(len(cols))]
+            out += side.conn.execute(query, params).fetchall()
+        return out
+
+    def _recheck(self, rows: list[RowDiff]) -> list[RowDiff]:
+        """Read differing rows again until they agree or ``recheck`` attempts are used up.
+
+        Order matters under live writes: read the source, take its WAL position, wait until
+        the sync has applied past it, then read the target. A row that differs then differs
+        for real (or changed again on the source after we read it, and the next attempt sees).
+        """
+        first = len(rows)
+        for attempt in range(self.recheck):
+            if attempt:
+                self.sleep(min(self.backoff * 2 ** (attempt - 1), 30.0))
+            keys = sorted({tuple(r.key.values()) for r in rows}, key=key_order)
+            src = group_hashes(self._lookup(self.src, keys, [self._hash(self.src)]))
+            if self.watermark is not None:
+                lsn = self.watermark.source_position()
+                if not self.watermark.wait_applied(lsn, self.recheck_timeout):
+                    self.report.problems.append(
+                        f"online sync had not applied the source up to {lsn} within "
+                        f"{self.recheck_timeout:g}s; the differences below may be lag"
+                    )
+                    break
+            tgt = group_hashes(self._lookup(self.tgt, keys, [self._hash(self.tgt)]))
+            rows = classify(self.key, src, tgt)
+            if not rows:
+                break
+        self.report.cleared_by_recheck = first - len(rows)
+        return rows
+
+    def _with_columns(self, rows: list[RowDiff]) -> list[RowDiff]:
+        """Name the differing columns of each changed row."""
+        changed = sorted({tuple(r.key.values()) for r in rows if r.kind == "changed"})
+        if not changed:
+            return rows
+        n = len(self.key)
+
+        def values(side: Side) -> dict[KeyTuple, tuple[Any, ...]]:
+            exprs = [column_expr(side.shape.column(c), trim_scale=self.trim) for c in self.names]
+            return {tuple(r[:n]): tuple(r[n:]) for r in self._lookup(side, changed, exprs)}
+
+        src, tgt = self._both(values)
+        out: list[RowDiff] = []
+        for r in rows:
+            key = tuple(r.key.values())
+            if r.kind == "changed" and key in src and key in tgt:
+                cols = tuple(
+                    name
+                    for name, a, b in zip(self.names, src[key], tgt[key], strict=True)
+                    if a != b
+                )
+                r = RowDiff("changed", r.key, cols)
+            out.append(r)
+        return out
