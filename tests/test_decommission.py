@@ -37,6 +37,11 @@ INSERT INTO public.customers SELECT g, 'c' || g FROM generate_series(1, 5) g;
 INSERT INTO public.orders SELECT g, 1 + g % 5, g * 1.5 FROM generate_series(1, 50) g;
 INSERT INTO public.order_items SELECT g, 1 + g % 50, 'sku-' || g FROM generate_series(1, 120) g;
 CREATE VIEW public.order_totals AS SELECT customer_id, sum(total) FROM public.orders GROUP BY 1;
+-- Like the cutover's write gate: a trigger whose function lives outside the old tables.
+CREATE SCHEMA gate;
+CREATE FUNCTION gate.pass() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END';
+CREATE TRIGGER write_gate BEFORE INSERT OR UPDATE OR DELETE ON public.orders
+    FOR EACH STATEMENT EXECUTE FUNCTION gate.pass();
 """
 
 DECOM = (
@@ -146,8 +151,18 @@ def test_refuses_at_each_unmet_condition_then_archives_retires_and_drops(
     with target_db.connect() as conn:
         major = int(conn.execute("SHOW server_version_num").fetchone()[0]) // 10000  # type: ignore[index]
     restore = T.pg_tool("pg_restore", major)
+    assert archive["restore"] == (
+        f"pg_restore -L {archive['restore_list']} -d DBNAME {archive['path']}"
+    )
     done = subprocess.run(
-        [str(restore), "--exit-on-error", f"--dbname={target_db.dsn}", archive["path"]],
+        [
+            str(restore),
+            "--exit-on-error",
+            f"--dbname={target_db.dsn}",
+            "-L",
+            archive["restore_list"],
+            archive["path"],
+        ],
         capture_output=True,
         text=True,
         check=False,

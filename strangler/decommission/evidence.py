@@ -183,7 +183,9 @@ def _old_tables(ctx: CheckContext) -> CheckResult:
         return CheckResult(
             name,
             Verdict.FAIL,
-            f"write counters changed since {start:%Y-%m-%d %H:%M} UTC: {text}",
+            f"write counters changed since {start:%Y-%m-%d %H:%M} UTC: {text} (writes the "
+            "guard cannot see: a session in replica mode, such as a still running reverse "
+            "sync, or a dropped guard)",
             evidence,
         )
     held = now - start

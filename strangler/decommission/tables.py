@@ -261,11 +261,20 @@ def sha256_of(path: Path) -> str:
 
 @dataclass(frozen=True)
 class Archive:
+    """A ``pg_dump -Fc`` file and, beside it, the ``pg_restore -L`` list that restores it
+    anywhere: triggers on the old tables (the cutover's write gate, which calls a function
+    the archive does not hold) are commented out of it."""
+
     path: Path
     sha256: str
     size: int
     tables: list[str]
     pg_dump: str
+    restore_list: Path
+
+    @property
+    def restore_command(self) -> str:
+        return f"pg_restore -L {self.restore_list} -d DBNAME {self.path}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -274,6 +283,8 @@ class Archive:
             "size": self.size,
             "tables": self.tables,
             "pg_dump": self.pg_dump,
+            "restore_list": str(self.restore_list),
+            "restore": self.restore_command,
         }
 
 
@@ -304,7 +315,24 @@ def archive_tables(
     if done.returncode != 0:
         dest.unlink(missing_ok=True)
         raise CheckFailed(f"pg_dump of the old tables failed: {scrub(done.stderr.strip())}")
-    return Archive(dest, sha256_of(dest), dest.stat().st_size, list(tables), str(tool))
+    listing = subprocess.run(
+        [str(pg_tool("pg_restore", server_major)), "--list", str(dest)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if listing.returncode != 0:
+        raise CheckFailed(f"the archive {dest} cannot be read back: {listing.stderr.strip()}")
+    restore_list = dest.with_suffix(".list")
+    restore_list.write_text(
+        "".join(
+            (";" + line if " TRIGGER " in line and not line.startswith(";") else line) + "\n"
+            for line in listing.stdout.splitlines()
+        )
+    )
+    return Archive(
+        dest, sha256_of(dest), dest.stat().st_size, list(tables), str(tool), restore_list
+    )
 
 
 def retire_tables(
