@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from strangler.checks.attestations import attestation_check
 from strangler.checks.aws import s3_access
@@ -109,10 +109,3 @@ def recent_preflight(rb: Runbook) -> None:
             f"allows {format_duration(pre.max_age)} (preflight.max_age)",
             hint=f"run '{how}' again",
         )
-
-
-def summary(results: list[CheckResult]) -> dict[str, Any]:
-    counts: dict[str, int] = {}
-    for r in results:
-        counts[r.verdict.value] = counts.get(r.verdict.value, 0) + 1
-    return counts

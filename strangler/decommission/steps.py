@@ -15,11 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from strangler.checks.base import CheckContext, CheckResult, blocking
 from strangler.decommission import tables as T
-from strangler.decommission.evidence import MetricWindowSource, decommission_evidence
+from strangler.decommission.evidence import (
+    MetricWindowSource,
+    decommission_evidence,
+    grace_period_over,
+)
 from strangler.errors import CheckFailed
 from strangler.infra.gitrepo import InfraRepo, decommission_tag
 from strangler.pg.connect import connect
@@ -138,8 +143,6 @@ def run_decommission(
             return report
         try:
             rb.check(Action.DECOMMISSION)
-            from strangler.decommission.evidence import grace_period_over
-
             grace_period_over(rb)
         except CheckFailed as wait:
             if not force:
@@ -163,8 +166,6 @@ def run_decommission(
 
 def _verify_archive(info: dict[str, Any]) -> None:
     """The archive must still be there, byte for byte, before anything is dropped."""
-    from pathlib import Path
-
     path = Path(str(info.get("path", "")))
     if not info or not path.is_file():
         raise CheckFailed(
