@@ -118,6 +118,11 @@ def build_plan(spec: Spec, service: str, phase: Phase | str = Phase.PLANNED) -> 
     warnings = []
     if svc.traffic is None:
         warnings.append("no traffic: section; traffic steps cannot run until one is added")
+    if svc.preflight is None:
+        warnings.append(
+            "no preflight: section; copy and write cutover will not require a passing "
+            "'strangler preflight'"
+        )
     sections: dict[str, Any] = {}
     for provider in _SECTIONS:
         found = provider(spec, service, phase)

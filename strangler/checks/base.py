@@ -68,6 +68,8 @@ class CheckContext:
     spec: Spec
     service: str
     journal: Journal
+    # Clients shared by the checks of one run (a Kubernetes client, say), keyed by purpose.
+    cache: dict[str, Any] = field(default_factory=dict)
 
     @property
     def svc(self) -> ServiceSpec:

@@ -11,8 +11,10 @@ import sys
 
 # Importing the command modules registers their commands on the app.
 from strangler.cli import (  # noqa: F401
+    checks,
     copy,
     core,
+    decommission,
     demo,
     rollback,
     sync,

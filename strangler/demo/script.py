@@ -14,7 +14,9 @@ from rich.panel import Panel
 from rich.table import Table
 
 from strangler.demo.act_copy import act_copy
+from strangler.demo.act_decommission import act_decommission
 from strangler.demo.act_plan import act_plan
+from strangler.demo.act_preflight import act_preflight
 from strangler.demo.act_traffic import act_traffic
 from strangler.demo.act_verify import act_verify
 from strangler.demo.world import DemoOptions, World, demo_world
@@ -26,9 +28,11 @@ Act = Callable[[World], None]
 # In runbook order. Later capabilities insert their acts where they belong.
 ACTS: list[tuple[str, Act]] = [
     ("plan", act_plan),
+    ("preflight", act_preflight),
     ("copy", act_copy),
     ("verify", act_verify),
     ("traffic", act_traffic),
+    ("decommission", act_decommission),
 ]
 
 

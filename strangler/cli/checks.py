@@ -1,0 +1,188 @@
+"""``strangler preflight | attest | validate | alarms``: the runbook's checklists as commands."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+import strangler.rollback_infra  # noqa: F401  (registers the k8s and terraform rollbacks)
+from strangler.alarms import alarm_set, render_prometheus, render_terraform
+from strangler.checks.attestations import KNOWN, attest, check_attestation
+from strangler.checks.base import CheckContext, CheckResult, blocking, run_checks
+from strangler.checks.kubernetes import (
+    external_secret_synced,
+    hpa_status,
+    pods_ready,
+    service_health,
+)
+from strangler.checks.preflight import run_preflight
+from strangler.checks.render import render_results as _render
+from strangler.cli.app import (
+    DryRunOpt,
+    OperatorOpt,
+    Output,
+    OutputOpt,
+    SpecOpt,
+    app,
+    console,
+    emit,
+    session,
+)
+from strangler.errors import BadInput
+
+ServiceArg = Annotated[str, typer.Argument(help="The service, as named in the spec.")]
+
+
+def render_results(title: str, results: list[CheckResult]) -> None:
+    _render(console, title, results)
+
+
+def _finish(output: Output, service: str, what: str, results: list[CheckResult]) -> None:
+    failed = blocking(results)
+    data: dict[str, Any] = {
+        "service": service,
+        "passed": not failed,
+        "results": [r.to_dict() for r in results],
+    }
+
+    def render() -> None:
+        render_results(f"{what}: {service}", results)
+        if failed:
+            console.print(f"[red]{what} failed[/]: " + ", ".join(r.name for r in failed))
+        else:
+            console.print(f"[green]{what} passed[/]")
+
+    emit(output, data, render)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def preflight(
+    service: ServiceArg,
+    file: SpecOpt = None,
+    operator: OperatorOpt = None,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Run the runbook's pre-migration checklist; exit 1 when a required item fails.
+
+    The verdicts are journaled; copy and write cutover need a recent passing preflight when
+    the spec has a preflight: section."""
+    with session(file, operator) as s:
+        ctx = CheckContext(s.spec, service, s.journal)
+        s.spec.service(service)
+        _, results = run_preflight(ctx)
+    _finish(output, service, "preflight", results)
+
+
+@app.command(name="attest")
+def attest_cmd(
+    service: ServiceArg,
+    what: Annotated[
+        str, typer.Argument(help=f"What you vouch for: {', '.join(sorted(KNOWN))}, or a name.")
+    ],
+    note: Annotated[str, typer.Option("--note", help="Ticket id, channel, who was told.")] = "",
+    file: SpecOpt = None,
+    operator: OperatorOpt = None,
+    dry_run: DryRunOpt = False,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Record that a person did something no API can show (on-call alerted, ticket, …)."""
+    with session(file, operator) as s:
+        s.spec.service(service)
+        if dry_run:
+            check_attestation(what, note)
+            data = {
+                "service": service,
+                "attestation": what,
+                "by": s.journal.operator,
+                "note": note.strip(),
+                "dry_run": True,
+            }
+            emit(
+                output,
+                data,
+                lambda: console.print(
+                    f"would record: {what} attested by {s.journal.operator}: {note.strip()}"
+                ),
+            )
+            return
+        entry = attest(s.journal, service, what, note)
+    data = {
+        "service": service,
+        "attestation": what,
+        "by": entry.operator,
+        "at": entry.at.isoformat(),
+        "note": entry.reason,
+    }
+    emit(
+        output,
+        data,
+        lambda: console.print(
+            f"recorded: {what} attested by {entry.operator} at {entry.at:%Y-%m-%d %H:%M:%S} UTC"
+        ),
+    )
+
+
+@app.command()
+def validate(
+    service: ServiceArg,
+    file: SpecOpt = None,
+    operator: OperatorOpt = None,
+    output: OutputOpt = Output.text,
+) -> None:
+    """The runbook's validate-service.sh: pods ready, /health/ready through the Kubernetes API,
+    ExternalSecret synced, HPA shown. Exit 1 when one fails."""
+    with session(file, operator) as s:
+        svc = s.spec.service(service)
+        if svc.preflight is None or svc.preflight.kubernetes is None:
+            raise BadInput(
+                f"validate needs services.{service}.preflight.kubernetes in the spec",
+                hint="add namespace (and labels if not app=<service>) under preflight.kubernetes",
+            )
+        ctx = CheckContext(s.spec, service, s.journal)
+        results = run_checks(
+            ctx,
+            [
+                ("pods running and ready", pods_ready),
+                ("service health (kubernetes)", service_health),
+                ("external secrets synced", external_secret_synced),
+                ("hpa", hpa_status),
+            ],
+        )
+        s.journal.event(
+            service,
+            "validate",
+            status="fail" if blocking(results) else "pass",
+            details={"results": [r.to_dict() for r in results]},
+        )
+    _finish(output, service, "validate", results)
+
+
+class AlarmFormat(StrEnum):
+    terraform = "terraform"
+    prometheus = "prometheus"
+
+
+@app.command()
+def alarms(
+    service: ServiceArg,
+    format: Annotated[
+        AlarmFormat, typer.Option("--format", help="terraform or prometheus.")
+    ] = AlarmFormat.terraform,
+    prefix: Annotated[str, typer.Option(help="Alarm name prefix.")] = "strangler-",
+    out: Annotated[Path | None, typer.Option("--out", help="Write to this file.")] = None,
+    file: SpecOpt = None,
+) -> None:
+    """Print the service's 5xx, latency and sync-lag alarms as Terraform or Prometheus rules."""
+    with session(file) as s:
+        a = alarm_set(service, s.spec.service(service), prefix)
+    text = render_terraform(a) if format is AlarmFormat.terraform else render_prometheus(a)
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text)
+        console.print(f"wrote {out}; alarms: {', '.join(a.names)}")

@@ -1,0 +1,363 @@
+"""Decommission against a real PostgreSQL: it refuses at each unmet condition and, when all
+hold, archives (restorably), retires and, a later run after the grace period, drops."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from strangler.checks.attestations import attest
+from strangler.checks.base import CheckContext, Verdict
+from strangler.decommission import tables as T
+from strangler.decommission.evidence import decommission_evidence, traffic_timeline
+from strangler.decommission.steps import run_decommission
+from strangler.demo.act_decommission import act_decommission
+from strangler.demo.world import DemoOptions, demo_world
+from strangler.errors import CheckFailed
+from strangler.phases import Action, Phase
+from strangler.runbook import Runbook
+from tests.checks_helpers import Clock, make_ctx, spec_text
+from tests.fix_pg import Db
+
+MONOLITH = """
+CREATE TABLE public.customers (id int PRIMARY KEY, name text NOT NULL);
+CREATE TABLE public.orders (id int PRIMARY KEY, customer_id int NOT NULL
+    REFERENCES public.customers (id), total numeric(10, 2) NOT NULL);
+CREATE TABLE public.order_items (id int PRIMARY KEY, order_id int NOT NULL
+    REFERENCES public.orders (id), sku text NOT NULL);
+INSERT INTO public.customers SELECT g, 'c' || g FROM generate_series(1, 5) g;
+INSERT INTO public.orders SELECT g, 1 + g % 5, g * 1.5 FROM generate_series(1, 50) g;
+INSERT INTO public.order_items SELECT g, 1 + g % 50, 'sku-' || g FROM generate_series(1, 120) g;
+CREATE VIEW public.order_totals AS SELECT customer_id, sum(total) FROM public.orders GROUP BY 1;
+-- Like the cutover's write gate: a trigger whose function lives outside the old tables.
+CREATE SCHEMA gate;
+CREATE FUNCTION gate.pass() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END';
+CREATE TRIGGER write_gate BEFORE INSERT OR UPDATE OR DELETE ON public.orders
+    FOR EACH STATEMENT EXECUTE FUNCTION gate.pass();
+"""
+
+DECOM = (
+    "decommission:\n  stable_for: 14d\n  drop_old_tables_after: 14d\n  write_window: 1d\n"
+    "  archive_dir: archive\n"
+)
+
+
+@pytest.fixture
+def world(tmp_path: Path, source_db: Db) -> tuple[CheckContext, Runbook, Clock]:
+    source_db.execute(MONOLITH)
+    infra = tmp_path / "infra"
+    subprocess.run(["git", "init", "-q", str(infra)], check=True)
+    (infra / "main.tf").write_text("# infra\n")
+    subprocess.run(["git", "-C", str(infra), "add", "-A"], check=True)
+    subprocess.run(
+        [
+            "git",
+            "-C",
+            str(infra),
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "init",
+        ],
+        check=True,
+    )
+    clock = Clock()
+    ctx = make_ctx(tmp_path, spec_text(source_db.dsn, DECOM + f"infra:\n  repo: {infra}\n"), clock)
+    rb = Runbook(ctx.spec, ctx.journal, "order_service")
+    for action, weight in (
+        (Action.CREATE_SCHEMA, None),
+        (Action.COPY, None),
+        (Action.VERIFY, None),
+        (Action.SHIFT_TRAFFIC, 20.0),
+        (Action.SHIFT_TRAFFIC, 100.0),
+    ):
+        clock.advance(timedelta(hours=1))
+        with rb.step(action, weight=weight, force=True, reason="test setup"):
+            pass
+    assert rb.phase is Phase.TRAFFIC_COMPLETE
+    return ctx, rb, clock
+
+
+def _failed(results: list) -> dict[str, str]:  # type: ignore[type-arg]
+    return {r.name: r.message for r in results if r.verdict is Verdict.FAIL}
+
+
+def test_refuses_at_each_unmet_condition_then_archives_retires_and_drops(
+    world: tuple[CheckContext, Runbook, Clock], source_db: Db, target_db: Db, tmp_path: Path
+) -> None:
+    ctx, rb, clock = world
+    ok, results = decommission_evidence(ctx)
+    assert not ok
+    failed = _failed(results)
+    assert failed["stable since traffic reached 100%"] == (
+        "traffic has been at 100% for 0ms; the spec asks for 14d (until 2026-01-15 17:00 UTC)"
+    )
+    assert failed["no P1/P2 incident"].startswith("nobody has attested no P1/P2 incident")
+    assert failed["old tables no longer written"] == (
+        "write guard installed on public.orders, public.order_items now; they must show no "
+        "write for 1d (until 2026-01-02 17:00 UTC)"
+    )
+    assert failed["nothing else depends on the old tables"] == (
+        "public.order_totals (view) depends on orders: remove them with the old code path first"
+    )
+    assert {r.verdict for r in results if "baseline" in r.name} == {Verdict.SKIPPED}
+    with pytest.raises(CheckFailed, match="is not ready to decommission: stable since"):
+        run_decommission(rb)
+    assert rb.phase is Phase.TRAFFIC_COMPLETE
+
+    source_db.execute("DROP VIEW public.order_totals")
+    clock.advance(timedelta(hours=2))
+    attest(ctx.journal, "order_service", "no_incident", "too early")
+    clock.advance(timedelta(days=14))
+    _, results = decommission_evidence(ctx)
+    assert list(_failed(results)) == ["no P1/P2 incident"]
+    assert "so it cannot cover the window" in _failed(results)["no P1/P2 incident"]
+    attest(ctx.journal, "order_service", "no_incident", "INC board clean, checked by alice")
+    ok, results = decommission_evidence(ctx)
+    assert ok, _failed(results)
+    assert {r.name: r.verdict for r in results}["old tables no longer written"] is Verdict.PASS
+
+    report = run_decommission(rb)
+    assert [d["step"] for d in report.done] == ["mark_stable", "remove_old_path"]
+    assert rb.phase is Phase.OLD_PATH_REMOVED
+    assert report.waiting is not None
+    assert report.waiting.startswith(
+        "the old tables of order_service were renamed 0ms ago; they are dropped only 14d after that"
+    )
+    archive = report.done[1]["archive"]
+    assert Path(archive["path"]).parent == tmp_path / "archive"
+    assert T.sha256_of(Path(archive["path"])) == archive["sha256"]
+    with source_db.connect() as conn:
+        assert T.existing(conn, "public", ["orders", "order_items"]) == []
+        assert T.existing(conn, "retired_order_service", ["orders", "order_items"]) == [
+            "orders",
+            "order_items",
+        ]
+
+    # The archive restores: the tables with every row.
+    target_db.execute("CREATE TABLE public.customers (id int PRIMARY KEY, name text)")
+    target_db.execute("INSERT INTO public.customers SELECT g, 'c' FROM generate_series(1, 5) g")
+    with target_db.connect() as conn:
+        major = int(conn.execute("SHOW server_version_num").fetchone()[0]) // 10000  # type: ignore[index]
+    restore = T.pg_tool("pg_restore", major)
+    assert archive["restore"] == (
+        f"pg_restore -L {archive['restore_list']} -d DBNAME {archive['path']}"
+    )
+    done = subprocess.run(
+        [
+            str(restore),
+            "--exit-on-error",
+            f"--dbname={target_db.dsn}",
+            "-L",
+            archive["restore_list"],
+            archive["path"],
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert target_db.execute("SELECT count(*), sum(total) FROM public.orders") == [
+        (50, Decimal("1912.50"))
+    ]
+    assert target_db.execute("SELECT count(*), max(sku) FROM public.order_items") == [
+        (120, "sku-99")
+    ]
+
+    # A later run before the grace period: nothing dropped.
+    clock.advance(timedelta(days=13))
+    report = run_decommission(rb)
+    assert report.done == [] and report.waiting and "13d ago" in report.waiting
+    with source_db.connect() as conn:
+        assert len(T.existing(conn, "retired_order_service", ["orders", "order_items"])) == 2
+
+    clock.advance(timedelta(days=1, minutes=1))
+    report = run_decommission(rb)
+    assert rb.phase is Phase.DECOMMISSIONED
+    assert report.done[0]["dropped"] == ["orders", "order_items"]
+    assert report.done[0]["tag"] == "v1.0.0-order_service-decommissioned"
+    assert source_db.execute(
+        "SELECT count(*) FROM pg_namespace WHERE nspname = 'retired_order_service'"
+    ) == [(0,)]
+    tag_msg = subprocess.run(
+        [
+            "git",
+            "-C",
+            str(tmp_path / "infra"),
+            "tag",
+            "-l",
+            "--format=%(contents)",
+            "v1.0.0-order_service-decommissioned",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert tag_msg.stdout.strip() == "order_service monolith code path decommissioned"
+    steps = [e.step for e in ctx.journal.history("order_service") if e.kind == "outcome"]
+    assert steps[-3:] == ["mark_stable", "remove_old_path", "decommission"]
+
+
+def test_writes_to_old_tables_are_caught(
+    world: tuple[CheckContext, Runbook, Clock], source_db: Db
+) -> None:
+    ctx, _, clock = world
+    source_db.execute("DROP VIEW public.order_totals")
+    decommission_evidence(ctx)  # installs the guard
+    with source_db.connect() as conn:
+        conn.execute("UPDATE public.orders SET total = total + 1 WHERE id = 3")
+    clock.advance(timedelta(days=2))
+    _, results = decommission_evidence(ctx)
+    msg = _failed(results)["old tables no longer written"]
+    assert msg.startswith(
+        "1 write(s) to the old tables recorded since 2026-01-01 17:00 UTC, "
+        "the last: UPDATE on public.orders by postgres at "
+    )
+
+
+def test_counters_catch_writes_the_guard_missed(
+    world: tuple[CheckContext, Runbook, Clock], source_db: Db
+) -> None:
+    ctx, _, clock = world
+    decommission_evidence(ctx)
+    with source_db.connect() as conn:
+        conn.execute("DROP TRIGGER strangler_guard_write ON public.order_items")
+        conn.execute("DELETE FROM public.order_items WHERE id <= 4")
+        conn.execute("SELECT pg_stat_force_next_flush()")
+    with source_db.connect() as conn:  # put the guard back, as if nothing happened
+        T.install_guard(conn, "public", ["order_items"])
+    clock.advance(timedelta(days=2))
+    _, results = decommission_evidence(ctx)
+    msg = _failed(results)["old tables no longer written"]
+    assert msg.startswith("write counters changed since 2026-01-01 17:00 UTC: public.order_items ")
+
+
+def test_traffic_rollback_restarts_the_stable_window(
+    world: tuple[CheckContext, Runbook, Clock],
+) -> None:
+    ctx, rb, clock = world
+    first, since = traffic_timeline(ctx.journal, "order_service")
+    assert first == datetime(2026, 1, 1, 16, 0, tzinfo=first.tzinfo)  # type: ignore[union-attr]
+    assert since is not None
+    clock.advance(timedelta(days=3))
+    with rb.step(Action.ROLLBACK_TRAFFIC, reason="5xx"):
+        pass
+    assert traffic_timeline(ctx.journal, "order_service")[1] is None
+    with rb.step(Action.SHIFT_TRAFFIC, weight=100.0, force=True, reason="again"):
+        pass
+    assert traffic_timeline(ctx.journal, "order_service")[1] == clock.now
+
+
+def test_tampered_archive_stops_the_drop(
+    world: tuple[CheckContext, Runbook, Clock], source_db: Db
+) -> None:
+    _ctx, rb, clock = world
+    source_db.execute("DROP VIEW public.order_totals")
+    with rb.step(Action.MARK_STABLE, force=True, reason="test"):
+        pass
+    report = run_decommission(rb)
+    path = Path(report.done[0]["archive"]["path"])
+    path.write_bytes(path.read_bytes() + b"x")
+    clock.advance(timedelta(days=15))
+    with pytest.raises(CheckFailed, match="changed since it was written"):
+        run_decommission(rb)
+    assert rb.phase is Phase.OLD_PATH_REMOVED
+    with source_db.connect() as conn:
+        assert len(T.existing(conn, "retired_order_service", ["orders", "order_items"])) == 2
+
+
+@dataclass
+class Stats:
+    requests: int
+    errors: int
+    p99: float | None
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.errors / self.requests if self.requests else None
+
+
+@dataclass
+class Measured:
+    monolith: Stats
+    service: Stats
+
+
+class HistorySource:
+    """A metric source with history: the monolith's baseline before the shift, then now."""
+
+    def __init__(self, before: Stats, monolith_now: Stats, service_now: Stats) -> None:
+        self.before, self.monolith_now, self.service_now = before, monolith_now, service_now
+        self.asked: list[tuple[datetime, datetime]] = []
+
+    def measure(self, start: datetime, end: datetime) -> Measured:
+        self.asked.append((start, end))
+        if len(self.asked) == 1:
+            return Measured(self.before, Stats(0, 0, None))
+        return Measured(self.monolith_now, self.service_now)
+
+
+def test_metrics_against_the_baseline(world: tuple[CheckContext, Runbook, Clock]) -> None:
+    ctx, _, clock = world
+    clock.advance(timedelta(days=15))
+    good = HistorySource(Stats(1000, 10, 0.200), Stats(0, 0, None), Stats(1000, 8, 0.210))
+    _, results = decommission_evidence(ctx, good, record=False)
+    by = {r.name: r for r in results}
+    assert by["error rate vs baseline"].verdict is Verdict.PASS
+    assert by["latency vs baseline"].message == "p99 210 ms vs baseline 200 ms (limit 220 ms)"
+    assert by["old route at 0 requests"].verdict is Verdict.PASS
+    assert good.asked[0][1] == datetime(2026, 1, 1, 16, 0, tzinfo=good.asked[0][1].tzinfo)
+    bad = HistorySource(Stats(1000, 10, 0.200), Stats(7, 0, None), Stats(1000, 30, 0.300))
+    _, results = decommission_evidence(ctx, bad, record=False)
+    by = {r.name: r for r in results}
+    assert by["error rate vs baseline"].message == (
+        "service 3.0000% vs baseline 1.0000% (limit 1.0000%)"
+    )
+    assert by["error rate vs baseline"].verdict is Verdict.FAIL
+    assert by["latency vs baseline"].verdict is Verdict.FAIL
+    assert by["old route at 0 requests"].message == (
+        "7 request(s) reached the monolith's route in the last 14d"
+    )
+
+
+@pytest.mark.slow
+def test_demo_act_decommission_fast_forward() -> None:
+    """The demo's act on the sample monolith, from 100 % traffic to decommissioned."""
+    # Outside pytest's tmp root: the servers run as another user, and pytest (of other
+    # workers on this machine) tightens that root's permissions while cleaning up.
+    where = Path(tempfile.mkdtemp(prefix="strangler-demo-"))
+    where.chmod(0o755)
+    options = DemoOptions(directory=where / "demo", scale=200, fast_forward=True)
+    try:
+        with demo_world(options, Console(quiet=True)) as world:
+            with world.journal() as journal:
+                rb = Runbook(world.spec, journal, "order_service")
+                for action, weight in (
+                    (Action.CREATE_SCHEMA, None),
+                    (Action.COPY, None),
+                    (Action.START_SYNC, None),
+                    (Action.VERIFY, None),
+                    (Action.CUTOVER_WRITES, None),
+                    (Action.SHIFT_TRAFFIC, 100.0),
+                ):
+                    with rb.step(action, weight=weight, force=True, reason="test setup"):
+                        pass
+            act_decommission(world)
+            assert world.facts["decommissioned"] is True
+            archive = Path(world.facts["archive"]["path"])
+            assert T.sha256_of(archive) == world.facts["archive"]["sha256"]
+            with world.connect_monolith() as conn:
+                assert T.existing(conn, "public", ["orders", "customers"]) == ["customers"]
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
