@@ -29,6 +29,25 @@ Requirement = Callable[["Runbook"], None]
 
 _REQUIREMENTS: dict[Action, list[Requirement]] = {}
 
+# The modules that register requirements. They are imported before the first check, so a
+# program that drives a Runbook as a library gets the same rules as the command line does.
+_PROVIDERS = (
+    "strangler.verify.evidence",
+    "strangler.checks.preflight",
+    "strangler.decommission.evidence",
+)
+_loaded = False
+
+
+def _load() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        import importlib
+
+        for module in _PROVIDERS:
+            importlib.import_module(module)
+
 
 def requires(*actions: Action) -> Callable[[Requirement], Requirement]:
     def register(check: Requirement) -> Requirement:
@@ -42,4 +61,5 @@ def requires(*actions: Action) -> Callable[[Requirement], Requirement]:
 
 
 def requirements_for(action: Action) -> list[Requirement]:
+    _load()
     return list(_REQUIREMENTS.get(action, []))

@@ -283,3 +283,39 @@ def test_registered_evidence_gates_a_step_unless_forced(journal_url: str, spec_f
             assert forced[0].details["refusal"] == "no passing preflight"
     finally:
         _REQUIREMENTS[Action.CREATE_SCHEMA].remove(no_preflight)
+
+
+def test_library_callers_get_the_evidence_rules_without_the_cli(
+    spec_for,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    """A program that imports only the runbook must not be able to skip verification."""
+    url = f"sqlite:///{tmp_path / 'j.db'}"
+    _, path = spec_for(url)
+    script = textwrap.dedent(
+        """
+        import sys
+        from strangler.errors import CheckFailed
+        from strangler.journal import Journal
+        from strangler.phases import Action
+        from strangler.runbook import Runbook
+        from strangler.spec import load_spec
+        spec = load_spec(sys.argv[1])
+        j = Journal(spec.state_url())
+        j.outcome(j.intent("order_service", "verify"), "ok", phase="verified")
+        try:
+            with Runbook(spec, j, "order_service").step(Action.SHIFT_TRAFFIC, weight=5):
+                pass
+        except CheckFailed as exc:
+            print("refused:", exc.message)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(path)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent.parent,
+        check=True,
+    )
+    assert "refused: order_service: the copy has never been verified" in done.stdout
+    assert "strangler.cli" not in done.stderr
