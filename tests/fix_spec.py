@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,3 +83,22 @@ def cli(tmp_path: Path) -> Callable[..., CliResult]:
         return CliResult(done.returncode, done.stdout, done.stderr)
 
     return run
+
+
+@pytest.fixture
+def demo_dir() -> Iterator[Path]:
+    """A folder for a demo's servers that their system user can reach.
+
+    Not under pytest's tmp_path: pytest keeps its own base folder mode 0700 and resets it at
+    every session start, so a server user cannot traverse it reliably.
+    """
+    root = Path(tempfile.mkdtemp(prefix="strangler-demo-", dir="/tmp"))
+    root.chmod(0o755)
+    try:
+        yield root / "demo"
+    finally:
+        for meta in root.glob("demo/pg-*.json"):
+            from strangler.pg.embedded import PgInstance
+
+            PgInstance.create(meta.parent / meta.stem).stop("immediate")
+        shutil.rmtree(root, ignore_errors=True)

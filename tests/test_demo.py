@@ -11,8 +11,8 @@ from tests.fix_spec import CliResult
 
 
 @pytest.mark.slow
-def test_demo_runs_every_built_phase(cli: Callable[..., CliResult], tmp_path: Path) -> None:
-    where = tmp_path / "demo"
+def test_demo_runs_every_built_phase(cli: Callable[..., CliResult], demo_dir: Path) -> None:
+    where = demo_dir
     done = cli("demo", "--scale", "500", "--dir", str(where), timeout=600)
     assert done.code == 0, done.stdout + done.stderr
     assert "demo complete" in done.stdout

@@ -108,14 +108,18 @@ def _run_as_user() -> pwd.struct_passwd | None:
         return pwd.getpwnam(RUN_AS)
 
 
-def _open_up(path: Path) -> None:
-    """Let the server's user traverse the folders above ``path`` and read the binaries."""
-    rx = stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH
+def _open_up(path: Path, *, read: bool = False) -> None:
+    """Let the server's user traverse the folders above ``path`` (and read ``path`` itself
+    when ``read``). Only the search bit is added to parents: a private home folder stays
+    unlistable."""
+    x = stat.S_IXGRP | stat.S_IXOTH
+    rx = x | stat.S_IRGRP | stat.S_IROTH
     for parent in [path, *path.parents]:
+        want = rx if (read and parent == path) else x
         with contextlib.suppress(OSError):
             mode = parent.stat().st_mode
-            if mode & rx != rx:
-                parent.chmod(mode | rx)
+            if mode & want != want:
+                parent.chmod(mode | want)
 
 
 @dataclass
@@ -212,8 +216,8 @@ class PgInstance:
         pwfile.write_text(self.password + "\n")
         if account is not None:
             _open_up(self.data_dir.parent)
-            _open_up(self.bin_dir.parent / "lib")
-            _open_up(self.bin_dir / "postgres")
+            _open_up(self.bin_dir.parent / "lib", read=True)
+            _open_up(self.bin_dir / "postgres", read=True)
             for p in (self.data_dir, pwfile):
                 os.chown(p, account.pw_uid, account.pw_gid)
         try:
