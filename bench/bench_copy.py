@@ -106,6 +106,8 @@ class Bench:
         self.sh(f"psql {self.uri(inst, db)} -X -q -v ON_ERROR_STOP=1 -f {path} > /dev/null")
 
     def reset_target(self) -> None:
+        # the same-instance scenarios leave order_service in the monolith; pgcopydb would copy it
+        self.sql(self.src, "monolith", "DROP SCHEMA IF EXISTS order_service CASCADE")
         self.dst.drop_database("service")
         self.dst.create_database("service")
         self.sql(
