@@ -51,7 +51,13 @@ def _check(source: Db, target_dsn: str, tmp_path: Path, *, same: bool) -> None:
         ), table
     assert result["tables"]["orders"] == {"source_rows": 500, "target_rows": 500}
     assert result["tables"]["empty_one"] == {"source_rows": 0, "target_rows": 0}
-    # composites and arrays of the monolith's enum cannot travel as binary between instances
+    # the target has planner statistics
+    with psycopg.connect(target_dsn) as conn:
+        row = conn.execute(
+            "SELECT reltuples FROM pg_class WHERE oid = 'order_service.orders'::regclass"
+        )
+        assert row.fetchone() == (500,)
+    # composites and arrays of the monolith's enum travel as text between instances
     assert result["formats"] == (["sql"] if same else ["binary", "text"])
     journal.close()
 

@@ -10,7 +10,8 @@ afterwards (runbook steps 1 and 3, in the order that is quick and safe):
 3. ``fks``     foreign keys added NOT VALID (instant), then
 4. ``validate`` VALIDATE CONSTRAINT, which scans without blocking writes (in parallel);
 5. ``finish``  triggers (after the load, so they do not fire on copied rows), NOT VALID
-   CHECKs, replica identity, comments on constraints and indexes, the monolith's grants.
+   CHECKs, replica identity, comments on constraints and indexes, the monolith's grants;
+6. ``analyze`` planner statistics, so the service's first queries are not planned blind.
 
 Names are always :class:`psycopg.sql.Identifier`. Definitions the server deparsed for us
 (types, defaults, expressions, index and trigger definitions) are inserted as
@@ -71,6 +72,7 @@ class Ddl:
     fks: list[Statement] = field(default_factory=list)
     validate: list[Statement] = field(default_factory=list)
     finish: list[Statement] = field(default_factory=list)
+    analyze: list[Statement] = field(default_factory=list)
 
     def phases(self) -> list[tuple[str, list[Statement]]]:
         return [
@@ -79,6 +81,7 @@ class Ddl:
             ("fks", self.fks),
             ("validate", self.validate),
             ("finish", self.finish),
+            ("analyze", self.analyze),
         ]
 
 
@@ -472,6 +475,15 @@ def render_ddl(
                         sql.SQL("PUBLIC") if g.grantee == "PUBLIC" else sql.Identifier(g.grantee),
                         sql.SQL(" WITH GRANT OPTION" if g.grantable else ""),
                     ),
+                    table.name,
+                )
+            )
+    for table in catalog.tables:
+        if table.has_data or table.partition_key:
+            ddl.analyze.append(
+                Statement(
+                    f"analyze:{table.name}",
+                    sql.SQL("ANALYZE {}").format(sql.Identifier(t, table.name)),
                     table.name,
                 )
             )

@@ -107,6 +107,12 @@ def prepare(
         existing_roles=roles,
     )
     warnings = list(boundary.warnings)
+    missing = sorted({g.grantee for t in catalog.tables for g in t.grants} - roles - {"PUBLIC"})
+    if missing:
+        warnings.append(
+            "the target has no role " + ", ".join(missing) + ": their grants on the moved "
+            "tables are not carried (create the roles first to keep them)"
+        )
     for table in catalog.tables:
         if table.has_data and table.primary_key is None and table.replica_identity != "f":
             warnings.append(
@@ -349,7 +355,7 @@ def _copy(
 
         for phase, stmts in prepared.ddl.phases()[1:]:
             clock = time.monotonic()
-            parallel = jobs if phase in ("keys", "validate") else 1
+            parallel = jobs if phase in ("keys", "validate", "analyze") else 1
             run_statements(
                 target_dsn, ends.target_schema, stmts, jobs=parallel, skip=skip, on_done=ddl_done
             )
