@@ -8,7 +8,8 @@ import psycopg
 import pytest
 
 from strangler.pg.catalog import read_catalog
-from strangler.pg.copy import binary_safe, load_rows, plan_chunks
+from strangler.pg.chunks import binary_safe, plan_chunks
+from strangler.pg.copy import load_rows
 from strangler.pg.extract import copy_service, create_schema, endpoints
 from strangler.phases import Phase
 from tests.extract_world import (

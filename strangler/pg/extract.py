@@ -27,16 +27,14 @@ from psycopg import sql
 from strangler.errors import BadInput, CheckFailed
 from strangler.pg.boundary import analyze
 from strangler.pg.catalog import Catalog, read_catalog
+from strangler.pg.chunks import binary_safe, chunks_from_journal, plan_chunks
 from strangler.pg.connect import connect
 from strangler.pg.copy import (
     ChunkDone,
     CopyProgress,
     Endpoints,
-    binary_safe,
     check_snapshot_id,
-    chunks_from_journal,
     load_rows,
-    plan_chunks,
     snapshot_transaction,
 )
 from strangler.pg.ddl import Ddl, RolePlan, render_ddl, search_path, to_text
