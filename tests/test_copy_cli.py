@@ -75,9 +75,13 @@ def test_dry_run_prints_the_sql_and_changes_nothing(
     source_db: Db, target_db: Db, tmp_path: Path, cli: Any
 ) -> None:
     build_rich(source_db.dsn, n=10)
+    only_here = "auditor_" + source_db.name  # a role the target server does not have
+    source_db.execute(f"CREATE ROLE {only_here}; GRANT SELECT ON orders TO {only_here}")
     spec, role = write_service_spec(tmp_path, source_db.dsn, target_db.dsn)
     done = cli("copy", "order_service", "-f", str(spec), "--dry-run")
+    source_db.execute(f"DROP OWNED BY {only_here}; DROP ROLE {only_here}")
     assert done.code == 0, done.stderr
+    assert f"-- warning: the target has no role {only_here}" in done.stdout
     assert 'CREATE SCHEMA "order_service";' in done.stdout
     assert f"CREATE ROLE \"{role}\" LOGIN PASSWORD '***';" in done.stdout
     assert "CREATE INDEX orders_open_idx ON orders USING btree (status)" in done.stdout

@@ -8,7 +8,8 @@ import psycopg
 import pytest
 
 from strangler.pg.catalog import read_catalog
-from strangler.pg.copy import binary_safe, load_rows, plan_chunks
+from strangler.pg.chunks import binary_safe, plan_chunks
+from strangler.pg.copy import load_rows
 from strangler.pg.extract import copy_service, create_schema, endpoints
 from strangler.phases import Phase
 from tests.extract_world import (
@@ -51,7 +52,13 @@ def _check(source: Db, target_dsn: str, tmp_path: Path, *, same: bool) -> None:
         ), table
     assert result["tables"]["orders"] == {"source_rows": 500, "target_rows": 500}
     assert result["tables"]["empty_one"] == {"source_rows": 0, "target_rows": 0}
-    # composites and arrays of the monolith's enum cannot travel as binary between instances
+    # the target has planner statistics
+    with psycopg.connect(target_dsn) as conn:
+        row = conn.execute(
+            "SELECT reltuples FROM pg_class WHERE oid = 'order_service.orders'::regclass"
+        )
+        assert row.fetchone() == (500,)
+    # composites and arrays of the monolith's enum travel as text between instances
     assert result["formats"] == (["sql"] if same else ["binary", "text"])
     journal.close()
 

@@ -10,7 +10,9 @@ import textwrap
 from pathlib import Path
 
 import psycopg
+import pytest
 
+from strangler.errors import CheckFailed
 from strangler.pg.extract import copy_service
 from strangler.phases import Phase
 from tests.extract_world import build_rich, rows_of, runbook, write_service_spec
@@ -183,3 +185,31 @@ def test_kill_9_after_the_schema_commit_recovers(
     back = cli("rollback", "order_service", "--schema", "--reason", "t", "-f", str(spec))
     assert back.code == 0, back.stderr
     assert target_db.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)) == []
+
+
+class WriteToTarget(WriteDuringCopy):
+    """Someone writes into the service table while the copy runs."""
+
+    def advance(self, table: str, rows: int, nbytes: int) -> None:
+        if self.done or not rows or table != "orders":
+            return
+        self.done = True
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO order_service.orders (id, customer_id, total) "
+                "OVERRIDING SYSTEM VALUE VALUES (-1, 1, 1)"
+            )
+
+
+def test_a_count_mismatch_fails_the_copy(source_db: Db, target_db: Db, tmp_path: Path) -> None:
+    build_rich(source_db.dsn, n=300)
+    spec, _ = write_service_spec(tmp_path, source_db.dsn, target_db.dsn, tables=TABLES)
+    _, journal, rb = runbook(spec)
+    with pytest.raises(CheckFailed) as info:
+        copy_service(rb, jobs=2, chunk_rows=100, progress=WriteToTarget(target_db.dsn))
+    assert info.value.exit_code == 1
+    assert "orders: source 300 vs target 301" in info.value.message
+    assert rb.phase == Phase.SCHEMA_READY
+    last = journal.last("order_service", "copy")
+    assert last is not None and last.status == "failed"
+    journal.close()

@@ -25,6 +25,17 @@ import psycopg
 from psycopg.rows import dict_row
 
 from strangler.errors import BadInput
+from strangler.pg.catalog_queries import (
+    COLUMNS,
+    CONSTRAINTS,
+    GRANTS,
+    INDEXES,
+    SEQUENCES,
+    TABLES,
+    TRIGGER_FUNCTIONS,
+    TRIGGERS,
+    TYPE,
+)
 
 __all__ = [
     "Catalog",
@@ -221,155 +232,6 @@ class Catalog:
 
 # --------------------------------------------------------------------------------- reading
 
-_TABLES = """
-SELECT c.oid, c.relname, c.relkind, c.relpersistence = 'u' AS unlogged, c.relispartition,
-       c.relreplident, obj_description(c.oid, 'pg_class') AS comment,
-       coalesce(c.reloptions, '{}') AS options,
-       CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END AS partition_key,
-       CASE WHEN c.relispartition THEN pg_get_expr(c.relpartbound, c.oid) END AS bound,
-       (SELECT p.relname FROM pg_inherits h JOIN pg_class p ON p.oid = h.inhparent
-         WHERE h.inhrelid = c.oid AND c.relispartition) AS parent,
-       (SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
-         WHERE i.indrelid = c.oid AND i.indisreplident) AS replica_index,
-       greatest(c.reltuples, 0)::bigint AS estimated_rows,
-       pg_table_size(c.oid) AS bytes
-FROM pg_class c
-WHERE c.relnamespace = %(schema)s::regnamespace AND c.relkind IN ('r', 'p')
-  AND c.oid = ANY(%(oids)s)
-"""
-
-_COLUMNS = """
-SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod) AS type_sql,
-       a.atttypid::int AS type_oid, a.attnotnull,
-       CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, d.adrelid) END AS def,
-       CASE WHEN a.attgenerated <> '' THEN pg_get_expr(d.adbin, d.adrelid) END AS gen,
-       a.attidentity::text AS identity, a.attgenerated::text AS generated,
-       CASE WHEN a.attcollation <> t.typcollation THEN cn.nspname END AS coll_schema,
-       CASE WHEN a.attcollation <> t.typcollation THEN co.collname END AS coll_name,
-       col_description(a.attrelid, a.attnum) AS comment, NOT a.attislocal AS inherited
-FROM pg_attribute a
-JOIN pg_type t ON t.oid = a.atttypid
-LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-LEFT JOIN pg_collation co ON co.oid = a.attcollation
-LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
-WHERE a.attrelid = ANY(%(oids)s) AND a.attnum > 0 AND NOT a.attisdropped
-ORDER BY a.attrelid, a.attnum
-"""
-
-_CONSTRAINTS = """
-SELECT con.oid, con.conrelid, con.conname, con.contype::text AS kind,
-       pg_get_constraintdef(con.oid) AS def, con.convalidated,
-       (con.conparentid <> 0 OR NOT con.conislocal) AS inherited,
-       obj_description(con.oid, 'pg_constraint') AS comment,
-       ARRAY(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY k(n, o)
-             JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n
-             ORDER BY k.o) AS cols,
-       ARRAY(SELECT a.attname FROM unnest(con.confkey) WITH ORDINALITY k(n, o)
-             JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n
-             ORDER BY k.o) AS ref_cols,
-       rn.nspname AS ref_schema, rc.relname AS ref_table,
-       con.confmatchtype::text AS match, con.confupdtype::text AS on_update,
-       con.confdeltype::text AS on_delete, con.condeferrable, con.condeferred
-FROM pg_constraint con
-LEFT JOIN pg_class rc ON rc.oid = con.confrelid
-LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace
-WHERE con.conrelid = ANY(%(oids)s) AND con.contype IN ('p', 'u', 'c', 'x', 'f')
-ORDER BY con.conrelid, con.conname
-"""
-
-_INDEXES = """
-SELECT i.indrelid, ic.relname, pg_get_indexdef(i.indexrelid, 0, true) AS def,
-       quote_ident(ic.relname) AS qname,
-       obj_description(i.indexrelid, 'pg_class') AS comment,
-       EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid) AS inherited
-FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
-WHERE i.indrelid = ANY(%(oids)s)
-  AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid
-                  AND c.conrelid = i.indrelid AND c.contype IN ('p', 'u', 'x'))
-ORDER BY i.indrelid, ic.relname
-"""
-
-_TRIGGERS = """
-SELECT t.tgrelid, t.tgname, pg_get_triggerdef(t.oid, true) AS def, t.tgenabled::text AS enabled,
-       p.proname, pn.nspname AS fschema
-FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace pn ON pn.oid = p.pronamespace
-WHERE t.tgrelid = ANY(%(oids)s) AND NOT t.tgisinternal
-  AND NOT EXISTS (SELECT 1 FROM pg_trigger pt WHERE pt.oid = t.tgparentid)
-ORDER BY t.tgrelid, t.tgname
-"""
-
-_TRIGGER_FUNCTIONS = """
-SELECT p.proname, l.lanname, p.prosrc, p.prosecdef, p.provolatile::text AS volatility
-FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
-WHERE p.pronamespace = %(schema)s::regnamespace AND p.proname = ANY(%(names)s)
-  AND p.prorettype = 'trigger'::regtype AND p.pronargs = 0
-ORDER BY p.proname
-"""
-
-_GRANTS = """
-SELECT c.oid, coalesce(r.rolname, 'PUBLIC') AS grantee, a.privilege_type, a.is_grantable
-FROM pg_class c, aclexplode(c.relacl) a
-LEFT JOIN pg_roles r ON r.oid = a.grantee
-WHERE c.oid = ANY(%(oids)s) AND a.grantee <> c.relowner
-ORDER BY c.oid, grantee, a.privilege_type
-"""
-
-_SEQUENCES = """
-SELECT DISTINCT ON (s.seqrelid) sc.relname, format_type(s.seqtypid, NULL) AS type_sql,
-       s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle,
-       CASE WHEN d.deptype IN ('a', 'i') THEN tc.relname END AS owner_table,
-       CASE WHEN d.deptype IN ('a', 'i') THEN a.attname END AS owner_column,
-       d.deptype = 'i' AS identity
-FROM pg_depend d
-JOIN pg_sequence s ON s.seqrelid = d.objid
-JOIN pg_class sc ON sc.oid = s.seqrelid
-JOIN pg_class tc ON tc.oid = d.refobjid
-LEFT JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
-WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
-  AND d.refobjid = ANY(%(oids)s) AND d.deptype IN ('a', 'i')
-  AND sc.relnamespace = %(schema)s::regnamespace
-UNION ALL
--- sequences that defaults draw from without a moved table owning them
-SELECT DISTINCT ON (s.seqrelid) sc.relname, format_type(s.seqtypid, NULL),
-       s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle,
-       NULL, NULL, false
-FROM pg_attrdef ad
-JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
-     AND d.refclassid = 'pg_class'::regclass
-JOIN pg_sequence s ON s.seqrelid = d.refobjid
-JOIN pg_class sc ON sc.oid = s.seqrelid
-WHERE ad.adrelid = ANY(%(oids)s) AND sc.relnamespace = %(schema)s::regnamespace
-  AND NOT EXISTS (SELECT 1 FROM pg_depend o WHERE o.objid = s.seqrelid
-                  AND o.classid = 'pg_class'::regclass AND o.deptype IN ('a', 'i')
-                  AND o.refobjid = ANY(%(oids)s))
-"""
-
-_TYPE = """
-SELECT t.oid, t.typname, n.nspname, t.typtype::text AS kind, t.typelem, t.typbasetype,
-       t.typarray,
-       t.typrelid, t.typcategory::text AS category, t.typnotnull,
-       format_type(t.typbasetype, t.typtypmod) AS base_sql,
-       pg_get_expr(t.typdefaultbin, 0) AS def,
-       CASE WHEN t.typcollation <> 0 AND t.typcollation <> bt.typcollation
-            THEN (SELECT ARRAY[cn.nspname::text, co.collname::text] FROM pg_collation co
-                  JOIN pg_namespace cn ON cn.oid = co.collnamespace
-                  WHERE co.oid = t.typcollation) END AS coll,
-       EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_type'::regclass
-               AND e.objid = t.oid AND e.deptype = 'e') AS from_extension,
-       obj_description(t.oid, 'pg_type') AS comment,
-       ARRAY(SELECT e.enumlabel::text FROM pg_enum e WHERE e.enumtypid = t.oid
-             ORDER BY e.enumsortorder) AS labels,
-       ARRAY(SELECT ARRAY[c.conname::text, pg_get_constraintdef(c.oid), c.convalidated::text]
-             FROM pg_constraint c WHERE c.contypid = t.oid AND c.contype = 'c'
-             ORDER BY c.conname) AS checks,
-       ARRAY(SELECT ARRAY[a.attname::text, format_type(a.atttypid, a.atttypmod), a.atttypid::text]
-             FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0
-             AND NOT a.attisdropped ORDER BY a.attnum) AS attrs
-FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
-LEFT JOIN pg_type bt ON bt.oid = t.typbasetype
-WHERE t.oid = ANY(%(oids)s)
-"""
-
 
 def _resolve(cur: psycopg.Cursor[Any], schema: str, names: list[str]) -> list[int]:
     """The OIDs of the named tables plus all their partitions; BadInput lists what is missing."""
@@ -431,7 +293,7 @@ def _types(
     rows: dict[int, dict[str, Any]] = {}
     todo = set(roots)
     while todo:
-        cur.execute(_TYPE, {"oids": list(todo)})
+        cur.execute(TYPE, {"oids": list(todo)})
         todo = set()
         for r in cur.fetchall():
             rows[r["oid"]] = r
@@ -525,7 +387,7 @@ def _read(cur: psycopg.Cursor[Any], schema: str, names: list[str], version: int)
         o: {"cols": [], "cons": [], "fks": [], "idx": [], "trg": [], "grants": []} for o in oids
     }
     type_roots: set[int] = set()
-    for r in cur.execute(_COLUMNS, p).fetchall():
+    for r in cur.execute(COLUMNS, p).fetchall():
         type_roots.add(r["type_oid"])
         coll = (r["coll_schema"], r["coll_name"]) if r["coll_name"] else None
         by_oid[r["attrelid"]]["cols"].append(
@@ -538,7 +400,7 @@ def _read(cur: psycopg.Cursor[Any], schema: str, names: list[str], version: int)
         r["oid"]: r["relname"]
         for r in cur.execute("SELECT oid, relname FROM pg_class WHERE oid = ANY(%s)", (oids,))
     }
-    for r in cur.execute(_CONSTRAINTS, p).fetchall():
+    for r in cur.execute(CONSTRAINTS, p).fetchall():
         if r["kind"] == "f":
             by_oid[r["conrelid"]]["fks"].append(
                 ForeignKey(
@@ -555,7 +417,7 @@ def _read(cur: psycopg.Cursor[Any], schema: str, names: list[str], version: int)
                     r["comment"], tuple(r["cols"]),
                 )
             )  # fmt: skip
-    for r in cur.execute(_INDEXES, p).fetchall():
+    for r in cur.execute(INDEXES, p).fetchall():
         # A partitioned table's index deparses as "ON ONLY parent", which would not cascade
         # to the partitions; created without ONLY it builds (or attaches) theirs as well.
         only = f"INDEX {r['qname']} ON ONLY "
@@ -564,17 +426,17 @@ def _read(cur: psycopg.Cursor[Any], schema: str, names: list[str], version: int)
             Index(r["relname"], definition, r["comment"], r["inherited"])
         )
     trigger_fns: set[str] = set()
-    for r in cur.execute(_TRIGGERS, p).fetchall():
+    for r in cur.execute(TRIGGERS, p).fetchall():
         by_oid[r["tgrelid"]]["trg"].append(
             Trigger(r["tgname"], r["def"], r["enabled"], r["proname"], r["fschema"])
         )
         if r["fschema"] == schema:
             trigger_fns.add(r["proname"])
-    for r in cur.execute(_GRANTS, p).fetchall():
+    for r in cur.execute(GRANTS, p).fetchall():
         by_oid[r["oid"]]["grants"].append(
             Grant(r["grantee"], r["privilege_type"], r["is_grantable"])
         )
-    tables_rows = {r["oid"]: r for r in cur.execute(_TABLES, p).fetchall()}
+    tables_rows = {r["oid"]: r for r in cur.execute(TABLES, p).fetchall()}
     tables = []
     for oid in oids:  # parents before partitions (pg_partition_tree level order)
         r, parts = tables_rows[oid], by_oid[oid]
@@ -598,11 +460,11 @@ def _read(cur: psycopg.Cursor[Any], schema: str, names: list[str], version: int)
             r["seqmax"], r["seqcache"], r["seqcycle"], r["owner_table"], r["owner_column"],
             r["identity"],
         )
-        for r in cur.execute(_SEQUENCES, p).fetchall()
+        for r in cur.execute(SEQUENCES, p).fetchall()
     ]  # fmt: skip
     functions = [
         TriggerFunction(r["proname"], r["lanname"], r["prosrc"], r["prosecdef"], r["volatility"])
-        for r in cur.execute(_TRIGGER_FUNCTIONS, {**p, "names": sorted(trigger_fns)}).fetchall()
+        for r in cur.execute(TRIGGER_FUNCTIONS, {**p, "names": sorted(trigger_fns)}).fetchall()
     ]
     return Catalog(
         schema=schema,

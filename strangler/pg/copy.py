@@ -36,22 +36,20 @@ from psycopg import pq, sql
 
 from strangler.errors import BadInput
 from strangler.pg.catalog import Catalog, Table
+from strangler.pg.chunks import Chunk
 from strangler.pg.connect import connect
 from strangler.pg.ddl import search_path
 
 __all__ = [
-    "Chunk",
     "ChunkDone",
-    "ChunkStore",
     "CopyProgress",
     "Endpoints",
+    "check_snapshot_id",
     "load_rows",
-    "plan_chunks",
     "snapshot_transaction",
 ]
 
 _SNAPSHOT_ID = re.compile(r"^[0-9A-Fa-f]+-[0-9A-Fa-f]+(-[0-9]+)?$")
-_INTEGER_TYPES = {"smallint", "integer", "bigint"}
 _BATCH = 1 << 18  # bytes handed to libpq per PQputCopyData
 
 
@@ -70,34 +68,6 @@ class Endpoints:
 
 
 @dataclass(frozen=True)
-class Chunk:
-    """One unit of copying and of the journal: a primary-key range of a table, or all of it."""
-
-    table: str
-    index: int
-    pk: str | None
-    lo: int | None  # inclusive; None: unbounded
-    hi: int | None  # exclusive; None: unbounded
-
-    @property
-    def key(self) -> str:
-        return f"copy/chunk/{self.table}/{self.index:05d}"
-
-    def to_list(self) -> list[Any]:
-        return [self.pk, self.lo, self.hi]
-
-    def where(self) -> sql.Composable:
-        conds: list[sql.Composable] = []
-        if self.pk is not None and self.lo is not None:
-            conds.append(sql.SQL("{} >= {}").format(sql.Identifier(self.pk), sql.Literal(self.lo)))
-        if self.pk is not None and self.hi is not None:
-            conds.append(sql.SQL("{} < {}").format(sql.Identifier(self.pk), sql.Literal(self.hi)))
-        if not conds:
-            return sql.SQL("")
-        return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conds)
-
-
-@dataclass(frozen=True)
 class ChunkDone:
     chunk: Chunk
     rows: int
@@ -111,16 +81,6 @@ class CopyProgress(Protocol):
     def table_started(self, table: str, estimated_rows: int, chunks: int) -> None: ...
 
     def advance(self, table: str, rows: int, nbytes: int) -> None: ...
-
-
-class ChunkStore(Protocol):
-    """Where finished chunks are recorded: the journal's progress store in production."""
-
-    def get(self, service: str, key: str, default: Any = None) -> Any: ...
-
-    def put(self, service: str, key: str, value: Any) -> None: ...
-
-    def items(self, service: str, prefix: str = "") -> dict[str, Any]: ...
 
 
 def check_snapshot_id(snapshot: str) -> str:
@@ -142,78 +102,6 @@ def snapshot_transaction(conn: psycopg.Connection[Any], snapshot: str, *, read_o
     conn.execute(
         sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(check_snapshot_id(snapshot)))
     )
-
-
-def _int_pk(table: Table) -> str | None:
-    pk = table.primary_key
-    if pk is None or len(pk.columns) != 1:
-        return None
-    col = next(c for c in table.columns if c.name == pk.columns[0])
-    return col.name if col.type_sql in _INTEGER_TYPES else None
-
-
-def plan_chunks(
-    conn: psycopg.Connection[Any], catalog: Catalog, chunk_rows: int
-) -> dict[str, list[Chunk]]:
-    """Split each table with rows into chunks; ``conn`` is inside the copy's snapshot."""
-    out: dict[str, list[Chunk]] = {}
-    for table in catalog.tables:
-        if not table.has_data:
-            continue
-        pk = _int_pk(table)
-        n = max(1, -(-table.estimated_rows // chunk_rows))
-        if pk is None or n == 1:
-            out[table.name] = [Chunk(table.name, 0, None, None, None)]
-            continue
-        row = conn.execute(
-            sql.SQL("SELECT min({pk}), max({pk}) FROM {t}").format(
-                pk=sql.Identifier(pk), t=sql.Identifier(catalog.schema, table.name)
-            )
-        ).fetchone()
-        lo, hi = (row or (None, None))[0], (row or (None, None))[1]
-        if lo is None or hi is None or hi - lo < n:
-            out[table.name] = [Chunk(table.name, 0, None, None, None)]
-            continue
-        step = (hi - lo + 1) // n
-        bounds = [lo + step * i for i in range(1, n)]
-        edges: list[int | None] = [None, *bounds, None]
-        out[table.name] = [
-            Chunk(table.name, i, pk, edges[i], edges[i + 1]) for i in range(len(edges) - 1)
-        ]
-    return out
-
-
-def chunks_from_journal(stored: dict[str, list[list[Any]]]) -> dict[str, list[Chunk]]:
-    return {
-        table: [Chunk(table, i, pk, lo, hi) for i, (pk, lo, hi) in enumerate(parts)]
-        for table, parts in stored.items()
-    }
-
-
-def binary_safe(conn: psycopg.Connection[Any], catalog: Catalog) -> dict[str, bool]:
-    """Whether each table's rows survive binary COPY between two instances.
-
-    Binary arrays and composites carry element type OIDs, which differ between instances for
-    user types; everything built in (and enums and domains over built-ins) is portable.
-    """
-    oids = sorted({c.type_oid for t in catalog.tables for c in t.columns})
-    rows = conn.execute(
-        """
-        WITH RECURSIVE base(root, oid) AS (
-            SELECT o, o FROM unnest(%s::oid[]) o
-            UNION
-            SELECT b.root, CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.typelem END
-            FROM base b JOIN pg_type t ON t.oid = b.oid
-            WHERE t.typtype = 'd' OR (t.typcategory = 'A' AND t.typelem <> 0)
-        )
-        SELECT b.root, bool_and(NOT (t.typtype IN ('c', 'r', 'm') AND t.oid >= 16384)
-               AND NOT (t.typcategory = 'A' AND t.typelem >= 16384))
-        FROM base b JOIN pg_type t ON t.oid = b.oid GROUP BY b.root
-        """,
-        (oids,),
-    ).fetchall()
-    ok = {int(r[0]): bool(r[1]) for r in rows}
-    return {t.name: all(ok.get(c.type_oid, False) for c in t.columns) for t in catalog.tables}
 
 
 class _Connections:

@@ -10,7 +10,8 @@ afterwards (runbook steps 1 and 3, in the order that is quick and safe):
 3. ``fks``     foreign keys added NOT VALID (instant), then
 4. ``validate`` VALIDATE CONSTRAINT, which scans without blocking writes (in parallel);
 5. ``finish``  triggers (after the load, so they do not fire on copied rows), NOT VALID
-   CHECKs, replica identity, comments on constraints and indexes, the monolith's grants.
+   CHECKs, replica identity, comments on constraints and indexes, the monolith's grants;
+6. ``analyze`` planner statistics, so the service's first queries are not planned blind.
 
 Names are always :class:`psycopg.sql.Identifier`. Definitions the server deparsed for us
 (types, defaults, expressions, index and trigger definitions) are inserted as
@@ -27,8 +28,10 @@ from typing import Any
 from psycopg import sql
 
 from strangler.pg.catalog import Catalog, Column, ForeignKey, Table
+from strangler.pg.role import RolePlan, role_statements
+from strangler.pg.statement import Query, Statement, search_path
 
-__all__ = ["RolePlan", "Statement", "render_ddl", "search_path", "to_text"]
+__all__ = ["Ddl", "RolePlan", "Statement", "render_ddl", "search_path", "to_text"]
 
 _ACTIONS = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
 _MATCH = {"f": "MATCH FULL", "p": "MATCH PARTIAL", "s": ""}
@@ -38,30 +41,6 @@ _TRIGGER_STATE = {
     "A": "ENABLE ALWAYS TRIGGER",
 }
 _VOLATILITY = {"i": "IMMUTABLE", "s": "STABLE", "v": "VOLATILE"}
-Query = sql.SQL | sql.Composed
-TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
-SEQUENCE_PRIVILEGES = ("USAGE", "SELECT", "UPDATE")
-
-
-@dataclass(frozen=True)
-class Statement:
-    """One statement with a stable key (for the journal) and the table it belongs to."""
-
-    key: str
-    query: Query
-    table: str | None = None
-    # What --dry-run shows instead of ``query`` when the statement carries a secret.
-    shown: Query | None = None
-
-
-@dataclass(frozen=True)
-class RolePlan:
-    """The service role of runbook step 1. ``exists``: found on the target already."""
-
-    name: str
-    password: str | None
-    create: bool
-    exists: bool
 
 
 @dataclass
@@ -71,6 +50,7 @@ class Ddl:
     fks: list[Statement] = field(default_factory=list)
     validate: list[Statement] = field(default_factory=list)
     finish: list[Statement] = field(default_factory=list)
+    analyze: list[Statement] = field(default_factory=list)
 
     def phases(self) -> list[tuple[str, list[Statement]]]:
         return [
@@ -79,13 +59,8 @@ class Ddl:
             ("fks", self.fks),
             ("validate", self.validate),
             ("finish", self.finish),
+            ("analyze", self.analyze),
         ]
-
-
-def search_path(schema: str, *, local: bool) -> sql.Composed:
-    return sql.SQL("SET {}search_path TO {}").format(
-        sql.SQL("LOCAL " if local else ""), sql.Identifier(schema)
-    )
 
 
 def to_text(ddl: Ddl, target: str, context: Any = None, *, schema: bool = True) -> str:
@@ -226,48 +201,6 @@ def _types(t: str, catalog: Catalog) -> list[Statement]:
                     ),
                 )
             )
-    return out
-
-
-def _role(t: str, role: RolePlan) -> list[Statement]:
-    r = sql.Identifier(role.name)
-    s = sql.Identifier(t)
-    out = []
-    if role.create and not role.exists:
-        secret = role.password
-        create = sql.SQL("CREATE ROLE {} LOGIN{}").format(
-            r, sql.SQL(" PASSWORD {}").format(sql.Literal(secret)) if secret else sql.SQL("")
-        )
-        shown = sql.SQL("CREATE ROLE {} LOGIN{}").format(
-            r, sql.SQL(" PASSWORD '***'") if secret else sql.SQL("")
-        )
-        out.append(Statement(f"role:{role.name}", create, shown=shown))
-        out.append(
-            Statement(
-                f"role:{role.name}:search_path",
-                sql.SQL("ALTER ROLE {} SET search_path TO {}").format(r, s),
-            )
-        )
-    tables = sql.SQL(", ").join(map(sql.SQL, TABLE_PRIVILEGES))
-    seqs = sql.SQL(", ").join(map(sql.SQL, SEQUENCE_PRIVILEGES))
-    for key, stmt in (
-        ("usage", sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(s, r)),
-        ("tables", sql.SQL("GRANT {} ON ALL TABLES IN SCHEMA {} TO {}").format(tables, s, r)),
-        ("sequences", sql.SQL("GRANT {} ON ALL SEQUENCES IN SCHEMA {} TO {}").format(seqs, s, r)),
-        (
-            "default:tables",
-            sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA {} GRANT {} ON TABLES TO {}").format(
-                s, tables, r
-            ),
-        ),
-        (
-            "default:sequences",
-            sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA {} GRANT {} ON SEQUENCES TO {}").format(
-                s, seqs, r
-            ),
-        ),
-    ):
-        out.append(Statement(f"grant:{role.name}:{key}", stmt))
     return out
 
 
@@ -475,6 +408,15 @@ def render_ddl(
                     table.name,
                 )
             )
+    for table in catalog.tables:
+        if table.has_data or table.partition_key:
+            ddl.analyze.append(
+                Statement(
+                    f"analyze:{table.name}",
+                    sql.SQL("ANALYZE {}").format(sql.Identifier(t, table.name)),
+                    table.name,
+                )
+            )
     for seq in catalog.sequences:
         if seq.owner_table and not seq.identity:
             ddl.schema.append(
@@ -487,5 +429,5 @@ def render_ddl(
                 )
             )
     if role is not None:
-        ddl.schema += _role(t, role)
+        ddl.schema += role_statements(t, role)
     return ddl

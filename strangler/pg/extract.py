@@ -27,16 +27,14 @@ from psycopg import sql
 from strangler.errors import BadInput, CheckFailed
 from strangler.pg.boundary import analyze
 from strangler.pg.catalog import Catalog, read_catalog
+from strangler.pg.chunks import binary_safe, chunks_from_journal, plan_chunks
 from strangler.pg.connect import connect
 from strangler.pg.copy import (
     ChunkDone,
     CopyProgress,
     Endpoints,
-    binary_safe,
     check_snapshot_id,
-    chunks_from_journal,
     load_rows,
-    plan_chunks,
     snapshot_transaction,
 )
 from strangler.pg.ddl import Ddl, RolePlan, render_ddl, search_path, to_text
@@ -107,6 +105,12 @@ def prepare(
         existing_roles=roles,
     )
     warnings = list(boundary.warnings)
+    missing = sorted({g.grantee for t in catalog.tables for g in t.grants} - roles - {"PUBLIC"})
+    if missing:
+        warnings.append(
+            "the target has no role " + ", ".join(missing) + ": their grants on the moved "
+            "tables are not carried (create the roles first to keep them)"
+        )
     for table in catalog.tables:
         if table.has_data and table.primary_key is None and table.replica_identity != "f":
             warnings.append(
@@ -349,7 +353,7 @@ def _copy(
 
         for phase, stmts in prepared.ddl.phases()[1:]:
             clock = time.monotonic()
-            parallel = jobs if phase in ("keys", "validate") else 1
+            parallel = jobs if phase in ("keys", "validate", "analyze") else 1
             run_statements(
                 target_dsn, ends.target_schema, stmts, jobs=parallel, skip=skip, on_done=ddl_done
             )
