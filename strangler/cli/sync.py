@@ -21,11 +21,11 @@ from strangler.cli.app import (
     emit,
     session,
 )
+from strangler.errors import CheckFailed
 from strangler.pg import cdc
 from strangler.pg import cutover as cut
 from strangler.pg.apply import Round
 from strangler.pg.slot import Direction
-from strangler.pg.snapcopy import copy_under_snapshot
 from strangler.phases import Action, Phase
 from strangler.rollbacks import RollbackRequest, register_rollback
 from strangler.runbook import Runbook
@@ -45,18 +45,37 @@ def _direction(rb: Runbook) -> Direction:
     return "reverse" if rb.phase is Phase.WRITES_CUT_OVER else "forward"
 
 
-def _copy_for(route: cdc.SyncRoute) -> Any:
-    def copy(snapshot: str | None) -> None:
-        copy_under_snapshot(
-            route.source_dsn,
-            route.source_schema,
-            route.target_dsn,
-            route.target_schema,
-            route.tables,
-            snapshot,
+def _slot_gone(route: cdc.SyncRoute) -> CheckFailed:
+    if route.direction == "forward":
+        return CheckFailed(
+            f"sync of {route.service} has no replication slot {route.slot!r}: it was removed "
+            "(sync --stop) or the copy was made without one, so the rows in the service schema "
+            "no longer meet a change stream",
+            hint=f"'strangler rollback {route.service} --schema', then 'strangler copy "
+            f"{route.service}' copies again and creates the slot with the copy",
         )
+    return CheckFailed(
+        f"reverse sync of {route.service} has no replication slot {route.slot!r}: the "
+        "monolith's tables no longer follow the service schema",
+        hint=f"'strangler sync {route.service} --status' shows what is left; the cutover "
+        "creates the reverse slot",
+    )
 
-    return copy
+
+def _start(s: Any, rb: Runbook, route: cdc.SyncRoute) -> None:
+    """Check that the slot the copy (or the cutover) created is there; never copy here."""
+    if rb.phase in (Phase.PLANNED, Phase.SCHEMA_READY):
+        rb.check(Action.START_SYNC)  # refuses, naming 'strangler copy' as the step first
+    now = cdc.status(route)
+    if not now["slot_exists"]:
+        raise _slot_gone(route)
+    if now["applied_lsn"] is None:
+        # The copy finished but died before storing the position: the slot has not moved.
+        lsn = cdc.attach(route)
+        s.journal.event(rb.name, "attach_sync", status="ok", details={"lsn": lsn})
+    if rb.phase is Phase.COPIED:
+        with rb.step(Action.START_SYNC) as step:
+            step.details.update(slot=route.slot, applied_lsn=cdc.status(route)["applied_lsn"])
 
 
 @app.command()
@@ -77,7 +96,11 @@ def sync(
     dry_run: DryRunOpt = False,
     output: OutputOpt = Output.text,
 ) -> None:
-    """Keep the service schema in step with the monolith (reverse after cutover)."""
+    """Keep the service schema in step with the monolith (reverse after cutover).
+
+    Applies changes from the slot that 'strangler copy' created with the copy's snapshot (or
+    'strangler cutover' for the reverse direction); it never copies rows itself.
+    """
     with session(file, operator) as s:
         rb = s.runbook(service)
         route = cdc.SyncRoute.of(s.spec, service, _direction(rb))
@@ -106,21 +129,13 @@ def sync(
                 output,
                 {"slot": route.slot, "direction": route.direction},
                 lambda: console.print(
-                    f"would create publication and slot {route.slot} and apply changes "
-                    f"{route.source_schema} → {route.target_schema}"
+                    f"would apply changes from slot {route.slot} "
+                    f"({route.source_schema} → {route.target_schema}); the slot is made by "
+                    "'strangler copy' (forward) or 'strangler cutover' (reverse)"
                 ),
             )
             return
-        now = cdc.status(route)
-        if not now["slot_exists"] or now["applied_lsn"] is None:
-            # Never begun, or a start killed halfway (slot without position): start cleanly.
-            cdc.end(route)
-            if rb.phase is Phase.COPIED:
-                with rb.step(Action.START_SYNC, resumable=True) as step:
-                    step.details["consistent_lsn"] = cdc.begin(route, copy=_copy_for(route))
-            else:
-                lsn = cdc.begin(route, copy=_copy_for(route))
-                s.journal.event(service, "restart_sync", status="ok", details={"lsn": lsn})
+        _start(s, rb, route)
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())

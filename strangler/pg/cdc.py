@@ -51,6 +51,7 @@ __all__ = [
     "SyncRoute",
     "SyncWatermark",
     "Watermark",
+    "attach",
     "begin",
     "end",
     "run",
@@ -139,16 +140,38 @@ def begin(
                 if copy is not None:
                     copy(slot.snapshot)
                 delete_position(dst, route.slot)
-                ensure_position(dst, route.slot, slot.consistent_lsn)
-                # The side that receives changes must not take the application's writes.
-                side: Side = "service" if route.direction == "forward" else "monolith"
-                install_gate(
-                    dst, route.service, side, route.target_schema, route.tables, closed=True
-                )
+                _attach(route, dst, slot.consistent_lsn)
         except BaseException:
             drop_sync_objects(src, route.slot)
             raise
         return slot.consistent_lsn
+
+
+def _attach(route: SyncRoute, dst: psycopg.Connection[Any], lsn: int) -> None:
+    ensure_position(dst, route.slot, lsn)
+    # The side that receives changes must not take the application's writes.
+    side: Side = "service" if route.direction == "forward" else "monolith"
+    install_gate(dst, route.service, side, route.target_schema, route.tables, closed=True)
+
+
+def attach(route: SyncRoute) -> int:
+    """Finish a :func:`begin` whose copy completed but whose process died before the position
+    was stored: the slot has not moved since it was created (nothing can advance it without a
+    position), so its confirmed position is still the snapshot's consistent point.
+
+    Returns the position sync starts from; a position already stored is kept.
+    """
+    with route.connect_source() as src, route.connect_target() as dst:
+        slot = slot_status(src, route.slot)
+        if not slot.exists or slot.confirmed_lsn is None:
+            raise CheckFailed(
+                f"replication slot {route.slot!r} does not exist",
+                hint=f"'strangler copy {route.service}' creates it with the copy",
+            )
+        stored = read_position(dst, route.slot)
+        lsn = stored["lsn"] if stored else slot.confirmed_lsn
+        _attach(route, dst, lsn)
+        return int(lsn)
 
 
 def end(route: SyncRoute) -> dict[str, Any]:
