@@ -112,8 +112,15 @@ def differences(
 class WriteLoad:
     """Concurrent writers: inserts, updates (some change the key), deletes, rollbacks."""
 
-    def __init__(self, dsn: str, schema: str = "public", clients: int = 2, seed: int = 7) -> None:
-        self.dsn, self.schema, self.clients = dsn, schema, clients
+    def __init__(
+        self,
+        dsn: str,
+        schema: str = "public",
+        clients: int = 2,
+        seed: int = 7,
+        pause: float = 0.0,  # seconds between one client's transactions (0: flat out)
+    ) -> None:
+        self.dsn, self.schema, self.clients, self.pause = dsn, schema, clients, pause
         self.stop = threading.Event()
         self.threads = [
             threading.Thread(target=self._work, args=(seed + i,), daemon=True)
@@ -171,6 +178,8 @@ class WriteLoad:
                                 (rnd.randint(0, 50),),
                             )
                     self.committed += 1
+                    if self.pause:
+                        self.stop.wait(self.pause)
                 except psycopg.errors.ReadOnlySqlTransaction:
                     self.refused += 1
                 except psycopg.Error as exc:  # deadlocks between writers are fine; count them

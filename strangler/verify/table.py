@@ -345,7 +345,7 @@ class TableVerifier:
         the sync has applied past it, then read the target. A row that differs then differs
         for real (or changed again on the source after we read it, and the next attempt sees).
         """
-        first = len(rows)
+        first, balance = len(rows), _balance(rows)
         for attempt in range(self.recheck):
             if attempt:
                 self.sleep(min(self.backoff * 2 ** (attempt - 1), 30.0))
@@ -364,6 +364,9 @@ class TableVerifier:
             if not rows:
                 break
         self.report.cleared_by_recheck = first - len(rows)
+        # The counts came from the first pass: rows missing from (or extra on) the target then
+        # and cleared now were lag, and the target's count as of the recheck includes them.
+        self.report.target_rows += balance - _balance(rows)
         return rows
 
     def _with_columns(self, rows: list[RowDiff]) -> list[RowDiff]:
@@ -390,3 +393,8 @@ class TableVerifier:
                 r = RowDiff("changed", r.key, cols)
             out.append(r)
         return out
+
+
+def _balance(rows: list[RowDiff]) -> int:
+    """Rows only the source has minus rows only the target has."""
+    return sum(r.kind == "missing" for r in rows) - sum(r.kind == "extra" for r in rows)
