@@ -21,10 +21,10 @@ from strangler.cli.app import (
     emit,
     session,
 )
-from strangler.errors import CheckFailed
 from strangler.pg import cdc
 from strangler.pg import cutover as cut
 from strangler.pg.apply import Round
+from strangler.pg.online_copy import start_sync
 from strangler.pg.slot import Direction
 from strangler.phases import Action, Phase
 from strangler.rollbacks import RollbackRequest, register_rollback
@@ -43,39 +43,6 @@ def _lines(items: list[str]) -> Any:
 
 def _direction(rb: Runbook) -> Direction:
     return "reverse" if rb.phase is Phase.WRITES_CUT_OVER else "forward"
-
-
-def _slot_gone(route: cdc.SyncRoute) -> CheckFailed:
-    if route.direction == "forward":
-        return CheckFailed(
-            f"sync of {route.service} has no replication slot {route.slot!r}: it was removed "
-            "(sync --stop) or the copy was made without one, so the rows in the service schema "
-            "no longer meet a change stream",
-            hint=f"'strangler rollback {route.service} --schema', then 'strangler copy "
-            f"{route.service}' copies again and creates the slot with the copy",
-        )
-    return CheckFailed(
-        f"reverse sync of {route.service} has no replication slot {route.slot!r}: the "
-        "monolith's tables no longer follow the service schema",
-        hint=f"'strangler sync {route.service} --status' shows what is left; the cutover "
-        "creates the reverse slot",
-    )
-
-
-def _start(s: Any, rb: Runbook, route: cdc.SyncRoute) -> None:
-    """Check that the slot the copy (or the cutover) created is there; never copy here."""
-    if rb.phase in (Phase.PLANNED, Phase.SCHEMA_READY):
-        rb.check(Action.START_SYNC)  # refuses, naming 'strangler copy' as the step first
-    now = cdc.status(route)
-    if not now["slot_exists"]:
-        raise _slot_gone(route)
-    if now["applied_lsn"] is None:
-        # The copy finished but died before storing the position: the slot has not moved.
-        lsn = cdc.attach(route)
-        s.journal.event(rb.name, "attach_sync", status="ok", details={"lsn": lsn})
-    if rb.phase is Phase.COPIED:
-        with rb.step(Action.START_SYNC) as step:
-            step.details.update(slot=route.slot, applied_lsn=cdc.status(route)["applied_lsn"])
 
 
 @app.command()
@@ -135,7 +102,7 @@ def sync(
                 ),
             )
             return
-        _start(s, rb, route)
+        start_sync(rb, route)
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())

@@ -48,7 +48,7 @@ _DAMAGE = [
         "add a status-history row the monolith never had",
         "CREATE TEMP TABLE demo_extra AS "
         "SELECT * FROM {s}.order_status_history ORDER BY id LIMIT 1 OFFSET 5;"
-        "UPDATE demo_extra SET id = (SELECT max(id) + 1000 FROM {s}.order_status_history);"
+        "UPDATE demo_extra SET id = (SELECT max(id) + 1000000 FROM {s}.order_status_history);"
         "INSERT INTO {s}.order_status_history OVERRIDING SYSTEM VALUE SELECT * FROM demo_extra",
     ),
 ]

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from strangler.demo.act_copy import act_copy
 from strangler.demo.act_plan import act_plan
+from strangler.demo.act_sync import act_cutover, act_load, act_sync
 from strangler.demo.act_verify import act_verify
 from strangler.demo.world import DemoOptions, World, demo_world
 
@@ -25,8 +26,11 @@ Act = Callable[[World], None]
 # In runbook order. Later capabilities insert their acts where they belong.
 ACTS: list[tuple[str, Act]] = [
     ("plan", act_plan),
+    ("write load", act_load),
     ("copy", act_copy),
+    ("sync", act_sync),
     ("verify", act_verify),
+    ("cutover", act_cutover),
 ]
 
 

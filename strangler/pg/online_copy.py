@@ -26,12 +26,14 @@ from typing import Any
 
 from psycopg import sql
 
+from strangler.errors import CheckFailed
 from strangler.pg import cdc
 from strangler.pg.pgoutput import format_lsn
 from strangler.pg.slot import check_replica_identity, slot_status
+from strangler.phases import Action, Phase
 from strangler.runbook import Runbook
 
-__all__ = ["ONLINE_KEY", "copy_online", "preflight", "rows_complete_under_slot"]
+__all__ = ["ONLINE_KEY", "copy_online", "preflight", "rows_complete_under_slot", "start_sync"]
 
 ONLINE_KEY = "copy/online"  # journal: {"slot": name, "snapshot": id} of the slot the copy met
 
@@ -124,3 +126,37 @@ def copy_online(rb: Runbook, copy: Copy) -> dict[str, Any]:
         "consistent_lsn": format_lsn(lsn),
         "restarted": started_before,
     }
+
+
+def _slot_gone(route: cdc.SyncRoute) -> CheckFailed:
+    if route.direction == "forward":
+        return CheckFailed(
+            f"sync of {route.service} has no replication slot {route.slot!r}: it was removed "
+            "(sync --stop) or the copy was made without one, so the rows in the service schema "
+            "no longer meet a change stream",
+            hint=f"'strangler rollback {route.service} --schema', then 'strangler copy "
+            f"{route.service}' copies again and creates the slot with the copy",
+        )
+    return CheckFailed(
+        f"reverse sync of {route.service} has no replication slot {route.slot!r}: the "
+        "monolith's tables no longer follow the service schema",
+        hint=f"'strangler sync {route.service} --status' shows what is left; the cutover "
+        "creates the reverse slot",
+    )
+
+
+def start_sync(rb: Runbook, route: cdc.SyncRoute) -> None:
+    """Before ``strangler sync`` applies: the slot the copy (or the cutover) created must be
+    there; sync never copies. Moves a freshly copied service to ``syncing``."""
+    if rb.phase in (Phase.PLANNED, Phase.SCHEMA_READY):
+        rb.check(Action.START_SYNC)  # refuses, naming 'strangler copy' as the step first
+    now = cdc.status(route)
+    if not now["slot_exists"]:
+        raise _slot_gone(route)
+    if now["applied_lsn"] is None:
+        # The copy finished but died before storing the position: the slot has not moved.
+        lsn = cdc.attach(route)
+        rb.journal.event(rb.name, "attach_sync", status="ok", details={"lsn": lsn})
+    if rb.phase is Phase.COPIED:
+        with rb.step(Action.START_SYNC) as step:
+            step.details.update(slot=route.slot, applied_lsn=cdc.status(route)["applied_lsn"])
