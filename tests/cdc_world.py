@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 
 from strangler.pg.cdc import SyncRoute
-from strangler.pg.snapcopy import copy_under_snapshot
+from strangler.pg.copy import Endpoints, copy_tables
 
 TABLES = ("orders", "items")
 
@@ -34,8 +34,12 @@ CREATE TABLE {s}.items (
 );
 """
 
+_FK = "REFERENCES {s}.orders (id) ON DELETE CASCADE"
 
-def make_shop(source: Any, target: Any, *, rows: int = 200) -> None:
+
+def make_shop(source: Any, target: Any | None, *, rows: int = 200) -> None:
+    """The shop on the source; its empty twin in ``svc`` on ``target`` (None: leave that to
+    ``strangler copy``)."""
     source.execute(SHOP.format(s="public"))
     source.execute(
         "INSERT INTO public.orders (customer, total, note) "
@@ -45,8 +49,10 @@ def make_shop(source: Any, target: Any, *, rows: int = 200) -> None:
     source.execute(
         "INSERT INTO public.items SELECT o.id, l, l FROM public.orders o, generate_series(1, 2) l"
     )
-    target.execute("CREATE SCHEMA svc")
-    target.execute(SHOP.format(s="svc"))
+    if target is not None:
+        target.execute("CREATE SCHEMA svc")
+        # Foreign keys come after the rows, as the extraction does it.
+        target.execute(SHOP.format(s="svc").replace(_FK.format(s="svc"), ""))
 
 
 def route(source: Any, target: Any, direction: str = "forward") -> SyncRoute:
@@ -65,10 +71,17 @@ def route(source: Any, target: Any, direction: str = "forward") -> SyncRoute:
 
 
 def copier(r: SyncRoute) -> Any:
+    same = r.target_dsn == r.source_dsn
+    ends = Endpoints(r.source_dsn, r.source_schema, None if same else r.target_dsn, r.target_schema)
+
     def copy(snapshot: str | None) -> None:
-        copy_under_snapshot(
-            r.source_dsn, r.source_schema, r.target_dsn, r.target_schema, r.tables, snapshot
-        )
+        assert snapshot is not None
+        copy_tables(ends, r.tables, snapshot=snapshot)
+        with psycopg.connect(r.target_dsn, autocommit=True) as conn:
+            conn.execute(
+                f"ALTER TABLE {r.target_schema}.items ADD FOREIGN KEY (order_id) "
+                + _FK.format(s=r.target_schema)
+            )
 
     return copy
 
@@ -99,8 +112,15 @@ def differences(
 class WriteLoad:
     """Concurrent writers: inserts, updates (some change the key), deletes, rollbacks."""
 
-    def __init__(self, dsn: str, schema: str = "public", clients: int = 2, seed: int = 7) -> None:
-        self.dsn, self.schema, self.clients = dsn, schema, clients
+    def __init__(
+        self,
+        dsn: str,
+        schema: str = "public",
+        clients: int = 2,
+        seed: int = 7,
+        pause: float = 0.0,  # seconds between one client's transactions (0: flat out)
+    ) -> None:
+        self.dsn, self.schema, self.clients, self.pause = dsn, schema, clients, pause
         self.stop = threading.Event()
         self.threads = [
             threading.Thread(target=self._work, args=(seed + i,), daemon=True)
@@ -158,6 +178,8 @@ class WriteLoad:
                                 (rnd.randint(0, 50),),
                             )
                     self.committed += 1
+                    if self.pause:
+                        self.stop.wait(self.pause)
                 except psycopg.errors.ReadOnlySqlTransaction:
                     self.refused += 1
                 except psycopg.Error as exc:  # deadlocks between writers are fine; count them

@@ -113,6 +113,7 @@ def write_service_spec(
     schema: str = "order_service",
     role: str | None = None,
     leaving: str = "drop",
+    strategy: str = "copy",  # online makes the copy create a sync slot (tests/test_online_copy)
 ) -> tuple[Path, str]:
     role = role or "svc_" + uuid.uuid4().hex[:10]
     import json
@@ -129,7 +130,7 @@ services:
       {"dsn: " + json.dumps(target_dsn) if target_dsn else ""}
       schema: {json.dumps(schema)}
       role: {{ name: {json.dumps(role)}, password: "pw-{uuid.uuid4().hex[:8]}" }}
-    strategy: online
+    strategy: {strategy}
     foreign_keys: {{ leaving: {leaving} }}
 """
     path = tmp / "strangler.yaml"

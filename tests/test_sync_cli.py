@@ -9,10 +9,6 @@ import subprocess
 import sys
 import time
 
-from strangler.journal import Journal
-from strangler.phases import Action
-from strangler.runbook import Runbook
-from strangler.spec import load_spec
 from tests.cdc_world import WriteLoad, differences, make_shop
 
 SPEC = """\
@@ -27,25 +23,18 @@ services:
 """
 
 
-def _to_copied(path) -> None:
-    spec = load_spec(path)
-    journal = Journal(spec.state_url(), operator="test", command="test")
-    rb = Runbook(spec, journal, "shop")
-    for action in (Action.CREATE_SCHEMA, Action.COPY):
-        with rb.step(action):
-            pass
-    journal.close()
-
-
 def test_kill_9_at_random_moments_then_resume_loses_and_doubles_nothing(
     source_db, target_db, tmp_path, cli
 ):
-    make_shop(source_db, target_db, rows=2000)
+    make_shop(source_db, None, rows=2000)
     spec = tmp_path / "strangler.yaml"
     spec.write_text(SPEC.format(source=source_db.dsn, target=target_db.dsn))
-    _to_copied(spec)
     rnd = random.Random(5)
     try:
+        with WriteLoad(source_db.dsn, clients=2):
+            copied = cli("copy", "shop", "-f", str(spec), "--output", "json")
+        assert copied.code == 0, copied.stderr
+        assert copied.json()["slot"] == "strangler_shop"
         first = cli("sync", "shop", "-f", str(spec), "--until-caught-up")
         assert first.code == 0, first.stderr
         with WriteLoad(source_db.dsn, clients=2):

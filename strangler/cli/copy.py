@@ -49,6 +49,11 @@ def render_result(out: Console, data: dict[str, Any]) -> None:
             f"{', '.join(data['formats']) or '-'} · {data['statements']} DDL statement(s) after "
             "the load"
         )
+        if data.get("slot"):
+            out.print(
+                f"online: replication slot {data['slot']} exported that snapshot; changes since "
+                f"{data['consistent_lsn']} wait in it for 'strangler sync'"
+            )
 
 
 @app.command("copy")

@@ -24,8 +24,8 @@ from strangler.cli.app import (
 from strangler.pg import cdc
 from strangler.pg import cutover as cut
 from strangler.pg.apply import Round
+from strangler.pg.online_copy import start_sync
 from strangler.pg.slot import Direction
-from strangler.pg.snapcopy import copy_under_snapshot
 from strangler.phases import Action, Phase
 from strangler.rollbacks import RollbackRequest, register_rollback
 from strangler.runbook import Runbook
@@ -43,20 +43,6 @@ def _lines(items: list[str]) -> Any:
 
 def _direction(rb: Runbook) -> Direction:
     return "reverse" if rb.phase is Phase.WRITES_CUT_OVER else "forward"
-
-
-def _copy_for(route: cdc.SyncRoute) -> Any:
-    def copy(snapshot: str | None) -> None:
-        copy_under_snapshot(
-            route.source_dsn,
-            route.source_schema,
-            route.target_dsn,
-            route.target_schema,
-            route.tables,
-            snapshot,
-        )
-
-    return copy
 
 
 @app.command()
@@ -77,7 +63,11 @@ def sync(
     dry_run: DryRunOpt = False,
     output: OutputOpt = Output.text,
 ) -> None:
-    """Keep the service schema in step with the monolith (reverse after cutover)."""
+    """Keep the service schema in step with the monolith (reverse after cutover).
+
+    Applies changes from the slot that 'strangler copy' created with the copy's snapshot (or
+    'strangler cutover' for the reverse direction); it never copies rows itself.
+    """
     with session(file, operator) as s:
         rb = s.runbook(service)
         route = cdc.SyncRoute.of(s.spec, service, _direction(rb))
@@ -106,21 +96,13 @@ def sync(
                 output,
                 {"slot": route.slot, "direction": route.direction},
                 lambda: console.print(
-                    f"would create publication and slot {route.slot} and apply changes "
-                    f"{route.source_schema} → {route.target_schema}"
+                    f"would apply changes from slot {route.slot} "
+                    f"({route.source_schema} → {route.target_schema}); the slot is made by "
+                    "'strangler copy' (forward) or 'strangler cutover' (reverse)"
                 ),
             )
             return
-        now = cdc.status(route)
-        if not now["slot_exists"] or now["applied_lsn"] is None:
-            # Never begun, or a start killed halfway (slot without position): start cleanly.
-            cdc.end(route)
-            if rb.phase is Phase.COPIED:
-                with rb.step(Action.START_SYNC, resumable=True) as step:
-                    step.details["consistent_lsn"] = cdc.begin(route, copy=_copy_for(route))
-            else:
-                lsn = cdc.begin(route, copy=_copy_for(route))
-                s.journal.event(service, "restart_sync", status="ok", details={"lsn": lsn})
+        start_sync(rb, route)
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())

@@ -17,6 +17,7 @@ from strangler.demo.act_copy import act_copy
 from strangler.demo.act_decommission import act_decommission
 from strangler.demo.act_plan import act_plan
 from strangler.demo.act_preflight import act_preflight
+from strangler.demo.act_sync import act_cutover, act_load, act_sync
 from strangler.demo.act_traffic import act_traffic
 from strangler.demo.act_verify import act_verify
 from strangler.demo.world import DemoOptions, World, demo_world
@@ -29,8 +30,11 @@ Act = Callable[[World], None]
 ACTS: list[tuple[str, Act]] = [
     ("plan", act_plan),
     ("preflight", act_preflight),
+    ("write load", act_load),
     ("copy", act_copy),
+    ("sync", act_sync),
     ("verify", act_verify),
+    ("cutover", act_cutover),
     ("traffic", act_traffic),
     ("decommission", act_decommission),
 ]

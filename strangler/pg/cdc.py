@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import psycopg
 
@@ -34,7 +34,7 @@ from strangler.pg.apply import (
 )
 from strangler.pg.connect import connect
 from strangler.pg.gate import Side, install_gate
-from strangler.pg.pgoutput import format_lsn
+from strangler.pg.pgoutput import format_lsn, parse_lsn
 from strangler.pg.slot import (
     Direction,
     check_replica_identity,
@@ -45,16 +45,18 @@ from strangler.pg.slot import (
     slot_status,
 )
 from strangler.spec import Spec
+from strangler.verify.watermark import SyncWatermark, register_watermark
 
 __all__ = [
     "SlotGone",
     "SyncRoute",
-    "SyncWatermark",
     "Watermark",
+    "attach",
     "begin",
     "end",
     "run",
     "status",
+    "watermark",
 ]
 
 
@@ -139,16 +141,38 @@ def begin(
                 if copy is not None:
                     copy(slot.snapshot)
                 delete_position(dst, route.slot)
-                ensure_position(dst, route.slot, slot.consistent_lsn)
-                # The side that receives changes must not take the application's writes.
-                side: Side = "service" if route.direction == "forward" else "monolith"
-                install_gate(
-                    dst, route.service, side, route.target_schema, route.tables, closed=True
-                )
+                _attach(route, dst, slot.consistent_lsn)
         except BaseException:
             drop_sync_objects(src, route.slot)
             raise
         return slot.consistent_lsn
+
+
+def _attach(route: SyncRoute, dst: psycopg.Connection[Any], lsn: int) -> None:
+    ensure_position(dst, route.slot, lsn)
+    # The side that receives changes must not take the application's writes.
+    side: Side = "service" if route.direction == "forward" else "monolith"
+    install_gate(dst, route.service, side, route.target_schema, route.tables, closed=True)
+
+
+def attach(route: SyncRoute) -> int:
+    """Finish a :func:`begin` whose copy completed but whose process died before the position
+    was stored: the slot has not moved since it was created (nothing can advance it without a
+    position), so its confirmed position is still the snapshot's consistent point.
+
+    Returns the position sync starts from; a position already stored is kept.
+    """
+    with route.connect_source() as src, route.connect_target() as dst:
+        slot = slot_status(src, route.slot)
+        if not slot.exists or slot.confirmed_lsn is None:
+            raise CheckFailed(
+                f"replication slot {route.slot!r} does not exist",
+                hint=f"'strangler copy {route.service}' creates it with the copy",
+            )
+        stored = read_position(dst, route.slot)
+        lsn = stored["lsn"] if stored else slot.confirmed_lsn
+        _attach(route, dst, lsn)
+        return int(lsn)
 
 
 def end(route: SyncRoute) -> dict[str, Any]:
@@ -262,32 +286,53 @@ def status(route: SyncRoute) -> dict[str, Any]:
     return info
 
 
-class SyncWatermark(Protocol):
-    """What verification needs to recheck differing chunks under live writes."""
-
-    def source_position(self) -> int: ...
-
-    def wait_applied(self, lsn: int, timeout: float) -> bool: ...
-
-
 class Watermark:
-    """:class:`SyncWatermark` over one route: drains itself when no sync process is running."""
+    """Verification's :class:`strangler.verify.SyncWatermark` over one forward route.
+
+    Positions are ``pg_lsn`` text, as verification records them. Waiting applies rounds
+    itself: with a ``strangler sync`` process running beside it the two appliers share the
+    slot safely (the stored position is locked per round), and without one the wait still
+    drains, so a recheck never depends on a process it cannot see.
+    """
 
     def __init__(self, route: SyncRoute) -> None:
         self.route = route
 
-    def source_position(self) -> int:
+    def source_position(self) -> str:
         """A position covering every transaction committed on the source so far."""
         with self.route.connect_source() as src:
-            return emit_mark(src)
+            return format_lsn(emit_mark(src))
 
-    def wait_applied(self, lsn: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
+    def wait_applied(self, lsn: str, timeout: float) -> bool:
+        target = parse_lsn(lsn)
         stop = threading.Event()
         timer = threading.Timer(timeout, stop.set)
         timer.start()
         try:
-            last = run(self.route, stop=stop, until_lsn=lsn)
+            last = run(self.route, stop=stop, until_lsn=target)
         finally:
             timer.cancel()
-        return last.position >= lsn and time.monotonic() <= deadline + 1
+        return last.position >= target
+
+
+def _conforms(w: Watermark) -> SyncWatermark:
+    return w  # mypy --strict proves the Protocol is met exactly (types, not only names)
+
+
+@register_watermark
+def watermark(spec: Spec, service: str) -> Watermark | None:
+    """The watermark ``strangler verify`` rechecks with: an online service whose forward sync
+    has a slot and a stored position (before cutover); None otherwise."""
+    if spec.service(service).strategy != "online":
+        return None
+    route = SyncRoute.of(spec, service, "forward")
+    try:
+        with route.connect_source() as src:
+            if not slot_status(src, route.slot).exists:
+                return None
+        with route.connect_target() as dst:
+            if read_position(dst, route.slot) is None:
+                return None
+    except StranglerError:
+        return None
+    return Watermark(route)

@@ -11,7 +11,9 @@ Entry points (the CLI, the demo and the online-sync helper call these):
 that snapshot instead of exporting one. Every worker runs ``BEGIN ISOLATION LEVEL REPEATABLE
 READ`` and ``SET TRANSACTION SNAPSHOT '<id>'``, so the copy is exactly the state at the
 replication slot's consistent point. The caller must keep the transaction (or replication
-connection) that exported the snapshot open until ``copy_service`` returns.
+connection) that exported the snapshot open until ``copy_service`` returns. A service with
+``strategy: online`` and no snapshot given gets exactly that from
+:mod:`strangler.pg.online_copy`: the slot is created first and the copy reads its snapshot.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from strangler.pg.copy import (
     snapshot_transaction,
 )
 from strangler.pg.ddl import Ddl, RolePlan, render_ddl, search_path, to_text
+from strangler.pg.online_copy import copy_online, preflight
 from strangler.pg.postload import count_rows, existing_keys, run_statements, set_sequences
 from strangler.phases import Action, Phase
 from strangler.runbook import Runbook
@@ -231,6 +234,9 @@ def copy_service(
         check_snapshot_id(snapshot)
     ends = endpoints(rb)
     result: dict[str, Any] = {}
+    online = rb.service.strategy == "online" and snapshot is None
+    if online and not dry_run:
+        preflight(rb)
     if rb.phase == Phase.PLANNED:
         if dry_run:
             created = create_schema(rb, dry_run=True)
@@ -250,7 +256,15 @@ def copy_service(
             "sql": text,
         }
     with rb.step(Action.COPY, resumable=True) as step:
-        result.update(_copy(rb, ends, jobs, snapshot, chunk_rows, progress, step.details))
+
+        def copy(snap: str | None) -> dict[str, Any]:
+            return _copy(rb, ends, jobs, snap, chunk_rows, progress, step.details)
+
+        if online:
+            # The copy runs inside the creation of the sync's slot, under its snapshot.
+            result.update(copy_online(rb, copy))
+        else:
+            result.update(copy(snapshot))
         step.details.update({k: v for k, v in result.items() if k != "schema"})
     return result
 

@@ -1,0 +1,192 @@
+"""``strategy: online``: the extraction's copy meets the sync's slot exactly, resumably.
+
+The copy runs under the snapshot the slot exported; ``strangler sync`` starts from the slot
+without copying again. A copy that dies restarts under a new slot and never mixes rows read
+in two snapshots (a mix would lose the writes made between them: the differences catch it).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from strangler.journal import Journal
+from strangler.pg import cdc
+from strangler.pg.extract import copy_service
+from strangler.pg.online_copy import ONLINE_KEY
+from strangler.phases import Phase
+from strangler.runbook import Runbook
+from strangler.spec import load_spec
+from tests.cdc_world import WriteLoad, differences, make_shop
+
+SPEC = """\
+version: 1
+state: sqlite:///state.db
+source: {{ dsn: "{source}", schema: public }}
+services:
+  shop:
+    tables: [orders, items]
+    target: {{ dsn: "{target}", schema: svc }}
+    strategy: online
+"""
+
+
+def _spec(tmp_path: Path, source, target) -> Path:
+    path = tmp_path / "strangler.yaml"
+    path.write_text(SPEC.format(source=source.dsn, target=target.dsn))
+    return path
+
+
+class _DiesAfter:
+    """A copy display that fails the copy after ``n`` chunks have committed (a crash)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def table_started(self, table: str, estimated_rows: int, chunks: int) -> None:
+        pass
+
+    def advance(self, table: str, rows: int, nbytes: int) -> None:
+        if rows:
+            self.n -= 1
+            if self.n < 0:
+                raise RuntimeError("copy killed")
+
+
+def _slots(db) -> list[tuple[str]]:
+    return db.execute("SELECT slot_name FROM pg_replication_slots ORDER BY 1")
+
+
+def test_online_copy_creates_the_slot_and_sync_only_applies(source_db, target_db, tmp_path, cli):
+    make_shop(source_db, None, rows=3000)
+    spec = _spec(tmp_path, source_db, target_db)
+    try:
+        with WriteLoad(source_db.dsn, clients=2) as load:
+            copied = cli("copy", "shop", "-f", str(spec), "--output", "json")
+            assert copied.code == 0, copied.stderr
+            # The slot exists as soon as the copy is done; sync never copies.
+            assert _slots(source_db) == [("strangler_shop",)]
+            synced = cli("sync", "shop", "-f", str(spec), "--until-caught-up", "--output", "json")
+            assert synced.code == 0, synced.stderr
+        assert load.committed > 0
+        done = cli("sync", "shop", "-f", str(spec), "--until-caught-up", "--output", "json")
+        assert done.code == 0, done.stderr
+        assert differences(source_db, target_db) == {"orders": 0, "items": 0}
+        assert cli("status", "-f", str(spec), "--output", "json").code == 0
+    finally:
+        cli("sync", "shop", "-f", str(spec), "--stop")
+    assert _slots(source_db) == []
+
+
+def test_sync_without_the_copys_slot_refuses_and_never_copies(source_db, target_db, tmp_path, cli):
+    make_shop(source_db, None, rows=100)
+    spec = _spec(tmp_path, source_db, target_db)
+    too_early = cli("sync", "shop", "-f", str(spec), "--until-caught-up")
+    assert too_early.code != 0 and "strangler copy shop" in too_early.stderr
+    assert cli("copy", "shop", "-f", str(spec)).code == 0
+    assert cli("sync", "shop", "-f", str(spec), "--stop").code == 0
+    source_db.execute("INSERT INTO public.orders (customer) VALUES ('after the stop')")
+    gone = cli("sync", "shop", "-f", str(spec), "--until-caught-up")
+    assert gone.code == 1
+    assert "no replication slot 'strangler_shop'" in gone.stderr
+    assert "strangler rollback shop --schema" in gone.stderr
+    assert _slots(source_db) == []
+    assert target_db.execute("SELECT count(*) FROM svc.orders") == [(100,)]
+    # The way out the error names: drop the schema, copy again (a new slot), sync.
+    assert cli("rollback", "shop", "--schema", "-f", str(spec), "--reason", "t").code == 0
+    assert cli("copy", "shop", "-f", str(spec)).code == 0
+    assert cli("sync", "shop", "-f", str(spec), "--until-caught-up").code == 0
+    assert target_db.execute("SELECT count(*) FROM svc.orders") == [(101,)]
+    assert cli("rollback", "shop", "--schema", "-f", str(spec), "--reason", "t").code == 0
+    assert _slots(source_db) == []  # the schema rollback removed the slot too
+
+
+def test_a_copy_that_dies_restarts_under_a_new_slot_and_mixes_no_snapshots(
+    source_db, target_db, tmp_path
+):
+    make_shop(source_db, None, rows=4000)
+    source_db.execute("ANALYZE")  # the copy plans its chunks from the statistics
+    spec = load_spec(_spec(tmp_path, source_db, target_db))
+    journal = Journal(spec.state_url(), operator="test", command="test")
+    rb = Runbook(spec, journal, "shop")
+    route = cdc.SyncRoute.of(spec, "shop")
+    try:
+        with pytest.raises(RuntimeError, match="copy killed"):
+            copy_service(rb, jobs=1, chunk_rows=500, progress=_DiesAfter(3))
+        first = journal.get("shop", ONLINE_KEY)["snapshot"]
+        done = journal.items("shop", "copy/chunk/")
+        assert 0 < len(done) < 9 and {d["snapshot"] for d in done.values()} == {first}
+        assert _slots(source_db) == []  # the dying copy took its slot with it
+        # Rows in chunks that were already copied change before the copy runs again.
+        source_db.execute("UPDATE public.orders SET note = 'changed between' WHERE id <= 600")
+        source_db.execute("DELETE FROM public.orders WHERE id BETWEEN 10 AND 20")
+        with WriteLoad(source_db.dsn, clients=2):
+            result = copy_service(Runbook(spec, journal, "shop"), jobs=2, chunk_rows=500)
+            assert result["restarted"] is True and result["snapshot"] != first
+            assert {d["snapshot"] for d in journal.items("shop", "copy/chunk/").values()} == {
+                result["snapshot"]
+            }
+            cdc.run(route, until_caught_up=True)
+        cdc.run(route, until_caught_up=True)
+        assert differences(source_db, target_db) == {"orders": 0, "items": 0}
+        assert Runbook(spec, journal, "shop").phase is Phase.COPIED
+    finally:
+        cdc.end(route)
+        journal.close()
+
+
+def test_kill_9_of_an_online_copy_then_copy_and_sync_lose_and_double_nothing(
+    source_db, target_db, tmp_path, cli
+):
+    make_shop(source_db, None, rows=40000)
+    spec = _spec(tmp_path, source_db, target_db)
+    rnd = random.Random(11)
+    # Kills land in the copy of rows (creating the schema is one step of its own, not resumable).
+    assert cli("copy", "shop", "-f", str(spec), "--schema-only").code == 0
+    try:
+        with WriteLoad(source_db.dsn, clients=2):
+            for _ in range(3):
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "strangler", "copy", "shop", "-f", str(spec)],
+                    cwd=tmp_path,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                time.sleep(rnd.uniform(0.3, 2.0))
+                if proc.poll() is None:
+                    os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+                if proc.returncode == 0:
+                    break
+            copied = cli("copy", "shop", "-f", str(spec), "--output", "json")
+            if copied.code != 0:  # the last attempt had finished: the phase moved on
+                assert "copied" in copied.stderr, copied.stderr
+            synced = cli("sync", "shop", "-f", str(spec), "--until-caught-up")
+            assert synced.code == 0, synced.stderr
+        synced = cli("sync", "shop", "-f", str(spec), "--until-caught-up")
+        assert synced.code == 0, synced.stderr
+        assert differences(source_db, target_db) == {"orders": 0, "items": 0}
+        assert _slots(source_db) == [("strangler_shop",)]
+    finally:
+        cli("sync", "shop", "-f", str(spec), "--stop")
+
+
+def test_online_copy_refuses_a_table_without_replica_identity_before_creating_anything(
+    source_db, target_db, tmp_path, cli
+):
+    make_shop(source_db, None, rows=10)
+    source_db.execute("ALTER TABLE public.items REPLICA IDENTITY NOTHING")
+    spec = _spec(tmp_path, source_db, target_db)
+    refused = cli("copy", "shop", "-f", str(spec))
+    assert refused.code == 1
+    assert "public.items has REPLICA IDENTITY NOTHING" in refused.stderr
+    assert "ALTER TABLE public.items REPLICA IDENTITY FULL" in refused.stderr
+    assert target_db.execute("SELECT count(*) FROM pg_namespace WHERE nspname = 'svc'") == [(0,)]
+    assert _slots(source_db) == []
