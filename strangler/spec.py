@@ -53,6 +53,7 @@ __all__ = [
     "ServiceSpec",
     "SourceSpec",
     "Spec",
+    "SyncSpec",
     "TargetSpec",
     "TrafficSpec",
     "find_spec_file",
@@ -99,6 +100,35 @@ Duration = Annotated[
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str, when_used="json"),
 ]
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|kB|MB|GB|TB)?\s*$")
+_UNITS = {"B": 1, "kB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}
+
+
+def _parse_size(value: Any) -> int:
+    # Units as in postgresql.conf (kB, MB, GB, TB: multiples of 1024), so a size copied from
+    # max_slot_wal_keep_size means the same here.
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a size; write it like 1GB, 512MB or 64kB")
+    if isinstance(value, int):
+        number, unit = float(value), "B"
+    else:
+        match = _SIZE.match(str(value))
+        if not match:
+            raise ValueError(
+                f"{value!r} is not a size; write it like 1GB, 512MB or 64kB "
+                "(units as in postgresql.conf: B, kB, MB, GB, TB)"
+            )
+        number, unit = float(match.group(1)), match.group(2) or "B"
+    size = int(number * _UNITS[unit])
+    if size <= 0:
+        raise ValueError(f"{value!r} must be more than zero")
+    return size
+
+
+Size = Annotated[int, BeforeValidator(_parse_size)]
+"""Bytes, written as in postgresql.conf (``1GB``, ``512MB``) or as a plain number of bytes."""
 
 
 class _Model(BaseModel):
@@ -346,10 +376,26 @@ class InfraSpec(_Model):
     tag: bool = Field(default=True, description="Tag v1.0.0-<service>-decommissioned at the end.")
 
 
+class SyncSpec(_Model):
+    """Limits of online sync (``strategy: online``)."""
+
+    max_retained_wal: Size | None = Field(
+        default=None,
+        description="WAL the sync's slot may hold back on the monolith (e.g. 1GB) before "
+        "'strangler status' and 'strangler sync --status' warn; unset: no warning.",
+    )
+    max_lag: Size = Field(
+        default=64 << 20,
+        description="WAL not yet applied (e.g. 64MB) above which traffic may not shift: the "
+        "evidence an online service's traffic steps require of its reverse sync.",
+    )
+
+
 class ServiceSpec(_Model):
     tables: list[Identifier]
     target: TargetSpec
     strategy: Literal["copy", "online"] = "copy"
+    sync: SyncSpec | None = None
     foreign_keys: ForeignKeyPolicy = ForeignKeyPolicy()
     traffic: TrafficSpec | None = None
     decommission: DecommissionSpec = DecommissionSpec()
@@ -403,6 +449,11 @@ class Spec(_Model):
                     f"services.{name}.target.schema is {svc.target.schema_!r}, the monolith's own "
                     "schema on the same instance; choose a new schema such as "
                     f"{name!r} or give target.dsn"
+                )
+            if svc.sync is not None and svc.strategy != "online":
+                raise ValueError(
+                    f"services.{name}.sync applies to strategy: online only, and {name} uses "
+                    f"strategy: {svc.strategy}; remove sync: or set strategy: online"
                 )
             if svc.foreign_keys.leaving == "keep" and not same_instance:
                 raise ValueError(

@@ -187,6 +187,6 @@ def test_online_copy_refuses_a_table_without_replica_identity_before_creating_an
     refused = cli("copy", "shop", "-f", str(spec))
     assert refused.code == 1
     assert "public.items has REPLICA IDENTITY NOTHING" in refused.stderr
-    assert "ALTER TABLE public.items REPLICA IDENTITY FULL" in refused.stderr
+    assert 'ALTER TABLE "public"."items" REPLICA IDENTITY FULL' in refused.stderr
     assert target_db.execute("SELECT count(*) FROM pg_namespace WHERE nspname = 'svc'") == [(0,)]
     assert _slots(source_db) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -99,6 +100,11 @@ def plan(
     emit(output, data, render)
 
 
+# Capabilities add per-service fields to 'strangler status': (spec, service, phase) -> a dict
+# merged into the service's row (a "warnings" list in it is printed under the table).
+status_fields: list[Callable[[Any, str, Any], dict[str, Any] | None]] = []
+
+
 def _status_rows(s: Any) -> list[dict[str, Any]]:
     rows = []
     for name in sorted(s.spec.services):
@@ -133,6 +139,8 @@ def _status_rows(s: Any) -> list[dict[str, Any]]:
                 ],
             }
         )
+        for add in status_fields:
+            rows[-1].update(add(s.spec, name, st.phase) or {})
     return rows
 
 
@@ -162,6 +170,19 @@ def status(file: SpecOpt = None, output: OutputOpt = Output.text) -> None:
             )
         console.print(table)
         for r in rows:
+            if r.get("sync"):
+                sync = r["sync"]
+                console.print(
+                    f"{r['service']}: {sync['direction']} sync "
+                    + (
+                        f"error: {sync['error']}"
+                        if "error" in sync
+                        else f"slot {sync['slot']} · lag {sync['lag_bytes']} bytes · WAL "
+                        f"retained {sync['retained_wal_bytes']} bytes"
+                    )
+                )
+            for w in r.get("warnings", []):
+                err_console.print(f"[yellow]warning:[/] {r['service']}: {w}")
             for e in r["incomplete_steps"]:
                 err_console.print(
                     f"[red]{r['service']}: step {e['step']!r} began {e['at']} by {e['operator']} "

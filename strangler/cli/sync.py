@@ -21,14 +21,19 @@ from strangler.cli.app import (
     emit,
     session,
 )
+from strangler.cli.core import status_fields
 from strangler.pg import cdc
 from strangler.pg import cutover as cut
 from strangler.pg.apply import Round
 from strangler.pg.online_copy import start_sync
 from strangler.pg.slot import Direction
-from strangler.phases import Action, Phase
+from strangler.pg.sync_health import direction_in, sync_status
+from strangler.phases import Action
 from strangler.rollbacks import RollbackRequest, register_rollback
 from strangler.runbook import Runbook
+
+if sync_status not in status_fields:
+    status_fields.append(sync_status)  # 'strangler status' shows slot, lag and WAL warnings
 
 ServiceArg = Annotated[str, typer.Argument(help="The service, as named in the spec.")]
 
@@ -42,7 +47,7 @@ def _lines(items: list[str]) -> Any:
 
 
 def _direction(rb: Runbook) -> Direction:
-    return "reverse" if rb.phase is Phase.WRITES_CUT_OVER else "forward"
+    return direction_in(rb.phase) or "forward"
 
 
 @app.command()
@@ -73,7 +78,9 @@ def sync(
         route = cdc.SyncRoute.of(s.spec, service, _direction(rb))
         if status:
             info = cdc.status(route)
-            emit(output, info, _lines([f"{k}: {v}" for k, v in info.items()]))
+            lines = [f"{k}: {v}" for k, v in info.items() if k != "warnings"]
+            lines += [f"[yellow]warning:[/] {w}" for w in info["warnings"]]
+            emit(output, info, _lines(lines))
             return
         if stop_sync:
             if dry_run:

@@ -97,7 +97,7 @@ class SyncRoute:
             tuple(svc.tables),
             src[2],
             dst[2],
-            max_wal_bytes=getattr(svc, "sync_max_wal_bytes", None),
+            max_wal_bytes=svc.sync.max_retained_wal if svc.sync else None,
         )
 
     def connect_source(self) -> psycopg.Connection[Any]:
@@ -280,7 +280,7 @@ def status(route: SyncRoute) -> dict[str, Any]:
     if limit is not None and (slot.retained_bytes or 0) > limit:
         info["warnings"].append(
             f"slot {route.slot} retains {slot.retained_bytes:,} bytes of WAL on the "
-            f"{route.source_role}, more than the spec's sync.max_wal ({limit:,}); is "
+            f"{route.source_role}, more than the spec's sync.max_retained_wal ({limit:,}); is "
             f"'strangler sync {route.service}' running?"
         )
     return info

@@ -126,7 +126,7 @@ def check_replica_identity(
             "refusing to start sync: publishing a table without a replica identity would make "
             "the monolith's own UPDATE and DELETE on it fail. Nothing was created.\n"
             + "\n".join(problems),
-            hint="run one of the statements above on the monolith, then 'strangler sync' again",
+            hint="run one of the statements above on the monolith, then the same command again",
         )
 
 
@@ -280,11 +280,13 @@ def drop_sync_objects(conn: psycopg.Connection[Any], name: str) -> dict[str, boo
 
 
 def slot_status(conn: psycopg.Connection[Any], name: str) -> SlotStatus:
+    """The slot's positions against the WAL *inserted* so far: under synchronous_commit = off
+    the write pointer trails by up to wal_buffers, and lag would look smaller than it is."""
     row = conn.execute(
         """
-        SELECT active_pid, confirmed_flush_lsn::text, pg_current_wal_lsn()::text,
-               pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint,
-               pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint
+        SELECT active_pid, confirmed_flush_lsn::text, pg_current_wal_insert_lsn()::text,
+               pg_wal_lsn_diff(pg_current_wal_insert_lsn(), restart_lsn)::bigint,
+               pg_wal_lsn_diff(pg_current_wal_insert_lsn(), confirmed_flush_lsn)::bigint
         FROM pg_replication_slots WHERE slot_name = %s
         """,
         (name,),
