@@ -79,7 +79,14 @@ def test_identical_tables_of_every_type_verify_clean(kinds, tmp_path: Path) -> N
     assert table.method == "chunk checksums + bisection by primary key (id)"
 
 
-@pytest.mark.parametrize("tuning", [{}, {"chunk_rows": 1000, "leaf_rows": 4, "fanout": 3}])
+@pytest.mark.parametrize(
+    "tuning",
+    [
+        {},
+        {"chunk_rows": 1000, "leaf_rows": 4, "fanout": 3},
+        {"native_hash": False},  # the row-text hash of servers older than 14
+    ],
+)
 def test_every_column_type_change_is_named(kinds, tmp_path: Path, tuning) -> None:
     src, tgt = kinds
     with tgt.connect() as conn:
@@ -103,7 +110,10 @@ def test_every_column_type_change_is_named(kinds, tmp_path: Path, tuning) -> Non
     assert not report.passed
 
 
-def test_output_settings_and_numeric_scale_do_not_matter(source_db, target_db, tmp_path) -> None:
+@pytest.mark.parametrize("native_hash", [True, False])
+def test_output_settings_and_numeric_scale_do_not_matter(
+    source_db, target_db, tmp_path, native_hash
+) -> None:
     both([source_db, target_db], KINDS_DDL)
     # The target prints everything differently, and stores total with another scale.
     for setting, value in [
@@ -115,8 +125,33 @@ def test_output_settings_and_numeric_scale_do_not_matter(source_db, target_db, t
     ]:
         target_db.execute(f"ALTER DATABASE {target_db.name} SET {setting} = '{value}'")
     target_db.execute("ALTER TABLE svc.kinds ALTER COLUMN n TYPE numeric(20,6)")
-    report = run(source_db, target_db, ["kinds"], tmp_path)
+    report = run(source_db, target_db, ["kinds"], tmp_path, native_hash=native_hash)
     assert report.passed, report.to_dict()
+
+
+@pytest.mark.parametrize("native_hash", [True, False])
+def test_presentation_differences_hash_alike_and_value_differences_do_not(
+    source_db, target_db, tmp_path, native_hash
+) -> None:
+    # Same values in other types (a domain, wider integers and numerics, double for real),
+    # then values equal under PostgreSQL's = that are different copies: -0 against 0.
+    source_db.execute(
+        "CREATE DOMAIN amount AS numeric(12,2) CHECK (VALUE >= 0);"
+        "CREATE TABLE t (id int PRIMARY KEY, a amount, i int4, r real, f float8, c char(4));"
+        "INSERT INTO t SELECT g, g / 4.0, g, g / 8.0, 0, 'x' || g FROM generate_series(1, 300) g"
+    )
+    target_db.execute(
+        "CREATE SCHEMA svc;"
+        "CREATE TABLE svc.t (id int8 PRIMARY KEY, a numeric, i int8, r float8, f float8, c text);"
+        "INSERT INTO svc.t SELECT g, g / 4.0, g, g / 8.0, 0, 'x' || g "
+        "FROM generate_series(1, 300) g"
+    )
+    clean = run(source_db, target_db, ["t"], tmp_path, native_hash=native_hash)
+    assert clean.passed, clean.to_dict()
+    target_db.execute("UPDATE svc.t SET f = '-0' WHERE id = 7")
+    target_db.execute("UPDATE svc.t SET a = a + 0.001 WHERE id = 8")
+    damaged = run(source_db, target_db, ["t"], tmp_path, native_hash=native_hash)
+    assert digest(damaged) == {("changed", "id=7", ("f",)), ("changed", "id=8", ("a",))}
 
 
 KEY_KINDS = {

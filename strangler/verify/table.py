@@ -11,8 +11,9 @@
 4. With ``recheck``, differing rows are read again (after the sync has applied past the
    source's position, when a :class:`SyncWatermark` is given) and only persisting ones stay.
 
-Hashes are ``hashtextextended(row text, 0)`` summed as numeric: a multiset hash, so no order
-is needed and a duplicated row changes it.
+Row hashes (:func:`~strangler.verify.canonical.row_hash`, 64 bits) are summed as numeric, which
+is exact: a multiset hash, so no order is needed and a duplicated row changes it; with the row
+count next to it, a chunk compares equal only if its rows do or their hash sums collide.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import sql
 
-from strangler.verify.canonical import TableShape, column_expr, row_text
+from strangler.verify.canonical import TableShape, column_expr, row_hash
 from strangler.verify.chunks import (
     INTEGER_TYPES,
     KeyRange,
@@ -65,6 +66,7 @@ class TableVerifier:
         mode: str = "rows",
         pool: ThreadPoolExecutor,
         trim_scale: bool = True,
+        native_hash: bool = True,
         chunk_rows: int = 128,
         leaf_rows: int = 512,
         fanout: int = 16,
@@ -77,7 +79,7 @@ class TableVerifier:
         self.src, self.tgt = source, target
         self.mode = mode
         self.pool = pool
-        self.trim = trim_scale
+        self.trim, self.native = trim_scale, native_hash
         self.chunk_rows, self.leaf_rows, self.fanout = chunk_rows, leaf_rows, fanout
         self.recheck, self.watermark = recheck, watermark
         self.recheck_timeout, self.backoff, self.sleep = recheck_timeout, backoff, sleep
@@ -125,9 +127,7 @@ class TableVerifier:
         )
 
     def _hash(self, side: Side) -> sql.Composable:
-        return sql.SQL("hashtextextended({}, 0)").format(
-            row_text(side.shape, self.names, trim_scale=self.trim)
-        )
+        return row_hash(side.shape, self.names, native=self.native, trim_scale=self.trim)
 
     def _key_texts(self, side: Side) -> list[sql.Composable]:
         out: list[sql.Composable] = []
