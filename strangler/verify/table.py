@@ -46,7 +46,12 @@ __all__ = ["Side", "TableVerifier"]
 T = TypeVar("T")
 
 # Planner settings for the one full scan per side (SET LOCAL: they end with its transaction).
-_SCAN_SETTINGS = {"work_mem": "64MB", "parallel_setup_cost": "0", "parallel_tuple_cost": "0"}
+# The planner guesses one chunk per key and would plan a hash table spilling to disk. Parallel
+# workers are left to the planner's defaults (it chooses none here): partial aggregation over
+# thousands of chunks costs about 1.6x the CPU of one serial scan, and the two sides already
+# scan at once, so forcing workers only helps a server with idle cores (measured in
+# docs/benchmarks-verify.md).
+_SCAN_SETTINGS = {"work_mem": "64MB"}
 
 
 @dataclass(frozen=True)
@@ -235,8 +240,8 @@ class TableVerifier:
             if rng != KeyRange():
                 return {int(r[0]): (int(r[1]), str(r[2])) for r in side.conn.execute(query)}
             # The whole-table scan: the planner cannot know there are few chunks (it guesses
-            # one per key) and would neither aggregate in parallel workers nor keep the hash
-            # table in memory. Tell it, for this query only.
+            # one per key) and would not plan the hash table in memory. Tell it, for this
+            # query only.
             with side.conn.transaction():
                 for setting, value in _SCAN_SETTINGS.items():
                     side.conn.execute("SELECT set_config(%s, %s, true)", (setting, value))
