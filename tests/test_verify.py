@@ -215,6 +215,34 @@ def test_each_key_kind_names_exact_rows(source_db, target_db, tmp_path, kind, tu
     }
 
 
+def test_composite_key_with_few_leading_values_is_cut_on_the_next_column(
+    source_db, target_db, tmp_path
+) -> None:
+    # Two tenants hold every row: the leading column alone cannot cut a range below 1500
+    # rows, so bisection must fix the tenant and cut on id.
+    both(
+        [source_db, target_db],
+        "CREATE TABLE acct (tenant text, id int, v text, PRIMARY KEY (tenant, id));"
+        "INSERT INTO acct SELECT (ARRAY['acme', 'Zeta'])[1 + g % 2], g, 'v' || g "
+        "FROM generate_series(1, 3000) g;",
+    )
+    tuning = {"chunk_rows": 100_000, "leaf_rows": 8, "fanout": 4}
+    clean = run(source_db, target_db, ["acct"], tmp_path, **tuning)
+    assert clean.passed and clean.tables[0].rows_fetched == 0
+    with target_db.connect() as conn:
+        conn.execute("UPDATE svc.acct SET v = 'x' WHERE tenant = 'acme' AND id = 1000")
+        conn.execute("DELETE FROM svc.acct WHERE tenant = 'Zeta' AND id = 2001")
+        conn.execute("INSERT INTO svc.acct VALUES ('new', 1, 'n')")  # a tenant only here
+    report = run(source_db, target_db, ["acct"], tmp_path, **tuning)
+    assert digest(report) == {
+        ("changed", "tenant=acme, id=1000", ("v",)),
+        ("missing", "tenant=Zeta, id=2001", ()),
+        ("extra", "tenant=new, id=1", ()),
+    }
+    # Only small leaves crossed the network, not the 1500 rows of a tenant on each side.
+    assert report.tables[0].rows_fetched < 100
+
+
 def test_table_without_key_uses_a_weaker_multiset_hash(source_db, target_db, tmp_path) -> None:
     both(
         [source_db, target_db],

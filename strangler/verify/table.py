@@ -33,6 +33,7 @@ from strangler.verify.chunks import (
     KeyRange,
     Plan,
     bucket_expr,
+    cut_column,
     integer_plan,
     quantile_bounds,
     range_filter,
@@ -232,10 +233,10 @@ class TableVerifier:
                 "SELECT b, count(*), sum(h)::text FROM "
                 "(SELECT {b} AS b, {h} AS h FROM {t} WHERE {w}) s GROUP BY b"
             ).format(
-                b=bucket_expr(side.shape, self.key[0], plan),
+                b=bucket_expr(side.shape, cut_column(self.key, rng) or self.key[0], plan),
                 h=self._hash(side),
                 t=self._table(side),
-                w=range_filter(side.shape, self.key[0], rng),
+                w=range_filter(side.shape, self.key, rng),
             )
             if rng != KeyRange():
                 return {int(r[0]): (int(r[1]), str(r[2])) for r in side.conn.execute(query)}
@@ -267,7 +268,9 @@ class TableVerifier:
         for b in differing:
             count = max(src.get(b, (0, ""))[0], tgt.get(b, (0, ""))[0])
             leaves += self._bisect(plan.chunk_range(b), count, depth=0)
-        rows = classify(self.key, *self._both(lambda side: self._leaves(side, leaves)))
+        src_rows, tgt_rows = self._both(lambda side: self._leaves(side, leaves))
+        self.report.rows_fetched = sum(len(h) for h in (*src_rows.values(), *tgt_rows.values()))
+        rows = classify(self.key, src_rows, tgt_rows)
         if rows and self.recheck:
             rows = self._recheck(rows)
         self.report.rows = self._with_columns(rows)
@@ -275,14 +278,13 @@ class TableVerifier:
     def _bisect(self, rng: KeyRange, count: int, depth: int) -> list[KeyRange]:
         """The ranges, at most ``leaf_rows`` rows each where keys allow, that hold the
         differences of ``rng``."""
-        if count <= self.leaf_rows or depth >= 12:
+        if count <= self.leaf_rows or depth >= 12 or cut_column(self.key, rng) is None:
             return [rng]
-        lead = self.key[0]
-        bounds = quantile_bounds(self.src.conn, self.src.shape, lead, rng, self.fanout)
+        bounds = quantile_bounds(self.src.conn, self.src.shape, self.key, rng, self.fanout)
         if not bounds:
-            bounds = quantile_bounds(self.tgt.conn, self.tgt.shape, lead, rng, self.fanout)
-        if not bounds:  # every row shares the leading key value: nothing left to cut
-            return [rng]
+            bounds = quantile_bounds(self.tgt.conn, self.tgt.shape, self.key, rng, self.fanout)
+        if not bounds:  # the rows share one or a few values of the column cut here
+            return self._descend(rng, count, depth)
         plan = Plan(bounds=bounds)
         src, tgt = self._chunk_hashes(plan, rng)
         out: list[KeyRange] = []
@@ -290,6 +292,41 @@ class TableVerifier:
             if src.get(b) != tgt.get(b):
                 sub = max(src.get(b, (0, ""))[0], tgt.get(b, (0, ""))[0])
                 out += self._bisect(plan.chunk_range(b, rng), sub, depth + 1)
+        return out
+
+    def _descend(self, rng: KeyRange, count: int, depth: int) -> list[KeyRange]:
+        """Cut a range no quantile cuts on the next key column, one range per value of this
+        one (a composite key whose leading column has few values: tenant, order of a line).
+
+        Each side's values come from that side, so the ranges cover both sides' rows and do
+        not overlap; more than ``fanout`` values on a side (one heavy value among many rare
+        ones) stay one leaf, as does the last key column.
+        """
+        cut = cut_column(self.key, rng)
+        if cut is None or len(rng.prefix) + 1 >= len(self.key):
+            return [rng]
+
+        def values(side: Side) -> list[str]:
+            col = side.shape.column(cut)
+            text = (
+                column_expr(col, trim_scale=self.trim)
+                if col.base_type == "numeric"
+                else sql.SQL("{}::text").format(sql.Identifier(cut))
+            )
+            query = sql.SQL("SELECT DISTINCT {v} FROM {t} WHERE {w} LIMIT {n}").format(
+                v=text,
+                t=self._table(side),
+                w=range_filter(side.shape, self.key, rng),
+                n=sql.Literal(self.fanout + 1),
+            )
+            return [str(r[0]) for r in side.conn.execute(query)]
+
+        found = self._both(values)
+        if any(len(v) > self.fanout for v in found):
+            return [rng]
+        out: list[KeyRange] = []
+        for value in dict.fromkeys(found[0] + found[1]):
+            out += self._bisect(KeyRange(prefix=(*rng.prefix, value)), count, depth + 1)
         return out
 
     # -------------------------------------------------------------------------------- rows
@@ -304,7 +341,7 @@ class TableVerifier:
                 h=self._hash(side),
                 t=self._table(side),
                 w=sql.SQL(" OR ").join(
-                    sql.SQL("({})").format(range_filter(side.shape, self.key[0], r)) for r in batch
+                    sql.SQL("({})").format(range_filter(side.shape, self.key, r)) for r in batch
                 ),
             )
             for key, hashes in group_hashes(side.conn.execute(query)).items():
