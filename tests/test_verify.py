@@ -135,16 +135,21 @@ def test_presentation_differences_hash_alike_and_value_differences_do_not(
 ) -> None:
     # Same values in other types (a domain, wider integers and numerics, double for real),
     # then values equal under PostgreSQL's = that are different copies: -0 against 0.
+    # An enum copied as text hashes as its label on both sides.
     source_db.execute(
         "CREATE DOMAIN amount AS numeric(12,2) CHECK (VALUE >= 0);"
-        "CREATE TABLE t (id int PRIMARY KEY, a amount, i int4, r real, f float8, c char(4));"
-        "INSERT INTO t SELECT g, g / 4.0, g, g / 8.0, 0, 'x' || g FROM generate_series(1, 300) g"
+        "CREATE TYPE state AS ENUM ('new', 'paid');"
+        "CREATE TABLE t (id int PRIMARY KEY, a amount, i int4, r real, f float8, c char(4),"
+        " s state, v varchar(9));"
+        "INSERT INTO t SELECT g, g / 4.0, g, g / 8.0, 0, 'x' || g,"
+        " (ARRAY['new', 'paid'])[1 + g % 2]::state, 'v' || g FROM generate_series(1, 300) g"
     )
     target_db.execute(
         "CREATE SCHEMA svc;"
-        "CREATE TABLE svc.t (id int8 PRIMARY KEY, a numeric, i int8, r float8, f float8, c text);"
-        "INSERT INTO svc.t SELECT g, g / 4.0, g, g / 8.0, 0, 'x' || g "
-        "FROM generate_series(1, 300) g"
+        "CREATE TABLE svc.t (id int8 PRIMARY KEY, a numeric, i int8, r float8, f float8, c text,"
+        " s text, v text);"
+        "INSERT INTO svc.t SELECT g, g / 4.0, g, g / 8.0, 0, 'x' || g,"
+        " (ARRAY['new', 'paid'])[1 + g % 2], 'v' || g FROM generate_series(1, 300) g"
     )
     clean = run(source_db, target_db, ["t"], tmp_path, native_hash=native_hash)
     assert clean.passed, clean.to_dict()

@@ -49,6 +49,7 @@ __all__ = [
     "Column",
     "TableShape",
     "column_expr",
+    "direct_columns",
     "hash_part",
     "pin_session",
     "read_shape",
@@ -200,14 +201,45 @@ _DIRECT = {
 }
 
 
+# Types whose hash functions agree on equal values (hashint8 on an int4 value is hashint4 of it;
+# hashbpchar ignores the padding that char(n) to text drops).
+_FAMILY = {
+    "int2": "int",
+    "int4": "int",
+    "int8": "int",
+    "text": "text",
+    "varchar": "text",
+    "bpchar": "text",
+}
+
+
+def direct_columns(a: TableShape, b: TableShape, names: list[str]) -> frozenset[str]:
+    """The columns of ``names`` that :func:`row_hash` may hash with their own function: those
+    whose types on the two sides hash alike. Any other column (an enum on one side and text on
+    the other) goes into the record on both sides, as canonical text where needed."""
+
+    def family(shape: TableShape, name: str) -> str | None:
+        kind = shape.column(name).base_type
+        return _FAMILY.get(kind, kind) if kind in _DIRECT else None
+
+    return frozenset(n for n in names if family(a, n) is not None and family(a, n) == family(b, n))
+
+
 def row_hash(
-    shape: TableShape, names: list[str], *, native: bool = True, trim_scale: bool = True
+    shape: TableShape,
+    names: list[str],
+    *,
+    native: bool = True,
+    trim_scale: bool = True,
+    direct: frozenset[str] | None = None,
 ) -> sql.Composable:
     """A 64-bit hash of the columns ``names`` of a row, equal on both sides for equal rows.
 
     ``native`` (both servers 14+) hashes stored values: column ``i`` of a type in
     :data:`_DIRECT` as ``f(value, i)`` (NULL as the constant ``i``), the rest together as
-    ``hash_record_extended(ROW(…), 0)``, all combined with XOR. Seeds differ per position, so
+    ``hash_record_extended(ROW(…), 0)``, all combined with XOR. Both sides must hash the same
+    columns directly: pass ``direct`` from :func:`direct_columns` (None: every column whose
+    type allows it, for two sides with the same types). Seeds differ per position, so
     swapping two columns' values changes the hash; integer widths hash alike (``hashint8``
     agrees with ``hashint4`` on int4 values) and numeric hashes ignore scale. Without
     ``native``, the canonical row text is hashed.
@@ -221,7 +253,7 @@ def row_hash(
     for seed, name in enumerate(names, start=1):
         column = shape.column(name)
         fn = _DIRECT.get(column.base_type)
-        if fn is None:
+        if fn is None or (direct is not None and name not in direct):
             rest.append(hash_part(column))
             continue
         kind = "text" if column.base_type == "varchar" else column.base_type

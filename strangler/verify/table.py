@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import sql
 
-from strangler.verify.canonical import TableShape, column_expr, row_hash
+from strangler.verify.canonical import TableShape, column_expr, direct_columns, row_hash
 from strangler.verify.chunks import (
     INTEGER_TYPES,
     KeyRange,
@@ -93,6 +93,7 @@ class TableVerifier:
         tgt_names = {c.name for c in target.shape.columns}
         self.names = [n for n in src_names if n in tgt_names]
         self.key = source.shape.key
+        self.direct = direct_columns(source.shape, target.shape, self.names)
         self.report = TableReport(
             source=source.shape.qualified,
             target=target.shape.qualified,
@@ -133,7 +134,9 @@ class TableVerifier:
         )
 
     def _hash(self, side: Side) -> sql.Composable:
-        return row_hash(side.shape, self.names, native=self.native, trim_scale=self.trim)
+        return row_hash(
+            side.shape, self.names, native=self.native, trim_scale=self.trim, direct=self.direct
+        )
 
     def _key_texts(self, side: Side) -> list[sql.Composable]:
         out: list[sql.Composable] = []
