@@ -12,8 +12,14 @@ Measured, each ``--repeat`` times (median reported), for both tables together:
   all), and whether it named exactly the 100 rows;
 - reladiff 0.6.0: ``reladiff SRC public.T DST order_service.T -k id -c % --skip-sort-results``
   per table (the peers' invocation), its +/- keys parsed as peers/diff_check.py does;
-- the floor: one server-side hash scan per table per side, both sides at once, over the same
-  canonical row text strangler hashes (and, for reference, over the raw ``t::text``).
+- the floor: one server-side hash scan per table per side, both sides at once, with the same
+  row hash strangler uses (``SELECT count(*), sum(<row hash>) FROM t``, planner defaults);
+- the peers' floor, for reference: ``sum(('x'||substr(md5(t::text),1,16))::bit(64)::bigint)``
+  (``/work/shared/peers/bench_e_verify.sh``, its ``hash_sql``), same way.
+
+Besides wall time, each measurement records the CPU seconds the two PostgreSQL servers spent
+(their processes and exited children, from /proc): on a machine shared with other work, wall
+time moves with the load and server CPU does much less.
 
 Usage::
 
@@ -46,7 +52,7 @@ from strangler.pg.embedded import PgInstance
 from strangler.phases import Action
 from strangler.runbook import Runbook
 from strangler.spec import load_spec
-from strangler.verify.canonical import pin_session, read_shape, row_text
+from strangler.verify.canonical import pin_session, read_shape, row_hash
 
 ROOT = Path(__file__).resolve().parent.parent
 RELADIFF = ROOT / "bench" / ".venv" / "bin" / "reladiff"
@@ -175,11 +181,46 @@ def spec_file(root: Path, name: str, source: str, target: str | None) -> Path:
     return path
 
 
+SERVERS: list[PgInstance] = []  # set by main: whose CPU to count
+
+
+def server_cpu() -> float:
+    """CPU seconds used so far by the servers in SERVERS: postmaster, its children, and the
+    children that already exited (a backend ends with its connection)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for inst in SERVERS:
+        pm = int((inst.data_dir / "postmaster.pid").read_text().split()[0])
+        for pid in [pm, *_children(pm)]:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            total += int(fields[11]) + int(fields[12])
+            if pid == pm:
+                total += int(fields[13]) + int(fields[14])
+    return total / tick
+
+
+def _children(ppid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            if int(stat[1]) == ppid:
+                out.append(int(entry))
+    return out
+
+
 def run_strangler(spec: Path, expect: dict[int, str] | None) -> tuple[float, dict[str, Any]]:
     cmd = [sys.executable, "-m", "strangler", "verify", "order_service", "-f", str(spec)]
-    t0 = time.perf_counter()
+    c0, t0 = server_cpu(), time.perf_counter()
     done = subprocess.run([*cmd, "-o", "json"], capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
+    cpu = server_cpu() - c0
     report = json.loads(done.stdout)
     found = {
         (r["kind"], int(r["key"]["id"]), t["source"]) for t in report["tables"] for r in t["rows"]
@@ -190,6 +231,7 @@ def run_strangler(spec: Path, expect: dict[int, str] | None) -> tuple[float, dic
         want.add((label, key, "public.orders"))
     return wall, {
         "rc": done.returncode,
+        "cpu": cpu,
         "engine_s": report["seconds"],
         "found": len(found),
         "exact": found == want,
@@ -203,6 +245,7 @@ _LINE = re.compile(r"^([+-])\s+\(?\s*'?(-?\d+)'?\s*(?:,|\)|$)")
 
 def run_reladiff(src: str, dst: str, expect: dict[int, str] | None) -> tuple[float, dict[str, Any]]:
     wall = 0.0
+    c0 = server_cpu()
     minus: set[int] = set()
     plus: set[int] = set()
     rcs = []
@@ -225,6 +268,7 @@ def run_reladiff(src: str, dst: str, expect: dict[int, str] | None) -> tuple[flo
     exp_plus = {k for k, v in expect.items() if v != "delete"}
     return wall, {
         "rc": rcs,
+        "cpu": server_cpu() - c0,
         "found": len(minus | plus),
         "exact": minus == exp_minus and plus == exp_plus,
         "false_positives": len((minus | plus) - set(expect)),
@@ -232,7 +276,10 @@ def run_reladiff(src: str, dst: str, expect: dict[int, str] | None) -> tuple[flo
     }
 
 
-def run_floor(src: str, dst: str, *, canonical: bool) -> tuple[float, dict[str, Any]]:
+PEER_HASH = "('x' || substr(md5(t::text), 1, 16))::bit(64)::bigint"
+
+
+def run_floor(src: str, dst: str, *, peers: bool) -> tuple[float, dict[str, Any]]:
     """One hash scan of each table on each side, both sides in parallel."""
     conns = [psycopg.connect(src, autocommit=True), psycopg.connect(dst, autocommit=True)]
     try:
@@ -245,18 +292,18 @@ def run_floor(src: str, dst: str, *, canonical: bool) -> tuple[float, dict[str, 
             for conn, schema in zip(conns, schemas, strict=True):
                 shape = read_shape(conn, schema, t)
                 assert shape is not None
-                text = (
-                    row_text(shape, [c.name for c in shape.columns])
-                    if canonical
-                    else sql.SQL("t::text")
+                hashed = (
+                    sql.SQL(PEER_HASH)
+                    if peers
+                    else row_hash(shape, [c.name for c in shape.columns])
                 )
                 pair.append(
-                    sql.SQL("SELECT count(*), sum(hashtextextended({}, 0)) FROM {}.{} t").format(
-                        text, sql.Identifier(schema), sql.Identifier(t)
+                    sql.SQL("SELECT count(*), sum({}) FROM {}.{} t").format(
+                        hashed, sql.Identifier(schema), sql.Identifier(t)
                     )
                 )
             queries.append(pair)
-        t0 = time.perf_counter()
+        c0, t0 = server_cpu(), time.perf_counter()
         with ThreadPoolExecutor(2) as pool:
             for pair in queries:
                 futures = [
@@ -264,15 +311,19 @@ def run_floor(src: str, dst: str, *, canonical: bool) -> tuple[float, dict[str, 
                     for c, q in zip(conns, pair, strict=True)
                 ]
                 [f.result() for f in futures]
-        return time.perf_counter() - t0, {}
+        return time.perf_counter() - t0, {"cpu": server_cpu() - c0}
     finally:
         for c in conns:
             c.close()
 
 
 def median(repeat: int, fn: Any, *args: Any, **kw: Any) -> tuple[float, dict[str, Any]]:
+    """Median wall time, and the last run's details with the median server CPU."""
     runs = [fn(*args, **kw) for _ in range(repeat)]
-    return statistics.median(r[0] for r in runs), runs[-1][1]
+    details = {**runs[-1][1], "cpu": statistics.median(r[1]["cpu"] for r in runs)}
+    if "engine_s" in details:
+        details["engine_s"] = statistics.median(r[1]["engine_s"] for r in runs)
+    return statistics.median(r[0] for r in runs), details
 
 
 def main() -> None:
@@ -294,6 +345,7 @@ def main() -> None:
     try:
         t0 = time.perf_counter()
         a, b = setup(root, args.orders)
+        SERVERS[:] = [a, b]
         print(f"setup {time.perf_counter() - t0:.1f}s", file=sys.stderr)
         src = a.dsn("monolith")
         where = {"same instance": (src, None, src), "two instances": (src, b.dsn("service"), None)}
@@ -316,8 +368,8 @@ def main() -> None:
                 row: dict[str, Any] = {"scenario": scenario, "where": name}
                 row["strangler"] = median(args.repeat, run_strangler, specs[name], expect)
                 row["reladiff"] = median(args.repeat, run_reladiff, s, target, expect)
-                row["floor"] = median(args.repeat, run_floor, s, target, canonical=True)
-                row["raw floor"] = median(args.repeat, run_floor, s, target, canonical=False)
+                row["floor"] = median(args.repeat, run_floor, s, target, peers=False)
+                row["peer floor"] = median(args.repeat, run_floor, s, target, peers=True)
                 results.append(row)
                 print(json.dumps(row, default=str), file=sys.stderr)
     finally:
@@ -340,9 +392,11 @@ def write(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:
         f"{platform.python_version()}, embedded PostgreSQL 18 (two servers on loopback), "
         f"load average at the end {load[0]:.1f} (other helpers were using the machine).",
         "",
-        "| scenario | where | strangler CLI s | engine s | reladiff s | floor s | raw floor s | "
-        "CLI vs reladiff | engine vs floor | strangler found | reladiff found |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "Wall time (median):",
+        "",
+        "| scenario | where | strangler CLI s | engine s | reladiff s | floor s | peer floor s "
+        "| CLI vs reladiff | engine vs floor | CLI vs floor | strangler found | reladiff found |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
 
     def found(d: dict[str, Any]) -> str:
@@ -355,23 +409,38 @@ def write(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:
         st, sd = r["strangler"]
         rl, rd = r["reladiff"]
         fl, _ = r["floor"]
-        raw, _ = r["raw floor"]
+        peer, _ = r["peer floor"]
         engine = float(sd["engine_s"])
         lines.append(
             f"| {r['scenario']} | {r['where']} | {st:.2f} | {engine:.2f} | {rl:.2f} | {fl:.2f} | "
-            f"{raw:.2f} | {rl / st:.1f}x faster | {engine / fl:.2f}x | {found(sd)} | "
-            f"{found(rd)} |"
+            f"{peer:.2f} | {rl / st:.1f}x faster | {engine / fl:.2f}x | {st / fl:.2f}x | "
+            f"{found(sd)} | {found(rd)} |"
+        )
+    lines += [
+        "",
+        "Server CPU seconds (both servers, median):",
+        "",
+        "| scenario | where | strangler | reladiff | floor | peer floor | strangler vs reladiff "
+        "| strangler vs floor |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        sc, rc = r["strangler"][1]["cpu"], r["reladiff"][1]["cpu"]
+        fc, pc = r["floor"][1]["cpu"], r["peer floor"][1]["cpu"]
+        lines.append(
+            f"| {r['scenario']} | {r['where']} | {sc:.2f} | {rc:.2f} | {fc:.2f} | {pc:.2f} | "
+            f"{rc / max(sc, 0.01):.1f}x less | {sc / max(fc, 0.01):.2f}x |"
         )
     lines += [
         "",
         "- strangler CLI: `python -m strangler verify order_service -o json`, a whole process "
         "(imports, spec, journal, both tables, rows mode); engine: the time the report gives "
-        "for the verification itself (connect, plan, scans, bisection, report), the engine "
-        "median is of the last run; reladiff: one process per table, "
-        "`-k id -c % --skip-sort-results` (the peers' invocation), times summed.",
-        "- floor: `SELECT count(*), sum(hashtextextended(<canonical row text>, 0))` once per "
-        "table per side, both sides at once, no process start; raw floor: the same over "
-        "`t::text` (no canonical form).",
+        "for the verification itself (connect, plan, scans, bisection, report); reladiff: one "
+        "process per table, `-k id -c % --skip-sort-results` (the peers' invocation), times "
+        "summed.",
+        "- floor: `SELECT count(*), sum(<strangler's row hash>) FROM t` once per table per side, "
+        "both sides at once, no process start; peer floor: the same with the peers' "
+        "`sum(('x'||substr(md5(t::text),1,16))::bit(64)::bigint)`.",
         "- 100 differences in orders, as peers/inject_diffs.sql, keys scaled to the row count.",
         "",
     ]

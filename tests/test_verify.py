@@ -69,17 +69,27 @@ def kinds(source_db, target_db):
     return source_db, target_db
 
 
-def test_identical_tables_of_every_type_verify_clean(kinds, tmp_path: Path) -> None:
+@pytest.mark.parametrize("whole_first", [True, False])
+def test_identical_tables_of_every_type_verify_clean(kinds, tmp_path: Path, whole_first) -> None:
     src, tgt = kinds
-    report = run(src, tgt, ["kinds"], tmp_path)
+    report = run(src, tgt, ["kinds"], tmp_path, whole_first=whole_first)
     table = report.tables[0]
     assert report.passed, report.to_dict()
     assert (table.source_rows, table.target_rows) == (3000, 3000)
-    assert table.chunks > 1
+    # Whole table first: one hash per side proves equal tables; otherwise every chunk.
+    assert (table.chunks == 1) if whole_first else (table.chunks > 1)
+    assert table.rows_fetched == 0
     assert table.method == "chunk checksums + bisection by primary key (id)"
 
 
-@pytest.mark.parametrize("tuning", [{}, {"chunk_rows": 1000, "leaf_rows": 4, "fanout": 3}])
+@pytest.mark.parametrize(
+    "tuning",
+    [
+        {},
+        {"chunk_rows": 1000, "leaf_rows": 4, "fanout": 3},
+        {"native_hash": False},  # the row-text hash of servers older than 14
+    ],
+)
 def test_every_column_type_change_is_named(kinds, tmp_path: Path, tuning) -> None:
     src, tgt = kinds
     with tgt.connect() as conn:
@@ -103,7 +113,10 @@ def test_every_column_type_change_is_named(kinds, tmp_path: Path, tuning) -> Non
     assert not report.passed
 
 
-def test_output_settings_and_numeric_scale_do_not_matter(source_db, target_db, tmp_path) -> None:
+@pytest.mark.parametrize("native_hash", [True, False])
+def test_output_settings_and_numeric_scale_do_not_matter(
+    source_db, target_db, tmp_path, native_hash
+) -> None:
     both([source_db, target_db], KINDS_DDL)
     # The target prints everything differently, and stores total with another scale.
     for setting, value in [
@@ -115,8 +128,60 @@ def test_output_settings_and_numeric_scale_do_not_matter(source_db, target_db, t
     ]:
         target_db.execute(f"ALTER DATABASE {target_db.name} SET {setting} = '{value}'")
     target_db.execute("ALTER TABLE svc.kinds ALTER COLUMN n TYPE numeric(20,6)")
-    report = run(source_db, target_db, ["kinds"], tmp_path)
+    report = run(source_db, target_db, ["kinds"], tmp_path, native_hash=native_hash)
     assert report.passed, report.to_dict()
+
+
+@pytest.mark.parametrize("native_hash", [True, False])
+def test_presentation_differences_hash_alike_and_value_differences_do_not(
+    source_db, target_db, tmp_path, native_hash
+) -> None:
+    # Same values in other types (a domain, wider integers and numerics, double for real),
+    # then values equal under PostgreSQL's = that are different copies: -0 against 0.
+    # An enum copied as text hashes as its label on both sides.
+    source_db.execute(
+        "CREATE DOMAIN amount AS numeric(12,2) CHECK (VALUE >= 0);"
+        "CREATE TYPE state AS ENUM ('new', 'paid');"
+        "CREATE TABLE t (id int PRIMARY KEY, a amount, i int4, r real, f float8, c char(4),"
+        " s state, v varchar(9));"
+        "INSERT INTO t SELECT g, g / 4.0, g, g / 8.0, 0, 'x' || g,"
+        " (ARRAY['new', 'paid'])[1 + g % 2]::state, 'v' || g FROM generate_series(1, 300) g"
+    )
+    target_db.execute(
+        "CREATE SCHEMA svc;"
+        "CREATE TABLE svc.t (id int8 PRIMARY KEY, a numeric, i int8, r float8, f float8, c text,"
+        " s text, v text);"
+        "INSERT INTO svc.t SELECT g, g / 4.0, g, g / 8.0, 0, 'x' || g,"
+        " (ARRAY['new', 'paid'])[1 + g % 2], 'v' || g FROM generate_series(1, 300) g"
+    )
+    clean = run(source_db, target_db, ["t"], tmp_path, native_hash=native_hash)
+    assert clean.passed, clean.to_dict()
+    target_db.execute("UPDATE svc.t SET f = '-0' WHERE id = 7")
+    target_db.execute("UPDATE svc.t SET a = a + 0.001 WHERE id = 8")
+    damaged = run(source_db, target_db, ["t"], tmp_path, native_hash=native_hash)
+    assert digest(damaged) == {("changed", "id=7", ("f",)), ("changed", "id=8", ("a",))}
+
+
+@pytest.mark.parametrize("native_hash", [True, False])
+def test_values_swapped_between_columns_or_moved_between_rows_are_found(
+    source_db, target_db, tmp_path, native_hash
+) -> None:
+    # Per-column hashes are combined with a seed per position: a swap must not cancel out.
+    both(
+        [source_db, target_db],
+        "CREATE TABLE t (id int PRIMARY KEY, x int, y int, a text, b text);"
+        "INSERT INTO t SELECT g, g, g * 2, 'a' || g, NULL FROM generate_series(1, 200) g;",
+    )
+    target_db.execute("UPDATE svc.t SET x = y, y = x WHERE id = 5")
+    target_db.execute("UPDATE svc.t SET a = NULL, b = a WHERE id = 6")
+    target_db.execute("UPDATE svc.t SET x = CASE id WHEN 7 THEN 8 ELSE 7 END WHERE id IN (7, 8)")
+    report = run(source_db, target_db, ["t"], tmp_path, native_hash=native_hash)
+    assert digest(report) == {
+        ("changed", "id=5", ("x", "y")),
+        ("changed", "id=6", ("a", "b")),
+        ("changed", "id=7", ("x",)),
+        ("changed", "id=8", ("x",)),
+    }
 
 
 KEY_KINDS = {
@@ -178,6 +243,34 @@ def test_each_key_kind_names_exact_rows(source_db, target_db, tmp_path, kind, tu
         ("missing", text(keys[700]), ()),
         ("extra", text(inserted), ()),
     }
+
+
+def test_composite_key_with_few_leading_values_is_cut_on_the_next_column(
+    source_db, target_db, tmp_path
+) -> None:
+    # Two tenants hold every row: the leading column alone cannot cut a range below 1500
+    # rows, so bisection must fix the tenant and cut on id.
+    both(
+        [source_db, target_db],
+        "CREATE TABLE acct (tenant text, id int, v text, PRIMARY KEY (tenant, id));"
+        "INSERT INTO acct SELECT (ARRAY['acme', 'Zeta'])[1 + g % 2], g, 'v' || g "
+        "FROM generate_series(1, 3000) g;",
+    )
+    tuning = {"chunk_rows": 100_000, "leaf_rows": 8, "fanout": 4}
+    clean = run(source_db, target_db, ["acct"], tmp_path, **tuning)
+    assert clean.passed and clean.tables[0].rows_fetched == 0
+    with target_db.connect() as conn:
+        conn.execute("UPDATE svc.acct SET v = 'x' WHERE tenant = 'acme' AND id = 1000")
+        conn.execute("DELETE FROM svc.acct WHERE tenant = 'Zeta' AND id = 2001")
+        conn.execute("INSERT INTO svc.acct VALUES ('new', 1, 'n')")  # a tenant only here
+    report = run(source_db, target_db, ["acct"], tmp_path, **tuning)
+    assert digest(report) == {
+        ("changed", "tenant=acme, id=1000", ("v",)),
+        ("missing", "tenant=Zeta, id=2001", ()),
+        ("extra", "tenant=new, id=1", ()),
+    }
+    # Only small leaves crossed the network, not the 1500 rows of a tenant on each side.
+    assert report.tables[0].rows_fetched < 100
 
 
 def test_table_without_key_uses_a_weaker_multiset_hash(source_db, target_db, tmp_path) -> None:

@@ -11,9 +11,26 @@ must not depend on any of that. Two layers make it so:
    the hex of their IEEE-754 bytes (``float8send``, exact on every version), numerics without
    trailing zeros of scale, bytea as hex.
 
-A row is then ``ROW(c1, c2, …)::text`` over those column texts. The record output quotes
-empty strings and strings with special characters, and prints NULL as nothing, so NULL, the
-empty string and the text ``'NULL'`` stay three different row texts.
+A row's text is then ``ROW(c1, c2, …)::text`` over those column texts. The record output
+quotes empty strings and strings with special characters, and prints NULL as nothing, so NULL,
+the empty string and the text ``'NULL'`` stay three different row texts. Changed rows are
+explained column by column with these texts.
+
+The row *hash* (:func:`row_hash`) avoids printing where it can: printing a timestamp or a
+jsonb value costs more than hashing it. On PostgreSQL 14+ (both sides) a row hashes as
+``hash_record_extended(ROW(p1, …), 0)``, where each ``p`` is the value itself for types whose
+hash function reads the stored binary value and is equal for equal values of every
+presentation (integers of any width, numeric of any scale, text-like types compared byte-wise,
+dates and timestamps, uuid, jsonb, bytea, inet), floats as their IEEE bytes (``-0`` and ``0``
+stay different), and the canonical text for everything else (enums, whose hash would read
+database-specific OIDs, json, arrays, intervals, money, composite and user types). These hash
+functions are the ones hash partitioning relies on, so PostgreSQL keeps them stable across
+major versions; like every hash here they assume both servers share byte order. When either
+server is older than 14, the row hashes as ``hashtextextended(row text, 0)``.
+
+Either hash is 64 bits: a changed row goes unnoticed only if its hash is unchanged, about
+2^-64 for an accidental change (these are not cryptographic hashes: they prove a copy, not
+resist an adversary who controls the data).
 
 Server encoding is not normalised: both databases must share it (checked by the engine).
 """
@@ -27,12 +44,16 @@ import psycopg
 from psycopg import sql
 
 __all__ = [
+    "NATIVE_HASH_VERSION",
     "SESSION_SETTINGS",
     "Column",
     "TableShape",
     "column_expr",
+    "direct_columns",
+    "hash_part",
     "pin_session",
     "read_shape",
+    "row_hash",
     "row_text",
 ]
 
@@ -134,3 +155,120 @@ def row_text(shape: TableShape, names: list[str], *, trim_scale: bool = True) ->
     """``ROW(e1, e2, …)::text`` over the canonical texts of ``names`` (in that order)."""
     parts = [column_expr(shape.column(n), trim_scale=trim_scale) for n in names]
     return sql.SQL("ROW({})::text").format(sql.SQL(", ").join(parts))
+
+
+# Types hashed from their stored value (see the module docstring). Text-like ones get
+# COLLATE "C" so that a non-deterministic collation cannot make different strings hash alike.
+_NATIVE = frozenset(
+    {"int2", "int4", "int8", "numeric", "bool", "date", "time", "timestamp", "timestamptz"}
+    | {"uuid", "jsonb", "bytea", "inet", "cidr"}
+)
+_NATIVE_TEXT = frozenset({"text", "varchar", "bpchar"})
+NATIVE_HASH_VERSION = 140000  # hash_record_extended
+
+
+def hash_part(column: Column) -> sql.Composable:
+    """The value that stands for ``column`` in :func:`row_hash`'s record (PostgreSQL 14+)."""
+    ident = sql.Identifier(column.name)
+    kind = column.base_type
+    if kind in ("float4", "float8"):
+        return sql.SQL("float8send({}::float8)").format(ident)
+    # The cast is a no-op for a column of the type itself and looks through a domain; kind is
+    # one of the fixed names above, never user text.
+    if kind in _NATIVE:
+        return sql.SQL("{}::{}").format(ident, sql.SQL(kind))
+    if kind in _NATIVE_TEXT:
+        return sql.SQL('{}::{} COLLATE "C"').format(ident, sql.SQL(kind))
+    return column_expr(column)
+
+
+# Types with a hash function callable from SQL on every version since 11 (the one their
+# default hash operator class uses), hashed column by column: cheaper than packing them into
+# a record. The others (timestamptz, date, bool, bytea, floats as bytes, the canonical texts)
+# share one hash_record_extended. Names are fixed here, never user text.
+_DIRECT = {
+    "int2": "hashint2extended",
+    "int4": "hashint4extended",
+    "int8": "hashint8extended",
+    "numeric": "hash_numeric_extended",
+    "text": "hashtextextended",
+    "varchar": "hashtextextended",
+    "bpchar": "hashbpcharextended",
+    "uuid": "uuid_hash_extended",
+    "jsonb": "jsonb_hash_extended",
+    "timestamp": "timestamp_hash_extended",
+    "time": "time_hash_extended",
+}
+
+
+# Types whose hash functions agree on equal values (hashint8 on an int4 value is hashint4 of it;
+# hashbpchar ignores the padding that char(n) to text drops).
+_FAMILY = {
+    "int2": "int",
+    "int4": "int",
+    "int8": "int",
+    "text": "text",
+    "varchar": "text",
+    "bpchar": "text",
+}
+
+
+def direct_columns(a: TableShape, b: TableShape, names: list[str]) -> frozenset[str]:
+    """The columns of ``names`` that :func:`row_hash` may hash with their own function: those
+    whose types on the two sides hash alike. Any other column (an enum on one side and text on
+    the other) goes into the record on both sides, as canonical text where needed."""
+
+    def family(shape: TableShape, name: str) -> str | None:
+        kind = shape.column(name).base_type
+        return _FAMILY.get(kind, kind) if kind in _DIRECT else None
+
+    return frozenset(n for n in names if family(a, n) is not None and family(a, n) == family(b, n))
+
+
+def row_hash(
+    shape: TableShape,
+    names: list[str],
+    *,
+    native: bool = True,
+    trim_scale: bool = True,
+    direct: frozenset[str] | None = None,
+) -> sql.Composable:
+    """A 64-bit hash of the columns ``names`` of a row, equal on both sides for equal rows.
+
+    ``native`` (both servers 14+) hashes stored values: column ``i`` of a type in
+    :data:`_DIRECT` as ``f(value, i)`` (NULL as the constant ``i``), the rest together as
+    ``hash_record_extended(ROW(…), 0)``, all combined with XOR. Both sides must hash the same
+    columns directly: pass ``direct`` from :func:`direct_columns` (None: every column whose
+    type allows it, for two sides with the same types). Seeds differ per position, so
+    swapping two columns' values changes the hash; integer widths hash alike (``hashint8``
+    agrees with ``hashint4`` on int4 values) and numeric hashes ignore scale. Without
+    ``native``, the canonical row text is hashed.
+    """
+    if not native:
+        return sql.SQL("hashtextextended({}, 0)").format(
+            row_text(shape, names, trim_scale=trim_scale)
+        )
+    parts: list[sql.Composable] = []
+    rest: list[sql.Composable] = []
+    for seed, name in enumerate(names, start=1):
+        column = shape.column(name)
+        fn = _DIRECT.get(column.base_type)
+        if fn is None or (direct is not None and name not in direct):
+            rest.append(hash_part(column))
+            continue
+        kind = "text" if column.base_type == "varchar" else column.base_type
+        value = sql.SQL("{}::{}").format(sql.Identifier(name), sql.SQL(kind))
+        if column.collatable:
+            value = sql.SQL('{} COLLATE "C"').format(value)
+        parts.append(
+            sql.SQL("coalesce({}({}, {}), {})").format(
+                sql.SQL(fn), value, sql.Literal(seed), sql.Literal(seed)
+            )
+        )
+    if rest or not parts:
+        parts.append(sql.SQL("hash_record_extended(ROW({}), 0)").format(sql.SQL(", ").join(rest)))
+    return (
+        sql.SQL(" # ").join(parts)
+        if len(parts) == 1
+        else sql.SQL("({})").format(sql.SQL(" # ").join(parts))
+    )

@@ -9,11 +9,16 @@ chunk ``n`` means the same rows on each.
 
 Every chunk is numbered in one scan per side (``GROUP BY`` the chunk number), which is what
 lets a full verification cost about one hash scan of each table.
+
+Bisection cuts deeper: a range of a composite key whose rows all share the leading value
+(a low-cardinality leading column: tenant, order of a line) is fixed to that value
+(:attr:`KeyRange.prefix`) and cut on the next key column, and so on down the key.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import psycopg
@@ -26,6 +31,7 @@ __all__ = [
     "KeyRange",
     "Plan",
     "bucket_expr",
+    "cut_column",
     "integer_plan",
     "key_ref",
     "quantile_bounds",
@@ -37,10 +43,25 @@ INTEGER_TYPES = frozenset({"int2", "int4", "int8"})
 
 @dataclass(frozen=True)
 class KeyRange:
-    """``low <= key < high`` on the leading key column; None is unbounded. Values are text."""
+    """Rows whose first key columns equal ``prefix`` and whose next key column ``c`` has
+    ``low <= c < high`` (None is unbounded). Values are text, cast to the column's type.
+
+    With an empty prefix (every top-level chunk) ``c`` is the leading key column.
+    """
 
     low: str | None = None
     high: str | None = None
+    prefix: tuple[str, ...] = ()
+
+
+def _names(key: str | Sequence[str]) -> tuple[str, ...]:
+    return (key,) if isinstance(key, str) else tuple(key)
+
+
+def cut_column(key: str | Sequence[str], rng: KeyRange) -> str | None:
+    """The key column ``rng`` bounds (None: the prefix fixes every key column)."""
+    names = _names(key)
+    return names[len(rng.prefix)] if len(rng.prefix) < len(names) else None
 
 
 @dataclass(frozen=True)
@@ -53,26 +74,37 @@ class Plan:
 
     def chunk_range(self, number: int, within: KeyRange | None = None) -> KeyRange:
         """The key range of chunk ``number`` (as :func:`bucket_expr` numbers it) in ``within``."""
+        outer = within or KeyRange()
         if self.integer_low is not None and self.integer_width is not None:
             start = self.integer_low + number * self.integer_width
-            return KeyRange(str(start), str(start + self.integer_width))
-        outer = within or KeyRange()
+            return replace(outer, low=str(start), high=str(start + self.integer_width))
         low = self.bounds[number - 1] if number >= 1 else outer.low
         high = self.bounds[number] if number < len(self.bounds) else outer.high
-        return KeyRange(low, high)
+        return replace(outer, low=low, high=high)
 
 
 def key_ref(column: Column) -> sql.Composable:
-    """The leading key column, compared byte-wise when its type has a collation."""
+    """A key column, compared byte-wise when its type has a collation."""
     ident = sql.Identifier(column.name)
     return sql.SQL('{} COLLATE "C"').format(ident) if column.collatable else ident
 
 
-def range_filter(shape: TableShape, lead: str, rng: KeyRange) -> sql.Composable:
-    """``WHERE`` condition selecting ``rng`` of column ``lead`` (``true`` for the whole table)."""
-    column = shape.column(lead)
-    ref, typ = key_ref(column), sql.SQL(column.type_sql)
+def range_filter(shape: TableShape, key: str | Sequence[str], rng: KeyRange) -> sql.Composable:
+    """``WHERE`` condition selecting ``rng`` of the key columns ``key`` (``true``: everything)."""
+    names = _names(key)
     parts: list[sql.Composable] = []
+    for name, value in zip(names, rng.prefix, strict=False):
+        fixed = shape.column(name)
+        parts.append(
+            sql.SQL("{} = {}::{}").format(
+                key_ref(fixed), sql.Literal(value), sql.SQL(fixed.type_sql)
+            )
+        )
+    cut = cut_column(names, rng)
+    if cut is None:
+        return sql.SQL(" AND ").join(parts) if parts else sql.SQL("true")
+    column = shape.column(cut)
+    ref, typ = key_ref(column), sql.SQL(column.type_sql)
     if rng.low is not None:
         parts.append(sql.SQL("{} >= {}::{}").format(ref, sql.Literal(rng.low), typ))
     if rng.high is not None:
@@ -111,18 +143,19 @@ def integer_plan(sides: list[tuple[int | None, int | None]], rows: int, chunk_ro
 def quantile_bounds(
     conn: psycopg.Connection[Any],
     shape: TableShape,
-    lead: str,
+    key: str | Sequence[str],
     rng: KeyRange,
     parts: int,
     *,
     sample_percent: float | None = None,
 ) -> tuple[str, ...]:
-    """Up to ``parts - 1`` distinct boundaries splitting ``rng`` of column ``lead`` evenly.
+    """Up to ``parts - 1`` distinct boundaries splitting ``rng`` evenly on the column it cuts.
 
     ``sample_percent`` reads a Bernoulli sample instead of every key (top-level planning of a
     big table); the boundaries need not be exact, only identical on both sides.
     """
-    if parts < 2:
+    lead = cut_column(key, rng)
+    if parts < 2 or lead is None:
         return ()
     column = shape.column(lead)
     fractions = [i / parts for i in range(1, parts)]
@@ -140,7 +173,7 @@ def quantile_bounds(
         sql.Identifier(shape.schema),
         sql.Identifier(shape.table),
         sample,
-        range_filter(shape, lead, rng),
+        range_filter(shape, key, rng),
     )
     row = conn.execute(query).fetchone()
     values = [v for v in (row[0] if row and row[0] else []) if v is not None]

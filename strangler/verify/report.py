@@ -71,6 +71,7 @@ class TableReport:
     rows: list[RowDiff] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     cleared_by_recheck: int = 0
+    rows_fetched: int = 0  # (key, hash) pairs read from both sides to name rows; 0 when equal
     seconds: float = 0.0
 
     def of(self, kind: RowKind) -> list[RowDiff]:
@@ -105,6 +106,7 @@ class TableReport:
             "rows": [r.to_dict() for r in rows],
             "problems": self.problems,
             "cleared_by_recheck": self.cleared_by_recheck,
+            "rows_fetched": self.rows_fetched,
             "seconds": round(self.seconds, 3),
         }
 

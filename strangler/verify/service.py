@@ -21,7 +21,7 @@ from strangler.phases import Action
 from strangler.runbook import Runbook
 from strangler.secrets import scrub
 from strangler.spec import Spec
-from strangler.verify.canonical import pin_session, read_shape
+from strangler.verify.canonical import NATIVE_HASH_VERSION, pin_session, read_shape
 from strangler.verify.report import TableReport, VerifyReport
 from strangler.verify.table import Side, TableVerifier
 from strangler.verify.watermark import SyncWatermark
@@ -70,7 +70,11 @@ def verify_service(
                 "row hashes would differ for any non-ASCII text",
                 hint="create the target database with the monolith's encoding",
             )
-        trim = min(src.info.server_version, tgt.info.server_version) >= 130000
+        oldest = min(src.info.server_version, tgt.info.server_version)
+        tuning.setdefault("native_hash", oldest >= NATIVE_HASH_VERSION)
+        # A static copy is usually equal: one plain hash scan proves it. Under online sync
+        # some rows are always in flight, so go straight to chunks.
+        tuning.setdefault("whole_first", watermark is None)
         for table in chosen:
             s_shape = read_shape(src, spec.source.schema_, table)
             t_shape = read_shape(tgt, svc.target.schema_, table)
@@ -94,7 +98,7 @@ def verify_service(
                 Side(tgt, t_shape),
                 mode=mode,
                 pool=pool,
-                trim_scale=trim,
+                trim_scale=oldest >= 130000,
                 recheck=recheck,
                 watermark=watermark,
                 **tuning,

@@ -1,6 +1,10 @@
 """Verify one table: chunk hashes computed by both servers at once, bisection to the rows.
 
-1. Number every row's chunk and hash its canonical text, one ``GROUP BY`` scan per side, both
+0. With ``whole_first`` (the default without online sync), hash the whole table first, one
+   plain aggregate per side: equal tables cost exactly the floor, one hash scan per side.
+   Numbering chunks costs a hash-table lookup per row, about as much again as the row hash,
+   so it is paid only by a table that differs (or, under live writes, is expected to).
+1. Number every row's chunk and hash its row, one ``GROUP BY`` scan per side, both
    sides in parallel: only ``(chunk, rows, sum of hashes)`` crosses the network.
 2. A chunk whose count or hash differs is cut into ``fanout`` sub-ranges at quantiles of its
    keys and hashed again (an index range scan), until a differing range holds at most
@@ -11,8 +15,9 @@
 4. With ``recheck``, differing rows are read again (after the sync has applied past the
    source's position, when a :class:`SyncWatermark` is given) and only persisting ones stay.
 
-Hashes are ``hashtextextended(row text, 0)`` summed as numeric: a multiset hash, so no order
-is needed and a duplicated row changes it.
+Row hashes (:func:`~strangler.verify.canonical.row_hash`, 64 bits) are summed as numeric, which
+is exact: a multiset hash, so no order is needed and a duplicated row changes it; with the row
+count next to it, a chunk compares equal only if its rows do or their hash sums collide.
 """
 
 from __future__ import annotations
@@ -26,12 +31,13 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import sql
 
-from strangler.verify.canonical import TableShape, column_expr, row_text
+from strangler.verify.canonical import TableShape, column_expr, direct_columns, row_hash
 from strangler.verify.chunks import (
     INTEGER_TYPES,
     KeyRange,
     Plan,
     bucket_expr,
+    cut_column,
     integer_plan,
     quantile_bounds,
     range_filter,
@@ -45,7 +51,12 @@ __all__ = ["Side", "TableVerifier"]
 T = TypeVar("T")
 
 # Planner settings for the one full scan per side (SET LOCAL: they end with its transaction).
-_SCAN_SETTINGS = {"work_mem": "64MB", "parallel_setup_cost": "0", "parallel_tuple_cost": "0"}
+# The planner guesses one chunk per key and would plan a hash table spilling to disk. Parallel
+# workers are left to the planner's defaults (it chooses none here): partial aggregation over
+# thousands of chunks costs about 1.6x the CPU of one serial scan, and the two sides already
+# scan at once, so forcing workers only helps a server with idle cores (measured in
+# docs/benchmarks-verify.md).
+_SCAN_SETTINGS = {"work_mem": "64MB"}
 
 
 @dataclass(frozen=True)
@@ -65,6 +76,8 @@ class TableVerifier:
         mode: str = "rows",
         pool: ThreadPoolExecutor,
         trim_scale: bool = True,
+        native_hash: bool = True,
+        whole_first: bool = True,
         chunk_rows: int = 128,
         leaf_rows: int = 512,
         fanout: int = 16,
@@ -77,7 +90,7 @@ class TableVerifier:
         self.src, self.tgt = source, target
         self.mode = mode
         self.pool = pool
-        self.trim = trim_scale
+        self.trim, self.native, self.whole_first = trim_scale, native_hash, whole_first
         self.chunk_rows, self.leaf_rows, self.fanout = chunk_rows, leaf_rows, fanout
         self.recheck, self.watermark = recheck, watermark
         self.recheck_timeout, self.backoff, self.sleep = recheck_timeout, backoff, sleep
@@ -85,6 +98,7 @@ class TableVerifier:
         tgt_names = {c.name for c in target.shape.columns}
         self.names = [n for n in src_names if n in tgt_names]
         self.key = source.shape.key
+        self.direct = direct_columns(source.shape, target.shape, self.names)
         self.report = TableReport(
             source=source.shape.qualified,
             target=target.shape.qualified,
@@ -125,8 +139,8 @@ class TableVerifier:
         )
 
     def _hash(self, side: Side) -> sql.Composable:
-        return sql.SQL("hashtextextended({}, 0)").format(
-            row_text(side.shape, self.names, trim_scale=self.trim)
+        return row_hash(
+            side.shape, self.names, native=self.native, trim_scale=self.trim, direct=self.direct
         )
 
     def _key_texts(self, side: Side) -> list[sql.Composable]:
@@ -161,7 +175,9 @@ class TableVerifier:
 
         self.report.source_rows, self.report.target_rows = self._both(count)
 
-    def _multiset(self) -> None:
+    def _whole(self) -> tuple[tuple[int, str | None], tuple[int, str | None]]:
+        """``(rows, sum of row hashes)`` of the whole table on each side."""
+
         def scan(side: Side) -> tuple[int, str | None]:
             query = sql.SQL("SELECT count(*), sum({})::text FROM {}").format(
                 self._hash(side), self._table(side)
@@ -169,7 +185,10 @@ class TableVerifier:
             row = side.conn.execute(query).fetchone()
             return (int(row[0]), row[1]) if row else (0, None)
 
-        (sn, sh), (tn, th) = self._both(scan)
+        return self._both(scan)
+
+    def _multiset(self) -> None:
+        (sn, sh), (tn, th) = self._whole()
         self.report.source_rows, self.report.target_rows = sn, tn
         self.report.chunks = 1
         if sh != th:
@@ -227,16 +246,16 @@ class TableVerifier:
                 "SELECT b, count(*), sum(h)::text FROM "
                 "(SELECT {b} AS b, {h} AS h FROM {t} WHERE {w}) s GROUP BY b"
             ).format(
-                b=bucket_expr(side.shape, self.key[0], plan),
+                b=bucket_expr(side.shape, cut_column(self.key, rng) or self.key[0], plan),
                 h=self._hash(side),
                 t=self._table(side),
-                w=range_filter(side.shape, self.key[0], rng),
+                w=range_filter(side.shape, self.key, rng),
             )
             if rng != KeyRange():
                 return {int(r[0]): (int(r[1]), str(r[2])) for r in side.conn.execute(query)}
             # The whole-table scan: the planner cannot know there are few chunks (it guesses
-            # one per key) and would neither aggregate in parallel workers nor keep the hash
-            # table in memory. Tell it, for this query only.
+            # one per key) and would not plan the hash table in memory. Tell it, for this
+            # query only.
             with side.conn.transaction():
                 for setting, value in _SCAN_SETTINGS.items():
                     side.conn.execute("SELECT set_config(%s, %s, true)", (setting, value))
@@ -245,6 +264,12 @@ class TableVerifier:
         return self._both(scan)
 
     def _chunked(self) -> None:
+        if self.whole_first:
+            source, target = self._whole()
+            if source == target:
+                self.report.source_rows = self.report.target_rows = source[0]
+                self.report.chunks = 1
+                return
         plan = self._plan()
         src, tgt = self._chunk_hashes(plan, KeyRange())
         self.report.source_rows = sum(n for n, _ in src.values())
@@ -262,7 +287,9 @@ class TableVerifier:
         for b in differing:
             count = max(src.get(b, (0, ""))[0], tgt.get(b, (0, ""))[0])
             leaves += self._bisect(plan.chunk_range(b), count, depth=0)
-        rows = classify(self.key, *self._both(lambda side: self._leaves(side, leaves)))
+        src_rows, tgt_rows = self._both(lambda side: self._leaves(side, leaves))
+        self.report.rows_fetched = sum(len(h) for h in (*src_rows.values(), *tgt_rows.values()))
+        rows = classify(self.key, src_rows, tgt_rows)
         if rows and self.recheck:
             rows = self._recheck(rows)
         if self.recheck and self.watermark is not None:
@@ -275,14 +302,13 @@ class TableVerifier:
     def _bisect(self, rng: KeyRange, count: int, depth: int) -> list[KeyRange]:
         """The ranges, at most ``leaf_rows`` rows each where keys allow, that hold the
         differences of ``rng``."""
-        if count <= self.leaf_rows or depth >= 12:
+        if count <= self.leaf_rows or depth >= 12 or cut_column(self.key, rng) is None:
             return [rng]
-        lead = self.key[0]
-        bounds = quantile_bounds(self.src.conn, self.src.shape, lead, rng, self.fanout)
+        bounds = quantile_bounds(self.src.conn, self.src.shape, self.key, rng, self.fanout)
         if not bounds:
-            bounds = quantile_bounds(self.tgt.conn, self.tgt.shape, lead, rng, self.fanout)
-        if not bounds:  # every row shares the leading key value: nothing left to cut
-            return [rng]
+            bounds = quantile_bounds(self.tgt.conn, self.tgt.shape, self.key, rng, self.fanout)
+        if not bounds:  # the rows share one or a few values of the column cut here
+            return self._descend(rng, count, depth)
         plan = Plan(bounds=bounds)
         src, tgt = self._chunk_hashes(plan, rng)
         out: list[KeyRange] = []
@@ -290,6 +316,41 @@ class TableVerifier:
             if src.get(b) != tgt.get(b):
                 sub = max(src.get(b, (0, ""))[0], tgt.get(b, (0, ""))[0])
                 out += self._bisect(plan.chunk_range(b, rng), sub, depth + 1)
+        return out
+
+    def _descend(self, rng: KeyRange, count: int, depth: int) -> list[KeyRange]:
+        """Cut a range no quantile cuts on the next key column, one range per value of this
+        one (a composite key whose leading column has few values: tenant, order of a line).
+
+        Each side's values come from that side, so the ranges cover both sides' rows and do
+        not overlap; more than ``fanout`` values on a side (one heavy value among many rare
+        ones) stay one leaf, as does the last key column.
+        """
+        cut = cut_column(self.key, rng)
+        if cut is None or len(rng.prefix) + 1 >= len(self.key):
+            return [rng]
+
+        def values(side: Side) -> list[str]:
+            col = side.shape.column(cut)
+            text = (
+                column_expr(col, trim_scale=self.trim)
+                if col.base_type == "numeric"
+                else sql.SQL("{}::text").format(sql.Identifier(cut))
+            )
+            query = sql.SQL("SELECT DISTINCT {v} FROM {t} WHERE {w} LIMIT {n}").format(
+                v=text,
+                t=self._table(side),
+                w=range_filter(side.shape, self.key, rng),
+                n=sql.Literal(self.fanout + 1),
+            )
+            return [str(r[0]) for r in side.conn.execute(query)]
+
+        found = self._both(values)
+        if any(len(v) > self.fanout for v in found):
+            return [rng]
+        out: list[KeyRange] = []
+        for value in dict.fromkeys(found[0] + found[1]):
+            out += self._bisect(KeyRange(prefix=(*rng.prefix, value)), count, depth + 1)
         return out
 
     # -------------------------------------------------------------------------------- rows
@@ -304,7 +365,7 @@ class TableVerifier:
                 h=self._hash(side),
                 t=self._table(side),
                 w=sql.SQL(" OR ").join(
-                    sql.SQL("({})").format(range_filter(side.shape, self.key[0], r)) for r in batch
+                    sql.SQL("({})").format(range_filter(side.shape, self.key, r)) for r in batch
                 ),
             )
             for key, hashes in group_hashes(side.conn.execute(query)).items():
