@@ -51,12 +51,13 @@ __all__ = ["Side", "TableVerifier"]
 T = TypeVar("T")
 
 # Planner settings for the one full scan per side (SET LOCAL: they end with its transaction).
-# The planner guesses one chunk per key and would plan a hash table spilling to disk. Parallel
-# workers are left to the planner's defaults (it chooses none here): partial aggregation over
-# thousands of chunks costs about 1.6x the CPU of one serial scan, and the two sides already
-# scan at once, so forcing workers only helps a server with idle cores (measured in
-# docs/benchmarks-verify.md).
-_SCAN_SETTINGS = {"work_mem": "64MB"}
+# The planner guesses one chunk per key (millions of groups), so past a few million rows it
+# sorts the whole table to disk for a GroupAggregate (2M orders: 170 MB of temp files, twice
+# the time). The real hash table holds rows / chunk_rows groups (15k: 11 MB), so no sort and
+# room for the hash table in memory. Parallel workers are left to the planner (none at 200k
+# rows, two at 2M): forcing them cost 1.6x the CPU of a serial scan at 200k orders, with both
+# sides already scanning at once on the same 2 cores (docs/benchmarks-verify.md).
+_SCAN_SETTINGS = {"work_mem": "64MB", "enable_sort": "off"}
 
 
 @dataclass(frozen=True)
