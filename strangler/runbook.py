@@ -85,7 +85,10 @@ class Runbook:
             source = self.phase
             try:
                 target = self.check(action, weight=weight)
-                for requirement in requirements_for(action):
+                # Evidence guards moves toward the new service; a move back to 0 % traffic is
+                # the way out of trouble and must never wait on it.
+                retreat = action is Action.SHIFT_TRAFFIC and weight is not None and weight <= 0
+                for requirement in [] if retreat else requirements_for(action):
                     requirement(self)
             except CheckFailed as refused:
                 if not force or isinstance(refused, IncompleteStep):

@@ -319,3 +319,30 @@ def test_library_callers_get_the_evidence_rules_without_the_cli(
     )
     assert "refused: order_service: the copy has never been verified" in done.stdout
     assert "strangler.cli" not in done.stderr
+
+
+def test_evidence_never_blocks_a_move_back_to_zero_traffic(journal_url: str, spec_for) -> None:  # type: ignore[no-untyped-def]
+    from strangler.errors import CheckFailed
+    from strangler.evidence import _REQUIREMENTS, requires
+
+    spec, _ = spec_for(journal_url)
+
+    @requires(Action.SHIFT_TRAFFIC)
+    def always_stale(rb: Runbook) -> None:
+        raise CheckFailed("verification is stale")
+
+    try:
+        with Journal(journal_url) as j:
+            rb = Runbook(spec, j, "order_service")
+            with rb.step(Action.SHIFT_TRAFFIC, weight=20, force=True, reason="setup") as st:
+                st.weight = 20
+            with (
+                pytest.raises(CheckFailed),  # ours, or the real verification rule: both refuse
+                rb.step(Action.SHIFT_TRAFFIC, weight=50),
+            ):
+                pass
+            with rb.step(Action.SHIFT_TRAFFIC, weight=0) as st:
+                st.weight = 0
+            assert (rb.phase, rb.state.weight) == ("verified", 0)
+    finally:
+        _REQUIREMENTS[Action.SHIFT_TRAFFIC].remove(always_stale)
