@@ -17,13 +17,14 @@ the empty string and the text ``'NULL'`` stay three different row texts. Changed
 explained column by column with these texts.
 
 The row *hash* (:func:`row_hash`) avoids printing where it can: printing a timestamp or a
-jsonb value costs more than hashing it. On PostgreSQL 14+ (both sides) a row hashes as
-``hash_record_extended(ROW(p1, …), 0)``, where each ``p`` is the value itself for types whose
-hash function reads the stored binary value and is equal for equal values of every
-presentation (integers of any width, numeric of any scale, text-like types compared byte-wise,
-dates and timestamps, uuid, jsonb, bytea, inet), floats as their IEEE bytes (``-0`` and ``0``
-stay different), and the canonical text for everything else (enums, whose hash would read
-database-specific OIDs, json, arrays, intervals, money, composite and user types). These hash
+jsonb value costs more than hashing it. On PostgreSQL 14+ (both sides) each value is hashed
+by the hash function of its type, which reads the stored binary value and is equal for equal
+values of every presentation (integers of any width, numeric of any scale, text-like types
+compared byte-wise, dates and timestamps, uuid, jsonb, bytea, inet); floats are hashed as their
+IEEE bytes (``-0`` and ``0`` stay different) and everything else as its canonical text (enums,
+whose hash would read database-specific OIDs, json, arrays, intervals, money, composite and
+user types). Common types are hashed column by column with a seed per position and XORed; the
+others share one ``hash_record_extended(ROW(…), 0)`` (see :func:`row_hash`). These hash
 functions are the ones hash partitioning relies on, so PostgreSQL keeps them stable across
 major versions; like every hash here they assume both servers share byte order. When either
 server is older than 14, the row hashes as ``hashtextextended(row text, 0)``.
