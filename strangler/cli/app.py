@@ -26,11 +26,14 @@ from strangler.spec import Spec, find_spec_file, load_spec
 
 __all__ = [
     "DryRunOpt",
+    "ForceOpt",
     "OperatorOpt",
     "Output",
     "OutputOpt",
+    "ReasonOpt",
     "Session",
     "SpecOpt",
+    "YesOpt",
     "app",
     "console",
     "emit",
@@ -73,6 +76,14 @@ OperatorOpt = Annotated[
     str | None,
     typer.Option("--operator", help="Who is acting, for the journal. Default: the login name."),
 ]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+ForceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--force", help="Override a refusal of the phase rules or evidence (needs --reason)."
+    ),
+]
+ReasonOpt = Annotated[str | None, typer.Option(help="Why; journaled.")]
 DryRunOpt = Annotated[
     bool, typer.Option("--dry-run", help="Print exactly what would be done; change nothing.")
 ]

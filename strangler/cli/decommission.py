@@ -10,9 +10,11 @@ import typer
 from strangler.checks.base import CheckContext
 from strangler.cli.app import (
     DryRunOpt,
+    ForceOpt,
     OperatorOpt,
     Output,
     OutputOpt,
+    ReasonOpt,
     SpecOpt,
     app,
     console,
@@ -74,10 +76,8 @@ def route_remover(spec: Spec, service: str) -> RouteRemover | None:
 def decommission(
     service: Annotated[str, typer.Argument(help="The service.")],
     check: Annotated[bool, typer.Option("--check", help="Only gather the evidence.")] = False,
-    force: Annotated[
-        bool, typer.Option("--force", help="Override a refusal (needs --reason).")
-    ] = False,
-    reason: Annotated[str | None, typer.Option(help="Why; journaled.")] = None,
+    force: ForceOpt = False,
+    reason: ReasonOpt = None,
     file: SpecOpt = None,
     operator: OperatorOpt = None,
     dry_run: DryRunOpt = False,

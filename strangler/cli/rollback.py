@@ -12,6 +12,7 @@ from strangler.cli.app import (
     Output,
     OutputOpt,
     SpecOpt,
+    YesOpt,
     app,
     console,
     emit,
@@ -41,7 +42,7 @@ def rollback(
         str | None, typer.Option("--terraform", help="Destroy this Terraform resource address.")
     ] = None,
     reason: Annotated[str, typer.Option(help="Why; journaled and used in commit messages.")] = "",
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    yes: YesOpt = False,
     file: SpecOpt = None,
     operator: OperatorOpt = None,
     dry_run: DryRunOpt = False,

@@ -10,10 +10,13 @@ import typer
 import strangler.traffic.rollback  # noqa: F401  (registers rollback --traffic)
 from strangler.cli.app import (
     DryRunOpt,
+    ForceOpt,
     OperatorOpt,
     Output,
     OutputOpt,
+    ReasonOpt,
     SpecOpt,
+    YesOpt,
     app,
     console,
     emit,
@@ -40,11 +43,9 @@ def shift(
     retry: Annotated[
         bool, typer.Option("--retry", help="With --auto: start again after a rollback.")
     ] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    force: Annotated[
-        bool, typer.Option("--force", help="Override the phase rules (needs --reason).")
-    ] = False,
-    reason: Annotated[str | None, typer.Option(help="Why; journaled.")] = None,
+    yes: YesOpt = False,
+    force: ForceOpt = False,
+    reason: ReasonOpt = None,
     file: SpecOpt = None,
     operator: OperatorOpt = None,
     dry_run: DryRunOpt = False,

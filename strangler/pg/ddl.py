@@ -313,15 +313,7 @@ def render_ddl(
             elif con.kind == "c" and not con.validated:
                 ddl.finish.append(Statement(f"check:{table.name}:{con.name}", add, table.name))
             if con.comment is not None:
-                ddl.finish.append(
-                    Statement(
-                        f"comment:{table.name}:{con.name}",
-                        sql.SQL("COMMENT ON CONSTRAINT {} ON {} IS {}").format(
-                            sql.Identifier(con.name), tn, sql.Literal(con.comment)
-                        ),
-                        table.name,
-                    )
-                )
+                ddl.finish.append(_constraint_comment(table.name, tn, con.name, con.comment))
         for idx in table.indexes:
             if idx.inherited:
                 continue
@@ -357,15 +349,7 @@ def render_ddl(
                     )
                 )
             if fk.comment is not None:
-                ddl.finish.append(
-                    Statement(
-                        f"comment:{table.name}:{fk.name}",
-                        sql.SQL("COMMENT ON CONSTRAINT {} ON {} IS {}").format(
-                            sql.Identifier(fk.name), tn, sql.Literal(fk.comment)
-                        ),
-                        table.name,
-                    )
-                )
+                ddl.finish.append(_constraint_comment(table.name, tn, fk.name, fk.comment))
         for trg in table.triggers:
             ddl.finish.append(
                 Statement(f"trigger:{table.name}:{trg.name}", sql.SQL(trg.definition), table.name)
@@ -431,3 +415,14 @@ def render_ddl(
     if role is not None:
         ddl.schema += role_statements(t, role)
     return ddl
+
+
+def _constraint_comment(table: str, tn: sql.Composable, name: str, comment: str) -> Statement:
+    """COMMENT ON CONSTRAINT, for keys, checks and foreign keys alike."""
+    return Statement(
+        f"comment:{table}:{name}",
+        sql.SQL("COMMENT ON CONSTRAINT {} ON {} IS {}").format(
+            sql.Identifier(name), tn, sql.Literal(comment)
+        ),
+        table,
+    )
