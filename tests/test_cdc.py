@@ -7,7 +7,8 @@ import pytest
 
 from strangler.errors import CheckFailed
 from strangler.pg import cdc
-from strangler.pg.apply import SchemaChanged, read_position
+from strangler.pg.apply import SchemaChanged
+from strangler.pg.position import read_position
 from tests.cdc_world import WriteLoad, copier, differences, make_shop, route
 
 

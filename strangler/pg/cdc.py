@@ -23,18 +23,11 @@ from typing import Any
 import psycopg
 
 from strangler.errors import CheckFailed, StranglerError
-from strangler.pg.apply import (
-    Applier,
-    NoPosition,
-    Round,
-    delete_position,
-    emit_mark,
-    ensure_position,
-    read_position,
-)
+from strangler.pg.apply import Applier, NoPosition, Round
 from strangler.pg.connect import connect
 from strangler.pg.gate import Side, install_gate
 from strangler.pg.pgoutput import format_lsn, parse_lsn
+from strangler.pg.position import delete_position, emit_mark, ensure_position, read_position
 from strangler.pg.slot import (
     Direction,
     check_replica_identity,

@@ -28,8 +28,8 @@ from psycopg import sql
 
 from strangler.errors import CheckFailed
 from strangler.pg import cdc
-from strangler.pg.apply import emit_mark
 from strangler.pg.gate import Side, close_gate, install_gate, open_gate
+from strangler.pg.position import emit_mark
 from strangler.pg.slot import blocking_sessions
 
 __all__ = ["Switch", "cutover", "move_sequences", "rollback", "wait_in_flight"]

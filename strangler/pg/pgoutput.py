@@ -44,6 +44,8 @@ __all__ = [
 ]
 
 _PG_EPOCH: Final = datetime(2000, 1, 1, tzinfo=UTC)
+_INT16: Final = struct.Struct("!h")
+_INT32: Final = struct.Struct("!i")
 
 
 class DecodeError(StranglerError):
@@ -227,19 +229,40 @@ class _Reader:
         return text
 
     def tuple_data(self) -> tuple[Value, ...]:
+        # The hot path of sync (every changed row passes here): indexes and unpack_from on the
+        # message's bytes instead of a slice per field.
+        data, pos, size = self.data, self.pos, len(self.data)
+        if pos + 2 > size:
+            self._take(2)  # raises the truncation error
+        count = _INT16.unpack_from(data, pos)[0]
+        pos += 2
         values: list[Value] = []
-        for _ in range(self.int16()):
-            kind = self.char()
-            if kind == "n":
-                values.append(None)
-            elif kind == "u":
-                values.append(UNCHANGED)
-            elif kind == "t":
-                values.append(self._take(self.int32()).decode("utf-8"))
-            elif kind == "b":
+        append = values.append
+        for _ in range(count):
+            if pos >= size:
+                self.pos = pos
+                self._take(1)
+            kind = data[pos]
+            pos += 1
+            if kind == 0x74:  # 't': text
+                if pos + 4 > size:
+                    self.pos = pos
+                    self._take(4)
+                end = pos + 4 + _INT32.unpack_from(data, pos)[0]
+                if end > size:
+                    self.pos = pos + 4
+                    self._take(end - pos - 4)
+                append(data[pos + 4 : end].decode("utf-8"))
+                pos = end
+            elif kind == 0x6E:  # 'n'
+                append(None)
+            elif kind == 0x75:  # 'u'
+                append(UNCHANGED)
+            elif kind == 0x62:  # 'b'
                 raise DecodeError("binary column values are not supported; do not ask for them")
             else:
-                raise DecodeError(f"unknown column kind {kind!r} in pgoutput tuple data")
+                raise DecodeError(f"unknown column kind {chr(kind)!r} in pgoutput tuple data")
+        self.pos = pos
         return tuple(values)
 
     def done(self, what: str) -> None:

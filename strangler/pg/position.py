@@ -1,0 +1,103 @@
+"""Where sync stands: the applied position, stored in the target beside the rows it covers.
+
+The position means "every transaction that committed before this LSN is applied"; it is
+written in the same target transaction as the rows of a round, so a crash can never separate
+the two. A mark (:func:`emit_mark`) is how "caught up to now" is proven.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from strangler.pg.pgoutput import format_lsn, parse_lsn
+
+__all__ = [
+    "POSITION_SCHEMA",
+    "POSITION_TABLE",
+    "delete_position",
+    "emit_mark",
+    "ensure_position",
+    "read_position",
+]
+
+POSITION_SCHEMA = "_strangler"
+POSITION_TABLE = "sync_position"
+
+
+def emit_mark(conn: psycopg.Connection[Any]) -> int:
+    """Write a mark into the stream and flush it; returns its LSN.
+
+    A position must sit on a transaction's end: the monolith's flush pointer can stop in the
+    middle of a commit record (we lost five rows that way under ``synchronous_commit = off``),
+    so "caught up to X" is proven by applying a transaction of our own, committed
+    synchronously after everything X covers. ``pg_logical_emit_message`` is that transaction;
+    it touches no table.
+    """
+    with conn.transaction():
+        conn.execute("SET LOCAL synchronous_commit = on")
+        row = conn.execute(
+            "SELECT pg_logical_emit_message(true, 'strangler', 'mark')::text"
+        ).fetchone()
+    return parse_lsn(str(row[0])) if row else 0
+
+
+def ensure_position(conn: psycopg.Connection[Any], slot: str, lsn: int) -> None:
+    """Create the position table (once) and the slot's row at ``lsn`` (if it has none)."""
+    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(POSITION_SCHEMA)))
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} ("
+            " slot text PRIMARY KEY,"
+            " lsn pg_lsn NOT NULL,"  # every transaction committed before this is applied
+            " xid bigint, commit_time timestamptz, applied_at timestamptz NOT NULL DEFAULT now(),"
+            " rows bigint NOT NULL DEFAULT 0, transactions bigint NOT NULL DEFAULT 0)"
+        ).format(sql.Identifier(POSITION_SCHEMA, POSITION_TABLE))
+    )
+    conn.execute(
+        sql.SQL("INSERT INTO {} (slot, lsn) VALUES (%s, %s::pg_lsn) ON CONFLICT DO NOTHING").format(
+            sql.Identifier(POSITION_SCHEMA, POSITION_TABLE)
+        ),
+        (slot, format_lsn(lsn)),
+    )
+
+
+def read_position(conn: psycopg.Connection[Any], slot: str) -> dict[str, Any] | None:
+    row = (
+        conn.execute(
+            sql.SQL(
+                "SELECT lsn::text, xid, commit_time, applied_at, rows, transactions FROM {} "
+                "WHERE slot = %s"
+            ).format(sql.Identifier(POSITION_SCHEMA, POSITION_TABLE)),
+            (slot,),
+        ).fetchone()
+        if _position_table_exists(conn)
+        else None
+    )
+    if row is None:
+        return None
+    return {
+        "lsn": parse_lsn(row[0]),
+        "xid": row[1],
+        "commit_time": row[2],
+        "applied_at": row[3],
+        "rows": row[4],
+        "transactions": row[5],
+    }
+
+
+def _position_table_exists(conn: psycopg.Connection[Any]) -> bool:
+    name = f"{POSITION_SCHEMA}.{POSITION_TABLE}"
+    return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone() == (True,)
+
+
+def delete_position(conn: psycopg.Connection[Any], slot: str) -> None:
+    if _position_table_exists(conn):
+        conn.execute(
+            sql.SQL("DELETE FROM {} WHERE slot = %s").format(
+                sql.Identifier(POSITION_SCHEMA, POSITION_TABLE)
+            ),
+            (slot,),
+        )
