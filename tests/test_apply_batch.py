@@ -148,3 +148,18 @@ def test_a_row_missing_on_the_target_stops_the_round_and_applies_nothing(
     assert target_db.execute("SELECT count(*) FROM svc.acct WHERE id = 500") == [(0,)]
     with bank.connect_target() as t:
         assert read_position(t, bank.slot) == before
+
+
+def test_a_table_staged_twice_in_one_round_is_staged_afresh(source_db, target_db, bank) -> None:
+    """A TRUNCATE between two runs of changes to acct flushes acct's stage in the middle of
+    the round; its rows must not be moved a second time."""
+    src = source_db
+    src.execute("UPDATE public.acct SET name = 'first' WHERE id <= 5")
+    src.execute("TRUNCATE public.audit")
+    src.execute("UPDATE public.acct SET name = 'second' WHERE id BETWEEN 6 AND 10")
+    src.execute("DELETE FROM public.acct WHERE id = 11")
+    with bank.connect_source() as s, bank.connect_target() as t:
+        applier = _applier(bank, s, t)
+        _drain(applier)
+        assert applier.replayed == 0
+    assert _rows(target_db, "svc") == _rows(src, "public")

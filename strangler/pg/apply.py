@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -58,6 +59,7 @@ from strangler.pg.pgoutput import (
 )
 from strangler.pg.position import POSITION_SCHEMA, POSITION_TABLE
 from strangler.pg.stage import Diverged, Stage, stage_for
+from strangler.pg.stream import SlotStream
 
 __all__ = [
     "Applier",
@@ -141,6 +143,7 @@ class Applier:
         self._stages: dict[tuple[str, tuple[str, ...]], Stage] = {}
         self._stage_numbers = 0
         self._batches: dict[str, _Batch] = {}
+        self._used: set[int] = set()  # stages holding rows in this round's transaction
         self.folded = self.replayed = 0  # tables applied each way, for the benchmark's notes
         target.execute("SET session_replication_role = replica")
         # The staged statements join a few thousand rows to a big table by its key: an index
@@ -152,26 +155,79 @@ class Applier:
     # ----------------------------------------------------------------------- the round
 
     def run_round(self) -> Round:
-        """Peek, apply durably, advance. Returns what happened; raises on DDL or divergence."""
+        """One round through the SQL functions: peek, apply durably, advance the slot.
+
+        For a drain or a single step; a long-running sync streams (:meth:`stream_round`).
+        """
         done = Round()
+        with self._round(done) as stored:
+            with (
+                self.source.transaction(),
+                self.source.cursor(name=f"strangler_peek_{self.slot}") as cur,
+            ):
+                cur.itersize = 5000
+                cur.execute(
+                    "SELECT data FROM pg_logical_slot_peek_binary_changes(%s, NULL, %s,"
+                    " 'proto_version', '1', 'publication_names', %s, 'messages', 'true')",
+                    (self.slot, self.max_changes, self.publication),
+                    binary=True,  # the bytes as they are: no hex on either side
+                )
+                returned = self._apply_stream((decode(row[0]) for row in cur), stored, done)
+            done.caught_up = returned < self.max_changes
+        self._advance(done.position)
+        return done
+
+    def stream_round(
+        self, stream: SlotStream, *, wait: float, linger: float = 0.005, budget: float = 0.25
+    ) -> Round:
+        """One round from a replication stream: collect whole transactions, apply them in one
+        target transaction, then confirm the stored position to the server.
+
+        Waits up to ``wait`` for the first message; the round closes at a commit when the
+        stream has been quiet for ``linger``, after ``budget`` seconds or ``max_changes``
+        changes, so the lag stays a fraction of a second while a backlog still moves in
+        big rounds.
+        """
+        messages: list[Any] = []
+        changes, in_txn, quiet = 0, False, False
+        started = time.monotonic()
+        while True:
+            data = stream.read(linger if messages and not in_txn else wait)
+            if data is None:
+                if in_txn:
+                    continue  # the rest of a transaction is on its way
+                quiet = True
+                break
+            msg = decode(data)
+            messages.append(msg)
+            if isinstance(msg, Begin):
+                in_txn = True
+            elif isinstance(msg, Commit):
+                in_txn = False
+                if changes >= self.max_changes or time.monotonic() - started >= budget:
+                    break
+            elif isinstance(msg, Insert | Update | Delete):
+                changes += 1
+        done = Round()
+        if not messages:
+            done.position, done.caught_up = stream.confirmed, True
+            return done
+        with self._round(done) as stored:
+            self._apply_stream(iter(messages), stored, done)
+            done.caught_up = quiet
+        stream.confirm(done.position)
+        return done
+
+    @contextlib.contextmanager
+    def _round(self, done: Round) -> Iterator[int]:
+        """The target transaction of a round: position locked, rows, new position, commit."""
         stages_before = set(self._stages)
+        self._used.clear()
         try:
             with self.target.transaction():
                 stored = self._lock_position()
                 done.position = stored
-                with self.source.transaction():
-                    cur = self.source.cursor(name=f"strangler_peek_{self.slot}")
-                    cur.itersize = 5000
-                    cur.execute(
-                        "SELECT data FROM pg_logical_slot_peek_binary_changes(%s, NULL, %s,"
-                        " 'proto_version', '1', 'publication_names', %s, 'messages', 'true')",
-                        (self.slot, self.max_changes, self.publication),
-                        binary=True,  # the bytes as they are: no hex on either side
-                    )
-                    messages = (decode(row[0]) for row in cur)
-                    returned = self._apply_stream(messages, stored, done)
-                    cur.close()
-                done.caught_up = returned < self.max_changes
+                yield stored
                 if done.position != stored:
                     self._store_position(done)
         except BaseException:
@@ -183,8 +239,10 @@ class Applier:
         if done.transactions:
             committed = datetime.now(UTC)
             done.lags = [(committed - t).total_seconds() for t in done.commit_times]
-        self._advance(done.position)
-        return done
+
+    def stored_position(self) -> int:
+        """The position the target holds (another applier may be moving it)."""
+        return self._lock_position(lock=False)
 
     def _apply_stream(self, messages: Iterator[Any], stored: int, done: Round) -> int:
         count = 0
@@ -269,6 +327,9 @@ class Applier:
             self._replay(target, batch)
             return
         stage = self._stage(target, rel, key)
+        if id(stage) in self._used:  # flushed before in this round (a TRUNCATE came between)
+            self.target.execute(sql.SQL("DELETE FROM {}").format(stage.name))
+        self._used.add(id(stage))
         try:
             with self.target.transaction():  # a savepoint: a failed try leaves nothing behind
                 stage.apply(self.target, folded)
@@ -355,10 +416,11 @@ class Applier:
 
     # ----------------------------------------------------------------------- position
 
-    def _lock_position(self) -> int:
+    def _lock_position(self, *, lock: bool = True) -> int:
         row = self.target.execute(
-            sql.SQL("SELECT lsn::text FROM {} WHERE slot = %s FOR UPDATE").format(
-                sql.Identifier(POSITION_SCHEMA, POSITION_TABLE)
+            sql.SQL("SELECT lsn::text FROM {} WHERE slot = %s{}").format(
+                sql.Identifier(POSITION_SCHEMA, POSITION_TABLE),
+                sql.SQL(" FOR UPDATE" if lock else ""),
             ),
             (self.slot,),
         ).fetchone()

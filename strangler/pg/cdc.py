@@ -37,6 +37,7 @@ from strangler.pg.slot import (
     slot_name,
     slot_status,
 )
+from strangler.pg.stream import SlotStream, StreamLost
 from strangler.spec import Spec
 from strangler.verify.watermark import SyncWatermark, register_watermark
 
@@ -203,47 +204,78 @@ def run(
     max_poll: float = 0.2,
     mark_every: float = 10.0,
 ) -> Round:
-    """Apply rounds until ``stop`` is set (or caught up / past ``until_lsn`` / one round).
+    """Apply rounds from the slot's stream until ``stop`` is set (or caught up / past
+    ``until_lsn`` / one round). Returns the last round.
 
-    Idle rounds back off from ``poll`` to ``max_poll`` seconds; any change resets it.
-    Returns the last round.
+    A round waits up to ``max_poll`` for changes (they wake it at once). When another process
+    streams the slot (a running ``strangler sync``), a call with ``until_lsn`` waits for that
+    process to store the position instead; ``poll`` paces that wait and reconnections.
     """
     stop = stop or threading.Event()
     with route.connect_source() as src, route.connect_target() as dst:
         worker = applier(route, src, dst)
         if until_caught_up:
             until_lsn = max(until_lsn or 0, emit_mark(src))
-        delay, idle_since = poll, time.monotonic()
+        idle_since = time.monotonic()
         last = Round()
-        while not stop.is_set():
-            try:
-                last = worker.run_round()
-            except (psycopg.errors.UndefinedObject, NoPosition) as exc:
-                raise SlotGone(
-                    f"replication slot {route.slot!r} no longer exists: writes were cut over or "
-                    f"sync was stopped ({exc})",
-                    hint=f"'strangler sync {route.service} --status' shows what runs now",
-                ) from None
-            except psycopg.errors.ObjectInUse:
-                # Another applier (a cutover draining) is inside a peek right now.
-                time.sleep(poll)
-                continue
-            if on_round:
-                on_round(last)
-            if once:
-                break
-            if until_lsn is not None and last.position >= until_lsn:
-                break
-            if last.transactions or not last.caught_up:
-                delay, idle_since = poll, time.monotonic()
-            else:
-                if time.monotonic() - idle_since > mark_every:
+        stream: SlotStream | None = None
+        try:
+            while not stop.is_set():
+                try:
+                    if stream is None:
+                        stream = _open_stream(route, worker)
+                    last = worker.stream_round(stream, wait=poll if once else max_poll)
+                except (psycopg.errors.UndefinedObject, NoPosition) as exc:
+                    raise _gone(route, exc) from None
+                except psycopg.errors.ObjectInUse:
+                    # Another applier streams this slot: its stored position is ours to watch.
+                    last = Round(position=worker.stored_position())
+                    if until_lsn is not None and last.position >= until_lsn:
+                        break
+                    stop.wait(poll)
+                    continue
+                except StreamLost as exc:
+                    if stream is not None:
+                        stream.close()
+                        stream = None
+                    if not slot_status(src, route.slot).exists:
+                        raise _gone(route, exc) from None
+                    stop.wait(poll)
+                    continue
+                if on_round:
+                    on_round(last)
+                if once:
+                    break
+                if until_lsn is not None and last.position >= until_lsn:
+                    break
+                if last.transactions or not last.caught_up:
+                    idle_since = time.monotonic()
+                elif time.monotonic() - idle_since > mark_every:
                     # Idle: a mark lets the slot advance so the monolith can recycle WAL.
                     emit_mark(src)
                     idle_since = time.monotonic()
-                stop.wait(delay)
-                delay = min(max_poll, delay * 2)
+        finally:
+            if stream is not None:
+                stream.close()
         return last
+
+
+def _open_stream(route: SyncRoute, worker: Applier) -> SlotStream:
+    return SlotStream(
+        route.source_dsn,
+        role=route.source_role,
+        slot=route.slot,
+        publication=route.slot,
+        start_lsn=worker.stored_position(),
+    )
+
+
+def _gone(route: SyncRoute, exc: BaseException) -> SlotGone:
+    return SlotGone(
+        f"replication slot {route.slot!r} no longer exists: writes were cut over or "
+        f"sync was stopped ({exc})",
+        hint=f"'strangler sync {route.service} --status' shows what runs now",
+    )
 
 
 def status(route: SyncRoute) -> dict[str, Any]:

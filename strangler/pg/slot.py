@@ -31,6 +31,7 @@ from psycopg import sql
 
 from strangler.errors import CheckFailed, StranglerError
 from strangler.pg.pgoutput import parse_lsn
+from strangler.pg.stream import APPLICATION_NAME
 from strangler.secrets import scrub
 
 __all__ = [
@@ -247,27 +248,39 @@ def exported_slot(
 
 
 def _drop_slot(conn: psycopg.Connection[Any], name: str, timeout: float = 10.0) -> bool:
+    """Drop the slot; a ``strangler sync`` streaming from it is ended first.
+
+    Dropping is always deliberate (a cutover after its drain, ``sync --stop``), so a stream
+    of ours holding the slot is ended by terminating its walsender: the sync process then
+    finds its slot gone and stops. Any other holder is waited for, up to ``timeout``.
+    """
     deadline = time.monotonic() + timeout
     while True:
         row = conn.execute(
-            "SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s", (name,)
+            "SELECT s.active_pid, a.application_name LIKE %s"
+            " FROM pg_replication_slots s LEFT JOIN pg_stat_activity a ON a.pid = s.active_pid"
+            " WHERE s.slot_name = %s",
+            (APPLICATION_NAME + " %", name),
         ).fetchone()
         if row is None:
             return False
-        if row[0] is None:
+        pid, ours = row
+        if pid is None:
             try:
                 conn.execute("SELECT pg_drop_replication_slot(%s)", (name,))
                 return True
             except psycopg.errors.ObjectInUse:
-                pass  # a peek took it just now; it lets go when its call ends
+                pass  # a reader took it just now
             except psycopg.errors.UndefinedObject:
                 return False
+        elif ours:
+            conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
         if time.monotonic() > deadline:
             raise StranglerError(
-                f"replication slot {name!r} is in use by pid {row[0]} and could not be dropped",
-                hint="stop the 'strangler sync' that uses it, then run 'strangler sync … --stop'",
+                f"replication slot {name!r} is in use by pid {pid} and could not be dropped",
+                hint="stop the process that reads it, then run 'strangler sync … --stop'",
             )
-        time.sleep(0.05)
+        time.sleep(0.005)
 
 
 def drop_sync_objects(conn: psycopg.Connection[Any], name: str) -> dict[str, bool]:
