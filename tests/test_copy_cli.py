@@ -82,6 +82,21 @@ def test_dry_run_prints_the_sql_and_changes_nothing(
     source_db.execute(f"DROP OWNED BY {only_here}; DROP ROLE {only_here}")
     assert done.code == 0, done.stderr
     assert f"-- warning: the target has no role {only_here}" in done.stdout
+    # collations, range types (and their subtype_diff function)
+    for line in (
+        'CREATE COLLATION "order_service"."c_sort" (provider = libc, '
+        "lc_collate = 'C', lc_ctype = 'C');",
+        'COMMENT ON COLLATION "order_service"."c_sort" IS \'byte order\';',
+        'CREATE FUNCTION "order_service"."price_diff"(a numeric, b numeric) RETURNS double '
+        'precision LANGUAGE "sql" IMMUTABLE STRICT PARALLEL SAFE RETURN ((a - b))::double '
+        "precision;",
+        'CREATE TYPE "order_service"."price_range" AS RANGE (subtype = numeric, subtype_diff = '
+        '"order_service"."price_diff", multirange_type_name = "order_service"."price_multirange");',
+        'CREATE TYPE "order_service"."code_range" AS RANGE (subtype = text, subtype_opclass = '
+        "text_pattern_ops, collation = c_sort, multirange_type_name = "
+        '"order_service"."code_bands");',
+    ):
+        assert line in done.stdout.splitlines(), line
     assert 'CREATE SCHEMA "order_service";' in done.stdout
     assert f"CREATE ROLE \"{role}\" LOGIN PASSWORD '***';" in done.stdout
     assert "CREATE INDEX orders_open_idx ON orders USING btree (status)" in done.stdout

@@ -114,6 +114,10 @@ WHERE d.refclassid = 'pg_proc'::regclass
   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_proc'::regclass
                   AND e.objid = p.oid AND e.deptype = 'e')
+  -- a carried range type's constructors come along with it
+  AND NOT EXISTS (SELECT 1 FROM pg_depend r WHERE r.classid = 'pg_proc'::regclass
+                  AND r.objid = p.oid AND r.refclassid = 'pg_type'::regclass
+                  AND r.deptype = 'i' AND r.refobjid = ANY(%(carried)s))
 ORDER BY 1, 3
 """
 
@@ -219,8 +223,10 @@ def analyze(
                     "left alone",
                 )
             )
-    for table, nsp, fn, what in conn.execute(_EXPRESSION_CALLS).fetchall():
-        if table not in moved:
+    carried = {"carried": sorted(catalog.carried_type_oids)}
+    type_functions = {f.name for f in catalog.type_functions}  # a range's subtype_diff
+    for table, nsp, fn, what in conn.execute(_EXPRESSION_CALLS, carried).fetchall():
+        if table not in moved or (nsp == schema and fn in type_functions):
             continue
         if nsp == schema or not same_instance:
             out.references.append(

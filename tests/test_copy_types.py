@@ -1,0 +1,109 @@
+"""Types and collations of the monolith's own schema: ICU collations, what cannot be
+carried (issue 3). The rich world of tests/extract_world.py covers the rest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from strangler.errors import BadInput
+from strangler.pg.catalog import read_catalog
+from strangler.pg.extract import copy_service
+from tests.extract_world import (
+    normalized,
+    rows_of,
+    runbook,
+    schema_facts,
+    write_service_spec,
+)
+from tests.fix_pg import Db
+
+ICU_WORLD = """
+CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+CREATE TABLE people (id integer PRIMARY KEY, name text COLLATE ci NOT NULL, nick text);
+CREATE UNIQUE INDEX people_name_key ON people (name);
+INSERT INTO people SELECT g, 'Name ' || g, CASE WHEN g % 2 = 0 THEN 'NICK ' || g END
+FROM generate_series(1, 50) g;
+"""
+
+
+def _icu_missing(db: Db) -> str | None:
+    """Why ``db``'s server cannot make ICU collations, or None when it can."""
+    with db.connect() as conn:
+        conn.execute("BEGIN")
+        try:
+            conn.execute("CREATE COLLATION icu_probe (provider = icu, locale = 'und')")
+        except psycopg.errors.FeatureNotSupported as exc:
+            return f"PostgreSQL {conn.info.server_version // 10000} here: {exc}"
+        finally:
+            conn.execute("ROLLBACK")
+    return None
+
+
+@pytest.mark.parametrize(
+    "servers",
+    [
+        pytest.param(("pg15_db", None), marks=pytest.mark.pg15, id="15-same-instance"),
+        pytest.param(("source_db", "target_db"), id="18-to-18"),
+        pytest.param(("pg15_db", "target_db"), marks=pytest.mark.pg15, id="15-to-18"),
+    ],
+)
+def test_icu_collation_is_carried(
+    servers: tuple[str, str | None], request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    source: Db = request.getfixturevalue(servers[0])
+    target: Db = request.getfixturevalue(servers[1]) if servers[1] else source
+    for db in {source.instance.data_dir: source, target.instance.data_dir: target}.values():
+        if why := _icu_missing(db):
+            pytest.skip(f"ICU collations need ICU on both servers; {why}")
+    source.execute(ICU_WORLD)
+    spec, role = write_service_spec(
+        tmp_path, source.dsn, None if target is source else target.dsn, tables=["people"]
+    )
+    _, journal, rb = runbook(spec)
+    copy_service(rb, jobs=2, chunk_rows=20)
+    journal.close()
+    before = normalized(source.dsn, "public", ["people"])
+    after = normalized(target.dsn, "order_service", ["people"], drop_grantee=role)
+    assert [(c["name"], c["provider"], c["deterministic"]) for c in before["collations"]] == [
+        ("ci", "i", False)
+    ]
+    assert before == after
+    assert schema_facts(target.dsn, "order_service")["leaks"] == []
+    assert rows_of(source.dsn, "public", "people") == rows_of(target.dsn, "order_service", "people")
+    # the service's copy compares as the monolith's does: case-insensitively
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        target.execute("INSERT INTO order_service.people VALUES (999, 'NAME 1')")
+
+
+def test_a_range_with_a_canonical_function_cannot_be_carried(source_db: Db) -> None:
+    # Only a C function can be a range's canonical function; set one in the catalog instead
+    # of building an extension (a throwaway database, the server itself is real).
+    source_db.execute(
+        "CREATE TYPE slots AS RANGE (subtype = integer); "
+        "UPDATE pg_range SET rngcanonical = 'int4range_canonical'::regproc "
+        "WHERE rngtypid = 'slots'::regtype; "
+        "CREATE TABLE bookings (id integer PRIMARY KEY, slot slots)"
+    )
+    with (
+        psycopg.connect(source_db.dsn, autocommit=True) as conn,
+        pytest.raises(BadInput, match="range type 'slots' has a canonical function"),
+    ):
+        read_catalog(conn, "public", ["bookings"])
+
+
+def test_collations_and_ranges_of_other_schemas_are_named_not_copied(source_db: Db) -> None:
+    source_db.execute(
+        "CREATE SCHEMA shared; CREATE COLLATION shared.bytes (locale = 'C'); "
+        "CREATE TYPE shared.span AS RANGE (subtype = integer); "
+        "CREATE TABLE things (id integer PRIMARY KEY, label text COLLATE shared.bytes, "
+        "during shared.span)"
+    )
+    with psycopg.connect(source_db.dsn, autocommit=True) as conn:
+        cat = read_catalog(conn, "public", ["things"])
+    assert cat.collations == () and cat.types == ()
+    assert cat.foreign_types == ("shared.bytes (collation)", "shared.span")
+    label = next(c for c in cat.tables[0].columns if c.name == "label")
+    assert label.collation == "shared.bytes"
