@@ -71,6 +71,7 @@ CREATE TRIGGER orders_touch BEFORE UPDATE ON orders FOR EACH ROW EXECUTE FUNCTIO
 CREATE TRIGGER orders_touch_off BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION touch();
 ALTER TABLE orders DISABLE TRIGGER orders_touch_off;
 GRANT SELECT ON orders TO reporting;
+GRANT UPDATE (status, name) ON orders TO reporting;
 CREATE TABLE "Order Items" (
   id serial PRIMARY KEY,
   order_id bigint NOT NULL REFERENCES orders (id) ON DELETE CASCADE,
@@ -98,6 +99,8 @@ CREATE TABLE price_bands (
 );
 CREATE INDEX price_bands_note_idx ON price_bands (note COLLATE posix_sort);
 CREATE INDEX price_bands_band_idx ON price_bands USING gist (band);
+GRANT SELECT (id, label), UPDATE (note) ON price_bands TO reporting;
+GRANT INSERT (note) ON price_bands TO reporting WITH GRANT OPTION;
 CREATE VIEW order_names AS SELECT id, name FROM orders;
 CREATE TABLE invoices (id serial PRIMARY KEY, order_id bigint REFERENCES orders (id));
 """
@@ -234,6 +237,14 @@ _FACTS = {
         LEFT JOIN pg_proc p ON p.oid = r.rngsubdiff
         JOIN pg_type mt ON mt.oid = r.rngmultitypid
         WHERE t.typnamespace = %(schema)s::regnamespace ORDER BY 1""",
+    "column_acls": """
+        SELECT c.relname, a.attname, coalesce(g.rolname, 'PUBLIC'), x.privilege_type,
+               x.is_grantable
+        FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
+        CROSS JOIN LATERAL aclexplode(a.attacl) x LEFT JOIN pg_roles g ON g.oid = x.grantee
+        WHERE c.relnamespace = %(schema)s::regnamespace AND x.grantee <> c.relowner
+          AND coalesce(g.rolname, '') <> %(skip)s
+        ORDER BY 1, 2, 3, 4""",
     # what objects of the schema depend on in another user schema (same instance: the monolith)
     "leaks": """
         SELECT DISTINCT pg_describe_object(d.classid, d.objid, d.objsubid),
@@ -257,8 +268,8 @@ _FACTS = {
 
 
 def schema_facts(dsn: str, schema: str, *, skip_role: str = "") -> dict[str, list[Any]]:
-    """Collations and range types of ``schema``, and what of another schema its objects
-    depend on, straight from pg_catalog."""
+    """Collations, range types and column privileges of ``schema``, and what of another
+    schema its objects depend on, straight from pg_catalog."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         p = {"schema": schema, "skip": skip_role}
         return {k: conn.execute(q.encode(), p).fetchall() for k, q in _FACTS.items()}

@@ -56,13 +56,19 @@ def _check(source: Db, target_dsn: str, tmp_path: Path, *, same: bool) -> None:
     assert ranges["code_range"]["opclass"] == "text_pattern_ops"
     assert ranges["float_range"]["subtype_diff"] == "float8mi"
     assert [f["name"] for f in before["type_functions"]] == ["price_diff"]
+    bands = next(t for t in before["tables"] if t["name"] == "price_bands")
+    assert {(g["privilege"], g["columns"]) for g in bands["grants"]} == {
+        ("SELECT", ("id", "label")),
+        ("UPDATE", ("note",)),
+        ("INSERT", ("note",)),
+    }
     # and the same, read without strangler's catalog reader
     src = schema_facts(source.dsn, "public")
     dst = schema_facts(target_dsn, "order_service", skip_role=role)
     assert dst["leaks"] == [], "the service schema depends on the monolith's"
-    for key in ("collations", "ranges"):
+    for key in ("collations", "ranges", "column_acls"):
         assert src[key] == dst[key], key
-    assert len(src["ranges"]) == 3
+    assert len(src["ranges"]) == 3 and len(src["column_acls"]) == 6
     for table in ALL:
         assert rows_of(source.dsn, "public", table) == rows_of(
             target_dsn, "order_service", table

@@ -26,6 +26,7 @@ from psycopg.rows import dict_row
 
 from strangler.errors import BadInput
 from strangler.pg.catalog_queries import (
+    COLUMN_GRANTS,
     COLUMNS,
     CONSTRAINTS,
     GRANTS,
@@ -154,9 +155,12 @@ class TriggerFunction:
 
 @dataclass(frozen=True)
 class Grant:
+    """A privilege on the table, or on some of its columns (GRANT SELECT (a, b) ON …)."""
+
     grantee: str
     privilege: str
     grantable: bool
+    columns: tuple[str, ...] = ()  # empty: the whole table
 
 
 @dataclass(frozen=True)
@@ -356,6 +360,12 @@ def _read(cur: psycopg.Cursor[Any], schema: str, names: list[str], version: int)
         by_oid[r["oid"]]["grants"].append(
             Grant(r["grantee"], r["privilege_type"], r["is_grantable"])
         )
+    column_grants: dict[tuple[int, str, str, bool], list[str]] = {}
+    for r in cur.execute(COLUMN_GRANTS, p).fetchall():
+        key = (r["oid"], r["grantee"], r["privilege_type"], r["is_grantable"])
+        column_grants.setdefault(key, []).append(r["attname"])
+    for (oid, grantee, privilege, grantable), cols in column_grants.items():
+        by_oid[oid]["grants"].append(Grant(grantee, privilege, grantable, tuple(cols)))
     tables_rows = {r["oid"]: r for r in cur.execute(TABLES, p).fetchall()}
     tables = []
     for oid in oids:  # parents before partitions (pg_partition_tree level order)

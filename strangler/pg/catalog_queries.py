@@ -6,6 +6,7 @@ Each runs with ``search_path`` set to the source schema (see the catalog module)
 __all__ = [
     "COLLATIONS",
     "COLUMNS",
+    "COLUMN_GRANTS",
     "CONSTRAINTS",
     "GRANTS",
     "INDEXES",
@@ -106,6 +107,19 @@ FROM pg_class c, aclexplode(c.relacl) a
 LEFT JOIN pg_roles r ON r.oid = a.grantee
 WHERE c.oid = ANY(%(oids)s) AND a.grantee <> c.relowner
 ORDER BY c.oid, grantee, a.privilege_type
+"""
+
+# Privileges on single columns (GRANT SELECT (a, b) ON t TO r), one row per column.
+COLUMN_GRANTS = """
+SELECT a.attrelid AS oid, a.attname, coalesce(r.rolname, 'PUBLIC') AS grantee,
+       x.privilege_type, x.is_grantable
+FROM pg_attribute a
+JOIN pg_class c ON c.oid = a.attrelid
+CROSS JOIN LATERAL aclexplode(a.attacl) x
+LEFT JOIN pg_roles r ON r.oid = x.grantee
+WHERE a.attrelid = ANY(%(oids)s) AND a.attnum > 0 AND NOT a.attisdropped
+  AND a.attacl IS NOT NULL AND x.grantee <> c.relowner
+ORDER BY a.attrelid, grantee, x.privilege_type, x.is_grantable, a.attnum
 """
 
 SEQUENCES = """

@@ -322,11 +322,16 @@ def render_ddl(
         for g in table.grants:
             if g.grantee != "PUBLIC" and g.grantee not in existing_roles:
                 continue
+            cols: Query = sql.SQL("")
+            if g.columns:  # a column privilege: GRANT SELECT (a, b) ON …
+                cols = sql.SQL(" ({})").format(sql.SQL(", ").join(map(sql.Identifier, g.columns)))
             ddl.finish.append(
                 Statement(
-                    f"grant:{table.name}:{g.grantee}:{g.privilege}",
-                    sql.SQL("GRANT {} ON {} TO {}{}").format(
+                    f"grant:{table.name}:{g.grantee}:{g.privilege}"
+                    + (f"({','.join(g.columns)})" if g.columns else ""),
+                    sql.SQL("GRANT {}{} ON {} TO {}{}").format(
                         sql.SQL(g.privilege),
+                        cols,
                         tn,
                         sql.SQL("PUBLIC") if g.grantee == "PUBLIC" else sql.Identifier(g.grantee),
                         sql.SQL(" WITH GRANT OPTION" if g.grantable else ""),
