@@ -1,5 +1,5 @@
-"""Types and collations of the monolith's own schema: ICU collations, what cannot be
-carried (issue 3). The rich world of tests/extract_world.py covers the rest."""
+"""Types and collations of the monolith's own schema: ICU collations, ranges in binary COPY,
+what cannot be carried (issue 3). The rich world of tests/extract_world.py covers the rest."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import pytest
 
 from strangler.errors import BadInput
 from strangler.pg.catalog import read_catalog
+from strangler.pg.chunks import binary_safe
 from strangler.pg.extract import copy_service
 from tests.extract_world import (
+    build_rich,
     normalized,
     rows_of,
     runbook,
@@ -76,6 +78,37 @@ def test_icu_collation_is_carried(
     # the service's copy compares as the monolith's does: case-insensitively
     with pytest.raises(psycopg.errors.UniqueViolation):
         target.execute("INSERT INTO order_service.people VALUES (999, 'NAME 1')")
+
+
+def test_ranges_over_built_ins_travel_as_binary(
+    source_db: Db, target_db: Db, tmp_path: Path
+) -> None:
+    """A range's binary form holds only its bounds' values; an array of ranges names the
+    range type's OID, which is the monolith's own, so it travels as text."""
+    build_rich(source_db.dsn, n=60)
+    source_db.execute("CREATE TABLE price_lists (id integer PRIMARY KEY, bands price_range[])")
+    source_db.execute(
+        "INSERT INTO price_lists SELECT g, ARRAY[price_range(g, g + 1), 'empty'] "
+        "FROM generate_series(1, 30) g"
+    )
+    with psycopg.connect(source_db.dsn, autocommit=True) as conn:
+        cat = read_catalog(conn, "public", ["price_bands", "price_lists", "orders"])
+        assert binary_safe(conn, cat) == {
+            "price_bands": True,  # ranges, multiranges, a domain over text
+            "price_lists": False,
+            "orders": False,  # composite
+        }
+    for tables, formats in ((["price_bands"], ["binary"]), (["price_lists"], ["text"])):
+        target_db.execute("DROP SCHEMA IF EXISTS order_service CASCADE")
+        spec, _ = write_service_spec(tmp_path, source_db.dsn, target_db.dsn, tables=tables)
+        (tmp_path / "state.db").unlink(missing_ok=True)
+        _, journal, rb = runbook(spec)
+        result = copy_service(rb, jobs=2, chunk_rows=20)
+        journal.close()
+        assert result["formats"] == formats
+        assert rows_of(source_db.dsn, "public", tables[0]) == rows_of(
+            target_db.dsn, "order_service", tables[0]
+        )
 
 
 def test_a_range_with_a_canonical_function_cannot_be_carried(source_db: Db) -> None:
