@@ -140,3 +140,26 @@ def test_collations_and_ranges_of_other_schemas_are_named_not_copied(source_db: 
     assert cat.foreign_types == ("shared.bytes (collation)", "shared.span")
     label = next(c for c in cat.tables[0].columns if c.name == "label")
     assert label.collation == "shared.bytes"
+
+
+def test_a_default_calling_a_range_constructor_is_carried_again_elsewhere(
+    source_db: Db, target_db: Db, tmp_path: Path
+) -> None:
+    """The boundary looks at the moved tables' own expressions only: a same-instance copy's
+    tables of the same names (their defaults call that schema's range constructors) do not
+    stop the next copy of the monolith's tables."""
+    build_rich(source_db.dsn, n=10)
+    for target in (None, target_db.dsn):
+        (tmp_path / "state.db").unlink(missing_ok=True)
+        spec, _ = write_service_spec(tmp_path, source_db.dsn, target, tables=["price_bands"])
+        _, journal, rb = runbook(spec)
+        copy_service(rb, jobs=1)
+        journal.close()
+        assert rows_of(source_db.dsn, "public", "price_bands") == rows_of(
+            target or source_db.dsn, "order_service", "price_bands"
+        )
+    default = target_db.execute(
+        "SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef "
+        "WHERE adrelid = 'order_service.price_bands'::regclass"
+    )
+    assert default == [("order_service.price_range((0)::numeric, (1)::numeric)",)]
