@@ -80,6 +80,23 @@ def test_icu_collation_is_carried(
         target.execute("INSERT INTO order_service.people VALUES (999, 'NAME 1')")
 
 
+@pytest.mark.pg15
+def test_icu_collation_to_a_server_without_icu_says_so(
+    pg15_db: Db, target_db: Db, tmp_path: Path
+) -> None:
+    if why := _icu_missing(pg15_db):
+        pytest.skip(f"the monolith needs ICU for this test; {why}")
+    if _icu_missing(target_db) is None:
+        pytest.skip("the target server has ICU; test_icu_collation_is_carried covers it")
+    pg15_db.execute(ICU_WORLD)
+    spec, _ = write_service_spec(tmp_path, pg15_db.dsn, target_db.dsn, tables=["people"])
+    _, journal, rb = runbook(spec)
+    with pytest.raises(BadInput, match=r"cannot create collation:ci .*ICU.*nothing was changed"):
+        copy_service(rb, jobs=1)
+    journal.close()
+    assert target_db.execute("SELECT to_regnamespace('order_service')") == [(None,)]
+
+
 def test_ranges_over_built_ins_travel_as_binary(
     source_db: Db, target_db: Db, tmp_path: Path
 ) -> None:
