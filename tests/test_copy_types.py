@@ -180,3 +180,27 @@ def test_a_default_calling_a_range_constructor_is_carried_again_elsewhere(
         "WHERE adrelid = 'order_service.price_bands'::regclass"
     )
     assert default == [("order_service.price_range((0)::numeric, (1)::numeric)",)]
+
+
+def test_a_subtype_diff_with_a_quoted_name_and_a_string_body_is_carried(
+    source_db: Db, tmp_path: Path
+) -> None:
+    source_db.execute(
+        'CREATE FUNCTION "Gap"(a float8, b float8) RETURNS float8 LANGUAGE plpgsql IMMUTABLE '
+        "AS $$ BEGIN RETURN a - b; END $$; "
+        'CREATE TYPE "Span" AS RANGE (subtype = float8, subtype_diff = "Gap"); '
+        'CREATE TABLE spans (id integer PRIMARY KEY, s "Span", ss "Span"[]); '
+        "INSERT INTO spans SELECT g, '[1,2)', ARRAY['(,3]']::\"Span\"[] "
+        "FROM generate_series(1, 5) g"
+    )
+    spec, role = write_service_spec(tmp_path, source_db.dsn, None, tables=["spans"])
+    _, journal, rb = runbook(spec)
+    copy_service(rb, jobs=1)
+    journal.close()
+    before = normalized(source_db.dsn, "public", ["spans"])
+    assert [(f["name"], f["language"]) for f in before["type_functions"]] == [("Gap", "plpgsql")]
+    assert before == normalized(source_db.dsn, "order_service", ["spans"], drop_grantee=role)
+    assert schema_facts(source_db.dsn, "order_service")["leaks"] == []
+    assert rows_of(source_db.dsn, "public", "spans") == rows_of(
+        source_db.dsn, "order_service", "spans"
+    )
