@@ -14,7 +14,7 @@ from strangler.pg.catalog import read_catalog
 from strangler.runbook import Runbook
 from strangler.spec import Spec, load_spec
 
-RICH_TABLES = ["orders", "Order Items", "events", "audit_log", "empty_one"]
+RICH_TABLES = ["orders", "Order Items", "events", "audit_log", "empty_one", "price_bands"]
 
 RICH_SCHEMA = """
 DO $$ BEGIN
@@ -23,6 +23,19 @@ DO $$ BEGIN
     END IF;
 END $$;
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+-- libc collations built on C/POSIX exist on every server; ICU has its own test
+CREATE COLLATION c_sort (locale = 'C');
+COMMENT ON COLLATION c_sort IS 'byte order';
+CREATE COLLATION posix_sort (lc_collate = 'POSIX', lc_ctype = 'POSIX');
+CREATE DOMAIN sku AS text COLLATE c_sort CONSTRAINT sku_not_blank CHECK (VALUE <> '');
+CREATE FUNCTION price_diff(a numeric, b numeric) RETURNS float8
+  LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE RETURN (a - b)::float8;
+CREATE TYPE price_range AS RANGE (subtype = numeric, subtype_diff = price_diff);
+COMMENT ON TYPE price_range IS 'a band of prices';
+CREATE TYPE code_range AS RANGE (subtype = text, collation = c_sort,
+                                 subtype_opclass = text_pattern_ops,
+                                 multirange_type_name = code_bands);
+CREATE TYPE float_range AS RANGE (subtype = float8, subtype_diff = float8mi);
 CREATE DOMAIN posint AS integer DEFAULT 1 CONSTRAINT posint_positive CHECK (VALUE > 0);
 CREATE TYPE address AS (street text, zip text, moods mood[]);
 CREATE TABLE customers (id bigserial PRIMARY KEY, name text NOT NULL);
@@ -40,6 +53,8 @@ CREATE TABLE orders (
   total numeric(10, 2) CONSTRAINT orders_total_check CHECK (total >= 0),
   total_with_tax numeric GENERATED ALWAYS AS (total * 1.2) STORED,
   during tstzrange,
+  price_history price_range[],
+  weights float_range,
   updated_at timestamptz DEFAULT now(),
   CONSTRAINT orders_name_key UNIQUE (name) DEFERRABLE INITIALLY DEFERRED,
   CONSTRAINT orders_no_overlap EXCLUDE USING gist (during WITH &&)
@@ -56,6 +71,7 @@ CREATE TRIGGER orders_touch BEFORE UPDATE ON orders FOR EACH ROW EXECUTE FUNCTIO
 CREATE TRIGGER orders_touch_off BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION touch();
 ALTER TABLE orders DISABLE TRIGGER orders_touch_off;
 GRANT SELECT ON orders TO reporting;
+GRANT UPDATE (status, name) ON orders TO reporting;
 CREATE TABLE "Order Items" (
   id serial PRIMARY KEY,
   order_id bigint NOT NULL REFERENCES orders (id) ON DELETE CASCADE,
@@ -71,13 +87,28 @@ CREATE INDEX events_payload_idx ON events USING gin (payload);
 CREATE TABLE audit_log (at timestamptz NOT NULL DEFAULT now(), line text);
 ALTER TABLE audit_log REPLICA IDENTITY FULL;
 CREATE TABLE empty_one (id bigserial PRIMARY KEY, v integer);
+CREATE TABLE price_bands (
+  id integer PRIMARY KEY,
+  band price_range NOT NULL DEFAULT price_range(0, 1),
+  bands price_multirange,
+  codes code_range,
+  code_set code_bands,
+  label text COLLATE c_sort,
+  sku sku,
+  note text
+);
+CREATE INDEX price_bands_note_idx ON price_bands (note COLLATE posix_sort);
+CREATE INDEX price_bands_band_idx ON price_bands USING gist (band);
+GRANT SELECT (id, label), UPDATE (note) ON price_bands TO reporting;
+GRANT INSERT (note) ON price_bands TO reporting WITH GRANT OPTION;
 CREATE VIEW order_names AS SELECT id, name FROM orders;
 CREATE TABLE invoices (id serial PRIMARY KEY, order_id bigint REFERENCES orders (id));
 """
 
 RICH_DATA = """
 INSERT INTO customers (name) SELECT 'c' || g FROM generate_series(1, 50) g;
-INSERT INTO orders (customer_id, status, qty, ship, tags, moods, name, total, during)
+INSERT INTO orders (customer_id, status, qty, ship, tags, moods, name, total, during,
+                    price_history, weights)
 SELECT 1 + g % 50, (ARRAY['sad','ok','happy']::mood[])[1 + g % 3], 1 + g % 20,
        CASE WHEN g % 5 = 0 THEN NULL ELSE ROW('street ' || g, lpad(g::text, 5, '0'),
             ARRAY['ok','happy']::mood[])::address END,
@@ -86,7 +117,20 @@ SELECT 1 + g % 50, (ARRAY['sad','ok','happy']::mood[])[1 + g % 3], 1 + g % 20,
        CASE WHEN g % 7 = 0 THEN NULL ELSE 'name ' || g || E'\\t"quoted"' END,
        g * 1.5,
        tstzrange(timestamptz '2024-01-01' + g * interval '1 hour',
-                 timestamptz '2024-01-01' + (g + 1) * interval '1 hour')
+                 timestamptz '2024-01-01' + (g + 1) * interval '1 hour'),
+       CASE WHEN g % 4 = 0 THEN ARRAY[price_range(1, g), 'empty', NULL]::price_range[] END,
+       CASE WHEN g % 6 <> 0 THEN float_range(g / 3.0, NULL, '()') END
+FROM generate_series(1, {n}) g;
+INSERT INTO price_bands (id, band, bands, codes, code_set, label, sku, note)
+SELECT g,
+       CASE g % 4 WHEN 0 THEN 'empty'::price_range WHEN 1 THEN price_range(g, NULL)
+                  ELSE price_range(g * 0.5, g + 10.25, '[]') END,
+       CASE WHEN g % 3 <> 0 THEN price_multirange(price_range(0, g), price_range(g + 5, g + 9)) END,
+       code_range('a' || g, 'b' || g),
+       code_bands(code_range('A', 'B'), code_range('a' || g, NULL)),
+       CASE WHEN g % 5 <> 0 THEN 'Label ' || g END,
+       'SKU-' || g,
+       'note ' || g
 FROM generate_series(1, {n}) g;
 INSERT INTO "Order Items" (order_id, "Note; DROP TABLE customers")
 SELECT o.id, 'note ' || i FROM orders o, generate_series(1, 2) i;
@@ -176,3 +220,56 @@ def rows_of(dsn: str, schema: str, table: str, order: str = "1") -> list[tuple[A
                 sql.Identifier(schema, table), sql.SQL(order)
             )
         ).fetchall()
+
+
+# What the service schema holds and leans on, read straight from pg_catalog (not through
+# strangler's catalog reader, so a reader that overlooks something cannot hide it).
+_FACTS = {
+    "collations": """
+        SELECT collname, collprovider::text, collcollate, collctype, collisdeterministic
+        FROM pg_collation WHERE collnamespace = %(schema)s::regnamespace ORDER BY 1""",
+    "ranges": """
+        SELECT t.typname, format_type(r.rngsubtype, NULL), oc.opcname, co.collname,
+               p.proname, mt.typname
+        FROM pg_range r JOIN pg_type t ON t.oid = r.rngtypid
+        JOIN pg_opclass oc ON oc.oid = r.rngsubopc
+        LEFT JOIN pg_collation co ON co.oid = r.rngcollation
+        LEFT JOIN pg_proc p ON p.oid = r.rngsubdiff
+        JOIN pg_type mt ON mt.oid = r.rngmultitypid
+        WHERE t.typnamespace = %(schema)s::regnamespace ORDER BY 1""",
+    "column_acls": """
+        SELECT c.relname, a.attname, coalesce(g.rolname, 'PUBLIC'), x.privilege_type,
+               x.is_grantable
+        FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
+        CROSS JOIN LATERAL aclexplode(a.attacl) x LEFT JOIN pg_roles g ON g.oid = x.grantee
+        WHERE c.relnamespace = %(schema)s::regnamespace AND x.grantee <> c.relowner
+          AND coalesce(g.rolname, '') <> %(skip)s
+        ORDER BY 1, 2, 3, 4""",
+    # what objects of the schema depend on in another user schema (same instance: the monolith)
+    "leaks": """
+        SELECT DISTINCT pg_describe_object(d.classid, d.objid, d.objsubid),
+               pg_describe_object(d.refclassid, d.refobjid, d.refobjsubid)
+        FROM pg_depend d
+        CROSS JOIN LATERAL pg_identify_object(d.refclassid, d.refobjid, d.refobjsubid) r
+        WHERE r.schema NOT IN (%(schema)s, 'pg_catalog', 'information_schema')
+          AND CASE d.classid
+            WHEN 'pg_class'::regclass THEN (SELECT relnamespace FROM pg_class WHERE oid = d.objid)
+            WHEN 'pg_attrdef'::regclass THEN (SELECT c.relnamespace FROM pg_attrdef ad
+                JOIN pg_class c ON c.oid = ad.adrelid WHERE ad.oid = d.objid)
+            WHEN 'pg_constraint'::regclass
+                THEN (SELECT connamespace FROM pg_constraint WHERE oid = d.objid)
+            WHEN 'pg_type'::regclass THEN (SELECT typnamespace FROM pg_type WHERE oid = d.objid)
+            WHEN 'pg_proc'::regclass THEN (SELECT pronamespace FROM pg_proc WHERE oid = d.objid)
+            WHEN 'pg_trigger'::regclass THEN (SELECT c.relnamespace FROM pg_trigger tg
+                JOIN pg_class c ON c.oid = tg.tgrelid WHERE tg.oid = d.objid)
+          END = %(schema)s::regnamespace
+        ORDER BY 1, 2""",
+}
+
+
+def schema_facts(dsn: str, schema: str, *, skip_role: str = "") -> dict[str, list[Any]]:
+    """Collations, range types and column privileges of ``schema``, and what of another
+    schema its objects depend on, straight from pg_catalog."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        p = {"schema": schema, "skip": skip_role}
+        return {k: conn.execute(q.encode(), p).fetchall() for k, q in _FACTS.items()}

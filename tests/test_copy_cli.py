@@ -75,13 +75,39 @@ def test_dry_run_prints_the_sql_and_changes_nothing(
     source_db: Db, target_db: Db, tmp_path: Path, cli: Any
 ) -> None:
     build_rich(source_db.dsn, n=10)
-    only_here = "auditor_" + source_db.name  # a role the target server does not have
+    only_here = "auditor_" + source_db.name  # roles the target server does not have
+    cols_only = "clerk_" + source_db.name
     source_db.execute(f"CREATE ROLE {only_here}; GRANT SELECT ON orders TO {only_here}")
+    source_db.execute(f"CREATE ROLE {cols_only}; GRANT SELECT (note) ON price_bands TO {cols_only}")
+    target_db.execute(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'reporting') "
+        "THEN CREATE ROLE reporting NOLOGIN; END IF; END $$"
+    )
     spec, role = write_service_spec(tmp_path, source_db.dsn, target_db.dsn)
     done = cli("copy", "order_service", "-f", str(spec), "--dry-run")
-    source_db.execute(f"DROP OWNED BY {only_here}; DROP ROLE {only_here}")
+    for r in (only_here, cols_only):
+        source_db.execute(f"DROP OWNED BY {r}; DROP ROLE {r}")
     assert done.code == 0, done.stderr
-    assert f"-- warning: the target has no role {only_here}" in done.stdout
+    assert f"-- warning: the target has no role {only_here}, {cols_only}" in done.stdout
+    assert not [x for x in done.stdout.splitlines() if x.startswith("GRANT") and cols_only in x]
+    # collations, range types (and their subtype_diff function), column grants
+    for line in (
+        'CREATE COLLATION "order_service"."c_sort" (provider = libc, '
+        "lc_collate = 'C', lc_ctype = 'C');",
+        'COMMENT ON COLLATION "order_service"."c_sort" IS \'byte order\';',
+        'CREATE FUNCTION "order_service"."price_diff"(a numeric, b numeric) RETURNS double '
+        'precision LANGUAGE "sql" IMMUTABLE STRICT PARALLEL SAFE RETURN ((a - b))::double '
+        "precision;",
+        'CREATE TYPE "order_service"."price_range" AS RANGE (subtype = numeric, subtype_diff = '
+        '"order_service"."price_diff", multirange_type_name = "order_service"."price_multirange");',
+        'CREATE TYPE "order_service"."code_range" AS RANGE (subtype = text, subtype_opclass = '
+        "text_pattern_ops, collation = c_sort, multirange_type_name = "
+        '"order_service"."code_bands");',
+        'GRANT SELECT ("id", "label") ON "order_service"."price_bands" TO "reporting";',
+        'GRANT INSERT ("note") ON "order_service"."price_bands" TO "reporting" WITH GRANT OPTION;',
+        'GRANT UPDATE ("status", "name") ON "order_service"."orders" TO "reporting";',
+    ):
+        assert line in done.stdout.splitlines(), line
     assert 'CREATE SCHEMA "order_service";' in done.stdout
     assert f"CREATE ROLE \"{role}\" LOGIN PASSWORD '***';" in done.stdout
     assert "CREATE INDEX orders_open_idx ON orders USING btree (status)" in done.stdout

@@ -18,6 +18,7 @@ from tests.extract_world import (
     normalized,
     rows_of,
     runbook,
+    schema_facts,
     write_service_spec,
 )
 from tests.fix_pg import Db
@@ -46,6 +47,28 @@ def _check(source: Db, target_dsn: str, tmp_path: Path, *, same: bool) -> None:
         for key in b:
             assert b[key] == a[key], (b["name"], key)
     assert before == after
+    # the world uses what is compared (an empty list on both sides would compare equal)
+    assert [c["name"] for c in before["collations"]] == ["c_sort", "posix_sort"]
+    ranges = {t["name"]: t for t in before["types"] if t["kind"] == "r"}
+    assert ranges["price_range"]["subtype_diff"] == "price_diff"
+    assert ranges["code_range"]["collation"] == "c_sort"
+    assert ranges["code_range"]["multirange"] == "code_bands"
+    assert ranges["code_range"]["opclass"] == "text_pattern_ops"
+    assert ranges["float_range"]["subtype_diff"] == "float8mi"
+    assert [f["name"] for f in before["type_functions"]] == ["price_diff"]
+    bands = next(t for t in before["tables"] if t["name"] == "price_bands")
+    assert {(g["privilege"], g["columns"]) for g in bands["grants"]} == {
+        ("SELECT", ("id", "label")),
+        ("UPDATE", ("note",)),
+        ("INSERT", ("note",)),
+    }
+    # and the same, read without strangler's catalog reader
+    src = schema_facts(source.dsn, "public")
+    dst = schema_facts(target_dsn, "order_service", skip_role=role)
+    assert dst["leaks"] == [], "the service schema depends on the monolith's"
+    for key in ("collations", "ranges", "column_acls"):
+        assert src[key] == dst[key], key
+    assert len(src["ranges"]) == 3 and len(src["column_acls"]) == 6
     for table in ALL:
         assert rows_of(source.dsn, "public", table) == rows_of(
             target_dsn, "order_service", table

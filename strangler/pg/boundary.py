@@ -109,11 +109,15 @@ JOIN pg_class t ON t.oid = CASE d.classid
     WHEN 'pg_attrdef'::regclass THEN (SELECT adrelid FROM pg_attrdef WHERE oid = d.objid)
     WHEN 'pg_constraint'::regclass THEN (SELECT conrelid FROM pg_constraint WHERE oid = d.objid)
     ELSE (SELECT indrelid FROM pg_index WHERE indexrelid = d.objid) END
-WHERE d.refclassid = 'pg_proc'::regclass
+WHERE d.refclassid = 'pg_proc'::regclass AND t.oid = ANY(%(oids)s)
   AND d.classid IN ('pg_attrdef'::regclass, 'pg_constraint'::regclass, 'pg_class'::regclass)
   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_proc'::regclass
                   AND e.objid = p.oid AND e.deptype = 'e')
+  -- a carried range type's constructors come along with it
+  AND NOT EXISTS (SELECT 1 FROM pg_depend r WHERE r.classid = 'pg_proc'::regclass
+                  AND r.objid = p.oid AND r.refclassid = 'pg_type'::regclass
+                  AND r.deptype = 'i' AND r.refobjid = ANY(%(carried)s))
 ORDER BY 1, 3
 """
 
@@ -219,8 +223,10 @@ def analyze(
                     "left alone",
                 )
             )
-    for table, nsp, fn, what in conn.execute(_EXPRESSION_CALLS).fetchall():
-        if table not in moved:
+    carried = {**p, "carried": sorted(catalog.carried_type_oids)}
+    type_functions = {f.name for f in catalog.type_functions}  # a range's subtype_diff
+    for table, nsp, fn, what in conn.execute(_EXPRESSION_CALLS, carried).fetchall():
+        if nsp == schema and fn in type_functions:
             continue
         if nsp == schema or not same_instance:
             out.references.append(

@@ -26,6 +26,7 @@ from psycopg.rows import dict_row
 
 from strangler.errors import BadInput
 from strangler.pg.catalog_queries import (
+    COLUMN_GRANTS,
     COLUMNS,
     CONSTRAINTS,
     GRANTS,
@@ -34,11 +35,18 @@ from strangler.pg.catalog_queries import (
     TABLES,
     TRIGGER_FUNCTIONS,
     TRIGGERS,
-    TYPE,
+)
+from strangler.pg.catalog_types import (
+    CollationDef,
+    TypeDef,
+    TypeFunction,
+    read_collations,
+    read_types,
 )
 
 __all__ = [
     "Catalog",
+    "CollationDef",
     "Column",
     "Constraint",
     "ForeignKey",
@@ -49,6 +57,7 @@ __all__ = [
     "Trigger",
     "TriggerFunction",
     "TypeDef",
+    "TypeFunction",
     "read_catalog",
 ]
 
@@ -63,7 +72,7 @@ class Column:
     identity: str  # '' | 'a' (ALWAYS) | 'd' (BY DEFAULT)
     generated: str  # '' | 's' (STORED) | 'v' (VIRTUAL, PostgreSQL 18)
     generation_expr: str | None
-    collation: tuple[str, str] | None  # (schema, name) when it differs from the type's
+    collation: str | None  # its name under the source search_path, if not the type's
     comment: str | None
     inherited: bool  # a partition's column comes from its parent
 
@@ -146,9 +155,12 @@ class TriggerFunction:
 
 @dataclass(frozen=True)
 class Grant:
+    """A privilege on the table, or on some of its columns (GRANT SELECT (a, b) ON …)."""
+
     grantee: str
     privilege: str
     grantable: bool
+    columns: tuple[str, ...] = ()  # empty: the whole table
 
 
 @dataclass(frozen=True)
@@ -188,21 +200,6 @@ class Table:
 
 
 @dataclass(frozen=True)
-class TypeDef:
-    name: str
-    kind: str  # e (enum) d (domain) c (composite)
-    oids: tuple[int, int] = (0, 0)  # the type's and its array type's, on the source
-    labels: tuple[str, ...] = ()
-    base_sql: str | None = None
-    not_null: bool = False
-    default: str | None = None
-    collation: tuple[str, str] | None = None
-    checks: tuple[tuple[str, str, bool], ...] = ()  # (name, definition, validated)
-    attributes: tuple[tuple[str, str], ...] = ()  # (name, type_sql)
-    comment: str | None = None
-
-
-@dataclass(frozen=True)
 class Catalog:
     """The moved tables (partitions included, parents before children) and their types."""
 
@@ -212,7 +209,10 @@ class Catalog:
     types: tuple[TypeDef, ...]  # in creation order
     sequences: tuple[Sequence, ...]
     trigger_functions: tuple[TriggerFunction, ...]
-    foreign_types: tuple[str, ...] = field(default=())  # user types outside the schema
+    # user types (and collations, operator classes, functions they name) outside the schema
+    foreign_types: tuple[str, ...] = field(default=())
+    collations: tuple[CollationDef, ...] = field(default=())
+    type_functions: tuple[TypeFunction, ...] = field(default=())  # a range's subtype_diff
 
     @property
     def carried_type_oids(self) -> frozenset[int]:
@@ -286,81 +286,6 @@ def _resolve(cur: psycopg.Cursor[Any], schema: str, names: list[str]) -> list[in
     return oids
 
 
-def _types(
-    cur: psycopg.Cursor[Any], schema: str, roots: set[int]
-) -> tuple[list[TypeDef], list[str]]:
-    """The user types the columns need, walking arrays, domains and composites; in order."""
-    rows: dict[int, dict[str, Any]] = {}
-    todo = set(roots)
-    while todo:
-        cur.execute(TYPE, {"oids": list(todo)})
-        todo = set()
-        for r in cur.fetchall():
-            rows[r["oid"]] = r
-            deps = {r["typelem"], r["typbasetype"]} | {int(a[2]) for a in r["attrs"]}
-            todo |= {d for d in deps if d and d not in rows}
-    wanted = {
-        oid: r
-        for oid, r in rows.items()
-        if r["nspname"] == schema and r["kind"] in ("e", "d", "c") and not r["from_extension"]
-    }
-    foreign = sorted(
-        f"{r['nspname']}.{r['typname']}"
-        for r in rows.values()
-        if r["nspname"] not in ("pg_catalog", "information_schema")
-        and r["category"] != "A"
-        and (r["nspname"] != schema or r["from_extension"])
-    )
-    for r in wanted.values():
-        if r["kind"] == "c":
-            # a composite type of a table (relkind r) is the table itself, not a type to create
-            kind = cur.execute("SELECT relkind FROM pg_class WHERE oid = %s", (r["typrelid"],))
-            rk = kind.fetchone()
-            if rk and rk["relkind"] != "c":
-                raise BadInput(
-                    f"a moved column has the row type of table {r['typname']!r}; strangler cannot "
-                    "carry a table's row type as a column type"
-                )
-    ordered: list[TypeDef] = []
-    placed: set[int] = set()
-
-    def deps_of(r: dict[str, Any]) -> set[int]:
-        out = {r["typbasetype"]} | {int(a[2]) for a in r["attrs"]}
-        expanded = set()
-        for d in out:
-            expanded.add(d)
-            elem = rows.get(d, {}).get("typelem")
-            if elem:
-                expanded.add(elem)
-        return {d for d in expanded if d in wanted}
-
-    while len(placed) < len(wanted):
-        progress = False
-        for oid, r in sorted(wanted.items(), key=lambda kv: kv[1]["typname"]):
-            if oid in placed or not deps_of(r) <= placed:
-                continue
-            placed.add(oid)
-            progress = True
-            ordered.append(
-                TypeDef(
-                    name=r["typname"],
-                    kind=r["kind"],
-                    oids=(int(oid), int(r["typarray"])),
-                    labels=tuple(r["labels"]),
-                    base_sql=r["base_sql"] if r["kind"] == "d" else None,
-                    not_null=r["typnotnull"],
-                    default=r["def"],
-                    collation=(r["coll"][0], r["coll"][1]) if r["coll"] else None,
-                    checks=tuple((c[0], c[1], c[2] == "true") for c in r["checks"]),
-                    attributes=tuple((a[0], a[1]) for a in r["attrs"]),
-                    comment=r["comment"],
-                )
-            )
-        if not progress:  # pragma: no cover - PostgreSQL forbids cyclic type definitions
-            raise BadInput("the moved tables' types depend on each other in a cycle")
-    return ordered, foreign
-
-
 def read_catalog(conn: psycopg.Connection[Any], schema: str, names: list[str]) -> Catalog:
     """Read the named tables of ``schema`` (and their partitions) from ``conn``'s catalog.
 
@@ -389,11 +314,10 @@ def _read(cur: psycopg.Cursor[Any], schema: str, names: list[str], version: int)
     type_roots: set[int] = set()
     for r in cur.execute(COLUMNS, p).fetchall():
         type_roots.add(r["type_oid"])
-        coll = (r["coll_schema"], r["coll_name"]) if r["coll_name"] else None
         by_oid[r["attrelid"]]["cols"].append(
             Column(
                 r["attname"], r["type_sql"], r["type_oid"], r["attnotnull"], r["def"],
-                r["identity"], r["generated"], r["gen"], coll, r["comment"], r["inherited"],
+                r["identity"], r["generated"], r["gen"], r["coll"], r["comment"], r["inherited"],
             )
         )  # fmt: skip
     names_by_oid = {
@@ -436,6 +360,12 @@ def _read(cur: psycopg.Cursor[Any], schema: str, names: list[str], version: int)
         by_oid[r["oid"]]["grants"].append(
             Grant(r["grantee"], r["privilege_type"], r["is_grantable"])
         )
+    column_grants: dict[tuple[int, str, str, bool], list[str]] = {}
+    for r in cur.execute(COLUMN_GRANTS, p).fetchall():
+        key = (r["oid"], r["grantee"], r["privilege_type"], r["is_grantable"])
+        column_grants.setdefault(key, []).append(r["attname"])
+    for (oid, grantee, privilege, grantable), cols in column_grants.items():
+        by_oid[oid]["grants"].append(Grant(grantee, privilege, grantable, tuple(cols)))
     tables_rows = {r["oid"]: r for r in cur.execute(TABLES, p).fetchall()}
     tables = []
     for oid in oids:  # parents before partitions (pg_partition_tree level order)
@@ -453,7 +383,8 @@ def _read(cur: psycopg.Cursor[Any], schema: str, names: list[str], version: int)
                 bytes=int(r["bytes"]),
             )
         )  # fmt: skip
-    types, foreign = _types(cur, schema, type_roots)
+    types, type_functions, foreign = read_types(cur, schema, type_roots)
+    collations, foreign_collations = read_collations(cur, schema, oids, types)
     sequences = [
         Sequence(
             r["relname"], r["type_sql"], r["seqstart"], r["seqincrement"], r["seqmin"],
@@ -473,5 +404,7 @@ def _read(cur: psycopg.Cursor[Any], schema: str, names: list[str], version: int)
         types=tuple(types),
         sequences=tuple(sorted(sequences, key=lambda s: s.name)),
         trigger_functions=tuple(functions),
-        foreign_types=tuple(foreign),
+        foreign_types=tuple(sorted(foreign + foreign_collations)),
+        collations=tuple(collations),
+        type_functions=tuple(type_functions),
     )

@@ -4,7 +4,9 @@ Each runs with ``search_path`` set to the source schema (see the catalog module)
 """
 
 __all__ = [
+    "COLLATIONS",
     "COLUMNS",
+    "COLUMN_GRANTS",
     "CONSTRAINTS",
     "GRANTS",
     "INDEXES",
@@ -13,6 +15,7 @@ __all__ = [
     "TRIGGERS",
     "TRIGGER_FUNCTIONS",
     "TYPE",
+    "TYPE_FUNCTIONS",
 ]
 
 TABLES = """
@@ -38,14 +41,12 @@ SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod) AS type_sql,
        CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, d.adrelid) END AS def,
        CASE WHEN a.attgenerated <> '' THEN pg_get_expr(d.adbin, d.adrelid) END AS gen,
        a.attidentity::text AS identity, a.attgenerated::text AS generated,
-       CASE WHEN a.attcollation <> t.typcollation THEN cn.nspname END AS coll_schema,
-       CASE WHEN a.attcollation <> t.typcollation THEN co.collname END AS coll_name,
+       CASE WHEN a.attcollation <> t.typcollation THEN a.attcollation::regcollation::text
+            END AS coll,
        col_description(a.attrelid, a.attnum) AS comment, NOT a.attislocal AS inherited
 FROM pg_attribute a
 JOIN pg_type t ON t.oid = a.atttypid
 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-LEFT JOIN pg_collation co ON co.oid = a.attcollation
-LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
 WHERE a.attrelid = ANY(%(oids)s) AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attrelid, a.attnum
 """
@@ -108,6 +109,19 @@ WHERE c.oid = ANY(%(oids)s) AND a.grantee <> c.relowner
 ORDER BY c.oid, grantee, a.privilege_type
 """
 
+# Privileges on single columns (GRANT SELECT (a, b) ON t TO r), one row per column.
+COLUMN_GRANTS = """
+SELECT a.attrelid AS oid, a.attname, coalesce(r.rolname, 'PUBLIC') AS grantee,
+       x.privilege_type, x.is_grantable
+FROM pg_attribute a
+JOIN pg_class c ON c.oid = a.attrelid
+CROSS JOIN LATERAL aclexplode(a.attacl) x
+LEFT JOIN pg_roles r ON r.oid = x.grantee
+WHERE a.attrelid = ANY(%(oids)s) AND a.attnum > 0 AND NOT a.attisdropped
+  AND a.attacl IS NOT NULL AND x.grantee <> c.relowner
+ORDER BY a.attrelid, grantee, x.privilege_type, x.is_grantable, a.attnum
+"""
+
 SEQUENCES = """
 SELECT DISTINCT ON (s.seqrelid) sc.relname, format_type(s.seqtypid, NULL) AS type_sql,
        s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle,
@@ -145,9 +159,7 @@ SELECT t.oid, t.typname, n.nspname, t.typtype::text AS kind, t.typelem, t.typbas
        format_type(t.typbasetype, t.typtypmod) AS base_sql,
        pg_get_expr(t.typdefaultbin, 0) AS def,
        CASE WHEN t.typcollation <> 0 AND t.typcollation <> bt.typcollation
-            THEN (SELECT ARRAY[cn.nspname::text, co.collname::text] FROM pg_collation co
-                  JOIN pg_namespace cn ON cn.oid = co.collnamespace
-                  WHERE co.oid = t.typcollation) END AS coll,
+            THEN t.typcollation::regcollation::text END AS coll,
        EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_type'::regclass
                AND e.objid = t.oid AND e.deptype = 'e') AS from_extension,
        obj_description(t.oid, 'pg_type') AS comment,
@@ -158,8 +170,66 @@ SELECT t.oid, t.typname, n.nspname, t.typtype::text AS kind, t.typelem, t.typbas
              ORDER BY c.conname) AS checks,
        ARRAY(SELECT ARRAY[a.attname::text, format_type(a.atttypid, a.atttypmod), a.atttypid::text]
              FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0
-             AND NOT a.attisdropped ORDER BY a.attnum) AS attrs
+             AND NOT a.attisdropped ORDER BY a.attnum) AS attrs,
+       -- a range type: its subtype, and what it sets beyond the subtype's defaults
+       rng.rngsubtype, format_type(rng.rngsubtype, NULL) AS subtype_sql,
+       CASE WHEN rng.rngcollation <> 0 AND rng.rngcollation <> st.typcollation
+            THEN rng.rngcollation::regcollation::text END AS range_coll,
+       CASE WHEN NOT opc.opcdefault THEN
+            CASE WHEN opc.opcnamespace = 'pg_catalog'::regnamespace THEN quote_ident(opc.opcname)
+                 ELSE quote_ident(opn.nspname) || '.' || quote_ident(opc.opcname) END
+            END AS opclass,
+       opn.nspname AS opclass_schema,
+       rng.rngcanonical::oid AS canonical,
+       rng.rngsubdiff::oid AS subdiff_oid, rng.rngsubdiff::regproc::text AS subdiff,
+       dp.proname AS subdiff_name, dn.nspname AS subdiff_schema,
+       mt.oid AS multi_oid, mt.typname AS multirange, mt.typarray AS multi_array,
+       -- a multirange type: the range it belongs to (which creates it)
+       (SELECT r.rngtypid FROM pg_range r WHERE r.rngmultitypid = t.oid) AS multirange_of
 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
 LEFT JOIN pg_type bt ON bt.oid = t.typbasetype
+LEFT JOIN pg_range rng ON rng.rngtypid = t.oid
+LEFT JOIN pg_type st ON st.oid = rng.rngsubtype
+LEFT JOIN pg_opclass opc ON opc.oid = rng.rngsubopc
+LEFT JOIN pg_namespace opn ON opn.oid = opc.opcnamespace
+LEFT JOIN pg_proc dp ON dp.oid = rng.rngsubdiff
+LEFT JOIN pg_namespace dn ON dn.oid = dp.pronamespace
+LEFT JOIN pg_type mt ON mt.oid = rng.rngmultitypid
 WHERE t.oid = ANY(%(oids)s)
+"""
+
+TYPE_FUNCTIONS = """
+SELECT p.proname, pg_get_function_arguments(p.oid) AS arguments,
+       pg_get_function_result(p.oid) AS result, l.lanname, p.prosrc,
+       CASE WHEN p.prosqlbody IS NOT NULL THEN pg_get_function_sqlbody(p.oid) END AS sql_body,
+       p.provolatile::text AS volatility, p.proisstrict, p.proparallel::text AS parallel,
+       p.prosecdef
+FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+WHERE p.oid = ANY(%(oids)s)
+ORDER BY p.proname
+"""
+
+# Every collation the moved tables and the carried types depend on: columns, indexes and
+# partition keys (pg_class), CHECK constraints, defaults, triggers' WHEN, domains and ranges.
+COLLATIONS = """
+SELECT DISTINCT co.oid, co.collname, n.nspname, to_jsonb(co) AS def,
+       obj_description(co.oid, 'pg_collation') AS comment,
+       EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_collation'::regclass
+               AND e.objid = co.oid AND e.deptype = 'e') AS from_extension
+FROM pg_depend d
+JOIN pg_collation co ON co.oid = d.refobjid
+JOIN pg_namespace n ON n.oid = co.collnamespace
+WHERE d.refclassid = 'pg_collation'::regclass AND n.nspname <> 'pg_catalog' AND (
+    (d.classid = 'pg_class'::regclass AND (
+        d.objid = ANY(%(oids)s)
+        OR d.objid IN (SELECT indexrelid FROM pg_index WHERE indrelid = ANY(%(oids)s))
+        OR d.objid IN (SELECT typrelid FROM pg_type WHERE oid = ANY(%(types)s))))
+    OR (d.classid = 'pg_type'::regclass AND d.objid = ANY(%(types)s))
+    OR (d.classid = 'pg_constraint'::regclass AND d.objid IN (
+        SELECT oid FROM pg_constraint WHERE conrelid = ANY(%(oids)s) OR contypid = ANY(%(types)s)))
+    OR (d.classid = 'pg_attrdef'::regclass AND d.objid IN (
+        SELECT oid FROM pg_attrdef WHERE adrelid = ANY(%(oids)s)))
+    OR (d.classid = 'pg_trigger'::regclass AND d.objid IN (
+        SELECT oid FROM pg_trigger WHERE tgrelid = ANY(%(oids)s))))
+ORDER BY co.collname
 """

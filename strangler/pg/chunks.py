@@ -99,7 +99,9 @@ def binary_safe(conn: psycopg.Connection[Any], catalog: Catalog) -> dict[str, bo
     """Whether each table's rows survive binary COPY between two instances.
 
     Binary arrays and composites carry element type OIDs, which differ between instances for
-    user types; everything built in (and enums and domains over built-ins) is portable.
+    user types; everything built in (and enums, domains, ranges and multiranges over
+    built-ins, whose binary forms hold only their values) is portable. So the walk goes
+    through domains, arrays, ranges and multiranges to what they are made of.
     """
     oids = sorted({c.type_oid for t in catalog.tables for c in t.columns})
     rows = conn.execute(
@@ -107,11 +109,16 @@ def binary_safe(conn: psycopg.Connection[Any], catalog: Catalog) -> dict[str, bo
         WITH RECURSIVE base(root, oid) AS (
             SELECT o, o FROM unnest(%s::oid[]) o
             UNION
-            SELECT b.root, CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.typelem END
-            FROM base b JOIN pg_type t ON t.oid = b.oid
-            WHERE t.typtype = 'd' OR (t.typcategory = 'A' AND t.typelem <> 0)
+            SELECT b.root, n.part FROM base b JOIN pg_type t ON t.oid = b.oid
+            CROSS JOIN LATERAL (VALUES
+                (CASE WHEN t.typtype = 'd' THEN t.typbasetype END),
+                (CASE WHEN t.typcategory = 'A' AND t.typelem <> 0 THEN t.typelem END),
+                ((SELECT r.rngsubtype FROM pg_range r WHERE r.rngtypid = t.oid)),
+                ((SELECT r.rngtypid FROM pg_range r WHERE r.rngmultitypid = t.oid))
+            ) n(part)
+            WHERE n.part IS NOT NULL
         )
-        SELECT b.root, bool_and(NOT (t.typtype IN ('c', 'r', 'm') AND t.oid >= 16384)
+        SELECT b.root, bool_and(NOT (t.typtype = 'c' AND t.oid >= 16384)
                AND NOT (t.typcategory = 'A' AND t.typelem >= 16384))
         FROM base b JOIN pg_type t ON t.oid = b.oid GROUP BY b.root
         """,

@@ -28,6 +28,7 @@ from typing import Any
 from psycopg import sql
 
 from strangler.pg.catalog import Catalog, Column, ForeignKey, Table
+from strangler.pg.ddl_types import collate, type_statements
 from strangler.pg.role import RolePlan, role_statements
 from strangler.pg.statement import Query, Statement, search_path
 
@@ -80,16 +81,9 @@ def to_text(ddl: Ddl, target: str, context: Any = None, *, schema: bool = True) 
     return "\n".join(out) + "\n"
 
 
-def _collate(coll: tuple[str, str] | None) -> sql.Composable:
-    if coll is None:
-        return sql.SQL("")
-    name = sql.Identifier(coll[1]) if coll[0] == "pg_catalog" else sql.Identifier(*coll)
-    return sql.SQL(" COLLATE {}").format(name)
-
-
 def _column(t: str, table: Table, col: Column, catalog: Catalog) -> sql.Composable:
     parts: list[sql.Composable] = [sql.Identifier(col.name), sql.SQL(" " + col.type_sql)]
-    parts.append(_collate(col.collation))
+    parts.append(collate(col.collation))
     if col.generated:
         kind = "STORED" if col.generated == "s" else "VIRTUAL"
         parts.append(sql.SQL(f" GENERATED ALWAYS AS ({col.generation_expr}) {kind}"))
@@ -152,58 +146,6 @@ def _create_table(t: str, table: Table, catalog: Catalog) -> Query:
     )
 
 
-def _types(t: str, catalog: Catalog) -> list[Statement]:
-    out = []
-    for ty in catalog.types:
-        name = sql.Identifier(t, ty.name)
-        if ty.kind == "e":
-            labels = sql.SQL(", ").join(map(sql.Literal, ty.labels))
-            stmt: Query = sql.SQL("CREATE TYPE {} AS ENUM ({})").format(name, labels)
-        elif ty.kind == "c":
-            attrs = sql.SQL(", ").join(
-                sql.SQL("{} {}").format(sql.Identifier(a), sql.SQL(typ)) for a, typ in ty.attributes
-            )
-            stmt = sql.SQL("CREATE TYPE {} AS ({})").format(name, attrs)
-        else:
-            parts: list[sql.Composable] = [
-                sql.SQL("CREATE DOMAIN {} AS {}").format(name, sql.SQL(ty.base_sql or "")),
-                _collate(ty.collation),
-            ]
-            if ty.default is not None:
-                parts.append(sql.SQL(" DEFAULT " + ty.default))
-            if ty.not_null:
-                parts.append(sql.SQL(" NOT NULL"))
-            for cname, cdef, valid in ty.checks:
-                if valid:
-                    parts.append(
-                        sql.SQL(" CONSTRAINT {} {}").format(sql.Identifier(cname), sql.SQL(cdef))
-                    )
-            stmt = sql.Composed(parts)
-        out.append(Statement(f"type:{ty.name}", stmt))
-        for cname, cdef, valid in ty.checks if ty.kind == "d" else ():
-            if not valid:  # the definition ends in NOT VALID
-                out.append(
-                    Statement(
-                        f"type:{ty.name}:{cname}",
-                        sql.SQL("ALTER DOMAIN {} ADD CONSTRAINT {} {}").format(
-                            name, sql.Identifier(cname), sql.SQL(cdef)
-                        ),
-                    )
-                )
-        if ty.comment is not None:
-            out.append(
-                Statement(
-                    f"comment:type:{ty.name}",
-                    sql.SQL("COMMENT ON {} {} IS {}").format(
-                        sql.SQL("DOMAIN" if ty.kind == "d" else "TYPE"),
-                        name,
-                        sql.Literal(ty.comment),
-                    ),
-                )
-            )
-    return out
-
-
 def _foreign_key(t: str, fk: ForeignKey, ref_schema: str, partitioned: bool) -> Statement:
     parts: list[sql.Composable] = [
         sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({})").format(
@@ -242,7 +184,7 @@ def render_ddl(
     t = target
     ddl = Ddl()
     ddl.schema.append(Statement("schema", sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(t))))
-    ddl.schema += _types(t, catalog)
+    ddl.schema += type_statements(t, catalog)
     for seq in catalog.sequences:
         if seq.identity:
             continue
@@ -380,11 +322,16 @@ def render_ddl(
         for g in table.grants:
             if g.grantee != "PUBLIC" and g.grantee not in existing_roles:
                 continue
+            cols: Query = sql.SQL("")
+            if g.columns:  # a column privilege: GRANT SELECT (a, b) ON …
+                cols = sql.SQL(" ({})").format(sql.SQL(", ").join(map(sql.Identifier, g.columns)))
             ddl.finish.append(
                 Statement(
-                    f"grant:{table.name}:{g.grantee}:{g.privilege}",
-                    sql.SQL("GRANT {} ON {} TO {}{}").format(
+                    f"grant:{table.name}:{g.grantee}:{g.privilege}"
+                    + (f"({','.join(g.columns)})" if g.columns else ""),
+                    sql.SQL("GRANT {}{} ON {} TO {}{}").format(
                         sql.SQL(g.privilege),
+                        cols,
                         tn,
                         sql.SQL("PUBLIC") if g.grantee == "PUBLIC" else sql.Identifier(g.grantee),
                         sql.SQL(" WITH GRANT OPTION" if g.grantable else ""),

@@ -39,7 +39,7 @@ from strangler.pg.copy import (
     load_rows,
     snapshot_transaction,
 )
-from strangler.pg.ddl import Ddl, RolePlan, render_ddl, search_path, to_text
+from strangler.pg.ddl import Ddl, RolePlan, Statement, render_ddl, search_path, to_text
 from strangler.pg.online_copy import copy_online, preflight
 from strangler.pg.postload import count_rows, existing_keys, run_statements, set_sequences
 from strangler.phases import Action, Phase
@@ -187,10 +187,32 @@ def create_schema(rb: Runbook, *, dry_run: bool = False) -> dict[str, Any]:
             with target.transaction():
                 target.execute(search_path(ends.target_schema, local=True))
                 for stmt in prepared.ddl.schema:
-                    target.execute(stmt.query)
+                    _run_schema_statement(target, stmt, ends.target_schema)
             rb.journal.put(rb.name, "schema/created", record)
             step.details.update(result)
         return result
+
+
+# What the target server lacks (ICU, a provider, a type or function of another schema): the
+# schema transaction rolls back, so nothing changed and the operator can fix and re-run.
+_TARGET_LACKS = (
+    psycopg.errors.FeatureNotSupported,
+    psycopg.errors.UndefinedObject,
+    psycopg.errors.UndefinedFunction,
+)
+
+
+def _run_schema_statement(target: psycopg.Connection[Any], stmt: Statement, schema: str) -> None:
+    try:
+        target.execute(stmt.query)
+    except _TARGET_LACKS as exc:
+        raise BadInput(
+            f"the target cannot create {stmt.key} of schema {schema!r}: "
+            f"{str(exc).splitlines()[0]}; nothing was changed",
+            hint="give the target what the monolith's schema uses (e.g. a server built with "
+            "ICU for an ICU collation, the types of other schemas), or leave the column out; "
+            "'strangler copy --dry-run' prints the SQL",
+        ) from exc
 
 
 def _count_expected(
