@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import psycopg
 import pytest
 
+from strangler.errors import CheckFailed
 from strangler.pg import cdc, cutover
+from strangler.pg.gate import install_gate
 from tests.cdc_world import WriteLoad, copier, differences, make_shop, route
 
 
@@ -68,6 +71,84 @@ def test_cutover_and_rollback_under_load_lose_nothing(source_db, target_db, inst
                 cdc.run(fwd, until_caught_up=True)
             cdc.run(fwd, until_caught_up=True)
             assert differences(source_db, target) == {"orders": 0, "items": 0}
+    finally:
+        cdc.end(fwd)
+        cdc.end(rev)
+
+
+SLOW_ITEMS = """
+CREATE FUNCTION public.slow_statement() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN PERFORM pg_sleep(0.8); RETURN NULL; END $$;
+CREATE TRIGGER zz_slow BEFORE UPDATE ON public.items FOR EACH STATEMENT
+EXECUTE FUNCTION public.slow_statement();
+"""
+
+
+def _writer(db, query: str) -> tuple[threading.Thread, list]:
+    failed: list = []
+
+    def work() -> None:
+        try:
+            db.execute(query)
+        except psycopg.Error as exc:
+            failed.append(exc)
+
+    t = threading.Thread(target=work, daemon=True)
+    t.start()
+    return t, failed
+
+
+def test_a_writer_past_the_gate_but_not_yet_writing_is_waited_for(source_db, target_db):
+    """The statement passed the gate's trigger and sleeps in a later statement trigger
+    (triggers fire in name order), before any row, so it holds no xid yet: the cutover must
+    wait for its commit and carry its change, not drop it."""
+    make_shop(source_db, target_db)
+    fwd, rev = route(source_db, target_db), route(source_db, target_db, "reverse")
+    try:
+        cdc.begin(fwd, copy=copier(fwd))
+        with psycopg.connect(source_db.dsn, autocommit=True) as conn:
+            install_gate(conn, fwd.service, "monolith", "public", fwd.tables, closed=False)
+        source_db.execute(SLOW_ITEMS)
+        writer, failed = _writer(source_db, "UPDATE public.items SET qty = 77 WHERE order_id = 1")
+        time.sleep(0.3)  # inside the statement trigger's sleep
+        switch = cutover.cutover(fwd, rev)
+        writer.join()
+        assert failed == []
+        assert switch.window_seconds > 0.3  # it waited for the writer
+        assert target_db.execute("SELECT qty FROM svc.items WHERE order_id = 1") == [(77,), (77,)]
+        assert differences(source_db, target_db) == {"orders": 0, "items": 0}
+    finally:
+        cdc.end(fwd)
+        cdc.end(rev)
+
+
+def test_a_writer_that_does_not_finish_undoes_the_cutover_and_is_named(source_db, target_db):
+    make_shop(source_db, target_db)
+    fwd, rev = route(source_db, target_db), route(source_db, target_db, "reverse")
+    try:
+        cdc.begin(fwd, copy=copier(fwd))
+        with source_db.connect() as open_txn:
+            # Before the gate exists, installing it waits on the open transaction: named.
+            open_txn.execute("BEGIN")
+            open_txn.execute("UPDATE public.orders SET note = 'open' WHERE id = 1")
+            with pytest.raises(
+                CheckFailed, match=r"write gate on public\.orders within 0\.3s.*\n  pid \d+"
+            ):
+                cutover.cutover(fwd, rev, writers_timeout=0.3)
+            open_txn.execute("COMMIT")
+            with psycopg.connect(source_db.dsn, autocommit=True) as conn:
+                install_gate(conn, fwd.service, "monolith", "public", fwd.tables, closed=False)
+            # With the gate in place, the cutover closes it, waits for the writer, gives up.
+            open_txn.execute("BEGIN")
+            open_txn.execute("UPDATE public.orders SET note = 'open' WHERE id = 1")
+            with pytest.raises(CheckFailed, match=r"still open after 0\.3s:\n  pid \d+"):
+                cutover.cutover(fwd, rev, writers_timeout=0.3)
+            open_txn.execute("COMMIT")
+        # Undone: the monolith takes writes and forward sync still carries them.
+        source_db.execute("UPDATE public.orders SET note = 'after' WHERE id = 2")
+        cdc.run(fwd, until_caught_up=True)
+        assert differences(source_db, target_db) == {"orders": 0, "items": 0}
+        assert not cdc.status(rev)["slot_exists"]
     finally:
         cdc.end(fwd)
         cdc.end(rev)

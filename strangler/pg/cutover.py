@@ -35,31 +35,34 @@ from strangler.pg.slot import blocking_sessions
 __all__ = ["Switch", "cutover", "move_sequences", "rollback", "wait_in_flight"]
 
 
-def wait_in_flight(conn: psycopg.Connection[Any], timeout: float = 10.0) -> None:
-    """Wait until every transaction that held an xid when called has ended.
+def wait_in_flight(
+    conn: psycopg.Connection[Any], schema: str, tables: Sequence[str], timeout: float = 10.0
+) -> None:
+    """Wait until every transaction that began writing to ``tables`` has ended.
 
-    A transaction that wrote before the gate closed may still commit after it; its commit
-    must be inside the drain, so the drain's mark is taken only after these are gone.
+    Run after the gate closed. A writer takes ROW EXCLUSIVE on a table before its statement
+    reaches the gate's trigger and keeps it to its end, so a SHARE lock on the tables is
+    granted exactly when every writer that might have passed the gate is gone; its commit
+    then lies before the drain's mark. (Waiting for transactions that held an xid missed a
+    writer between the trigger and its first row: the tests lost one under load.) Writers
+    arriving meanwhile queue for the few milliseconds the lock is held, then meet the gate.
     """
-    row = conn.execute("SELECT pg_current_snapshot()::text").fetchone()
-    snap = str(row[0]) if row else ""
-    deadline = time.monotonic() + timeout
-    while True:
-        running = conn.execute(
-            "SELECT count(*) FROM pg_snapshot_xip(%s::pg_snapshot) x "
-            "WHERE pg_xact_status(x) = 'in progress'",
-            (snap,),
-        ).fetchone()
-        if not running or running[0] == 0:
-            return
-        if time.monotonic() > deadline:
-            listed = "\n".join("  " + b for b in blocking_sessions(conn))
-            raise CheckFailed(
-                f"transactions that were writing when the gate closed are still open after "
-                f"{timeout:g}s:\n{listed}",
-                hint="let them finish or end them, then run the command again",
+    names = sql.SQL(", ").join(sql.Identifier(schema, t) for t in tables)
+    try:
+        with conn.transaction():
+            conn.execute(
+                sql.SQL("SET LOCAL lock_timeout = {}").format(
+                    sql.Literal(f"{int(timeout * 1000)}ms")
+                )
             )
-        time.sleep(0.002)
+            conn.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(names))
+    except psycopg.errors.LockNotAvailable:
+        listed = "\n".join("  " + b for b in blocking_sessions(conn))
+        raise CheckFailed(
+            f"transactions that were writing when the gate closed are still open after "
+            f"{timeout:g}s:\n{listed}",
+            hint="let them finish or end them, then run the command again",
+        ) from None
 
 
 def move_sequences(
@@ -114,17 +117,34 @@ class Switch:
     sequences: dict[str, int]
 
 
-def _switch(old: cdc.SyncRoute, new: cdc.SyncRoute, old_side: Side, new_side: Side) -> Switch:
+def _switch(
+    old: cdc.SyncRoute,
+    new: cdc.SyncRoute,
+    old_side: Side,
+    new_side: Side,
+    writers_timeout: float = 10.0,
+) -> Switch:
     """Move writes from ``old``'s source to ``new``'s source (they are each other's target)."""
     service = old.service
     with old.connect_source() as src, old.connect_target() as dst:
-        install_gate(src, service, old_side, old.source_schema, old.tables, closed=False)
-        install_gate(dst, service, new_side, old.target_schema, old.tables, closed=True)
+        install_gate(
+            src,
+            service,
+            old_side,
+            old.source_schema,
+            old.tables,
+            closed=False,
+            lock_timeout=writers_timeout,
+        )
+        install_gate(
+            dst, service, new_side, old.target_schema, old.tables, closed=True,
+            lock_timeout=writers_timeout,
+        )  # fmt: skip
         started = time.monotonic()
         close_gate(src, service, old_side)
         new_exists = False
         try:
-            wait_in_flight(src)
+            wait_in_flight(src, old.source_schema, old.tables, writers_timeout)
             mark = emit_mark(src)
             last = cdc.run(old, until_lsn=mark, poll=0.001, max_poll=0.01)
             seqs = move_sequences(src, old.source_schema, dst, old.target_schema, old.tables)
@@ -146,11 +166,18 @@ def _switch(old: cdc.SyncRoute, new: cdc.SyncRoute, old_side: Side, new_side: Si
     return Switch(new.direction, window, last.rows, seqs)
 
 
-def cutover(forward: cdc.SyncRoute, reverse: cdc.SyncRoute) -> Switch:
-    """Writes to the service schema; the monolith's copy kept current by reverse sync."""
-    return _switch(forward, reverse, "monolith", "service")
+def cutover(
+    forward: cdc.SyncRoute, reverse: cdc.SyncRoute, *, writers_timeout: float = 10.0
+) -> Switch:
+    """Writes to the service schema; the monolith's copy kept current by reverse sync.
+
+    ``writers_timeout``: how long to wait for transactions already writing when the gate
+    closes; past it the switch is undone and they are named."""
+    return _switch(forward, reverse, "monolith", "service", writers_timeout)
 
 
-def rollback(forward: cdc.SyncRoute, reverse: cdc.SyncRoute) -> Switch:
+def rollback(
+    forward: cdc.SyncRoute, reverse: cdc.SyncRoute, *, writers_timeout: float = 10.0
+) -> Switch:
     """Writes back to the monolith; forward sync resumes; the service schema is gated."""
-    return _switch(reverse, forward, "service", "monolith")
+    return _switch(reverse, forward, "service", "monolith", writers_timeout)

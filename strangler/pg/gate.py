@@ -14,6 +14,9 @@ from typing import Any, Literal
 import psycopg
 from psycopg import sql
 
+from strangler.errors import CheckFailed
+from strangler.pg.slot import blocking_sessions
+
 __all__ = ["Side", "close_gate", "install_gate", "open_gate", "remove_gate"]
 
 Side = Literal["monolith", "service"]
@@ -65,8 +68,13 @@ def install_gate(
     tables: Sequence[str],
     *,
     closed: bool,
+    lock_timeout: float = 10.0,
 ) -> None:
-    """Create the gate function and triggers (idempotent); ``closed`` refuses writes now."""
+    """Create the gate function and triggers (idempotent); ``closed`` refuses writes now.
+
+    Creating a trigger waits for every transaction using the table; past ``lock_timeout``
+    the sessions in the way are named instead of waiting without end.
+    """
     conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(_SCHEMA)))
     _define(conn, service, side, _refusal(service, side) if closed else None)
     for table in tables:
@@ -74,17 +82,32 @@ def install_gate(
             "SELECT 1 FROM pg_trigger WHERE tgrelid = %s::regclass AND tgname = %s",
             (sql.Identifier(schema, table).as_string(conn), _TRIGGER),
         ).fetchone()
-        if not exists:
-            conn.execute(
-                sql.SQL(
-                    "CREATE TRIGGER {} BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {} "
-                    "FOR EACH STATEMENT EXECUTE FUNCTION {}()"
-                ).format(
-                    sql.Identifier(_TRIGGER),
-                    sql.Identifier(schema, table),
-                    _function(service, side),
+        if exists:
+            continue
+        try:
+            with conn.transaction():
+                conn.execute(
+                    sql.SQL("SET LOCAL lock_timeout = {}").format(
+                        sql.Literal(f"{int(lock_timeout * 1000)}ms")
+                    )
                 )
-            )
+                conn.execute(
+                    sql.SQL(
+                        "CREATE TRIGGER {} BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {} "
+                        "FOR EACH STATEMENT EXECUTE FUNCTION {}()"
+                    ).format(
+                        sql.Identifier(_TRIGGER),
+                        sql.Identifier(schema, table),
+                        _function(service, side),
+                    )
+                )
+        except psycopg.errors.LockNotAvailable:
+            listed = "\n".join("  " + b for b in blocking_sessions(conn))
+            raise CheckFailed(
+                f"could not install the write gate on {schema}.{table} within "
+                f"{lock_timeout:g}s: these sessions hold the table:\n{listed}",
+                hint="let them finish or end them, then run the command again",
+            ) from None
 
 
 def close_gate(conn: psycopg.Connection[Any], service: str, side: Side) -> None:
