@@ -49,6 +49,7 @@ from strangler.pg import cutover as cut
 from strangler.pg.apply import Round
 from strangler.pg.embedded import PgInstance, embedded_bin_dir
 from strangler.pg.extract import copy_service
+from strangler.pg.position import emit_mark
 from strangler.runbook import Runbook
 from strangler.spec import load_spec
 from strangler.verify import verify_service
@@ -88,6 +89,26 @@ COMMIT;
 """
 
 
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def pin_server(inst: PgInstance, cpus: set[int]) -> None:
+    """Pin a server's postmaster and every process it has forked; later backends inherit."""
+    postmaster = int((inst.data_dir / "postmaster.pid").read_text().split()[0])
+    for pid in [postmaster, *_children(postmaster)]:
+        os.sched_setaffinity(pid, cpus)
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -98,21 +119,40 @@ def pct(values: list[float], q: float) -> float:
 class Syncer:
     """``strangler sync`` in a thread: collects per-transaction lag and rows applied."""
 
-    def __init__(self, route: cdc.SyncRoute) -> None:
+    def __init__(self, route: cdc.SyncRoute, reader: cdc.Reader = "stream") -> None:
         self.route = route
+        self.reader = reader
         self.stop = threading.Event()
         self.lags: list[float] = []
         self.rows = 0
+        self.position = 0
+        self.counting = False
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _round(self, r: Round) -> None:
-        self.rows += r.rows
-        self.lags += r.lags
+        self.position = max(self.position, r.position)
+        if self.counting:
+            self.rows += r.rows
+            self.lags += r.lags
+
+    def settle(self, monolith: str, timeout: float = 120) -> Syncer:
+        """Wait until this sync runs and has applied a mark written now, then start counting:
+        a starting walsender first re-decodes from the slot's restart point (up to 15 s of
+        WAL), which is a start-up cost, not the lag of a running sync."""
+        with psycopg.connect(monolith, autocommit=True) as conn:
+            mark = emit_mark(conn)
+        deadline = time.monotonic() + timeout
+        while self.position < mark:
+            if self.error or time.monotonic() > deadline:
+                raise SystemExit(f"sync did not settle: {self.error}")
+            time.sleep(0.01)
+        self.counting = True
+        return self
 
     def _run(self) -> None:
         try:
-            cdc.run(self.route, stop=self.stop, on_round=self._round)
+            cdc.run(self.route, stop=self.stop, on_round=self._round, reader=self.reader)
         except cdc.SlotGone:
             pass
         except BaseException as exc:
@@ -167,14 +207,16 @@ class App:
             s = self.schemas[side]
             try:
                 with conns[side].transaction():
-                    oid = (
+                    row = (
                         conns[side]
                         .execute(
                             f"INSERT INTO {s}.orders (customer_id, total, notes) VALUES (%s, 10, 'cycle') RETURNING id",
                             (rnd.randint(1, self.sizes["customers"]),),
                         )
-                        .fetchone()[0]
-                    )  # type: ignore[index]
+                        .fetchone()
+                    )
+                    assert row is not None
+                    oid = row[0]
                     conns[side].execute(
                         f"INSERT INTO {s}.order_items (order_id, product_id, quantity, unit_price) VALUES (%s, %s, 1, 5)",
                         (oid, rnd.randint(1, self.sizes["products"])),
@@ -216,6 +258,14 @@ class Bench:
         self.dst = PgInstance.create(self.root / "dst", settings=SETTINGS).start()
         self.src.create_database("monolith")
         self.dst.create_database("service")
+        # --pin: the monolith's server and its clients on CPU 0; strangler and the service's
+        # server on CPU 1, as they run on other machines in production. What sync then costs
+        # the monolith is its own share: the walsender's decoding and WAL reads.
+        self.pinned = args.pin and (os.cpu_count() or 1) >= 2
+        if self.pinned:
+            pin_server(self.src, {0})
+            pin_server(self.dst, {1})
+            os.sched_setaffinity(0, {1})
         self.monolith, self.service = self.src.dsn("monolith"), self.dst.dsn("service")
         spec_path = self.root / "strangler.yaml"
         spec_path.write_text(
@@ -245,9 +295,41 @@ class Bench:
         ]  # fmt: skip
         if rate:
             cmd[2:2] = ["-R", str(rate)]
-        out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            cmd, env=env, capture_output=True, text=True, check=True,
+            preexec_fn=(lambda: os.sched_setaffinity(0, {0})) if self.pinned else None,
+        ).stdout  # fmt: skip
         line = next(x for x in out.splitlines() if x.startswith("tps = "))
         return float(line.split()[2])
+
+    def native(self, a: argparse.Namespace, sizes: dict[str, int]) -> float:
+        """pgbench TPS while a native subscription (a database of its own on the service's
+        server, the monolith's tables under their own names) applies the same changes."""
+        self.dst.create_database("native")
+        native = self.dst.dsn("native")
+        with psycopg.connect(self.monolith, autocommit=True) as conn:
+            conn.execute(
+                "CREATE PUBLICATION bench_native FOR TABLE orders, order_items, order_status_history"
+            )
+        with psycopg.connect(native, autocommit=True) as conn:
+            build_monolith(conn, orders=a.orders)
+            conn.execute(
+                psycopg.sql.SQL(
+                    "CREATE SUBSCRIPTION bench_native CONNECTION {} PUBLICATION bench_native"
+                    " WITH (copy_data = false)"
+                ).format(psycopg.sql.Literal(self.monolith))
+            )
+        time.sleep(2)  # the apply worker and its walsender are up
+        if self.pinned:
+            pin_server(self.src, {0})
+            pin_server(self.dst, {1})
+        try:
+            return self.pgbench(a.seconds, sizes)
+        finally:
+            with psycopg.connect(native, autocommit=True) as conn:
+                conn.execute("DROP SUBSCRIPTION bench_native")
+            with psycopg.connect(self.monolith, autocommit=True) as conn:
+                conn.execute("DROP PUBLICATION bench_native")
 
     def verify(self, label: str) -> None:
         report = verify_service(self.spec, "order_service")
@@ -283,7 +365,7 @@ class Bench:
         )
 
         # 4: with sync.
-        syncer = Syncer(self.fwd).start()
+        syncer = Syncer(self.fwd).start().settle(self.monolith)
         t0 = time.perf_counter()
         self.facts["tps_with"] = self.pgbench(a.seconds, sizes)
         load_s = time.perf_counter() - t0
@@ -300,8 +382,28 @@ class Bench:
         self.say(
             f"with sync: {self.facts['tps_with']:.0f} tps; apply {self.facts['apply_rows_s']:.0f} rows/s; lag p50 {self.facts['lag_p50']:.3f}s p99 {self.facts['lag_p99']:.3f}s; drain {self.facts['drain_s']:.1f}s"
         )
+        # 4a: the same with the SQL slot functions (peek), to justify the stream.
+        syncer = Syncer(self.fwd, reader="peek").start().settle(self.monolith)
+        t0 = time.perf_counter()
+        self.facts["tps_peek"] = self.pgbench(a.seconds, sizes)
+        load_s = time.perf_counter() - t0
+        rows_during = syncer.rows
+        t1 = time.perf_counter()
+        cdc.Watermark(self.fwd).wait_applied(cdc.Watermark(self.fwd).source_position(), 600)
+        self.facts["peek_drain_s"] = time.perf_counter() - t1
+        syncer.finish()
+        self.facts["peek_rows_s"] = rows_during / load_s
+        self.facts["peek_p50"] = pct(syncer.lags, 0.50)
+        self.facts["peek_p99"] = pct(syncer.lags, 0.99)
+        self.say(
+            f"with peek: {self.facts['tps_peek']:.0f} tps; apply {self.facts['peek_rows_s']:.0f} rows/s; lag p50 {self.facts['peek_p50']:.3f}s p99 {self.facts['peek_p99']:.3f}s"
+        )
+        # 4c: PostgreSQL's own subscription on the same load, for what decoding alone costs.
+        self.facts["tps_native"] = self.native(a, sizes)
+        self.say(f"with a native subscription: {self.facts['tps_native']:.0f} tps")
         # 4b: the same with sync, at a fixed rate the applier can sustain: lag, not backlog.
-        syncer = Syncer(self.fwd).start()
+        cdc.run(self.fwd, until_caught_up=True)  # what the native phase left in our slot
+        syncer = Syncer(self.fwd).start().settle(self.monolith)
         self.facts["tps_rate"] = self.pgbench(a.seconds, sizes, rate=a.rate)
         cdc.Watermark(self.fwd).wait_applied(cdc.Watermark(self.fwd).source_position(), 300)
         syncer.finish()
@@ -360,15 +462,26 @@ class Bench:
         f, a = self.facts, self.args
         w = [x * 1000 for x in f["windows"]]
         loss = 100 * (1 - f["tps_with"] / f["tps_without"])
+        peek_loss = 100 * (1 - f["tps_peek"] / f["tps_without"])
+        native_loss = 100 * (1 - f["tps_native"] / f["tps_without"])
         load = os.getloadavg()
+        pin = "--pin" if a.pin else "--no-pin"
+        placement = (
+            "The monolith's server and pgbench are pinned to CPU 0; strangler and the service's "
+            "server to CPU 1 (`--pin`), as they would run on other machines: what sync costs the "
+            "monolith is then its own share (the walsender's decoding and WAL reads), not two "
+            "cores shared by everything."
+            if self.pinned
+            else "Everything shares both cores (`--no-pin`): the monolith's throughput then also "
+            "pays for strangler's and the service's CPU."
+        )
         return f"""## Online sync and write cutover (issue 5)
 
-Command: `.venv/bin/python bench/bench_sync.py --orders {a.orders} --seconds {a.seconds} --cycles {a.cycles} --rate {a.rate} --out {a.out}`
+Command: `.venv/bin/python bench/bench_sync.py --orders {a.orders} --seconds {a.seconds} --cycles {a.cycles} --rate {a.rate} {pin} --out {a.out}`
 
 Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, PostgreSQL 18 (embedded wheel) on both sides,
-durable settings (fsync, synchronous_commit, full_page_writes on). **Other helpers were running tests and
-benchmarks on the same 2 cores during this run** (load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}),
-so absolute figures are low and noisy; the ratios within this single run are what to read.
+durable settings (fsync, synchronous_commit, full_page_writes on); load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}.
+{placement}
 
 Dataset: the demo monolith at {a.orders:,} orders ({a.orders * 3:,} items, status history), service on a second instance.
 Workload: pgbench (the wheel's) with a custom script, 4 clients, {a.seconds} s per run: each transaction places an order
@@ -388,24 +501,26 @@ Workload: pgbench (the wheel's) with a custom script, 4 clients, {a.seconds} s p
 | verifications with zero differences after a switch | {f["verified"]} of {len(w)} | all |
 | cutover workload: transactions committed / refused by the gate | {f["app_committed"]:,} / {f["app_refused"]:,} | |
 
-Lag is measured per applied transaction: its commit on the monolith to the commit of the apply
-transaction on the service (clocks of one machine). The window is measured inside the switch: from
-closing the gate on the old side to opening it on the new one (wait for in-flight writers, drain,
-sequences, reverse slot).
+**How the stream is read, and why** (same run, same full-speed pgbench load):
 
-**Why the SQL slot functions and not a replication connection.** psycopg 3 has no streaming
-replication client. strangler peeks (`pg_logical_slot_peek_binary_changes`), applies the round
-in one target transaction that also stores the position, commits, and only then advances the slot.
-What that costs is the poll: idle rounds back off from 20 to 200 ms, and each peek decodes again
-from the slot's confirmed position. At a rate the applier sustains ({f["tps_rate"]:.0f} tps) the lag is
-{f["rate_p50"] * 1000:.0f} ms at p50 and {f["rate_p99"] * 1000:.0f} ms at p99, against a 1 s target: a streaming connection could
-only save part of those tens of milliseconds, at the price of a hand-written CopyBoth client with
-its feedback messages, and it would not shorten the cutover window (its drain polls every
-1–10 ms). At full speed the lag ({f["lag_p50"]:.1f} s at p50) is a backlog, not a read delay: one applier
-applies about {f["apply_rows_s"]:.0f} rows/s here while pgbench writes about {5 * f["tps_with"]:.0f} rows/s, and
-{f["backlog_rows"] / f["backlog_s"]:.0f} rows/s with the machine to itself; streaming the changes faster would not
-apply them faster. The next step for throughput is the apply (several statements per round
-trip, or parallel apply by table), not the read.
+| reader | source TPS | throughput loss | apply rate | lag p50 / p99 | drain after the load |
+|---|---|---|---|---|---|
+| replication connection (`START_REPLICATION`, strangler's default) | {f["tps_with"]:.0f} | {loss:.1f} % | {f["apply_rows_s"]:.0f} rows/s | {f["lag_p50"] * 1000:.0f} / {f["lag_p99"] * 1000:.0f} ms | {f["drain_s"]:.2f} s |
+| SQL slot functions (`pg_logical_slot_peek_binary_changes` per round) | {f["tps_peek"]:.0f} | {peek_loss:.1f} % | {f["peek_rows_s"]:.0f} rows/s | {f["peek_p50"] * 1000:.0f} / {f["peek_p99"] * 1000:.0f} ms | {f["peek_drain_s"]:.2f} s |
+| PostgreSQL's own subscription (same table names; reference for what decoding costs) | {f["tps_native"]:.0f} | {native_loss:.1f} % | - | - | - |
+
+A peek decodes from the slot's `restart_lsn` every time, and `restart_lsn` moves only at a
+running-transactions record (every 15 s at best): each round re-decodes the WAL of the last
+seconds on the monolith's server. A walsender decodes each change once. psycopg 3 has no
+replication client, so strangler speaks the protocol over libpq itself (`pg/stream.py`:
+XLogData in, standby status updates out, confirming only the position the service has stored).
+
+Lag is measured per applied transaction: its commit on the monolith to the commit of the apply
+transaction on the service (clocks of one machine). A round closes 100 ms after its first change
+at the latest, so the lag sits near that while a busy stream still moves thousands of rows per
+round (folded per key, staged with COPY, applied with a few set-based statements per table).
+The window is measured inside the switch: from closing the gate on the old side to opening it on
+the new one (wait for writers already past the gate, drain, sequences, reverse slot).
 """
 
 
@@ -424,6 +539,12 @@ def main() -> None:
     )
     p.add_argument("--settle", type=float, default=1.0, help="Seconds of load before each switch.")
     p.add_argument("--out", default="docs/benchmarks-cdc.md")
+    p.add_argument(
+        "--pin",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Monolith's server + pgbench on CPU 0, strangler + service's server on CPU 1.",
+    )
     args = p.parse_args()
     bench = Bench(args)
     try:

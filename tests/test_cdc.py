@@ -38,7 +38,8 @@ def test_snapshot_handoff_under_load_loses_and_doubles_nothing(source_db, target
     assert target_db.execute("SELECT count(*) FROM svc.orders")[0][0] > 200
 
 
-def test_real_monolith_cases(source_db, target_db, shop):
+@pytest.mark.parametrize("reader", ["stream", "peek"])
+def test_real_monolith_cases(source_db, target_db, shop, reader):
     cdc.begin(shop, copy=copier(shop))
     src = source_db
     # A primary key that changes, deletes (with the FK cascade on the source), a rollback.
@@ -61,7 +62,7 @@ def test_real_monolith_cases(source_db, target_db, shop):
         "INSERT INTO public.orders (customer, total) "
         "SELECT 'big', g FROM generate_series(1, 30000) g"
     )
-    cdc.run(shop, until_caught_up=True)
+    cdc.run(shop, until_caught_up=True, reader=reader)
     assert differences(source_db, target_db) == {"orders": 0, "items": 0}
     tgt = target_db
     assert tgt.execute("SELECT count(*) FROM svc.orders WHERE customer = 'never'") == [(0,)]
@@ -72,7 +73,7 @@ def test_real_monolith_cases(source_db, target_db, shop):
     # TRUNCATE is applied: the target matches the source.
     src.execute("TRUNCATE public.orders, public.items")
     src.execute("INSERT INTO public.orders (customer) VALUES ('after truncate')")
-    last = cdc.run(shop, until_caught_up=True)
+    last = cdc.run(shop, until_caught_up=True, reader=reader)
     assert differences(source_db, target_db) == {"orders": 0, "items": 0}
     assert tgt.execute("SELECT customer FROM svc.orders") == [("after truncate",)]
     assert last.caught_up

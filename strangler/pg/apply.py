@@ -178,19 +178,19 @@ class Applier:
         return done
 
     def stream_round(
-        self, stream: SlotStream, *, wait: float, linger: float = 0.005, budget: float = 0.25
+        self, stream: SlotStream, *, wait: float, linger: float = 0.005, budget: float = 0.1
     ) -> Round:
         """One round from a replication stream: collect whole transactions, apply them in one
         target transaction, then confirm the stored position to the server.
 
         Waits up to ``wait`` for the first message; the round closes at a commit when the
-        stream has been quiet for ``linger``, after ``budget`` seconds or ``max_changes``
-        changes, so the lag stays a fraction of a second while a backlog still moves in
-        big rounds.
+        stream has been quiet for ``linger``, ``budget`` seconds after its first message or
+        after ``max_changes`` changes: the lag stays near ``budget`` while a busy stream
+        still moves in rounds of thousands of rows.
         """
         messages: list[Any] = []
         changes, in_txn, quiet = 0, False, False
-        started = time.monotonic()
+        started = 0.0
         while True:
             data = stream.read(linger if messages and not in_txn else wait)
             if data is None:
@@ -199,6 +199,8 @@ class Applier:
                 quiet = True
                 break
             msg = decode(data)
+            if not messages:
+                started = time.monotonic()
             messages.append(msg)
             if isinstance(msg, Begin):
                 in_txn = True

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 
@@ -52,6 +52,9 @@ __all__ = [
     "status",
     "watermark",
 ]
+
+
+Reader = Literal["stream", "peek"]
 
 
 class SlotGone(StranglerError):
@@ -203,28 +206,35 @@ def run(
     poll: float = 0.02,
     max_poll: float = 0.2,
     mark_every: float = 10.0,
+    reader: Reader = "stream",
 ) -> Round:
-    """Apply rounds from the slot's stream until ``stop`` is set (or caught up / past
-    ``until_lsn`` / one round). Returns the last round.
+    """Apply rounds from the slot until ``stop`` is set (or caught up / past ``until_lsn`` /
+    one round). Returns the last round.
 
-    A round waits up to ``max_poll`` for changes (they wake it at once). When another process
-    streams the slot (a running ``strangler sync``), a call with ``until_lsn`` waits for that
-    process to store the position instead; ``poll`` paces that wait and reconnections.
+    ``reader="stream"``: a replication connection (:mod:`strangler.pg.stream`); a round waits
+    up to ``max_poll`` for changes, which wake it at once. ``reader="peek"``: the SQL slot
+    functions, idle rounds backing off from ``poll`` to ``max_poll`` (kept to compare them in
+    ``bench/bench_sync.py``). When another process holds the slot (a running
+    ``strangler sync``), a call with ``until_lsn`` waits for that process to store the
+    position instead; ``poll`` paces that wait and reconnections.
     """
     stop = stop or threading.Event()
     with route.connect_source() as src, route.connect_target() as dst:
         worker = applier(route, src, dst)
         if until_caught_up:
             until_lsn = max(until_lsn or 0, emit_mark(src))
-        idle_since = time.monotonic()
+        idle_since, delay = time.monotonic(), poll
         last = Round()
         stream: SlotStream | None = None
         try:
             while not stop.is_set():
                 try:
-                    if stream is None:
-                        stream = _open_stream(route, worker)
-                    last = worker.stream_round(stream, wait=poll if once else max_poll)
+                    if reader == "peek":
+                        last = worker.run_round()
+                    else:
+                        if stream is None:
+                            stream = _open_stream(route, worker)
+                        last = worker.stream_round(stream, wait=poll if once else max_poll)
                 except (psycopg.errors.UndefinedObject, NoPosition) as exc:
                     raise _gone(route, exc) from None
                 except psycopg.errors.ObjectInUse:
@@ -249,11 +259,15 @@ def run(
                 if until_lsn is not None and last.position >= until_lsn:
                     break
                 if last.transactions or not last.caught_up:
-                    idle_since = time.monotonic()
-                elif time.monotonic() - idle_since > mark_every:
+                    idle_since, delay = time.monotonic(), poll
+                    continue
+                if time.monotonic() - idle_since > mark_every:
                     # Idle: a mark lets the slot advance so the monolith can recycle WAL.
                     emit_mark(src)
                     idle_since = time.monotonic()
+                if reader == "peek":
+                    stop.wait(delay)
+                    delay = min(max_poll, delay * 2)
         finally:
             if stream is not None:
                 stream.close()
