@@ -57,6 +57,8 @@ CREATE TABLE orders (
   weights float_range,
   updated_at timestamptz DEFAULT now(),
   CONSTRAINT orders_name_key UNIQUE (name) DEFERRABLE INITIALLY DEFERRED,
+  CONSTRAINT orders_ship_key UNIQUE (id, status) INCLUDE (qty)
+    WITH (fillfactor = 70),
   CONSTRAINT orders_no_overlap EXCLUDE USING gist (during WITH &&)
 ) WITH (fillfactor = 90);
 ALTER TABLE orders ADD CONSTRAINT orders_qty_small CHECK (qty < 1000) NOT VALID;

@@ -130,7 +130,9 @@ def test_schema_only_then_copy(source_db: Db, target_db: Db, tmp_path: Path, cli
     assert status["services"][0]["phase"] == "schema_ready"
     dry = cli("copy", "order_service", "-f", str(spec), "--dry-run")
     assert dry.code == 0, dry.stderr
-    assert "CREATE SCHEMA" not in dry.stdout and '"orders_pkey" PRIMARY KEY (id)' in dry.stdout
+    assert "CREATE SCHEMA" not in dry.stdout
+    assert 'ADD CONSTRAINT "orders_pkey" PRIMARY KEY USING INDEX "orders_pkey"' in dry.stdout
+    assert "CREATE UNIQUE INDEX orders_pkey ON orders USING btree (id)" in dry.stdout
     done = cli("copy", "order_service", "-f", str(spec), "--output", "json")
     assert done.code == 0, done.stderr
     assert done.json()["tables"]["orders"]["target_rows"] == 10

@@ -64,6 +64,7 @@ def test_plan_says_which_mechanism_carries_the_changes_and_why(
     spec.write_text(_text(source_db.dsn, "postgresql://127.0.0.1:1/x"))
     sync = cli("plan", "shop", "-f", str(spec), "--output", "json").json()["services"][0]["sync"]
     assert sync["mechanism"].startswith("logical decoding (pgoutput), decoded and applied")
+    assert "START_REPLICATION" in sync["mechanism"] and "restart point" in sync["why"]
     assert sync["native_possible"] is False and "not applicable" in sync["native"]
     assert sync["monolith"] == "wal_level = logical" and sync["warnings"] == []
     spec.write_text(_text(source_db.dsn, "postgresql://127.0.0.1:1/x", schema="public"))

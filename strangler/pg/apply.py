@@ -1,11 +1,13 @@
 """Apply a slot's decoded changes to the other side, exactly once, with the schema remapped.
 
-How the stream is read (issue 5 asks for a deliberate choice): psycopg 3 has no streaming
-replication client, so each round calls ``pg_logical_slot_peek_binary_changes`` (which does
-not consume anything), applies the transactions it returns in ONE target transaction that
-also stores the position reached, commits, and only then ``pg_replication_slot_advance``\\ s
-the slot. The trade-off (each peek re-decodes from the slot's restart point, a poll interval
-adds to lag) is measured in ``bench/bench_sync.py``.
+How the stream is read (issue 5 asks for a deliberate choice): a long-running sync streams
+the slot over a replication connection (:mod:`strangler.pg.stream`, :meth:`Applier.stream_round`),
+so the walsender decodes each change once; a round collects whole transactions, applies them
+in ONE target transaction that also stores the position reached, commits, and only then
+confirms that position to the server. The SQL slot functions remain as a second reader
+(:meth:`Applier.run_round`: peek, apply, commit, ``pg_replication_slot_advance``); each peek
+re-decodes from the slot's restart point, which ``bench/bench_sync.py`` measures against the
+stream in the same run.
 
 Exactly once across kill -9: the stored position means "every transaction that committed
 before this LSN is applied". A round skips transactions whose commit starts before it (they

@@ -88,6 +88,10 @@ class Constraint:
     inherited: bool  # created by the parent (partitions) or inherited CHECK
     comment: str | None
     columns: tuple[str, ...]
+    # PRIMARY KEY / UNIQUE: their index as pg_get_indexdef prints it, and its name, so the
+    # copy can build it in parallel with the table's other indexes and attach it after.
+    index_definition: str | None = None
+    index_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -338,7 +342,7 @@ def _read(cur: psycopg.Cursor[Any], schema: str, names: list[str], version: int)
             by_oid[r["conrelid"]]["cons"].append(
                 Constraint(
                     r["conname"], r["kind"], r["def"], r["convalidated"], r["inherited"],
-                    r["comment"], tuple(r["cols"]),
+                    r["comment"], tuple(r["cols"]), r["index_def"], r["index_name"],
                 )
             )  # fmt: skip
     for r in cur.execute(INDEXES, p).fetchall():

@@ -64,7 +64,11 @@ SELECT con.oid, con.conrelid, con.conname, con.contype::text AS kind,
              ORDER BY k.o) AS ref_cols,
        rn.nspname AS ref_schema, rc.relname AS ref_table,
        con.confmatchtype::text AS match, con.confupdtype::text AS on_update,
-       con.confdeltype::text AS on_delete, con.condeferrable, con.condeferred
+       con.confdeltype::text AS on_delete, con.condeferrable, con.condeferred,
+       CASE WHEN con.contype IN ('p', 'u') AND con.conindid <> 0
+            THEN pg_get_indexdef(con.conindid, 0, true) END AS index_def,
+       (SELECT ic.relname FROM pg_class ic
+         WHERE ic.oid = con.conindid AND con.contype IN ('p', 'u')) AS index_name
 FROM pg_constraint con
 LEFT JOIN pg_class rc ON rc.oid = con.confrelid
 LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace

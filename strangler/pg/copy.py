@@ -325,51 +325,69 @@ def load_rows(
     binary: dict[str, bool],
     on_done: Callable[[ChunkDone], None],
     progress: CopyProgress | None = None,
-    then: Mapping[str, Callable[[], object]] | None = None,
+    then: Mapping[str, Sequence[Sequence[Callable[[], object]]]] | None = None,
 ) -> list[ChunkDone]:
     """Copy ``chunks`` with ``jobs`` workers in ``snapshot``; ``on_done`` runs in this thread.
 
     ``redo`` holds the keys of chunks a broken run may have half-written: they are cleared
-    first, in the same transaction as their copy. ``then[table]`` runs on the same workers as
-    soon as the table's last chunk is in (its primary key and indexes), ahead of the chunks
-    still waiting, so index builds overlap the load of the other tables as pgcopydb's do.
+    first, in the same transaction as their copy. ``then[table]`` is the table's follow-up
+    work in waves (its indexes, then the constraints that attach them): a wave's tasks run on
+    the same workers, ahead of the chunks still waiting, as soon as the table's last chunk
+    (or the wave before) is done, so index builds overlap the load of the other tables and
+    share the workers at the end, as pgcopydb's do.
     """
-    then = dict(then or {})
+    waves = {t: deque(list(w) for w in ws if w) for t, ws in (then or {}).items()}
     pool = _Connections(ends)
-    queue: deque[Callable[[], object]] = deque()
+    queue: deque[tuple[str | None, Callable[[], object]]] = deque()
     left = {t: len(parts) for t, parts in chunks.items()}
-    for table in [t for t in then if not left.get(t)]:
-        queue.append(then.pop(table))
+    in_wave: dict[str, int] = {}
+
+    def next_wave(table: str) -> None:
+        if not waves.get(table):
+            return
+        wave = waves[table].popleft()
+        in_wave[table] = len(wave)
+        for task in reversed(wave):
+            queue.appendleft((table, task))
+
+    for table in [t for t in waves if not left.get(t)]:
+        next_wave(table)
     for c in sorted(
         (c for parts in chunks.values() for c in parts),
         key=lambda c: (-catalog.table(c.table).bytes // max(1, len(chunks[c.table])), c.key),
     ):
         queue.append(
-            functools.partial(
+            (None, functools.partial(
                 _copy_chunk, pool, catalog, c, snapshot, c.key in redo,
                 binary.get(c.table, False), progress,
-            )
+            ))
         )  # fmt: skip
     done: list[ChunkDone] = []
-    running: set[Future[object]] = set()
+    running: dict[Future[object], str | None] = {}
     try:
         with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="copy") as ex:
             while queue or running:
                 while queue and len(running) < max(1, jobs):
-                    running.add(ex.submit(queue.popleft()))
-                finished, running = wait(running, return_when=FIRST_COMPLETED)
+                    owner, task = queue.popleft()
+                    running[ex.submit(task)] = owner
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for fut in finished:
+                    owner = running.pop(fut)
                     try:
                         result = fut.result()
                     except BaseException:
                         queue.clear()  # work not started stays undone; the journal says so
                         raise
-                    if isinstance(result, ChunkDone):
+                    if owner is not None:
+                        in_wave[owner] -= 1
+                        if not in_wave[owner]:
+                            next_wave(owner)
+                    elif isinstance(result, ChunkDone):
                         done.append(result)
                         on_done(result)
                         left[result.chunk.table] -= 1
-                        if not left[result.chunk.table] and result.chunk.table in then:
-                            queue.appendleft(then.pop(result.chunk.table))
+                        if not left[result.chunk.table]:
+                            next_wave(result.chunk.table)
     finally:
         pool.close()
     return done

@@ -22,12 +22,13 @@ run with the target as the only ``search_path`` (see :mod:`strangler.pg.catalog`
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg import sql
 
-from strangler.pg.catalog import Catalog, Column, ForeignKey, Table
+from strangler.pg.catalog import Catalog, Column, Constraint, ForeignKey, Table
 from strangler.pg.ddl_types import collate, type_statements
 from strangler.pg.role import RolePlan, role_statements
 from strangler.pg.statement import Query, Statement, search_path
@@ -250,7 +251,11 @@ def render_ddl(
             add = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
                 tn, sql.Identifier(con.name), sql.SQL(con.definition)
             )
-            if con.kind in ("p", "u", "x"):
+            if con.kind in ("p", "u") and table.kind == "r" and con.index_definition:
+                # Built as a plain unique index (in parallel with the table's other indexes,
+                # as pgcopydb does), then attached: the ALTER is a catalog change.
+                ddl.keys += _key_by_index(table.name, tn, con)
+            elif con.kind in ("p", "u", "x"):
                 ddl.keys.append(Statement(f"constraint:{table.name}:{con.name}", add, table.name))
             elif con.kind == "c" and not con.validated:
                 ddl.finish.append(Statement(f"check:{table.name}:{con.name}", add, table.name))
@@ -373,3 +378,24 @@ def _constraint_comment(table: str, tn: sql.Composable, name: str, comment: str)
         ),
         table,
     )
+
+
+_DEFERRABLE = re.compile(r"\s((?:NOT\s+)?DEFERRABLE(?:\s+INITIALLY\s+(?:DEFERRED|IMMEDIATE))?)\s*$")
+
+
+def _key_by_index(table: str, tn: sql.Composable, con: Constraint) -> list[Statement]:
+    """PRIMARY KEY / UNIQUE as CREATE UNIQUE INDEX plus ADD CONSTRAINT … USING INDEX."""
+    assert con.index_definition and con.index_name
+    kind = "PRIMARY KEY" if con.kind == "p" else "UNIQUE"
+    deferrable = _DEFERRABLE.search(con.definition)
+    attach = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {} USING INDEX {}{}").format(
+        tn,
+        sql.Identifier(con.name),
+        sql.SQL(kind),
+        sql.Identifier(con.index_name),
+        sql.SQL(" " + deferrable.group(1) if deferrable else ""),
+    )
+    return [
+        Statement(f"index:{table}:{con.index_name}", sql.SQL(con.index_definition), table),
+        Statement(f"constraint:{table}:{con.name}", attach, table),
+    ]

@@ -369,11 +369,17 @@ def _copy(
             skip.add(stmt.key)
             ran.append(stmt.key)
 
-        def keys_of(table: str) -> Callable[[], object]:
-            stmts = [s for s in prepared.ddl.keys if s.table == table]
+        def run(stmts: list[Any]) -> Callable[[], object]:
             return lambda: run_statements(
                 target_dsn, ends.target_schema, stmts, jobs=1, skip=set(skip), on_done=ddl_done
             )
+
+        def keys_of(table: str) -> list[list[Callable[[], object]]]:
+            """Each index on its own (they build side by side), then the constraints."""
+            stmts = [s for s in prepared.ddl.keys if s.table == table]
+            indexes = [s for s in stmts if s.key.startswith("index:")]
+            rest = [s for s in stmts if not s.key.startswith("index:")]
+            return [[run([s]) for s in indexes], [run(rest)] if rest else []]
 
         # A leaf table's keys and indexes are built as soon as its rows are in; those of a
         # partitioned parent wait for all partitions (the keys phase below).
@@ -390,9 +396,18 @@ def _copy(
         for phase, stmts in prepared.ddl.phases()[1:]:
             clock = time.monotonic()
             parallel = jobs if phase in ("keys", "validate", "analyze") else 1
-            run_statements(
-                target_dsn, ends.target_schema, stmts, jobs=parallel, skip=skip, on_done=ddl_done
-            )
+            # Keys: the indexes first (side by side), then what attaches or needs them.
+            waves = (
+                [[s for s in stmts if s.key.startswith("index:")],
+                 [s for s in stmts if not s.key.startswith("index:")]]
+                if phase == "keys"
+                else [stmts]
+            )  # fmt: skip
+            for wave in waves:
+                run_statements(
+                    target_dsn, ends.target_schema, wave, jobs=parallel, skip=skip,
+                    on_done=ddl_done,
+                )  # fmt: skip
             seconds[phase] = round(time.monotonic() - clock, 3)
         clock = time.monotonic()
         sequences = set_sequences(source, target, catalog, ends.target_schema)

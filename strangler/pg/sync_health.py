@@ -75,11 +75,15 @@ def sync_section(spec: Spec, service: str, phase: Phase) -> tuple[str, Any] | No
     native = src == dst and svc.target.dsn is not None
     limits = _limits(spec, service)
     section = SyncSection(
-        mechanism="logical decoding (pgoutput), decoded and applied by strangler",
+        mechanism="logical decoding (pgoutput), decoded and applied by strangler; streamed "
+        "over a replication connection (START_REPLICATION)",
         why=(
             f"changes to {src}.<table> are applied to {dst}.<table>: strangler remaps the "
             "schema, stores its position in the same transaction as the rows (exactly once "
-            "across kill -9), gates writes for the cutover and runs the same code in reverse"
+            "across kill -9), gates writes for the cutover and runs the same code in reverse. "
+            "Streamed, the monolith decodes each change once; the SQL slot functions would "
+            "decode again from the slot's restart point on every poll "
+            "(docs/benchmarks-cdc.md compares the two)"
         ),
         native=(
             "possible here (same schema and table names on another instance), but not used: "
