@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +42,13 @@ from strangler.pg.copy import (
 )
 from strangler.pg.ddl import Ddl, RolePlan, Statement, render_ddl, search_path, to_text
 from strangler.pg.online_copy import copy_online, preflight
-from strangler.pg.postload import count_rows, existing_keys, run_statements, set_sequences
+from strangler.pg.postload import (
+    count_rows,
+    count_rows_apart,
+    existing_keys,
+    run_statements,
+    set_sequences,
+)
 from strangler.phases import Action, Phase
 from strangler.runbook import Runbook
 
@@ -384,12 +391,17 @@ def _copy(
         # A leaf table's keys and indexes are built as soon as its rows are in; those of a
         # partitioned parent wait for all partitions (the keys phase below).
         early = {t.name: keys_of(t.name) for t in catalog.tables if t.has_data}
-        loaded = load_rows(
-            ends, catalog, {t: cs for t, cs in pending.items() if cs}, snapshot=snap, jobs=jobs,
-            redo=redo, binary=binary, on_done=chunk_done, progress=progress, then=early,
-        )  # fmt: skip
-        seconds["load"] = round(time.monotonic() - clock, 3)
-        expected = _count_expected(source, catalog, chunks, done_before)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="count") as counter:
+            # The runbook's source counts, in the snapshot, run beside the load on the
+            # connection that holds the snapshot (the load has connections of its own).
+            counting = counter.submit(_count_expected, source, catalog, chunks, done_before)
+            loaded = load_rows(
+                ends, catalog, {t: cs for t, cs in pending.items() if cs}, snapshot=snap,
+                jobs=jobs, redo=redo, binary=binary, on_done=chunk_done, progress=progress,
+                then=early,
+            )  # fmt: skip
+            seconds["load"] = round(time.monotonic() - clock, 3)
+            expected = counting.result()
         # Everything else reads the live monolith; the snapshot is not needed any longer.
         source.execute("COMMIT")
 
@@ -411,7 +423,7 @@ def _copy(
             seconds[phase] = round(time.monotonic() - clock, 3)
         clock = time.monotonic()
         sequences = set_sequences(source, target, catalog, ends.target_schema)
-        actual = count_rows(target, ends.target_schema, list(expected))
+        actual = count_rows_apart(target_dsn, ends.target_schema, list(expected), jobs=jobs)
         seconds["sequences_and_counts"] = round(time.monotonic() - clock, 3)
         watermark = target.execute("SELECT pg_current_xact_id()::text").fetchone()
         journal.put(
