@@ -26,11 +26,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from strangler.errors import CheckFailed
 from strangler.pg import cdc
 from strangler.pg.gate import Side, close_gate, install_gate, open_gate
 from strangler.pg.position import emit_mark
-from strangler.pg.slot import blocking_sessions
+from strangler.pg.slot import lock_waits_named
 
 __all__ = ["Switch", "cutover", "move_sequences", "rollback", "wait_in_flight"]
 
@@ -48,21 +47,9 @@ def wait_in_flight(
     arriving meanwhile queue for the few milliseconds the lock is held, then meet the gate.
     """
     names = sql.SQL(", ").join(sql.Identifier(schema, t) for t in tables)
-    try:
-        with conn.transaction():
-            conn.execute(
-                sql.SQL("SET LOCAL lock_timeout = {}").format(
-                    sql.Literal(f"{int(timeout * 1000)}ms")
-                )
-            )
-            conn.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(names))
-    except psycopg.errors.LockNotAvailable:
-        listed = "\n".join("  " + b for b in blocking_sessions(conn))
-        raise CheckFailed(
-            f"transactions that were writing when the gate closed are still open after "
-            f"{timeout:g}s:\n{listed}",
-            hint="let them finish or end them, then run the command again",
-        ) from None
+    what = f"transactions that were writing when the gate closed are still open after {timeout:g}s"
+    with lock_waits_named(conn, timeout, what):
+        conn.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(names))
 
 
 def move_sequences(

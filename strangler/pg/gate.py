@@ -14,8 +14,7 @@ from typing import Any, Literal
 import psycopg
 from psycopg import sql
 
-from strangler.errors import CheckFailed
-from strangler.pg.slot import blocking_sessions
+from strangler.pg.slot import lock_waits_named
 
 __all__ = ["Side", "close_gate", "install_gate", "open_gate", "remove_gate"]
 
@@ -84,30 +83,21 @@ def install_gate(
         ).fetchone()
         if exists:
             continue
-        try:
-            with conn.transaction():
-                conn.execute(
-                    sql.SQL("SET LOCAL lock_timeout = {}").format(
-                        sql.Literal(f"{int(lock_timeout * 1000)}ms")
-                    )
+        what = (
+            f"could not install the write gate on {schema}.{table} within {lock_timeout:g}s: "
+            "these sessions hold the table"
+        )
+        with lock_waits_named(conn, lock_timeout, what):
+            conn.execute(
+                sql.SQL(
+                    "CREATE TRIGGER {} BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {} "
+                    "FOR EACH STATEMENT EXECUTE FUNCTION {}()"
+                ).format(
+                    sql.Identifier(_TRIGGER),
+                    sql.Identifier(schema, table),
+                    _function(service, side),
                 )
-                conn.execute(
-                    sql.SQL(
-                        "CREATE TRIGGER {} BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {} "
-                        "FOR EACH STATEMENT EXECUTE FUNCTION {}()"
-                    ).format(
-                        sql.Identifier(_TRIGGER),
-                        sql.Identifier(schema, table),
-                        _function(service, side),
-                    )
-                )
-        except psycopg.errors.LockNotAvailable:
-            listed = "\n".join("  " + b for b in blocking_sessions(conn))
-            raise CheckFailed(
-                f"could not install the write gate on {schema}.{table} within "
-                f"{lock_timeout:g}s: these sessions hold the table:\n{listed}",
-                hint="let them finish or end them, then run the command again",
-            ) from None
+            )
 
 
 def close_gate(conn: psycopg.Connection[Any], service: str, side: Side) -> None:

@@ -167,6 +167,25 @@ def blocking_sessions(conn: psycopg.Connection[Any], exclude_pids: Sequence[int]
     ]
 
 
+@contextlib.contextmanager
+def lock_waits_named(conn: psycopg.Connection[Any], seconds: float, what: str) -> Iterator[None]:
+    """A transaction whose lock waits give up after ``seconds``: then CheckFailed says
+    ``what`` and names the sessions in the way, instead of a wait without end."""
+    try:
+        with conn.transaction():
+            conn.execute(
+                sql.SQL("SET LOCAL lock_timeout = {}").format(
+                    sql.Literal(f"{int(seconds * 1000)}ms")
+                )
+            )
+            yield
+    except psycopg.errors.LockNotAvailable:
+        listed = "\n".join("  " + b for b in blocking_sessions(conn))
+        raise CheckFailed(
+            f"{what}:\n{listed}", hint="let them finish or end them, then run the command again"
+        ) from None
+
+
 def _wait_result(
     repl: psycopg.Connection[Any], admin: psycopg.Connection[Any], name: str, timeout: float
 ) -> Any:
