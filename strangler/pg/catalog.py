@@ -92,6 +92,8 @@ class Constraint:
     # copy can build it in parallel with the table's other indexes and attach it after.
     index_definition: str | None = None
     index_name: str | None = None
+    deferrable: bool = False
+    deferred: bool = False
 
 
 @dataclass(frozen=True)
@@ -343,6 +345,7 @@ def _read(cur: psycopg.Cursor[Any], schema: str, names: list[str], version: int)
                 Constraint(
                     r["conname"], r["kind"], r["def"], r["convalidated"], r["inherited"],
                     r["comment"], tuple(r["cols"]), r["index_def"], r["index_name"],
+                    r["condeferrable"], r["condeferred"],
                 )
             )  # fmt: skip
     for r in cur.execute(INDEXES, p).fetchall():

@@ -22,7 +22,6 @@ run with the target as the only ``search_path`` (see :mod:`strangler.pg.catalog`
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -380,20 +379,19 @@ def _constraint_comment(table: str, tn: sql.Composable, name: str, comment: str)
     )
 
 
-_DEFERRABLE = re.compile(r"\s((?:NOT\s+)?DEFERRABLE(?:\s+INITIALLY\s+(?:DEFERRED|IMMEDIATE))?)\s*$")
-
-
 def _key_by_index(table: str, tn: sql.Composable, con: Constraint) -> list[Statement]:
     """PRIMARY KEY / UNIQUE as CREATE UNIQUE INDEX plus ADD CONSTRAINT … USING INDEX."""
     assert con.index_definition and con.index_name
     kind = "PRIMARY KEY" if con.kind == "p" else "UNIQUE"
-    deferrable = _DEFERRABLE.search(con.definition)
+    timing = ""
+    if con.deferrable:
+        timing = " DEFERRABLE INITIALLY " + ("DEFERRED" if con.deferred else "IMMEDIATE")
     attach = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {} USING INDEX {}{}").format(
         tn,
         sql.Identifier(con.name),
         sql.SQL(kind),
         sql.Identifier(con.index_name),
-        sql.SQL(" " + deferrable.group(1) if deferrable else ""),
+        sql.SQL(timing),
     )
     return [
         Statement(f"index:{table}:{con.index_name}", sql.SQL(con.index_definition), table),
