@@ -26,8 +26,8 @@ from pathlib import Path
 
 import psycopg
 
-from strangler.decommission import tables as T
 from strangler.demo.monolith import build_monolith
+from strangler.pg.copy import retire as T
 from strangler.pg.embedded import PgInstance
 
 OLD = ["orders", "order_items", "order_status_history"]

@@ -44,12 +44,12 @@ import psycopg
 
 from strangler.demo.monolith import build_monolith
 from strangler.journal import Journal
-from strangler.pg import cdc
-from strangler.pg import cutover as cut
-from strangler.pg.apply import Round
 from strangler.pg.embedded import PgInstance, embedded_bin_dir
 from strangler.pg.extract import copy_service
-from strangler.pg.position import emit_mark
+from strangler.pg.sync import cdc
+from strangler.pg.sync import cutover as cut
+from strangler.pg.sync.apply import Round
+from strangler.pg.sync.position import emit_mark
 from strangler.runbook import Runbook
 from strangler.spec import load_spec
 from strangler.verify import verify_service

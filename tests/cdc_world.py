@@ -12,8 +12,8 @@ from typing import Any
 
 import psycopg
 
-from strangler.pg.cdc import SyncRoute
-from strangler.pg.copy import Endpoints, copy_tables
+from strangler.pg.copy.rows import Endpoints, copy_tables
+from strangler.pg.sync.cdc import SyncRoute
 
 TABLES = ("orders", "items")
 

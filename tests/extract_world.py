@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 
 from strangler.journal import Journal
-from strangler.pg.catalog import read_catalog
+from strangler.pg.schema.catalog import read_catalog
 from strangler.runbook import Runbook
 from strangler.spec import Spec, load_spec
 

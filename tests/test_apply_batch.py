@@ -7,10 +7,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from strangler.pg import cdc
-from strangler.pg.apply import Applier, Diverged
-from strangler.pg.copy import Endpoints, copy_tables
-from strangler.pg.position import emit_mark, read_position
+from strangler.pg.copy.rows import Endpoints, copy_tables
+from strangler.pg.sync import cdc
+from strangler.pg.sync.apply import Applier, Diverged
+from strangler.pg.sync.position import emit_mark, read_position
 
 SCHEMA = """
 CREATE DOMAIN {s}.positive AS int NOT NULL CHECK (VALUE > 0);

@@ -6,9 +6,9 @@ import psycopg
 import pytest
 
 from strangler.errors import CheckFailed
-from strangler.pg import cdc
-from strangler.pg.apply import SchemaChanged
-from strangler.pg.position import read_position
+from strangler.pg.sync import cdc
+from strangler.pg.sync.apply import SchemaChanged
+from strangler.pg.sync.position import read_position
 from tests.cdc_world import WriteLoad, copier, differences, make_shop, route
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from strangler.pg.catalog import read_catalog
-from strangler.pg.chunks import binary_safe, plan_chunks
-from strangler.pg.copy import load_rows
+from strangler.pg.copy.chunks import binary_safe, plan_chunks
+from strangler.pg.copy.rows import load_rows
 from strangler.pg.extract import copy_service, create_schema, endpoints
+from strangler.pg.schema.catalog import read_catalog
 from strangler.phases import Phase
 from tests.extract_world import (
     RICH_TABLES,

@@ -9,8 +9,8 @@ import psycopg
 import pytest
 
 from strangler.errors import CheckFailed
-from strangler.pg import cdc, cutover
-from strangler.pg.gate import install_gate
+from strangler.pg.sync import cdc, cutover
+from strangler.pg.sync.gate import install_gate
 from tests.cdc_world import WriteLoad, copier, differences, make_shop, route
 
 

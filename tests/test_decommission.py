@@ -16,12 +16,12 @@ from rich.console import Console
 
 from strangler.checks.attestations import attest
 from strangler.checks.base import CheckContext, Verdict
-from strangler.decommission import tables as T
 from strangler.decommission.evidence import decommission_evidence, traffic_timeline
 from strangler.decommission.steps import run_decommission
 from strangler.demo.act_decommission import act_decommission
 from strangler.demo.world import DemoOptions, demo_world
 from strangler.errors import CheckFailed
+from strangler.pg.copy import retire as T
 from strangler.phases import Action, Phase
 from strangler.runbook import Runbook
 from tests.checks_helpers import Clock, make_ctx, spec_text

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from strangler.pg.fold import CannotFold, fold
-from strangler.pg.pgoutput import UNCHANGED, Delete, Insert, Update
+from strangler.pg.sync.fold import CannotFold, fold
+from strangler.pg.sync.pgoutput import UNCHANGED, Delete, Insert, Update
 
 KEY = (0,)
 U = UNCHANGED

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from strangler.journal import Journal
-from strangler.pg import cdc
 from strangler.pg.extract import copy_service
 from strangler.pg.online_copy import ONLINE_KEY
+from strangler.pg.sync import cdc
 from strangler.phases import Phase
 from strangler.runbook import Runbook
 from strangler.spec import load_spec

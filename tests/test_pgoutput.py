@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from strangler.pg.pgoutput import (
+from strangler.pg.sync.pgoutput import (
     UNCHANGED,
     Begin,
     Commit,

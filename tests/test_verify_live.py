@@ -1,7 +1,7 @@
 """``strangler verify --recheck`` while the monolith takes writes and sync applies them.
 
 Differences that are only lag clear once sync has applied past the source's position (the
-sync's :class:`~strangler.pg.cdc.Watermark`); a real difference survives every recheck.
+sync's :class:`~strangler.pg.sync.cdc.Watermark`); a real difference survives every recheck.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from strangler.pg import cdc
+from strangler.pg.sync import cdc
 from strangler.spec import load_spec
 from strangler.verify import SyncWatermark, watermark_for
 from tests.cdc_world import WriteLoad, make_shop

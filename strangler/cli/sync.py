@@ -22,11 +22,11 @@ from strangler.cli.app import (
     session,
 )
 from strangler.cli.core import status_fields
-from strangler.pg import cdc
-from strangler.pg import cutover as cut
-from strangler.pg.apply import Round
 from strangler.pg.online_copy import start_sync
-from strangler.pg.slot import Direction
+from strangler.pg.sync import cdc
+from strangler.pg.sync import cutover as cut
+from strangler.pg.sync.apply import Round
+from strangler.pg.sync.slot import Direction
 from strangler.pg.sync_health import direction_in, sync_status
 from strangler.phases import Action
 from strangler.rollbacks import RollbackRequest, register_rollback

@@ -22,12 +22,12 @@ from typing import Any, Protocol
 
 from strangler.checks.attestations import attestation_check
 from strangler.checks.base import CheckContext, CheckResult, Verdict, blocking, run_checks
-from strangler.decommission import tables as T
 from strangler.durations import format_duration
 from strangler.errors import CheckFailed
 from strangler.evidence import requires
 from strangler.journal import Journal
 from strangler.pg.connect import connect
+from strangler.pg.copy import retire as T
 from strangler.phases import Action
 
 __all__ = [

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from strangler.checks.base import CheckContext, CheckResult, blocking
-from strangler.decommission import tables as T
 from strangler.decommission.evidence import (
     MetricWindowSource,
     decommission_evidence,
@@ -28,6 +27,7 @@ from strangler.decommission.evidence import (
 from strangler.errors import CheckFailed
 from strangler.infra.gitrepo import InfraRepo, decommission_tag
 from strangler.pg.connect import connect
+from strangler.pg.copy import retire as T
 from strangler.phases import Action, Phase
 from strangler.runbook import Runbook
 

@@ -25,9 +25,9 @@ import psycopg
 from strangler.demo.load import DemoLoad
 from strangler.demo.world import World
 from strangler.errors import CheckFailed
-from strangler.pg import cdc
-from strangler.pg import cutover as cut
 from strangler.pg.online_copy import start_sync
+from strangler.pg.sync import cdc
+from strangler.pg.sync import cutover as cut
 from strangler.phases import Action
 from strangler.runbook import Runbook
 from strangler.verify import run_verification

@@ -28,11 +28,16 @@ import psycopg
 from psycopg import sql
 
 from strangler.errors import BadInput, CheckFailed
-from strangler.pg.boundary import analyze
-from strangler.pg.catalog import Catalog, read_catalog
-from strangler.pg.chunks import binary_safe, chunks_from_journal, plan_chunks
 from strangler.pg.connect import connect
-from strangler.pg.copy import (
+from strangler.pg.copy.chunks import binary_safe, chunks_from_journal, plan_chunks
+from strangler.pg.copy.postload import (
+    count_rows,
+    count_rows_apart,
+    existing_keys,
+    run_statements,
+    set_sequences,
+)
+from strangler.pg.copy.rows import (
     ChunkDone,
     CopyProgress,
     Endpoints,
@@ -40,15 +45,10 @@ from strangler.pg.copy import (
     load_rows,
     snapshot_transaction,
 )
-from strangler.pg.ddl import Ddl, RolePlan, Statement, render_ddl, search_path, to_text
 from strangler.pg.online_copy import copy_online, preflight
-from strangler.pg.postload import (
-    count_rows,
-    count_rows_apart,
-    existing_keys,
-    run_statements,
-    set_sequences,
-)
+from strangler.pg.schema.boundary import analyze
+from strangler.pg.schema.catalog import Catalog, read_catalog
+from strangler.pg.schema.ddl import Ddl, RolePlan, Statement, render_ddl, search_path, to_text
 from strangler.phases import Action, Phase
 from strangler.runbook import Runbook
 

@@ -1,6 +1,6 @@
 """The copy of an online service meets its replication slot exactly (issue 5).
 
-For ``strategy: online`` the extraction's copy runs *inside* :func:`strangler.pg.cdc.begin`:
+For ``strategy: online`` the extraction's copy runs *inside* :func:`strangler.pg.sync.cdc.begin`:
 the publication and the logical slot are created first, on a replication connection that
 exports a snapshot, and every copy worker imports that snapshot. The replication connection
 stays open (and idle) until the copy returns. Every row committed before the slot's
@@ -27,9 +27,9 @@ from typing import Any
 from psycopg import sql
 
 from strangler.errors import CheckFailed
-from strangler.pg import cdc
-from strangler.pg.pgoutput import format_lsn
-from strangler.pg.slot import check_replica_identity, slot_status
+from strangler.pg.sync import cdc
+from strangler.pg.sync.pgoutput import format_lsn
+from strangler.pg.sync.slot import check_replica_identity, slot_status
 from strangler.phases import Action, Phase
 from strangler.runbook import Runbook
 

@@ -13,9 +13,9 @@ from rich.console import Console
 from rich.table import Table
 
 from strangler.errors import StranglerError
-from strangler.pg.boundary import analyze
-from strangler.pg.catalog import read_catalog
 from strangler.pg.connect import connect
+from strangler.pg.schema.boundary import analyze
+from strangler.pg.schema.catalog import read_catalog
 from strangler.phases import Phase
 from strangler.plan import register_section
 from strangler.spec import Spec

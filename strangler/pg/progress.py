@@ -27,7 +27,7 @@ def _size(n: float) -> str:
 
 
 class RichCopyProgress:
-    """Implements :class:`strangler.pg.copy.CopyProgress`; use as a context manager."""
+    """Implements :class:`strangler.pg.copy.rows.CopyProgress`; use as a context manager."""
 
     def __init__(self, console: Console) -> None:
         self._progress = Progress(

@@ -15,8 +15,8 @@ from typing import Any
 from psycopg import sql
 
 from strangler.errors import CheckFailed
-from strangler.pg import cdc
 from strangler.pg.connect import connect
+from strangler.pg.sync import cdc
 from strangler.phases import Action
 from strangler.rollbacks import RollbackRequest, register_rollback
 from strangler.runbook import Runbook

@@ -17,9 +17,9 @@ from rich.console import Console
 
 from strangler.errors import CheckFailed, StranglerError
 from strangler.evidence import requires
-from strangler.pg import cdc
 from strangler.pg.connect import connect
-from strangler.pg.slot import Direction, check_replica_identity, slot_name
+from strangler.pg.sync import cdc
+from strangler.pg.sync.slot import Direction, check_replica_identity, slot_name
 from strangler.phases import Action, Phase
 from strangler.plan import register_section
 from strangler.spec import Spec, SyncSpec

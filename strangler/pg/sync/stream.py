@@ -25,7 +25,7 @@ import psycopg
 from psycopg import pq, sql
 
 from strangler.pg.connect import connect
-from strangler.pg.pgoutput import format_lsn
+from strangler.pg.sync.pgoutput import format_lsn
 
 __all__ = ["APPLICATION_NAME", "SlotStream", "StreamLost"]
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from strangler.pg.statement import Statement
+from strangler.pg.schema.statement import Statement
 
 __all__ = ["SEQUENCE_PRIVILEGES", "TABLE_PRIVILEGES", "RolePlan", "role_statements"]
 

@@ -1,7 +1,7 @@
 """After the rows: keys, indexes, foreign keys, triggers, sequences, and the count check.
 
 Each statement runs in its own transaction on a worker connection whose ``search_path`` is
-the target schema alone (the definitions rely on it, see :mod:`strangler.pg.catalog`), and is
+the target schema alone (the definitions rely on it, see :mod:`strangler.pg.schema.catalog`), and is
 journaled when it commits. A re-run skips journaled statements and, for the few that could
 have committed just before a crash, asks the catalog whether their object already exists.
 """
@@ -16,15 +16,15 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from strangler.pg.catalog import Catalog
 from strangler.pg.connect import connect
-from strangler.pg.ddl import Statement, search_path
+from strangler.pg.schema.catalog import Catalog
+from strangler.pg.schema.ddl import Statement, search_path
 
 __all__ = ["count_rows", "existing_keys", "run_statements", "set_sequences"]
 
 
 def existing_keys(conn: psycopg.Connection[Any], schema: str) -> set[str]:
-    """Statement keys (see :mod:`strangler.pg.ddl`) whose objects already exist in ``schema``."""
+    """Statement keys (see :mod:`strangler.pg.schema.ddl`) whose objects already exist in ``schema``."""
     out: set[str] = set()
     rows = conn.execute(
         """SELECT c.relname, con.conname, con.contype::text, con.convalidated

@@ -35,10 +35,10 @@ import psycopg
 from psycopg import pq, sql
 
 from strangler.errors import BadInput
-from strangler.pg.catalog import Catalog, Table, read_catalog
-from strangler.pg.chunks import Chunk, binary_safe
 from strangler.pg.connect import connect
-from strangler.pg.ddl import search_path
+from strangler.pg.copy.chunks import Chunk, binary_safe
+from strangler.pg.schema.catalog import Catalog, Table, read_catalog
+from strangler.pg.schema.ddl import search_path
 
 __all__ = [
     "ChunkDone",

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import psycopg
 from psycopg import sql
 
-from strangler.pg.slot import lock_waits_named
+from strangler.pg.sync.slot import lock_waits_named
 
 __all__ = ["Side", "close_gate", "install_gate", "open_gate", "remove_gate"]
 

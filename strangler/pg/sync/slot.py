@@ -30,8 +30,8 @@ import psycopg
 from psycopg import sql
 
 from strangler.errors import CheckFailed, StranglerError
-from strangler.pg.pgoutput import parse_lsn
-from strangler.pg.stream import APPLICATION_NAME
+from strangler.pg.sync.pgoutput import parse_lsn
+from strangler.pg.sync.stream import APPLICATION_NAME
 from strangler.secrets import scrub
 
 __all__ = [

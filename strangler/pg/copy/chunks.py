@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from strangler.pg.catalog import Catalog, Table
+from strangler.pg.schema.catalog import Catalog, Table
 
 __all__ = ["Chunk", "binary_safe", "chunks_from_journal", "plan_chunks"]
 

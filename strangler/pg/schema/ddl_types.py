@@ -3,7 +3,7 @@
 Collations come first (domains, ranges and columns use them); each range type's
 ``subtype_diff`` function, when the monolith's schema holds it, is created just before the
 range. Deparsed texts (base types, defaults, checks, function bodies) are inserted as
-:class:`psycopg.sql.SQL` for the reason :mod:`strangler.pg.ddl` gives; names are identifiers.
+:class:`psycopg.sql.SQL` for the reason :mod:`strangler.pg.schema.ddl` gives; names are identifiers.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from collections.abc import Mapping
 
 from psycopg import sql
 
-from strangler.pg.catalog import Catalog, CollationDef, TypeDef, TypeFunction
-from strangler.pg.statement import Query, Statement
+from strangler.pg.schema.catalog import Catalog, CollationDef, TypeDef, TypeFunction
+from strangler.pg.schema.statement import Query, Statement
 
 __all__ = ["collate", "type_statements"]
 

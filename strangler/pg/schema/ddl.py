@@ -1,4 +1,4 @@
-"""Render a :class:`~strangler.pg.catalog.Catalog` as DDL for the service's schema.
+"""Render a :class:`~strangler.pg.schema.catalog.Catalog` as DDL for the service's schema.
 
 The DDL comes in phases because a fast copy loads rows into bare tables and builds keys
 afterwards (runbook steps 1 and 3, in the order that is quick and safe):
@@ -17,7 +17,7 @@ Names are always :class:`psycopg.sql.Identifier`. Definitions the server deparse
 (types, defaults, expressions, index and trigger definitions) are inserted as
 :class:`psycopg.sql.SQL`: they come from pg_catalog, not from the operator, and are read with
 the source schema as the only ``search_path`` so that they resolve in the target schema when
-run with the target as the only ``search_path`` (see :mod:`strangler.pg.catalog`).
+run with the target as the only ``search_path`` (see :mod:`strangler.pg.schema.catalog`).
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from typing import Any
 
 from psycopg import sql
 
-from strangler.pg.catalog import Catalog, Column, Constraint, ForeignKey, Table
-from strangler.pg.ddl_types import collate, type_statements
-from strangler.pg.role import RolePlan, role_statements
-from strangler.pg.statement import Query, Statement, search_path
+from strangler.pg.schema.catalog import Catalog, Column, Constraint, ForeignKey, Table
+from strangler.pg.schema.ddl_types import collate, type_statements
+from strangler.pg.schema.role import RolePlan, role_statements
+from strangler.pg.schema.statement import Query, Statement, search_path
 
 __all__ = ["Ddl", "RolePlan", "Statement", "render_ddl", "search_path", "to_text"]
 
@@ -65,7 +65,7 @@ class Ddl:
 
 
 def to_text(ddl: Ddl, target: str, context: Any = None, *, schema: bool = True) -> str:
-    """The exact SQL ``--dry-run`` prints: what :mod:`strangler.pg.copy` runs, in order.
+    """The exact SQL ``--dry-run`` prints: what :mod:`strangler.pg.copy.rows` runs, in order.
 
     ``schema=False`` leaves out the first phase (the schema exists already).
     """

@@ -1,7 +1,7 @@
 """Apply a slot's decoded changes to the other side, exactly once, with the schema remapped.
 
 How the stream is read (issue 5 asks for a deliberate choice): a long-running sync streams
-the slot over a replication connection (:mod:`strangler.pg.stream`, :meth:`Applier.stream_round`),
+the slot over a replication connection (:mod:`strangler.pg.sync.stream`, :meth:`Applier.stream_round`),
 so the walsender decodes each change once; a round collects whole transactions, applies them
 in ONE target transaction that also stores the position reached, commits, and only then
 confirms that position to the server. The SQL slot functions remain as a second reader
@@ -20,9 +20,9 @@ workers do: the target's foreign-key cascades and triggers (including strangler'
 do not fire a second time for changes that already fired them on the source.
 
 A round's changes are grouped by table and folded to one net change per key
-(:mod:`strangler.pg.fold`), then written with a few set-based statements per table
-(:mod:`strangler.pg.stage`); what cannot be folded is replayed change by change
-(:mod:`strangler.pg.ordered`). Grouping by table reorders changes *across* tables, which is
+(:mod:`strangler.pg.sync.fold`), then written with a few set-based statements per table
+(:mod:`strangler.pg.sync.stage`); what cannot be folded is replayed change by change
+(:mod:`strangler.pg.sync.ordered`). Grouping by table reorders changes *across* tables, which is
 safe because the round commits as one transaction and, with the replica role, no foreign key
 or trigger looks at another table before the commit; the order *within* a table is kept.
 
@@ -45,9 +45,9 @@ import psycopg
 from psycopg import sql
 
 from strangler.errors import StranglerError
-from strangler.pg.fold import CannotFold, fold
-from strangler.pg.ordered import replay
-from strangler.pg.pgoutput import (
+from strangler.pg.sync.fold import CannotFold, fold
+from strangler.pg.sync.ordered import replay
+from strangler.pg.sync.pgoutput import (
     Begin,
     Commit,
     Delete,
@@ -59,9 +59,9 @@ from strangler.pg.pgoutput import (
     format_lsn,
     parse_lsn,
 )
-from strangler.pg.position import POSITION_SCHEMA, POSITION_TABLE
-from strangler.pg.stage import Diverged, Stage, stage_for
-from strangler.pg.stream import SlotStream
+from strangler.pg.sync.position import POSITION_SCHEMA, POSITION_TABLE
+from strangler.pg.sync.stage import Diverged, Stage, stage_for
+from strangler.pg.sync.stream import SlotStream
 
 __all__ = [
     "Applier",

@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from strangler.pg.pgoutput import format_lsn, parse_lsn
+from strangler.pg.sync.pgoutput import format_lsn, parse_lsn
 
 __all__ = [
     "POSITION_SCHEMA",

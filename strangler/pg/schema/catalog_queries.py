@@ -1,4 +1,4 @@
-"""The pg_catalog queries behind :mod:`strangler.pg.catalog`, kept apart so each reads whole.
+"""The pg_catalog queries behind :mod:`strangler.pg.schema.catalog`, kept apart so each reads whole.
 
 Each runs with ``search_path`` set to the source schema (see the catalog module).
 """

@@ -25,7 +25,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from strangler.errors import BadInput
-from strangler.pg.catalog_queries import (
+from strangler.pg.schema.catalog_queries import (
     COLUMN_GRANTS,
     COLUMNS,
     CONSTRAINTS,
@@ -36,7 +36,7 @@ from strangler.pg.catalog_queries import (
     TRIGGER_FUNCTIONS,
     TRIGGERS,
 )
-from strangler.pg.catalog_types import (
+from strangler.pg.schema.catalog_types import (
     CollationDef,
     TypeDef,
     TypeFunction,

@@ -23,12 +23,12 @@ from typing import Any, Literal
 import psycopg
 
 from strangler.errors import CheckFailed, StranglerError
-from strangler.pg.apply import Applier, NoPosition, Round
 from strangler.pg.connect import connect
-from strangler.pg.gate import Side, install_gate
-from strangler.pg.pgoutput import format_lsn, parse_lsn
-from strangler.pg.position import delete_position, emit_mark, ensure_position, read_position
-from strangler.pg.slot import (
+from strangler.pg.sync.apply import Applier, NoPosition, Round
+from strangler.pg.sync.gate import Side, install_gate
+from strangler.pg.sync.pgoutput import format_lsn, parse_lsn
+from strangler.pg.sync.position import delete_position, emit_mark, ensure_position, read_position
+from strangler.pg.sync.slot import (
     Direction,
     check_replica_identity,
     create_publication,
@@ -37,7 +37,7 @@ from strangler.pg.slot import (
     slot_name,
     slot_status,
 )
-from strangler.pg.stream import SlotStream, StreamLost
+from strangler.pg.sync.stream import SlotStream, StreamLost
 from strangler.spec import Spec
 from strangler.verify.watermark import SyncWatermark, register_watermark
 
@@ -211,7 +211,7 @@ def run(
     """Apply rounds from the slot until ``stop`` is set (or caught up / past ``until_lsn`` /
     one round). Returns the last round.
 
-    ``reader="stream"``: a replication connection (:mod:`strangler.pg.stream`); a round waits
+    ``reader="stream"``: a replication connection (:mod:`strangler.pg.sync.stream`); a round waits
     up to ``max_poll`` for changes, which wake it at once. ``reader="peek"``: the SQL slot
     functions, idle rounds backing off from ``poll`` to ``max_poll`` (kept to compare them in
     ``bench/bench_sync.py``). When another process holds the slot (a running

@@ -3,7 +3,7 @@
 A moved column whose type or collation lives in the monolith's own schema gets the service
 schema's copy of it (issue 3): enums, domains, composite and range types (with their multirange
 and the range's ``subtype_diff`` function when that is the monolith's too), and collations.
-Like everything in :mod:`strangler.pg.catalog`, definitions are read with the source schema as
+Like everything in :mod:`strangler.pg.schema.catalog`, definitions are read with the source schema as
 the only ``search_path``, so names of objects in that schema come out unqualified and resolve
 to the copies when the DDL runs with the target schema as the only ``search_path``.
 
@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 
 from strangler.errors import BadInput
-from strangler.pg.catalog_queries import COLLATIONS, TYPE, TYPE_FUNCTIONS
+from strangler.pg.schema.catalog_queries import COLLATIONS, TYPE, TYPE_FUNCTIONS
 
 __all__ = ["CollationDef", "TypeDef", "TypeFunction", "read_collations", "read_types"]
 

@@ -26,10 +26,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from strangler.pg import cdc
-from strangler.pg.gate import Side, close_gate, install_gate, open_gate
-from strangler.pg.position import emit_mark
-from strangler.pg.slot import lock_waits_named
+from strangler.pg.sync import cdc
+from strangler.pg.sync.gate import Side, close_gate, install_gate, open_gate
+from strangler.pg.sync.position import emit_mark
+from strangler.pg.sync.slot import lock_waits_named
 
 __all__ = ["Switch", "cutover", "move_sequences", "rollback", "wait_in_flight"]
 

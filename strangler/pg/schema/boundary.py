@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 
 from strangler.errors import BadInput
-from strangler.pg.catalog import Catalog
+from strangler.pg.schema.catalog import Catalog
 from strangler.spec import ServiceSpec
 
 __all__ = ["Boundary", "Reference", "analyze"]

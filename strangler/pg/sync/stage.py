@@ -27,8 +27,8 @@ import psycopg
 from psycopg import sql
 
 from strangler.errors import StranglerError
-from strangler.pg.fold import Folded, Row
-from strangler.pg.pgoutput import UNCHANGED
+from strangler.pg.sync.fold import Folded, Row
+from strangler.pg.sync.pgoutput import UNCHANGED
 
 __all__ = ["Diverged", "Stage", "stage_for"]
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from strangler.pg.pgoutput import UNCHANGED, Delete, Insert, Update, Value
+from strangler.pg.sync.pgoutput import UNCHANGED, Delete, Insert, Update, Value
 
 __all__ = ["CannotFold", "Folded", "fold"]
 

@@ -1,6 +1,6 @@
 """A decoder of pgoutput's binary messages (protocol version 1): bytes in, dataclasses out.
 
-No I/O here: :mod:`strangler.pg.apply` feeds it the ``data`` column of
+No I/O here: :mod:`strangler.pg.sync.apply` feeds it the ``data`` column of
 ``pg_logical_slot_peek_binary_changes`` and acts on what comes out. The layout follows the
 PostgreSQL documentation, "Logical Replication Message Formats". Values arrive in text form
 (we never ask for ``binary``), so a column is ``str`` (a value), ``None`` (SQL NULL) or

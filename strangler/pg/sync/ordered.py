@@ -15,8 +15,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from strangler.pg.pgoutput import UNCHANGED, Delete, Insert, Relation, Update, Value
-from strangler.pg.stage import Diverged
+from strangler.pg.sync.pgoutput import UNCHANGED, Delete, Insert, Relation, Update, Value
+from strangler.pg.sync.stage import Diverged
 
 __all__ = ["replay"]
 
