@@ -45,14 +45,15 @@ import psycopg
 from strangler.demo.monolith import build_monolith
 from strangler.journal import Journal
 from strangler.pg.embedded import PgInstance, embedded_bin_dir
-from strangler.pg.extract import copy_service
 from strangler.pg.sync import cdc
 from strangler.pg.sync import cutover as cut
 from strangler.pg.sync.apply import Round
 from strangler.pg.sync.position import emit_mark
-from strangler.runbook import Runbook
 from strangler.spec import load_spec
-from strangler.verify import verify_service
+from strangler.steps.copy import copy as copy_service
+from strangler.steps.runbook import Runbook
+from strangler.steps.verify import verify_service
+from strangler.steps.wiring import sync_route
 
 SETTINGS = {
     "shared_buffers": "256MB",
@@ -272,8 +273,8 @@ class Bench:
             SPEC.format(root=self.root, monolith=self.monolith, service=self.service)
         )
         self.spec = load_spec(spec_path)
-        self.fwd = cdc.SyncRoute.of(self.spec, "order_service")
-        self.rev = cdc.SyncRoute.of(self.spec, "order_service", "reverse")
+        self.fwd = sync_route(self.spec, "order_service")
+        self.rev = sync_route(self.spec, "order_service", "reverse")
         self.facts: dict[str, Any] = {}
         self.lines: list[str] = []
 
@@ -357,7 +358,7 @@ class Bench:
         self.facts["tps_without"] = self.pgbench(a.seconds, sizes)
         t0 = time.perf_counter()
         backlog = cdc.run(self.fwd, until_caught_up=True, max_poll=0.02)
-        rows_before = cdc.status(self.fwd)["rows_applied"]
+        rows_before = cdc.status(self.fwd).rows_applied
         self.facts["backlog_s"] = time.perf_counter() - t0
         self.facts["backlog_rows"] = rows_before
         self.say(

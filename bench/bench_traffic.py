@@ -150,11 +150,11 @@ def rollback_times(opts: argparse.Namespace, work: Path) -> list[dict[str, Any]]
 
     from strangler.demo.apps import SampleApp
     from strangler.journal import Journal
-    from strangler.runbook import Runbook
     from strangler.spec import load_spec
-    from strangler.traffic.base import context_for, make_router
+    from strangler.steps.runbook import Runbook
+    from strangler.steps.shift import Shifter
+    from strangler.steps.wiring import router, router_context
     from strangler.traffic.proxy import LocalProxy
-    from strangler.traffic.shift import Shifter
 
     sys.path.insert(0, str(ROOT))
     from tests.fix_traffic import start_haproxy
@@ -207,8 +207,8 @@ def rollback_times(opts: argparse.Namespace, work: Path) -> list[dict[str, Any]]
             rb = Runbook(spec, journal, "order_service")
             traffic = spec.service("order_service").traffic
             assert traffic is not None
-            ctx = context_for(spec, "order_service", assume_yes=True, reason="bench")
-            shifter = Shifter(rb, make_router(traffic, ctx))
+            ctx = router_context(spec, "order_service", assume_yes=True, reason="bench")
+            shifter = Shifter(rb, router(spec, "order_service", ctx))
             times = []
             for _ in range(opts.repeat):
                 shifter.shift_to(50, force=True, reason="bench")

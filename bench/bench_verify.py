@@ -50,8 +50,8 @@ from psycopg import sql
 from strangler.journal import Journal
 from strangler.pg.embedded import PgInstance
 from strangler.phases import Action
-from strangler.runbook import Runbook
 from strangler.spec import load_spec
+from strangler.steps.runbook import Runbook
 from strangler.verify.canonical import pin_session, read_shape, row_hash
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -34,7 +34,13 @@ from typing import Any, Literal
 
 import psycopg
 
-from strangler.errors import DatabaseUnreachable, LockHeld, StranglerError
+from strangler.errors import (
+    DatabaseUnreachable,
+    FileProblem,
+    LockHeld,
+    StranglerError,
+    file_problem,
+)
 from strangler.secrets import redact_dsn, scrub
 
 __all__ = [
@@ -192,11 +198,19 @@ class Journal:
             conn.execute("SET search_path = strangler")
             return conn
         path = Path(self.url.removeprefix("sqlite:///"))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lite = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        lite.execute("PRAGMA journal_mode=WAL")
-        lite.execute("PRAGMA synchronous=FULL")
-        lite.execute("PRAGMA foreign_keys=ON")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            lite = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+            lite.execute("PRAGMA journal_mode=WAL")
+            lite.execute("PRAGMA synchronous=FULL")
+            lite.execute("PRAGMA foreign_keys=ON")
+        except OSError as exc:
+            raise file_problem(path, exc, "open the journal") from exc
+        except sqlite3.Error as exc:
+            raise FileProblem(
+                f"cannot open the journal {path}: {exc}",
+                hint="check the spec's state: path is a writable file (or a postgresql:// URL)",
+            ) from exc
         return lite
 
     def _sql(self, query: str) -> str:
@@ -441,6 +455,13 @@ class Journal:
             (service, prefix.replace("%", r"\%").replace("_", r"\_") + "%"),
         ).fetchall()
         return {k: json.loads(v) for k, v in rows if k.startswith(prefix)}
+
+    def delete(self, service: str, key: str) -> None:
+        """Drop one progress record (exactly ``key``)."""
+        with self._tx():
+            self._exec(
+                "DELETE FROM strangler_progress WHERE service = ? AND key = ?", (service, key)
+            )
 
     def forget(self, service: str, prefix: str) -> None:
         """Drop progress records under ``prefix`` (for example after a schema rollback)."""

@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 from strangler.phases import Phase
+from strangler.steps.facts import last_verification
 
 if TYPE_CHECKING:
     from strangler.journal import Journal
@@ -63,7 +64,8 @@ class Metrics:
                 phase=phase.value,
             )
         self.set("strangler_traffic_weight_percent", state.weight, service=service)
-        last = journal.last(service, "verify")
+        # The verdict is the ``verify`` event (passed/failed), not the step's own outcome.
+        last = last_verification(journal.history(service))
         if last is not None:
             self.set(
                 "strangler_last_verification_timestamp_seconds",
@@ -71,7 +73,9 @@ class Metrics:
                 service=service,
             )
             self.set(
-                "strangler_last_verification_ok", 1 if last.status == "ok" else 0, service=service
+                "strangler_last_verification_ok",
+                1 if last.status == "passed" else 0,
+                service=service,
             )
 
     def render(self) -> str:

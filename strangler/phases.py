@@ -18,7 +18,15 @@ from enum import StrEnum
 
 from strangler.errors import PhaseRefused
 
-__all__ = ["Action", "Phase", "Transition", "next_action", "transition"]
+__all__ = [
+    "Action",
+    "Phase",
+    "Transition",
+    "forced_target",
+    "forward_path",
+    "next_action",
+    "transition",
+]
 
 
 class Phase(StrEnum):
@@ -89,7 +97,7 @@ def _ready_for_traffic(strategy: str) -> Phase:
     return P.WRITES_CUT_OVER if strategy == "online" else P.VERIFIED
 
 
-def _forward(strategy: str) -> list[tuple[Phase, Action, Phase]]:
+def forward_path(strategy: str) -> list[tuple[Phase, Action, Phase]]:
     online = strategy == "online"
     path = [
         (P.PLANNED, Action.CREATE_SCHEMA, P.SCHEMA_READY),
@@ -125,7 +133,7 @@ class Transition:
 
 def next_action(phase: Phase, strategy: str) -> Action | None:
     """The forward step that comes after ``phase``; None when decommissioned."""
-    for src, action, _ in _forward(strategy):
+    for src, action, _ in forward_path(strategy):
         if src == phase:
             return action
     return None
@@ -163,7 +171,7 @@ def _allowed(phase: Phase, action: Action, strategy: str, weight: float | None) 
         if strategy == "online":
             allowed.add(P.SYNCING)
         return P.PLANNED if phase in allowed else None
-    for src, act, dst in _forward(strategy):
+    for src, act, dst in forward_path(strategy):
         if src == phase and act == action:
             return dst
     return None
@@ -223,7 +231,7 @@ def forced_target(action: Action, *, strategy: str, weight: float | None) -> Pha
         if weight is not None and weight <= 0:
             return _ready_for_traffic(strategy)
         return P.TRAFFIC_COMPLETE if weight is not None and weight >= 100 else P.TRAFFIC
-    for _, act, dst in _forward(strategy):
+    for _, act, dst in forward_path(strategy):
         if act == action:
             return dst
     rollbacks = {

@@ -35,7 +35,10 @@ from pydantic import (
 
 from strangler.durations import format_duration, parse_duration
 from strangler.errors import SpecError, UnknownService
+from strangler.metrics.gates import GateSpec
+from strangler.metrics.kinds import SOURCES
 from strangler.secrets import dsn_password, register_secret
+from strangler.traffic.kinds import ROUTERS
 
 __all__ = [
     "DEFAULT_SPEC_NAME",
@@ -174,65 +177,15 @@ class BackendSpec(BaseModel):
         return dict(self.model_extra or {})
 
 
-def _validate_backend(registry_path: str, spec: BackendSpec) -> BackendSpec:
-    import importlib
-
-    module, attr = registry_path.rsplit(":", 1)
-    registry = getattr(importlib.import_module(module), attr)
-    try:
-        backend = registry.get(spec.kind)
-    except KeyError as exc:
-        raise ValueError(str(exc.args[0])) from None
-    backend.options.model_validate(spec.options())
+def _validate_backend(kinds: Mapping[str, Any], family: str, spec: BackendSpec) -> BackendSpec:
+    """``spec``'s options against its kind's model (an unknown kind lists the valid ones)."""
+    found = kinds.get(spec.kind)
+    if found is None:
+        raise ValueError(
+            f"unknown {family} kind {spec.kind!r}; valid kinds: {', '.join(sorted(kinds))}"
+        )
+    found.options.model_validate(spec.options())
     return spec
-
-
-_GATE_FIELDS = {
-    "error_rate": {"max", "max_increase_over_baseline"},
-    "latency_p99": {"max", "max_ratio_to_baseline"},
-    "request_count": {"min"},
-}
-
-
-class GateSpec(_Model):
-    """One check of a bake interval (see :mod:`strangler.gates`).
-
-    ``error_rate``: ``max`` (a ceiling, 0..1) and/or ``max_increase_over_baseline`` (over the
-    monolith's rate on the same route). ``latency_p99``: ``max`` seconds and/or
-    ``max_ratio_to_baseline``. ``request_count``: ``min`` requests to the service per interval
-    before anything is judged (default 100).
-    """
-
-    metric: Literal["error_rate", "latency_p99", "request_count"]
-    max: float | None = None
-    min: float | None = None
-    max_increase_over_baseline: float | None = None
-    max_ratio_to_baseline: float | None = None
-
-    @model_validator(mode="after")
-    def _fields_fit_metric(self) -> GateSpec:
-        given = {
-            k
-            for k in ("max", "min", "max_increase_over_baseline", "max_ratio_to_baseline")
-            if getattr(self, k) is not None
-        }
-        allowed = _GATE_FIELDS[self.metric]
-        if not given:
-            raise ValueError(
-                f"gate on {self.metric} sets no threshold; use {', '.join(sorted(allowed))}"
-            )
-        wrong = sorted(given - allowed)
-        if wrong:
-            raise ValueError(
-                f"{', '.join(wrong)} does not apply to {self.metric}; "
-                f"use {', '.join(sorted(allowed))}"
-            )
-        for k in given:
-            if (getattr(self, k) or 0) < 0:
-                raise ValueError(f"{k} cannot be negative")
-        if self.metric == "error_rate" and self.max is not None and self.max > 1:
-            raise ValueError("error_rate max is a fraction (0.01 = 1 %), not a percentage")
-        return self
 
 
 class TrafficSpec(_Model):
@@ -271,12 +224,12 @@ class TrafficSpec(_Model):
     @field_validator("router")
     @classmethod
     def _router_kind(cls, v: BackendSpec) -> BackendSpec:
-        return _validate_backend("strangler.traffic.base:routers", v)
+        return _validate_backend(ROUTERS, "router", v)
 
     @field_validator("metrics")
     @classmethod
     def _metrics_kind(cls, v: BackendSpec | None) -> BackendSpec | None:
-        return None if v is None else _validate_backend("strangler.metrics.base:metric_sources", v)
+        return None if v is None else _validate_backend(SOURCES, "metrics", v)
 
     @field_validator("steps")
     @classmethod

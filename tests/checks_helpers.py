@@ -9,6 +9,8 @@ from pathlib import Path
 from strangler.checks.base import CheckContext
 from strangler.journal import Journal
 from strangler.spec import Spec, parse_spec_text
+from strangler.steps.preflight import context
+from strangler.steps.runbook import Runbook
 
 
 class Clock:
@@ -45,7 +47,13 @@ def spec_text(
     )
 
 
-def make_ctx(tmp_path: Path, text: str, clock: Clock | None = None) -> CheckContext:
+def make_rb(tmp_path: Path, text: str, clock: Clock | None = None) -> Runbook:
+    """A runbook of the spec ``text`` with a journal on ``clock``."""
     spec: Spec = parse_spec_text(text, base_dir=tmp_path)
     journal = Journal(spec.state_url(), operator="tester", command="test", clock=clock or Clock())
-    return CheckContext(spec, "order_service", journal)
+    return Runbook(spec, journal, "order_service")
+
+
+def make_ctx(tmp_path: Path, text: str, clock: Clock | None = None) -> CheckContext:
+    """The checks' context, with the journal's facts as they are now."""
+    return context(make_rb(tmp_path, text, clock))

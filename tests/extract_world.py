@@ -11,8 +11,9 @@ import psycopg
 
 from strangler.journal import Journal
 from strangler.pg.schema.catalog import read_catalog
-from strangler.runbook import Runbook
 from strangler.spec import Spec, load_spec
+from strangler.steps.copy import copy
+from strangler.steps.runbook import Runbook
 
 RICH_TABLES = ["orders", "Order Items", "events", "audit_log", "empty_one", "price_bands"]
 
@@ -275,3 +276,8 @@ def schema_facts(dsn: str, schema: str, *, skip_role: str = "") -> dict[str, lis
     with psycopg.connect(dsn, autocommit=True) as conn:
         p = {"schema": schema, "skip": skip_role}
         return {k: conn.execute(q.encode(), p).fetchall() for k, q in _FACTS.items()}
+
+
+def copy_service(rb: Runbook, **kw: Any) -> dict[str, Any]:
+    """``strangler copy`` through the library, as the JSON the CLI prints."""
+    return copy(rb, **kw).to_dict()

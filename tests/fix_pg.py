@@ -101,5 +101,16 @@ def target_db(pg_target: PgInstance) -> Iterator[Db]:
 
 
 @pytest.fixture
+def second_source_db(pg_source: PgInstance) -> Iterator[Db]:
+    """Another database on the source server, for tests that compare two worlds."""
+    yield from _fresh(pg_source)
+
+
+@pytest.fixture
+def second_target_db(pg_target: PgInstance) -> Iterator[Db]:
+    yield from _fresh(pg_target)
+
+
+@pytest.fixture
 def pg15_db(pg15: PgInstance) -> Iterator[Db]:
     yield from _fresh(pg15)

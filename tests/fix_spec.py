@@ -66,11 +66,20 @@ class CliResult:
 
 
 @pytest.fixture
-def cli(tmp_path: Path) -> Callable[..., CliResult]:
-    """Run ``strangler …`` in a subprocess, as an operator would."""
+def cli(tmp_path: Path) -> Iterator[Callable[..., CliResult]]:
+    """Run ``strangler …`` in a subprocess, as an operator would.
+
+    Fails the test when a foreign exception (psycopg, sqlite3, OSError, …) reached the
+    command line's last resort instead of being converted where it entered strangler."""
+    escapes = tmp_path / "escaped-exceptions.log"
 
     def run(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> CliResult:
-        full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+        full_env = {
+            **os.environ,
+            "COLUMNS": "200",
+            "STRANGLER_ESCAPES": str(escapes),
+            **(env or {}),
+        }
         done = subprocess.run(
             [sys.executable, "-m", "strangler", *args],
             capture_output=True,
@@ -80,9 +89,12 @@ def cli(tmp_path: Path) -> Callable[..., CliResult]:
             timeout=timeout,
             check=False,
         )
+        assert "Traceback (most recent call last)" not in done.stderr, done.stderr
         return CliResult(done.returncode, done.stdout, done.stderr)
 
-    return run
+    yield run
+    if escapes.exists():
+        pytest.fail("foreign exceptions reached the command line: " + escapes.read_text())
 
 
 @pytest.fixture

@@ -125,7 +125,7 @@ def test_table_without_replica_identity_is_refused_and_nothing_changes(source_db
 def test_end_removes_slot_publication_and_position(source_db, target_db, shop):
     cdc.begin(shop, copy=copier(shop))
     assert _objects(source_db) == ([("strangler_shop",)], [("strangler_shop",)])
-    assert cdc.status(shop)["slot_exists"]
+    assert cdc.status(shop).slot_exists
     result = cdc.end(shop)
     assert result == {"slot": "strangler_shop", "slot_dropped": True, "publication_dropped": True}
     assert _objects(source_db) == ([], [])

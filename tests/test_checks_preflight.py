@@ -10,18 +10,17 @@ import pytest
 
 from strangler import aws
 from strangler.alarms import AlarmSet, render_prometheus
-from strangler.checks.attestations import attest, attestation_check
+from strangler.checks.attestations import attestation_check
 from strangler.checks.aws import s3_access
 from strangler.checks.base import Verdict
 from strangler.checks.monitoring import monitoring_configured
-from strangler.checks.preflight import run_preflight
 from strangler.checks.rehearsal import rollback_rehearsed
 from strangler.checks.terraform import terraform_applied
 from strangler.errors import BadInput, CheckFailed
 from strangler.journal import Journal
 from strangler.phases import Action
-from strangler.runbook import Runbook
-from tests.checks_helpers import Clock, make_ctx, spec_text
+from strangler.steps.preflight import attest, context, preflight
+from tests.checks_helpers import Clock, make_ctx, make_rb, spec_text
 
 DSN = "postgresql://x/db"
 
@@ -100,18 +99,18 @@ def test_rehearsal(tmp_path: Path) -> None:
     dev_dir = tmp_path / "dev"
     dev_dir.mkdir()
     (dev_dir / "dev.yaml").write_text(spec_text(DSN))
-    ctx = make_ctx(tmp_path, spec_text(DSN, "preflight:\n  rehearsal_spec: dev/dev.yaml\n"))
-    r = rollback_rehearsed(ctx)
+    rb = make_rb(tmp_path, spec_text(DSN, "preflight:\n  rehearsal_spec: dev/dev.yaml\n"))
+    r = rollback_rehearsed(context(rb))
     assert r.verdict is Verdict.FAIL and "has no journal yet" in r.message
     with Journal(f"sqlite:///{dev_dir / 'state.db'}", operator="carol") as dev:
         failed = dev.intent("order_service", "rollback_traffic", reason="drill")
         dev.outcome(failed, "failed")
-        r = rollback_rehearsed(ctx)
+        r = rollback_rehearsed(context(rb))
         assert r.verdict is Verdict.FAIL
         assert "shows no completed rollback of order_service" in r.message
         ok = dev.intent("order_service", "rollback_traffic", reason="drill")
         dev.outcome(ok, "ok")
-    r = rollback_rehearsed(ctx)
+    r = rollback_rehearsed(context(rb))
     assert r.verdict is Verdict.PASS
     assert r.message.startswith("rollback_traffic completed in dev.yaml at ")
     assert r.message.endswith("by carol")
@@ -119,24 +118,25 @@ def test_rehearsal(tmp_path: Path) -> None:
 
 def test_attestations(tmp_path: Path) -> None:
     clock = Clock()
-    ctx = make_ctx(tmp_path, spec_text(DSN), clock)
-    r = attestation_check(ctx, "oncall", max_age=timedelta(hours=24))
+    rb = make_rb(tmp_path, spec_text(DSN), clock)
+    r = attestation_check(context(rb), "oncall", max_age=timedelta(hours=24))
     assert r.verdict is Verdict.FAIL
     assert r.message == (
         "nobody has attested on-call rotation alerted about the migration "
         "window; run: strangler attest order_service oncall --note '…'"
     )
-    attest(ctx.journal, "order_service", "oncall", "paged #sre-oncall")
-    r = attestation_check(ctx, "oncall", max_age=timedelta(hours=24))
+    assert r.awaits == "strangler attest order_service oncall --note '…'"
+    attest(rb, "oncall", "paged #sre-oncall")
+    r = attestation_check(context(rb), "oncall", max_age=timedelta(hours=24))
     assert r.verdict is Verdict.ATTESTED
     assert r.message == "tester at 2026-01-01 12:00 UTC: paged #sre-oncall"
     clock.advance(timedelta(hours=25))
-    r = attestation_check(ctx, "oncall", max_age=timedelta(hours=24))
+    r = attestation_check(context(rb), "oncall", max_age=timedelta(hours=24))
     assert r.verdict is Verdict.FAIL and "is older than 1 day" in r.message
     with pytest.raises(BadInput, match="needs --note"):
-        attest(ctx.journal, "order_service", "oncall", " ")
+        attest(rb, "oncall", " ")
     with pytest.raises(BadInput, match="is not an attestation name"):
-        attest(ctx.journal, "order_service", "On Call!", "x")
+        attest(rb, "On Call!", "x")
 
 
 TF = 'resource "terraform_data" "lb" { input = "v1" }\n'
@@ -173,8 +173,7 @@ def _rehearse(tmp_path: Path) -> None:
 
 def test_preflight_journals_and_gates_copy(tmp_path: Path) -> None:
     clock = Clock()
-    ctx = make_ctx(tmp_path, spec_text(DSN, FULL), clock)
-    rb = Runbook(ctx.spec, ctx.journal, "order_service")
+    rb = make_rb(tmp_path, spec_text(DSN, FULL), clock)
     with rb.step(Action.CREATE_SCHEMA):
         pass
     with (
@@ -182,9 +181,9 @@ def test_preflight_journals_and_gates_copy(tmp_path: Path) -> None:
         rb.step(Action.COPY),
     ):
         pass
-    passed, results = run_preflight(ctx)
-    assert not passed
-    failed = sorted(r.name for r in results if r.blocks)
+    done = preflight(rb)
+    assert not done.passed
+    failed = sorted(r.name for r in done.results if r.blocks)
     assert failed == ["attested: oncall", "rollback rehearsed"]
     with pytest.raises(CheckFailed) as err, rb.step(Action.COPY):
         pass
@@ -192,10 +191,10 @@ def test_preflight_journals_and_gates_copy(tmp_path: Path) -> None:
         "the last preflight of order_service (0ms ago) failed: rollback rehearsed, attested: oncall"
     )
     _rehearse(tmp_path)
-    attest(ctx.journal, "order_service", "oncall", "told #sre")
-    passed, results = run_preflight(ctx)
-    assert passed, [r.to_dict() for r in results if r.blocks]
-    last = ctx.journal.last("order_service", "preflight")
+    attest(rb, "oncall", "told #sre")
+    done = preflight(rb)
+    assert done.passed, [r.to_dict() for r in done.failed]
+    last = rb.journal.last("order_service", "preflight")
     assert last is not None and last.status == "pass"
     assert "terraform applied" in {r["name"] for r in last.details["results"]}
     clock.advance(timedelta(hours=3))
@@ -208,8 +207,7 @@ def test_preflight_journals_and_gates_copy(tmp_path: Path) -> None:
 
 
 def test_no_preflight_section_does_not_gate(tmp_path: Path) -> None:
-    ctx = make_ctx(tmp_path, spec_text(DSN))
-    rb = Runbook(ctx.spec, ctx.journal, "order_service")
+    rb = make_rb(tmp_path, spec_text(DSN))
     with rb.step(Action.CREATE_SCHEMA):
         pass
     with rb.step(Action.COPY):

@@ -9,12 +9,14 @@ import pytest
 
 from strangler.pg.copy.chunks import binary_safe, plan_chunks
 from strangler.pg.copy.rows import load_rows
-from strangler.pg.extract import copy_service, create_schema, endpoints
 from strangler.pg.schema.catalog import read_catalog
 from strangler.phases import Phase
+from strangler.steps.create_schema import create_schema
+from strangler.steps.wiring import endpoints
 from tests.extract_world import (
     RICH_TABLES,
     build_rich,
+    copy_service,
     normalized,
     rows_of,
     runbook,
@@ -119,7 +121,7 @@ def test_binary_the_target_rejects_falls_back_to_text(
     _, journal, rb = runbook(spec_path)
     create_schema(rb)
     target_db.execute('ALTER TABLE order_service."Order Items" ALTER COLUMN order_id TYPE integer')
-    ends = endpoints(rb)
+    ends = endpoints(rb.spec, rb.name)
     with psycopg.connect(source_db.dsn, autocommit=True) as conn:
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         snap = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]  # type: ignore[index]

@@ -13,9 +13,8 @@ import psycopg
 import pytest
 
 from strangler.errors import CheckFailed
-from strangler.pg.extract import copy_service
 from strangler.phases import Phase
-from tests.extract_world import build_rich, rows_of, runbook, write_service_spec
+from tests.extract_world import build_rich, copy_service, rows_of, runbook, write_service_spec
 from tests.fix_pg import Db
 
 TABLES = ["orders", "Order Items"]
@@ -90,9 +89,9 @@ KILLER = textwrap.dedent(
     """
     import os, signal, sys
     from strangler.journal import Journal
-    from strangler.pg.extract import copy_service
-    from strangler.runbook import Runbook
     from strangler.spec import load_spec
+    from strangler.steps.copy import copy as copy_service
+    from strangler.steps.runbook import Runbook
 
     class Killer:
         seen = 0
@@ -148,8 +147,8 @@ SCHEMA_KILLER = textwrap.dedent(
     """
     import os, signal, sys
     from strangler.journal import Journal
-    from strangler.pg.extract import create_schema
-    from strangler.runbook import Runbook
+    from strangler.steps.create_schema import create_schema
+    from strangler.steps.runbook import Runbook
     from strangler.spec import load_spec
 
     spec = load_spec(sys.argv[1])

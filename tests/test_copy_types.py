@@ -10,10 +10,10 @@ import pytest
 
 from strangler.errors import BadInput
 from strangler.pg.copy.chunks import binary_safe
-from strangler.pg.extract import copy_service
 from strangler.pg.schema.catalog import read_catalog
 from tests.extract_world import (
     build_rich,
+    copy_service,
     normalized,
     rows_of,
     runbook,

@@ -148,7 +148,7 @@ def test_a_writer_that_does_not_finish_undoes_the_cutover_and_is_named(source_db
         source_db.execute("UPDATE public.orders SET note = 'after' WHERE id = 2")
         cdc.run(fwd, until_caught_up=True)
         assert differences(source_db, target_db) == {"orders": 0, "items": 0}
-        assert not cdc.status(rev)["slot_exists"]
+        assert not cdc.status(rev).slot_exists
     finally:
         cdc.end(fwd)
         cdc.end(rev)

@@ -14,17 +14,18 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from strangler.checks.attestations import attest
-from strangler.checks.base import CheckContext, Verdict
-from strangler.decommission.evidence import decommission_evidence, traffic_timeline
-from strangler.decommission.steps import run_decommission
+from strangler.checks.base import Verdict
 from strangler.demo.act_decommission import act_decommission
 from strangler.demo.world import DemoOptions, demo_world
 from strangler.errors import CheckFailed
 from strangler.pg.copy import retire as T
 from strangler.phases import Action, Phase
-from strangler.runbook import Runbook
-from tests.checks_helpers import Clock, make_ctx, spec_text
+from strangler.steps.decommission import decommission as run_decommission
+from strangler.steps.decommission import gather
+from strangler.steps.facts import traffic_timeline
+from strangler.steps.preflight import attest
+from strangler.steps.runbook import Runbook
+from tests.checks_helpers import Clock, make_rb, spec_text
 from tests.fix_pg import Db
 
 MONOLITH = """
@@ -51,7 +52,7 @@ DECOM = (
 
 
 @pytest.fixture
-def world(tmp_path: Path, source_db: Db) -> tuple[CheckContext, Runbook, Clock]:
+def world(tmp_path: Path, source_db: Db) -> tuple[Runbook, Runbook, Clock]:
     source_db.execute(MONOLITH)
     infra = tmp_path / "infra"
     subprocess.run(["git", "init", "-q", str(infra)], check=True)
@@ -73,8 +74,8 @@ def world(tmp_path: Path, source_db: Db) -> tuple[CheckContext, Runbook, Clock]:
         check=True,
     )
     clock = Clock()
-    ctx = make_ctx(tmp_path, spec_text(source_db.dsn, DECOM + f"infra:\n  repo: {infra}\n"), clock)
-    rb = Runbook(ctx.spec, ctx.journal, "order_service")
+    rb = make_rb(tmp_path, spec_text(source_db.dsn, DECOM + f"infra:\n  repo: {infra}\n"), clock)
+    ctx = rb
     for action, weight in (
         (Action.CREATE_SCHEMA, None),
         (Action.COPY, None),
@@ -94,10 +95,10 @@ def _failed(results: list) -> dict[str, str]:  # type: ignore[type-arg]
 
 
 def test_refuses_at_each_unmet_condition_then_archives_retires_and_drops(
-    world: tuple[CheckContext, Runbook, Clock], source_db: Db, target_db: Db, tmp_path: Path
+    world: tuple[Runbook, Runbook, Clock], source_db: Db, target_db: Db, tmp_path: Path
 ) -> None:
     ctx, rb, clock = world
-    ok, results = decommission_evidence(ctx)
+    ok, results = gather(ctx, None)
     assert not ok
     failed = _failed(results)
     assert failed["stable since traffic reached 100%"] == (
@@ -118,13 +119,13 @@ def test_refuses_at_each_unmet_condition_then_archives_retires_and_drops(
 
     source_db.execute("DROP VIEW public.order_totals")
     clock.advance(timedelta(hours=2))
-    attest(ctx.journal, "order_service", "no_incident", "too early")
+    attest(ctx, "no_incident", "too early")
     clock.advance(timedelta(days=14))
-    _, results = decommission_evidence(ctx)
+    _, results = gather(ctx, None)
     assert list(_failed(results)) == ["no P1/P2 incident"]
     assert "so it cannot cover the window" in _failed(results)["no P1/P2 incident"]
-    attest(ctx.journal, "order_service", "no_incident", "INC board clean, checked by alice")
-    ok, results = decommission_evidence(ctx)
+    attest(ctx, "no_incident", "INC board clean, checked by alice")
+    ok, results = gather(ctx, None)
     assert ok, _failed(results)
     assert {r.name: r.verdict for r in results}["old tables no longer written"] is Verdict.PASS
 
@@ -210,15 +211,15 @@ def test_refuses_at_each_unmet_condition_then_archives_retires_and_drops(
 
 
 def test_writes_to_old_tables_are_caught(
-    world: tuple[CheckContext, Runbook, Clock], source_db: Db
+    world: tuple[Runbook, Runbook, Clock], source_db: Db
 ) -> None:
     ctx, _, clock = world
     source_db.execute("DROP VIEW public.order_totals")
-    decommission_evidence(ctx)  # installs the guard
+    gather(ctx, None)  # installs the guard
     with source_db.connect() as conn:
         conn.execute("UPDATE public.orders SET total = total + 1 WHERE id = 3")
     clock.advance(timedelta(days=2))
-    _, results = decommission_evidence(ctx)
+    _, results = gather(ctx, None)
     msg = _failed(results)["old tables no longer written"]
     assert msg.startswith(
         "1 write(s) to the old tables recorded since 2026-01-01 17:00 UTC, "
@@ -227,10 +228,10 @@ def test_writes_to_old_tables_are_caught(
 
 
 def test_counters_catch_writes_the_guard_missed(
-    world: tuple[CheckContext, Runbook, Clock], source_db: Db
+    world: tuple[Runbook, Runbook, Clock], source_db: Db
 ) -> None:
     ctx, _, clock = world
-    decommission_evidence(ctx)
+    gather(ctx, None)
     with source_db.connect() as conn:
         conn.execute("DROP TRIGGER strangler_guard_write ON public.order_items")
         conn.execute("DELETE FROM public.order_items WHERE id <= 4")
@@ -238,13 +239,13 @@ def test_counters_catch_writes_the_guard_missed(
     with source_db.connect() as conn:  # put the guard back, as if nothing happened
         T.install_guard(conn, "public", ["order_items"])
     clock.advance(timedelta(days=2))
-    _, results = decommission_evidence(ctx)
+    _, results = gather(ctx, None)
     msg = _failed(results)["old tables no longer written"]
     assert msg.startswith("write counters changed since 2026-01-01 17:00 UTC: public.order_items ")
 
 
 def test_traffic_rollback_restarts_the_stable_window(
-    world: tuple[CheckContext, Runbook, Clock],
+    world: tuple[Runbook, Runbook, Clock],
 ) -> None:
     ctx, rb, clock = world
     first, since = traffic_timeline(ctx.journal, "order_service")
@@ -260,7 +261,7 @@ def test_traffic_rollback_restarts_the_stable_window(
 
 
 def test_tampered_archive_stops_the_drop(
-    world: tuple[CheckContext, Runbook, Clock], source_db: Db
+    world: tuple[Runbook, Runbook, Clock], source_db: Db
 ) -> None:
     _ctx, rb, clock = world
     source_db.execute("DROP VIEW public.order_totals")
@@ -308,18 +309,18 @@ class HistorySource:
         return Measured(self.monolith_now, self.service_now)
 
 
-def test_metrics_against_the_baseline(world: tuple[CheckContext, Runbook, Clock]) -> None:
+def test_metrics_against_the_baseline(world: tuple[Runbook, Runbook, Clock]) -> None:
     ctx, _, clock = world
     clock.advance(timedelta(days=15))
     good = HistorySource(Stats(1000, 10, 0.200), Stats(0, 0, None), Stats(1000, 8, 0.210))
-    _, results = decommission_evidence(ctx, good, record=False)
+    _, results = gather(ctx, good)
     by = {r.name: r for r in results}
     assert by["error rate vs baseline"].verdict is Verdict.PASS
     assert by["latency vs baseline"].message == "p99 210 ms vs baseline 200 ms (limit 220 ms)"
     assert by["old route at 0 requests"].verdict is Verdict.PASS
     assert good.asked[0][1] == datetime(2026, 1, 1, 16, 0, tzinfo=good.asked[0][1].tzinfo)
     bad = HistorySource(Stats(1000, 10, 0.200), Stats(7, 0, None), Stats(1000, 30, 0.300))
-    _, results = decommission_evidence(ctx, bad, record=False)
+    _, results = gather(ctx, bad)
     by = {r.name: r for r in results}
     assert by["error rate vs baseline"].message == (
         "service 3.0000% vs baseline 1.0000% (limit 1.0000%)"

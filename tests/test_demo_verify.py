@@ -15,7 +15,7 @@ from rich.console import Console
 from strangler.demo.act_verify import act_verify
 from strangler.demo.world import DemoOptions, demo_world
 from strangler.phases import Action
-from strangler.runbook import Runbook
+from strangler.steps.runbook import Runbook
 
 _COLUMNS = """
 SELECT a.attname,

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from strangler.gates import (
+from strangler.metrics.base import TargetStats, Window
+from strangler.metrics.gates import (
     Bake,
     Decision,
     Evaluation,
@@ -15,7 +16,6 @@ from strangler.gates import (
     newcombe_lower,
     wilson,
 )
-from strangler.metrics.base import TargetStats, Window
 from strangler.spec import GateSpec
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

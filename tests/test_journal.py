@@ -16,9 +16,9 @@ import pytest
 from strangler.errors import IncompleteStep, LockHeld, PhaseRefused
 from strangler.journal import Journal
 from strangler.phases import Action
-from strangler.runbook import Runbook
 from strangler.secrets import register_secret
 from strangler.spec import Spec, load_spec
+from strangler.steps.runbook import Runbook
 from tests.fix_pg import Db
 
 
@@ -144,7 +144,7 @@ CHILD = textwrap.dedent(
     import sys, time
     from pathlib import Path
     from strangler.journal import Journal
-    from strangler.runbook import Runbook
+    from strangler.steps.runbook import Runbook
     from strangler.phases import Action
     from strangler.spec import load_spec
     spec = load_spec(sys.argv[1])
@@ -255,34 +255,35 @@ def test_lock_is_reentrant_in_one_process(journal_url: str) -> None:
         assert not j.holds_lock("svc")
 
 
-def test_registered_evidence_gates_a_step_unless_forced(journal_url: str, spec_for) -> None:  # type: ignore[no-untyped-def]
+def test_required_evidence_gates_a_step_unless_forced(
+    journal_url: str,
+    spec_for,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from strangler.errors import CheckFailed
-    from strangler.evidence import _REQUIREMENTS, requires
+    from strangler.steps import requirements
 
     spec, _ = spec_for(journal_url)
     calls: list[str] = []
 
-    @requires(Action.CREATE_SCHEMA)
     def no_preflight(rb: Runbook) -> None:
         calls.append(rb.name)
         raise CheckFailed("no passing preflight", hint="run 'strangler preflight'")
 
-    try:
-        with Journal(journal_url) as j:
-            rb = Runbook(spec, j, "order_service")
-            with (
-                pytest.raises(CheckFailed, match="no passing preflight"),
-                rb.step(Action.CREATE_SCHEMA),
-            ):
-                pass
-            assert rb.phase == "planned" and calls == ["order_service"]
-            with rb.step(Action.CREATE_SCHEMA, force=True, reason="lab rehearsal"):
-                pass
-            assert rb.phase == "schema_ready"
-            forced = [e for e in j.history("order_service") if e.status == "forced"]
-            assert forced[0].details["refusal"] == "no passing preflight"
-    finally:
-        _REQUIREMENTS[Action.CREATE_SCHEMA].remove(no_preflight)
+    monkeypatch.setitem(requirements.REQUIREMENTS, Action.CREATE_SCHEMA, (no_preflight,))  # type: ignore[index]
+    with Journal(journal_url) as j:
+        rb = Runbook(spec, j, "order_service")
+        with (
+            pytest.raises(CheckFailed, match="no passing preflight"),
+            rb.step(Action.CREATE_SCHEMA),
+        ):
+            pass
+        assert rb.phase == "planned" and calls == ["order_service"]
+        with rb.step(Action.CREATE_SCHEMA, force=True, reason="lab rehearsal"):
+            pass
+        assert rb.phase == "schema_ready"
+        forced = [e for e in j.history("order_service") if e.status == "forced"]
+        assert forced[0].details["refusal"] == "no passing preflight"
 
 
 def test_library_callers_get_the_evidence_rules_without_the_cli(
@@ -298,7 +299,7 @@ def test_library_callers_get_the_evidence_rules_without_the_cli(
         from strangler.errors import CheckFailed
         from strangler.journal import Journal
         from strangler.phases import Action
-        from strangler.runbook import Runbook
+        from strangler.steps.runbook import Runbook
         from strangler.spec import load_spec
         spec = load_spec(sys.argv[1])
         j = Journal(spec.state_url())
@@ -321,28 +322,29 @@ def test_library_callers_get_the_evidence_rules_without_the_cli(
     assert "strangler.cli" not in done.stderr
 
 
-def test_evidence_never_blocks_a_move_back_to_zero_traffic(journal_url: str, spec_for) -> None:  # type: ignore[no-untyped-def]
+def test_evidence_never_blocks_a_move_back_to_zero_traffic(
+    journal_url: str,
+    spec_for,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from strangler.errors import CheckFailed
-    from strangler.evidence import _REQUIREMENTS, requires
+    from strangler.steps import requirements
 
     spec, _ = spec_for(journal_url)
 
-    @requires(Action.SHIFT_TRAFFIC)
     def always_stale(rb: Runbook) -> None:
         raise CheckFailed("verification is stale")
 
-    try:
-        with Journal(journal_url) as j:
-            rb = Runbook(spec, j, "order_service")
-            with rb.step(Action.SHIFT_TRAFFIC, weight=20, force=True, reason="setup") as st:
-                st.weight = 20
-            with (
-                pytest.raises(CheckFailed),  # ours, or the real verification rule: both refuse
-                rb.step(Action.SHIFT_TRAFFIC, weight=50),
-            ):
-                pass
-            with rb.step(Action.SHIFT_TRAFFIC, weight=0) as st:
-                st.weight = 0
-            assert (rb.phase, rb.state.weight) == ("verified", 0)
-    finally:
-        _REQUIREMENTS[Action.SHIFT_TRAFFIC].remove(always_stale)
+    monkeypatch.setitem(requirements.REQUIREMENTS, Action.SHIFT_TRAFFIC, (always_stale,))  # type: ignore[index]
+    with Journal(journal_url) as j:
+        rb = Runbook(spec, j, "order_service")
+        with rb.step(Action.SHIFT_TRAFFIC, weight=20, force=True, reason="setup") as st:
+            st.weight = 20
+        with (
+            pytest.raises(CheckFailed),  # ours, or the real verification rule: both refuse
+            rb.step(Action.SHIFT_TRAFFIC, weight=50),
+        ):
+            pass
+        with rb.step(Action.SHIFT_TRAFFIC, weight=0) as st:
+            st.weight = 0
+        assert (rb.phase, rb.state.weight) == ("verified", 0)

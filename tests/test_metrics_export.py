@@ -15,6 +15,7 @@ from strangler.metrics_export import Metrics, serve
 def test_render_and_serve(tmp_path: Path) -> None:
     with Journal(f"sqlite:///{tmp_path / 'j.db'}") as journal:
         journal.outcome(journal.intent("order_service", "verify"), "ok")
+        journal.event("order_service", "verify", status="passed", details={"mode": "rows"})
         journal.outcome(journal.intent("order_service", "x"), "ok", phase="traffic", weight=20)
         with serve(0) as metrics:
             metrics.observe_state(journal, "order_service")
@@ -32,6 +33,11 @@ def test_render_and_serve(tmp_path: Path) -> None:
     assert 'strangler_traffic_weight_percent{service="order_service"} 20' in lines
     assert 'strangler_sync_lag_seconds{service="order_service"} 1.5' in lines
     assert 'strangler_last_verification_ok{service="order_service"} 1' in lines
+    with Journal(f"sqlite:///{tmp_path / 'j.db'}") as journal:
+        journal.event("order_service", "verify", status="failed", details={"mode": "rows"})
+        later = Metrics()
+        later.observe_state(journal, "order_service")
+    assert 'strangler_last_verification_ok{service="order_service"} 0' in later.render().split("\n")
     assert "# TYPE strangler_sync_lag_seconds gauge" in lines
 
 

@@ -18,13 +18,14 @@ from pathlib import Path
 import pytest
 
 from strangler.journal import Journal
-from strangler.pg.extract import copy_service
-from strangler.pg.online_copy import ONLINE_KEY
 from strangler.pg.sync import cdc
 from strangler.phases import Phase
-from strangler.runbook import Runbook
 from strangler.spec import load_spec
+from strangler.steps.records import OnlineCopy
+from strangler.steps.runbook import Runbook
+from strangler.steps.wiring import sync_route
 from tests.cdc_world import WriteLoad, differences, make_shop
+from tests.extract_world import copy_service
 
 SPEC = """\
 version: 1
@@ -116,11 +117,11 @@ def test_a_copy_that_dies_restarts_under_a_new_slot_and_mixes_no_snapshots(
     spec = load_spec(_spec(tmp_path, source_db, target_db))
     journal = Journal(spec.state_url(), operator="test", command="test")
     rb = Runbook(spec, journal, "shop")
-    route = cdc.SyncRoute.of(spec, "shop")
+    route = sync_route(spec, "shop")
     try:
         with pytest.raises(RuntimeError, match="copy killed"):
             copy_service(rb, jobs=1, chunk_rows=500, progress=_DiesAfter(3))
-        first = journal.get("shop", ONLINE_KEY)["snapshot"]
+        first = journal.get("shop", OnlineCopy.KEY)["snapshot"]
         done = journal.items("shop", "copy/chunk/")
         assert 0 < len(done) < 9 and {d["snapshot"] for d in done.values()} == {first}
         assert _slots(source_db) == []  # the dying copy took its slot with it

@@ -6,13 +6,11 @@ from pathlib import Path
 
 import pytest
 
-import strangler.pg.sync_health
-import strangler.verify.evidence  # noqa: F401
 from strangler.errors import CheckFailed, SpecError
 from strangler.journal import Journal
 from strangler.phases import Action, Phase
-from strangler.runbook import Runbook
 from strangler.spec import load_spec, parse_spec_text
+from strangler.steps.runbook import Runbook
 from tests.cdc_world import make_shop
 
 SPEC = """\

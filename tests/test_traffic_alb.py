@@ -9,7 +9,8 @@ import pytest
 
 from strangler.aws import client
 from strangler.traffic.alb import AlbOptions, AlbRouter
-from strangler.traffic.base import RouterContext, RouterError, Weights, routers
+from strangler.traffic.base import RouterContext, RouterError, Weights
+from strangler.traffic.kinds import ROUTERS
 
 
 @dataclass
@@ -156,6 +157,6 @@ def test_terraform_owned_rule_warns_and_uses_terraform(aws_env: str, tmp_path: A
         service_target_group="arn:s",
         terraform={"dir": str(tmp_path), "target": "aws_lb_listener_rule.order_service_weighted"},
     )
-    router = routers.get("alb").factory(options, ctx)
+    router = ROUTERS["alb"].create(options, ctx)
     assert router.kind == "terraform"
     assert "reverted by the next 'terraform apply'" in said[0]

@@ -11,11 +11,12 @@ import pytest
 from strangler.demo.apps import SampleApp
 from strangler.journal import Journal
 from strangler.metrics.router import RouterSource
-from strangler.runbook import Runbook
 from strangler.spec import load_spec
-from strangler.traffic.base import RouterError, RouterUnreachable, Weights, context_for, make_router
+from strangler.steps.runbook import Runbook
+from strangler.steps.shift import Shifter
+from strangler.steps.wiring import router
+from strangler.traffic.base import RouterError, RouterUnreachable, Weights
 from strangler.traffic.haproxy import HaproxyOptions, HaproxyRouter
-from strangler.traffic.shift import Shifter
 from tests.fix_traffic import Haproxy, at_phase
 
 
@@ -103,7 +104,7 @@ def test_rollback_through_haproxy(
     rb = Runbook(spec, journal, "order_service")
     traffic = spec.service("order_service").traffic
     assert traffic is not None
-    shifter = Shifter(rb, make_router(traffic, context_for(spec, "order_service")))
+    shifter = Shifter(rb, router(spec, "order_service"))
     shifter.shift_to(50)
     assert _router(hap).weights().service == 50
     result = shifter.rollback("drill")

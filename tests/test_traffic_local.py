@@ -15,11 +15,12 @@ import pytest
 
 from strangler.errors import PhaseRefused
 from strangler.journal import Journal
-from strangler.runbook import Runbook
 from strangler.spec import load_spec
-from strangler.traffic.base import RouterError, RouterUnreachable, Weights, context_for, make_router
+from strangler.steps.runbook import Runbook
+from strangler.steps.shift import GateFailed, Shifter
+from strangler.steps.wiring import router as spec_router
+from strangler.traffic.base import RouterError, RouterUnreachable, Weights
 from strangler.traffic.local import LocalOptions, LocalRouter
-from strangler.traffic.shift import GateFailed, Shifter
 from tests.fix_spec import CliResult
 from tests.fix_traffic import TrafficWorld, at_phase
 
@@ -69,8 +70,7 @@ def _shifter(spec_path: Path) -> tuple[Shifter, Journal]:
     spec = load_spec(spec_path)
     journal = Journal(spec.state_url(), operator="test", command="test")
     rb = Runbook(spec, journal, "order_service")
-    router = make_router(spec.service("order_service").traffic, context_for(spec, "order_service"))  # type: ignore[arg-type]
-    return Shifter(rb, router), journal
+    return Shifter(rb, spec_router(spec, "order_service")), journal
 
 
 def test_shift_is_refused_before_the_copy_is_verified(

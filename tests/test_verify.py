@@ -401,7 +401,7 @@ def test_unreadable_target_is_a_clear_error_without_the_password(
         "GRANT USAGE ON SCHEMA svc TO verify_reader"
     )
     from strangler.errors import CheckFailed
-    from strangler.verify import verify_service
+    from strangler.steps.verify import verify_service
     from tests.verify_helpers import make_spec
 
     reader = target_db.instance.dsn(

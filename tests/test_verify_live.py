@@ -11,7 +11,9 @@ from pathlib import Path
 
 from strangler.pg.sync import cdc
 from strangler.spec import load_spec
-from strangler.verify import SyncWatermark, watermark_for
+from strangler.steps.verify import sync_watermark as watermark_for
+from strangler.steps.wiring import sync_route
+from strangler.verify import SyncWatermark
 from tests.cdc_world import WriteLoad, make_shop
 
 SPEC = """\
@@ -47,7 +49,7 @@ def test_verify_under_live_writes_clears_lag_and_keeps_a_real_difference(
     path = tmp_path / "strangler.yaml"
     path.write_text(SPEC.format(source=source_db.dsn, target=target_db.dsn))
     spec = load_spec(path)
-    route = cdc.SyncRoute.of(spec, "shop")
+    route = sync_route(spec, "shop")
     assert watermark_for(spec, "shop") is None  # no slot yet: verify has nothing to wait on
     try:
         assert cli("copy", "shop", "-f", str(path)).code == 0

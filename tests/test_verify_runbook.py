@@ -11,10 +11,11 @@ import pytest
 from strangler.errors import CheckFailed
 from strangler.journal import Journal
 from strangler.phases import Action
-from strangler.runbook import Runbook
 from strangler.spec import load_spec
-from strangler.verify import SyncWatermark, run_verification
-from strangler.verify.evidence import fresh_verification
+from strangler.steps.requirements import fresh_verification
+from strangler.steps.runbook import Runbook
+from strangler.steps.verify import verify
+from strangler.verify import SyncWatermark
 from tests.verify_helpers import both, digest, make_spec, run
 
 ORDERS = """
@@ -48,7 +49,7 @@ def test_failed_verification_is_journaled_and_keeps_the_phase(world) -> None:
     spec, journal, _src, tgt = world
     rb = _copied(spec, journal, "svc")
     tgt.execute("UPDATE svc.orders SET notes = NULL WHERE id = 10")
-    report = run_verification(spec, journal, "svc")
+    report = verify(Runbook(spec, journal, "svc"))
     assert not report.passed
     assert rb.phase.value == "copied"
     event = journal.last("svc", "verify", status="failed")
@@ -60,7 +61,7 @@ def test_failed_verification_is_journaled_and_keeps_the_phase(world) -> None:
     assert journal.history("svc")[-1].id == event.id  # the verdict is the newest entry
 
     tgt.execute("UPDATE svc.orders SET notes = 'n10' WHERE id = 10")
-    assert run_verification(spec, journal, "svc").passed
+    assert verify(Runbook(spec, journal, "svc")).passed
     assert rb.phase.value == "verified"
     assert journal.last("svc", "verify", status="passed") is not None
 
@@ -73,17 +74,17 @@ def test_evidence_requires_a_fresh_passing_verification(world) -> None:
     assert never.value.hint == "strangler verify svc"
 
     tgt.execute("DELETE FROM svc.order_items WHERE order_id = 5 AND line = 1")
-    run_verification(spec, journal, "svc")
+    verify(Runbook(spec, journal, "svc"))
     with pytest.raises(CheckFailed, match="found differences"):
         fresh_verification(rb)
     # A counts-only pass proves nothing about values and does not clear the refusal.
     tgt.execute("INSERT INTO svc.order_items VALUES (5, 1, 999)")
-    assert run_verification(spec, journal, "svc", mode="counts").passed
+    assert verify(Runbook(spec, journal, "svc"), mode="counts").passed
     with pytest.raises(CheckFailed, match="found differences"):
         fresh_verification(rb)
 
     tgt.execute("UPDATE svc.order_items SET qty = 16 WHERE order_id = 5 AND line = 1")
-    assert run_verification(spec, journal, "svc").passed
+    assert verify(Runbook(spec, journal, "svc")).passed
     fresh_verification(rb)
     with rb.step(Action.SHIFT_TRAFFIC, weight=5):
         pass

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from strangler.spec import Spec, parse_spec_text
-from strangler.verify import VerifyReport, verify_service
+from strangler.steps.verify import verify_service
+from strangler.verify import VerifyReport
 
 SPEC = """\
 version: 1

@@ -1,7 +1,7 @@
 """Things only a person can vouch for: on-call alerted, change ticket created, no P1/P2
 incident. ``strangler attest SERVICE oncall --note "paged #sre, INC-1234"`` records who said
-so, when, and their note as a journal event; a check accepts an attestation younger than its
-maximum age (or made after a given moment)."""
+so, when, and their note (:mod:`strangler.steps.preflight` journals it); a check accepts an
+attestation younger than its maximum age (or made after a given moment)."""
 
 from __future__ import annotations
 
@@ -10,18 +10,9 @@ from datetime import datetime, timedelta
 
 from strangler.checks.base import CheckContext, CheckResult, Verdict
 from strangler.errors import BadInput
-from strangler.journal import Entry, Journal
 
-__all__ = [
-    "KNOWN",
-    "STEP",
-    "attest",
-    "attestation_check",
-    "check_attestation",
-    "latest_attestation",
-]
+__all__ = ["KNOWN", "attestation_check", "check_attestation"]
 
-STEP = "attest"
 KNOWN = {
     "oncall": "on-call rotation alerted about the migration window",
     "change_ticket": "change management ticket created",
@@ -41,20 +32,6 @@ def check_attestation(kind: str, note: str) -> None:
         raise BadInput("an attestation needs --note saying what was done (ticket id, channel, …)")
 
 
-def attest(journal: Journal, service: str, kind: str, note: str) -> Entry:
-    """Record an attestation; returns its journal entry."""
-    check_attestation(kind, note)
-    entry_id = journal.event(
-        service, STEP, status=kind, reason=note.strip(), details={"what": KNOWN.get(kind, kind)}
-    )
-    entry = next(e for e in journal.history(service, limit=5) if e.id == entry_id)
-    return entry
-
-
-def latest_attestation(journal: Journal, service: str, kind: str) -> Entry | None:
-    return journal.last(service, STEP, status=kind)
-
-
 def attestation_check(
     ctx: CheckContext,
     kind: str,
@@ -64,33 +41,38 @@ def attestation_check(
 ) -> CheckResult:
     """``attested`` when a fresh enough attestation exists, else ``fail`` naming the command."""
     name = f"attested: {kind}"
-    entry = latest_attestation(ctx.journal, ctx.service, kind)
+    entry = ctx.history.attestations.get(kind)
     how = f"strangler attest {ctx.service} {kind} --note '…'"
     if entry is None:
         return CheckResult(
-            name, Verdict.FAIL, f"nobody has attested {KNOWN.get(kind, kind)}; run: {how}"
+            name,
+            Verdict.FAIL,
+            f"nobody has attested {KNOWN.get(kind, kind)}; run: {how}",
+            awaits=how,
         )
-    evidence = {"by": entry.operator, "at": entry.at.isoformat(), "note": entry.reason}
+    evidence = {"by": entry.by, "at": entry.at.isoformat(), "note": entry.note}
     if max_age is not None and ctx.now() - entry.at > max_age:
         return CheckResult(
             name,
             Verdict.FAIL,
-            f"the {kind} attestation by {entry.operator} at {entry.at:%Y-%m-%d %H:%M} UTC is "
+            f"the {kind} attestation by {entry.by} at {entry.at:%Y-%m-%d %H:%M} UTC is "
             f"older than {max_age}; attest again: {how}",
             evidence,
+            awaits=how,
         )
     if after is not None and entry.at < after:
         return CheckResult(
             name,
             Verdict.FAIL,
-            f"the {kind} attestation by {entry.operator} at {entry.at:%Y-%m-%d %H:%M} UTC was "
+            f"the {kind} attestation by {entry.by} at {entry.at:%Y-%m-%d %H:%M} UTC was "
             f"made before {after:%Y-%m-%d %H:%M} UTC, so it cannot cover the window; "
             f"attest again: {how}",
             evidence,
+            awaits=how,
         )
     return CheckResult(
         name,
         Verdict.ATTESTED,
-        f"{entry.operator} at {entry.at:%Y-%m-%d %H:%M} UTC: {entry.reason}",
+        f"{entry.by} at {entry.at:%Y-%m-%d %H:%M} UTC: {entry.note}",
         evidence,
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from strangler import aws
+from strangler.aws import client
 from strangler.checks.base import CheckContext, CheckResult, Verdict
 from strangler.errors import Unreachable
 
@@ -26,7 +26,7 @@ def s3_access(ctx: CheckContext) -> CheckResult:
         return CheckResult(name, Verdict.SKIPPED, "the spec lists no buckets (preflight.buckets)")
     from botocore.exceptions import BotoCoreError, ClientError
 
-    s3 = aws.client("s3")
+    s3 = client("s3")
     seen: dict[str, str] = {}
     for bucket in buckets:
         try:
@@ -50,7 +50,7 @@ def cloudwatch_alarms(names: list[str]) -> tuple[list[str], list[str]]:
     """``(found, missing)`` among the CloudWatch alarm names."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    cw = aws.client("cloudwatch")
+    cw = client("cloudwatch")
     found: set[str] = set()
     try:
         for i in range(0, len(names), 100):

@@ -13,20 +13,31 @@ here; the message says why).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from strangler.errors import StranglerError
 from strangler.secrets import scrub
 
 if TYPE_CHECKING:
-    from strangler.journal import Journal
     from strangler.spec import ServiceSpec, Spec
 
-__all__ = ["Check", "CheckContext", "CheckResult", "Verdict", "blocking", "run_checks"]
+__all__ = [
+    "Attestation",
+    "Check",
+    "CheckContext",
+    "CheckResult",
+    "Guard",
+    "History",
+    "Rehearsal",
+    "Verdict",
+    "blocking",
+    "run_checks",
+]
 
 
 class Verdict(StrEnum):
@@ -46,6 +57,11 @@ class CheckResult:
     message: str
     evidence: dict[str, Any] = field(default_factory=dict)
     required: bool = True
+    # A failing check that will pass by itself at ``until`` if nothing changes (a window
+    # still running), or once a person does ``awaits`` (a command): ``strangler run`` waits
+    # for these instead of failing.
+    until: datetime | None = None
+    awaits: str | None = None
 
     @property
     def blocks(self) -> bool:
@@ -61,22 +77,68 @@ class CheckResult:
         }
 
 
+@dataclass(frozen=True)
+class Attestation:
+    """What a person vouched for (``strangler attest``): who, when, and their note."""
+
+    kind: str
+    by: str
+    at: datetime
+    note: str
+
+
+@dataclass(frozen=True)
+class Rehearsal:
+    """What the rehearsal (dev) spec's journal shows: the newest completed rollback, if any."""
+
+    spec: Path
+    journal_url: str
+    journal_exists: bool
+    step: str | None = None
+    at: datetime | None = None
+    operator: str | None = None
+    error: str | None = None  # the rehearsal spec or its journal could not be read
+
+
+@dataclass(frozen=True)
+class Guard:
+    """The write guard on the old tables: when it went on, and their write counters then."""
+
+    installed_at: datetime
+    counters: Mapping[str, int]
+    installed_now: bool = False  # put on by this very check run
+
+
+@dataclass(frozen=True)
+class History:
+    """The facts of the journal a check may weigh, read by the step that runs the checks
+    (:func:`strangler.steps.facts.history`): checks never open the journal themselves."""
+
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    attestations: Mapping[str, Attestation] = field(default_factory=dict)
+    first_shift: datetime | None = None  # when traffic first moved to the service
+    complete_since: datetime | None = None  # since when it has been at 100 %, if it is
+    rehearsal: Rehearsal | None = None
+    guard: Guard | None = None
+
+
 @dataclass
 class CheckContext:
-    """What every check may look at. ``clock`` is the journal's, so tests can move time."""
+    """What every check may look at: the spec, the journal's facts, and the clock."""
 
     spec: Spec
     service: str
-    journal: Journal
+    history: History = field(default_factory=History)
     # Clients shared by the checks of one run (a Kubernetes client, say), keyed by purpose.
     cache: dict[str, Any] = field(default_factory=dict)
+    dry_run: bool = False
 
     @property
     def svc(self) -> ServiceSpec:
         return self.spec.service(self.service)
 
     def now(self) -> datetime:
-        return self.journal.clock() if self.journal else datetime.now(UTC)
+        return self.history.now
 
 
 Check = Callable[[CheckContext], CheckResult]

@@ -2,26 +2,16 @@
 
 "Tested" is read from evidence, not taken on trust: the journal of the rehearsal environment's
 spec (``preflight.rehearsal_spec``, such as ``dev.yaml``) must show a rollback of this service
-that completed (outcome ``ok``)."""
+that completed (outcome ``ok``). The step reads that journal
+(:func:`strangler.steps.facts.rehearsal`); this check judges what it found."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from strangler.checks.base import CheckContext, CheckResult, Verdict
-from strangler.journal import Entry, Journal
-from strangler.spec import load_spec
 
-__all__ = ["ROLLBACK_STEPS", "rollback_rehearsed"]
+__all__ = ["rollback_rehearsed"]
 
 NAME = "rollback rehearsed"
-ROLLBACK_STEPS = (
-    "rollback_traffic",
-    "rollback_writes",
-    "rollback_schema",
-    "rollback_k8s",
-    "rollback_terraform",
-)
 
 
 def rollback_rehearsed(ctx: CheckContext) -> CheckResult:
@@ -32,31 +22,25 @@ def rollback_rehearsed(ctx: CheckContext) -> CheckResult:
             Verdict.SKIPPED,
             "no preflight: section; name the dev spec as preflight.rehearsal_spec",
         )
-    if pre.rehearsal_spec is None:
+    found = ctx.history.rehearsal
+    if pre.rehearsal_spec is None or found is None:
         return CheckResult(
             NAME,
             Verdict.FAIL,
             "no rehearsal evidence: name the dev spec whose journal shows a rollback "
             "(preflight.rehearsal_spec)",
         )
-    path = ctx.spec.resolve(pre.rehearsal_spec)
-    rehearsal = load_spec(path)
-    url = rehearsal.state_url()
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+    path = found.spec
+    if found.error is not None:
+        return CheckResult(NAME, Verdict.FAIL, found.error, {"spec": str(path)})
+    if not found.journal_exists:
         return CheckResult(
             NAME,
             Verdict.FAIL,
-            f"the rehearsal spec {path} has no journal yet ({url}); rehearse a rollback there: "
-            f"strangler rollback {ctx.service} --traffic -f {path}",
+            f"the rehearsal spec {path} has no journal yet ({found.journal_url}); rehearse a "
+            f"rollback there: strangler rollback {ctx.service} --traffic -f {path}",
         )
-    with Journal(url, operator=ctx.journal.operator, command="preflight") as journal:
-        found: list[Entry] = [
-            e
-            for step in ROLLBACK_STEPS
-            if (e := journal.last(ctx.service, step, status="ok")) is not None
-            and e.kind == "outcome"
-        ]
-    if not found:
+    if found.step is None or found.at is None:
         return CheckResult(
             NAME,
             Verdict.FAIL,
@@ -64,16 +48,15 @@ def rollback_rehearsed(ctx: CheckContext) -> CheckResult:
             f"rehearse one: strangler rollback {ctx.service} --traffic -f {path}",
             {"spec": str(path)},
         )
-    newest = max(found, key=lambda e: e.at)
     return CheckResult(
         NAME,
         Verdict.PASS,
-        f"{newest.step} completed in {path.name} at {newest.at:%Y-%m-%d %H:%M} UTC by "
-        f"{newest.operator}",
+        f"{found.step} completed in {path.name} at {found.at:%Y-%m-%d %H:%M} UTC by "
+        f"{found.operator}",
         {
             "spec": str(path),
-            "step": newest.step,
-            "at": newest.at.isoformat(),
-            "operator": newest.operator,
+            "step": found.step,
+            "at": found.at.isoformat(),
+            "operator": found.operator,
         },
     )

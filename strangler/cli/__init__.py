@@ -1,12 +1,14 @@
 """strangler's command line. Exit codes are mapped here and only here:
 
 0 success · 1 a check, gate or verification failed · 2 bad input · 3 an external system
-could not be reached · 130 interrupted.
+could not be reached · 75 ``strangler run`` is waiting (call it again later) · 70 an
+internal error (a bug) · 130 interrupted.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 # Importing the command modules registers their commands on the app.
@@ -17,12 +19,13 @@ from strangler.cli import (  # noqa: F401
     decommission,
     demo,
     rollback,
+    run,
     sync,
     traffic,
     verify,
 )
 from strangler.cli.app import app, err_console
-from strangler.errors import StranglerError
+from strangler.errors import StranglerError, translate
 from strangler.secrets import scrub
 
 __all__ = ["app", "main"]
@@ -37,6 +40,25 @@ def _wants_json(argv: list[str]) -> bool:
     return False
 
 
+def _note_escape(exc: BaseException, args: list[str]) -> None:
+    """Tests set ``STRANGLER_ESCAPES`` to a file: every foreign exception that got this far
+    (instead of being converted where it entered) is written there, so a test can fail on it
+    even when the command line still printed a clean error."""
+    log = os.environ.get("STRANGLER_ESCAPES")
+    if log:
+        with open(log, "a", encoding="utf-8") as out:
+            out.write(f"{type(exc).__module__}.{type(exc).__name__}: {scrub(' '.join(args))}\n")
+
+
+def _report(exc: StranglerError, args: list[str]) -> int:
+    if _wants_json(args):
+        sys.stdout.write(scrub(json.dumps(exc.to_dict(), indent=2)) + "\n")
+    err_console.print(f"[bold red]error:[/] {scrub(exc.message)}", markup=True, highlight=False)
+    if exc.hint:
+        err_console.print(f"  [bold]hint:[/] {scrub(exc.hint)}")
+    return exc.exit_code
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code (the console script exits with it)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -48,13 +70,32 @@ def main(argv: list[str] | None = None) -> int:
         code = done.code
         return code if isinstance(code, int) else (0 if code is None else 1)
     except StranglerError as exc:
-        if _wants_json(args):
-            sys.stdout.write(scrub(json.dumps(exc.to_dict(), indent=2)) + "\n")
-        err_console.print(f"[bold red]error:[/] {scrub(exc.message)}", markup=True, highlight=False)
-        if exc.hint:
-            err_console.print(f"  [bold]hint:[/] {scrub(exc.hint)}")
-        return exc.exit_code
+        return _report(exc, args)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130
+    except Exception as exc:
+        _note_escape(exc, args)
+        try:
+            with translate("strangler"):
+                raise exc
+        except StranglerError as known:
+            return _report(known, args)
+        except Exception:
+            pass  # not a kind translate knows: a bug, said below
+        # Everything strangler expects is a StranglerError by now (converted where it
+        # entered); anything else is a bug, said plainly rather than as a traceback.
+        if os.environ.get("STRANGLER_DEBUG"):
+            raise
+        err_console.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {scrub(str(exc))}",
+            markup=True,
+            highlight=False,
+        )
+        err_console.print(
+            "  this is a bug in strangler; STRANGLER_DEBUG=1 shows the traceback. Nothing "
+            "was half-done that the journal does not show: 'strangler status' says where "
+            "things stand."
+        )
+        return 70
     return 0

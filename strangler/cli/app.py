@@ -20,9 +20,9 @@ import typer
 from rich.console import Console
 
 from strangler.journal import Journal
-from strangler.runbook import Runbook
 from strangler.secrets import scrub
 from strangler.spec import Spec, find_spec_file, load_spec
+from strangler.steps.runbook import Runbook
 
 __all__ = [
     "DryRunOpt",

@@ -8,18 +8,9 @@ from typing import Annotated, Any
 
 import typer
 
-import strangler.rollback_infra  # noqa: F401  (registers the k8s and terraform rollbacks)
 from strangler.alarms import alarm_set, render_prometheus, render_terraform
-from strangler.checks.attestations import KNOWN, attest, check_attestation
-from strangler.checks.base import CheckContext, CheckResult, blocking, run_checks
-from strangler.checks.kubernetes import (
-    external_secret_synced,
-    hpa_status,
-    pods_ready,
-    service_health,
-)
-from strangler.checks.preflight import run_preflight
-from strangler.checks.render import render_results as _render
+from strangler.checks.attestations import KNOWN, check_attestation
+from strangler.checks.base import CheckResult, blocking
 from strangler.cli.app import (
     DryRunOpt,
     OperatorOpt,
@@ -31,7 +22,9 @@ from strangler.cli.app import (
     emit,
     session,
 )
-from strangler.errors import BadInput
+from strangler.errors import file_problem
+from strangler.render.checks import render_results as _render
+from strangler.steps import preflight as checklists
 
 ServiceArg = Annotated[str, typer.Argument(help="The service, as named in the spec.")]
 
@@ -72,10 +65,8 @@ def preflight(
     The verdicts are journaled; copy and write cutover need a recent passing preflight when
     the spec has a preflight: section."""
     with session(file, operator) as s:
-        ctx = CheckContext(s.spec, service, s.journal)
-        s.spec.service(service)
-        _, results = run_preflight(ctx)
-    _finish(output, service, "preflight", results)
+        done = checklists.preflight(s.runbook(service))
+    _finish(output, service, "preflight", done.results)
 
 
 @app.command(name="attest")
@@ -110,7 +101,7 @@ def attest_cmd(
                 ),
             )
             return
-        entry = attest(s.journal, service, what, note)
+        entry = checklists.attest(s.runbook(service), what, note)
     data = {
         "service": service,
         "attestation": what,
@@ -137,28 +128,7 @@ def validate(
     """The runbook's validate-service.sh: pods ready, /health/ready through the Kubernetes API,
     ExternalSecret synced, HPA shown. Exit 1 when one fails."""
     with session(file, operator) as s:
-        svc = s.spec.service(service)
-        if svc.preflight is None or svc.preflight.kubernetes is None:
-            raise BadInput(
-                f"validate needs services.{service}.preflight.kubernetes in the spec",
-                hint="add namespace (and labels if not app=<service>) under preflight.kubernetes",
-            )
-        ctx = CheckContext(s.spec, service, s.journal)
-        results = run_checks(
-            ctx,
-            [
-                ("pods running and ready", pods_ready),
-                ("service health (kubernetes)", service_health),
-                ("external secrets synced", external_secret_synced),
-                ("hpa", hpa_status),
-            ],
-        )
-        s.journal.event(
-            service,
-            "validate",
-            status="fail" if blocking(results) else "pass",
-            details={"results": [r.to_dict() for r in results]},
-        )
+        results = checklists.validate(s.runbook(service)).results
     _finish(output, service, "validate", results)
 
 
@@ -184,5 +154,8 @@ def alarms(
     if out is None:
         typer.echo(text, nl=False)
     else:
-        out.write_text(text)
+        try:
+            out.write_text(text)
+        except OSError as exc:
+            raise file_problem(out, exc, "write the alarms to") from exc
         console.print(f"wrote {out}; alarms: {', '.join(a.names)}")

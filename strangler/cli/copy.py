@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-import strangler.pg.plan_boundary  # registers the plan's boundary section
-import strangler.pg.schema_rollback  # noqa: F401  (registers rollback --schema)
 from strangler.cli.app import (
     DryRunOpt,
     OperatorOpt,
@@ -21,39 +18,10 @@ from strangler.cli.app import (
     emit,
     session,
 )
-from strangler.pg.extract import copy_service, create_schema
-from strangler.pg.progress import RichCopyProgress
-
-
-def render_result(out: Console, data: dict[str, Any]) -> None:
-    """The summary of a copy, shared with the demo."""
-    for w in data.get("warnings", []):
-        out.print(f"[yellow]warning:[/] {w}")
-    tables = data.get("tables")
-    if isinstance(tables, dict):
-        table = Table(header_style="bold", title="row counts, from the copy's snapshot")
-        for col in ("table", "monolith", "service", "check"):
-            table.add_column(col, justify="right" if col != "table" else "left")
-        for name, counts in tables.items():
-            ok = counts["source_rows"] == counts["target_rows"]
-            table.add_row(
-                name,
-                f"{counts['source_rows']:,}",
-                f"{counts['target_rows']:,}",
-                "[green]equal[/]" if ok else "[red]DIFFERENT[/]",
-            )
-        out.print(table)
-        out.print(
-            f"snapshot {data['snapshot']} · {data['chunks_copied']} chunk(s) copied, "
-            f"{data['chunks_skipped']} skipped (already done) · formats: "
-            f"{', '.join(data['formats']) or '-'} · {data['statements']} DDL statement(s) after "
-            "the load"
-        )
-        if data.get("slot"):
-            out.print(
-                f"online: replication slot {data['slot']} exported that snapshot; changes since "
-                f"{data['consistent_lsn']} wait in it for 'strangler sync'"
-            )
+from strangler.render.copy import render_copy
+from strangler.render.progress import RichCopyProgress
+from strangler.steps.copy import copy
+from strangler.steps.create_schema import create_schema
 
 
 @app.command("copy")
@@ -78,27 +46,35 @@ def copy_cmd(
     with session(file, operator) as s:
         rb = s.runbook(service)
         if schema_only:
-            data = create_schema(rb, dry_run=dry_run)
-        elif dry_run or output is Output.json:
-            data = copy_service(rb, jobs=jobs, dry_run=dry_run)
+            created = create_schema(rb, dry_run=dry_run)
+            data = {"service": service, "dry_run": dry_run, **created.to_dict()}
+
+            def render_schema() -> None:
+                if created.sql is not None:
+                    console.print(created.sql, markup=False, highlight=False, end="")
+                    return
+                console.print(f"created schema {created.schema} with {', '.join(created.tables)}")
+                for w in created.warnings:
+                    console.print(f"[yellow]warning:[/] {w}")
+
+            emit(output, data, render_schema)
+            return
+        if dry_run or output is Output.json:
+            result = copy(rb, jobs=jobs, dry_run=dry_run)
         else:
-            progress_console = Console(stderr=True, highlight=False)
-            with RichCopyProgress(progress_console) as progress:
-                data = copy_service(rb, jobs=jobs, progress=progress)
+            with RichCopyProgress(Console(stderr=True, highlight=False)) as progress:
+                result = copy(rb, jobs=jobs, progress=progress)
                 progress.finish()
-    data = {"service": service, "dry_run": dry_run, **data}
+    data = {"service": service, "dry_run": dry_run, **result.to_dict()}
 
     def render() -> None:
         if dry_run:
-            console.print(data["sql"], markup=False, highlight=False, end="")
-            for w in data.get("warnings", []):
+            text = result.sql or (result.schema.sql if result.schema else "") or ""
+            console.print(text, markup=False, highlight=False, end="")
+            warnings = result.schema.warnings if result.schema else result.warnings
+            for w in warnings:
                 console.print(f"-- warning: {w}", markup=False)
             return
-        if schema_only:
-            console.print(f"created schema {data['schema']} with {', '.join(data['tables'])}")
-            for w in data.get("warnings", []):
-                console.print(f"[yellow]warning:[/] {w}")
-            return
-        render_result(console, data)
+        render_copy(console, result)
 
     emit(output, data, render)

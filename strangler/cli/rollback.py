@@ -19,7 +19,8 @@ from strangler.cli.app import (
     session,
 )
 from strangler.errors import BadInput
-from strangler.rollbacks import RollbackRequest, handler_for
+from strangler.steps.rollbacks import RollbackRequest
+from strangler.steps.table import ROLLBACKS, rollback_for
 
 
 @app.command()
@@ -49,17 +50,14 @@ def rollback(
     output: OutputOpt = Output.text,
 ) -> None:
     """Undo one layer of the migration, as the runbook's rollback procedures do."""
-    chosen = [
-        k
-        for k, on in (
-            ("traffic", traffic),
-            ("writes", writes),
-            ("schema", schema),
-            ("k8s", k8s),
-            ("terraform", terraform is not None),
-        )
-        if on
-    ]
+    asked = {
+        "traffic": traffic,
+        "writes": writes,
+        "schema": schema,
+        "k8s": k8s,
+        "terraform": terraform is not None,
+    }
+    chosen = [k for k in ROLLBACKS if asked.get(k)]
     if len(chosen) != 1:
         raise BadInput(
             "choose exactly one of --traffic, --writes, --schema, --k8s, --terraform RESOURCE",
@@ -67,16 +65,17 @@ def rollback(
         )
     if not reason and not dry_run:
         raise BadInput("a rollback needs --reason '…' (it is journaled)")
-    handler = handler_for(chosen[0])
+    step = rollback_for(chosen[0])
     request = RollbackRequest(
         reason=reason, dry_run=dry_run, yes=yes, target=terraform, to_revision=to_revision
     )
     with session(file, operator) as s:
-        result: dict[str, Any] = handler(s.runbook(service), request)
+        done = step.run(s.runbook(service), request)
+    result: dict[str, Any] = done.to_dict() if hasattr(done, "to_dict") else dict(done)
     data = {"service": service, "rollback": chosen[0], "dry_run": dry_run, **result}
 
     def render() -> None:
         for key, value in result.items():
-            console.print(f"{key}: {value}")
+            console.print(f"{key}: {value}", markup=False)
 
     emit(output, data, render)

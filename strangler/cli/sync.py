@@ -1,12 +1,12 @@
-"""``strangler sync SERVICE`` (live view, --status, --stop, --once, --until-caught-up),
-``strangler cutover SERVICE`` and the ``--writes`` rollback handler."""
+"""``strangler sync SERVICE`` (live view, --status, --stop, --once, --until-caught-up) and
+``strangler cutover SERVICE``."""
 
 from __future__ import annotations
 
 import signal
 import threading
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -21,33 +21,13 @@ from strangler.cli.app import (
     emit,
     session,
 )
-from strangler.cli.core import status_fields
-from strangler.pg.online_copy import start_sync
-from strangler.pg.sync import cdc
-from strangler.pg.sync import cutover as cut
 from strangler.pg.sync.apply import Round
-from strangler.pg.sync.slot import Direction
-from strangler.pg.sync_health import direction_in, sync_status
 from strangler.phases import Action
-from strangler.rollbacks import RollbackRequest, register_rollback
-from strangler.runbook import Runbook
-
-if sync_status not in status_fields:
-    status_fields.append(sync_status)  # 'strangler status' shows slot, lag and WAL warnings
+from strangler.render.plan import render_step_plan
+from strangler.steps import cutover as cutover_step
+from strangler.steps import sync as sync_step
 
 ServiceArg = Annotated[str, typer.Argument(help="The service, as named in the spec.")]
-
-
-def _lines(items: list[str]) -> Any:
-    def render() -> None:
-        for item in items:
-            console.print(item)
-
-    return render
-
-
-def _direction(rb: Runbook) -> Direction:
-    return direction_in(rb.phase) or "forward"
 
 
 @app.command()
@@ -75,12 +55,18 @@ def sync(
     """
     with session(file, operator) as s:
         rb = s.runbook(service)
-        route = cdc.SyncRoute.of(s.spec, service, _direction(rb))
+        route = sync_step.route(rb)
         if status:
-            info = cdc.status(route)
-            lines = [f"{k}: {v}" for k, v in info.items() if k != "warnings"]
-            lines += [f"[yellow]warning:[/] {w}" for w in info["warnings"]]
-            emit(output, info, _lines(lines))
+            info = sync_step.status(rb)
+
+            def show_status() -> None:
+                for k, v in info.to_dict().items():
+                    if k != "warnings":
+                        console.print(f"{k}: {v}", markup=False)
+                for w in info.warnings:
+                    console.print(f"[yellow]warning:[/] {w}")
+
+            emit(output, info.to_dict(), show_status)
             return
         if stop_sync:
             if dry_run:
@@ -90,26 +76,17 @@ def sync(
                     lambda: console.print(f"would drop slot and publication {route.slot}"),
                 )
                 return
-            result = cdc.end(route)
-            s.journal.event(service, "stop_sync", status="ok", details=result)
+            stopped = sync_step.stop(rb)
             emit(
                 output,
-                result,
-                lambda: console.print(f"removed slot and publication {route.slot}: {result}"),
+                stopped.to_dict(),
+                lambda: console.print(f"removed slot and publication {route.slot}"),
             )
             return
         if dry_run:
-            emit(
-                output,
-                {"slot": route.slot, "direction": route.direction},
-                lambda: console.print(
-                    f"would apply changes from slot {route.slot} "
-                    f"({route.source_schema} → {route.target_schema}); the slot is made by "
-                    "'strangler copy' (forward) or 'strangler cutover' (reverse)"
-                ),
-            )
+            plan = sync_step.plan(rb)
+            emit(output, plan.to_dict(), lambda: render_step_plan(console, plan))
             return
-        start_sync(rb, route)
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
@@ -128,17 +105,15 @@ def sync(
                     + (f" · TRUNCATE {r.truncated}" if r.truncated else "")
                 )
 
-        last = cdc.run(route, stop=stop, on_round=show, once=once, until_caught_up=until_caught_up)
-        info = cdc.status(route)
-        info["rows_this_run"] = total
-        info["caught_up"] = last.caught_up
-        emit(
-            output,
-            info,
-            lambda: console.print(
-                f"stopped; lag {info['lag_bytes']} bytes, slot {route.slot} kept"
-            ),
+        done = sync_step.apply(
+            rb, stop=stop, on_round=show, once=once, until_caught_up=until_caught_up
         )
+    lag = done.status.lag_bytes if done.status else None
+    emit(
+        output,
+        done.to_dict(),
+        lambda: console.print(f"stopped; lag {lag} bytes, slot {route.slot} kept"),
+    )
 
 
 @app.command("cutover")
@@ -157,53 +132,21 @@ def cutover_cmd(
     monolith's tables current so 'strangler rollback SERVICE --writes' can always go back."""
     with session(file, operator) as s:
         rb = s.runbook(service)
-        fwd = cdc.SyncRoute.of(s.spec, service, "forward")
-        rev = cdc.SyncRoute.of(s.spec, service, "reverse")
         if dry_run:
             rb.check(Action.CUTOVER_WRITES)
+            plan = cutover_step.plan(rb)
             emit(
                 output,
-                {"service": service, "steps": _STEPS},
-                _lines([f"{i}. {t}" for i, t in enumerate(_STEPS, 1)]),
+                {"service": service, **plan.to_dict()},
+                lambda: render_step_plan(console, plan),
             )
             return
-        with rb.step(Action.CUTOVER_WRITES, reason=reason or None, force=force) as step:
-            done = cut.cutover(fwd, rev)
-            step.details.update(window_seconds=done.window_seconds, sequences=done.sequences)
-    data = {"service": service, "window_seconds": done.window_seconds, "sequences": done.sequences}
+        done = cutover_step.cutover(rb, reason=reason or None, force=force)
     emit(
         output,
-        data,
+        done.to_dict(),
         lambda: console.print(
             f"writes cut over; writes were refused for {done.window_seconds * 1000:.0f} ms; "
-            f"reverse sync slot {rev.slot} created: run 'strangler sync {service}'"
+            f"reverse sync slot {done.reverse_slot} created: run 'strangler sync {service}'"
         ),
     )
-
-
-_STEPS = [
-    "close the write gate on the monolith's tables (SQLSTATE 25006 names the migration)",
-    "wait for transactions already writing to end",
-    "mark the stream and drain forward sync up to the mark",
-    "move the service's sequences past the monolith's",
-    "drop the forward slot and publication; create the reverse ones",
-    "open the service schema's write gate",
-]
-
-
-@register_rollback("writes", "writes back to the monolith; reverse sync drained first")
-def rollback_writes(rb: Runbook, request: RollbackRequest) -> dict[str, Any]:
-    fwd = cdc.SyncRoute.of(rb.spec, rb.name, "forward")
-    rev = cdc.SyncRoute.of(rb.spec, rb.name, "reverse")
-    if request.dry_run:
-        rb.check(Action.ROLLBACK_WRITES)
-        return {
-            "steps": [
-                s.replace("monolith", "§").replace("service", "monolith").replace("§", "service")
-                for s in _STEPS
-            ]
-        }
-    with rb.step(Action.ROLLBACK_WRITES, reason=request.reason) as step:
-        done = cut.rollback(fwd, rev)
-        step.details.update(window_seconds=done.window_seconds, sequences=done.sequences)
-    return {"window_seconds": done.window_seconds, "forward_slot": fwd.slot}

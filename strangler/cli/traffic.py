@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 import typer
 
-import strangler.traffic.rollback  # noqa: F401  (registers rollback --traffic)
 from strangler.cli.app import (
     DryRunOpt,
     ForceOpt,
@@ -24,8 +23,8 @@ from strangler.cli.app import (
     session,
 )
 from strangler.errors import BadInput
-from strangler.traffic.base import context_for, make_router
-from strangler.traffic.shift import Shifter, traffic_spec
+from strangler.steps.shift import Shifter
+from strangler.steps.wiring import router, router_context, traffic_of
 
 
 @app.command()
@@ -67,12 +66,12 @@ def shift(
 
     with session(file, operator) as s:
         rb = s.runbook(service)
-        traffic = traffic_spec(rb)
-        ctx = context_for(
+        traffic = traffic_of(rb.service, service)
+        ctx = router_context(
             s.spec, service, confirm=confirm, say=say_to.print, assume_yes=yes, reason=reason or ""
         )
-        router = make_router(traffic, ctx)
-        shifter = Shifter(rb, router, say=say_to.print)
+        route_to = router(s.spec, service, ctx)
+        shifter = Shifter(rb, route_to, say=say_to.print)
         data: dict[str, Any]
         if approve:
             step = shifter.approve(reason)
@@ -82,7 +81,7 @@ def shift(
         else:
             assert to is not None
             if not dry_run:
-                before = router.weights()
+                before = route_to.weights()
                 question = (
                     f"{service} on {traffic.route}: {before.service:g} % → {to:g} %. Continue?"
                 )

@@ -21,10 +21,10 @@ from strangler.cli.app import (
     session,
 )
 from strangler.durations import parse_duration
-from strangler.errors import BadInput
+from strangler.errors import BadInput, file_problem
 from strangler.pg.connect import describe_dsn
-from strangler.verify import run_verification, watermark_for
-from strangler.verify.render import render_report
+from strangler.render.verify import render_report
+from strangler.steps.verify import verify as verify_step
 
 
 class Mode(StrEnum):
@@ -107,18 +107,13 @@ def verify(
         failed = False
         done = 0
         while True:
-            report = run_verification(
-                s.spec,
-                s.journal,
-                service,
-                tables=table,
-                mode=mode.value,
-                recheck=recheck,
-                watermark=watermark_for(s.spec, service),
-            )
+            report = verify_step(s.runbook(service), tables=table, mode=mode.value, recheck=recheck)
             failed = failed or not report.passed
             if markdown is not None:
-                markdown.write_text(report.markdown())
+                try:
+                    markdown.write_text(report.markdown())
+                except OSError as exc:
+                    raise file_problem(markdown, exc, "write the Markdown report to") from exc
             emit(output, report.to_dict(), lambda r=report: render_report(r, show, console))  # type: ignore[misc]
             done += 1
             if interval is None or (runs is not None and done >= runs):

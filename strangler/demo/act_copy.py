@@ -1,34 +1,39 @@
-"""Demo act: create order_service's schema and role, copy its tables, check the counts."""
+"""Demo act: create order_service's schema and role, copy its tables, check the counts,
+by ``strangler run --until copied``."""
 
 from __future__ import annotations
 
-from strangler.demo.world import World
-from strangler.pg.extract import copy_service
-from strangler.pg.plan_boundary import boundary_section
-from strangler.pg.progress import RichCopyProgress
+from strangler.demo.world import SERVICE, World
+from strangler.errors import CheckFailed
 from strangler.phases import Phase
-from strangler.runbook import Runbook
+from strangler.render.copy import render_copy
+from strangler.render.plan import render_boundary
+from strangler.render.progress import RichCopyProgress
+from strangler.steps.copy import CopyResult
+from strangler.steps.create_schema import boundary_report
+from strangler.steps.run import run
+from strangler.steps.runbook import Runbook
+from strangler.steps.types import RunOptions
 
 __all__ = ["act_copy"]
 
 
 def act_copy(world: World) -> None:
-    # Imported here: the CLI module imports the demo script, not the other way round.
-    from strangler.cli.copy import render_result
-
     spec = world.spec
-    found = boundary_section(spec, "order_service", Phase.PLANNED)
-    if found is not None:
-        found[1].render(world.console)
-    with world.journal("strangler copy order_service") as journal:
-        rb = Runbook(spec, journal, "order_service")
+    with world.journal("strangler run order_service --until copied") as journal:
+        rb = Runbook(spec, journal, SERVICE)
+        render_boundary(world.console, boundary_report(rb))
         world.console.print(
             "runbook pattern 2: a new instance; schema, types, role with least privilege, then "
             "rows from one snapshot by binary COPY, then keys, indexes and foreign keys"
         )
         with RichCopyProgress(world.console) as progress:
-            result = copy_service(rb, jobs=2, progress=progress)
+            done = run(rb, until=Phase.COPIED, options=RunOptions(copy_progress=progress))
             progress.finish()
-        render_result(world.console, result)
-    world.facts["copied_rows"] = sum(t["target_rows"] for t in result["tables"].values())
-    world.facts["copy_snapshot"] = result["snapshot"]
+    if done.status != "done":
+        raise done.error or CheckFailed(f"the copy did not finish: {done.status}")
+    result = next(s.result for s in done.steps if isinstance(s.result, CopyResult))
+    render_copy(world.console, result)
+    assert result.figures is not None
+    world.facts["copied_rows"] = sum(c.target_rows for c in result.figures.tables.values())
+    world.facts["copy_snapshot"] = result.figures.snapshot

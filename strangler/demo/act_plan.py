@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from strangler.demo.world import World
-from strangler.plan import build_plan
+from strangler.steps.plan import build_plan
 
 __all__ = ["act_plan"]
 
@@ -22,6 +22,6 @@ def act_plan(world: World) -> None:
     table.add_column("to phase")
     table.add_column("what")
     for step in plan.steps:
-        table.add_row(step.action, step.target, step.what)
+        table.add_row(step.action, step.target, step.summary)
     world.console.print(table)
     world.facts["plan_steps"] = len(plan.steps)

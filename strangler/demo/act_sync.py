@@ -6,10 +6,10 @@ tables current.
 Three acts, placed in the runbook order by :mod:`strangler.demo.script`:
 
 - ``act_load`` (before the copy): the demo application starts writing to the monolith;
-- ``act_sync`` (after the copy): ``strangler sync`` from the slot the copy created, in the
-  background, until the end of the cutover;
-- ``act_cutover`` (after verify): the write cutover with its measured window, the
-  application moved to the service, reverse sync, a final verify.
+- ``act_sync`` (after the copy): ``strangler run --until syncing`` starts sync, and the
+  applier (``strangler sync``) runs in the background until the end of the cutover;
+- ``act_cutover`` (after verify): ``strangler run --until writes_cut_over`` with its measured
+  window, the application moved to the service, reverse sync, a final verify.
 
 With ``strategy: copy`` each says so and does nothing (there is no sync to show).
 """
@@ -23,19 +23,20 @@ from dataclasses import dataclass, field
 import psycopg
 
 from strangler.demo.load import DemoLoad
-from strangler.demo.world import World
-from strangler.errors import CheckFailed
-from strangler.pg.online_copy import start_sync
+from strangler.demo.world import SERVICE, World
+from strangler.errors import CheckFailed, SlotGone
 from strangler.pg.sync import cdc
-from strangler.pg.sync import cutover as cut
-from strangler.phases import Action
-from strangler.runbook import Runbook
-from strangler.verify import run_verification
-from strangler.verify.render import render_report
+from strangler.pg.sync.apply import Round
+from strangler.phases import Phase
+from strangler.render.verify import render_report
+from strangler.steps import sync as sync_step
+from strangler.steps.cutover import CutoverResult
+from strangler.steps.run import run
+from strangler.steps.runbook import Runbook
+from strangler.steps.verify import verify
+from strangler.steps.wiring import sync_route
 
 __all__ = ["act_cutover", "act_load", "act_sync"]
-
-SERVICE = "order_service"
 
 
 @dataclass
@@ -73,17 +74,19 @@ def act_sync(world: World) -> None:
     if not _online(world, "sync"):
         return
     running = _RUNNING.setdefault(id(world), _Running())
-    route = cdc.SyncRoute.of(world.spec, SERVICE)
-    with world.journal(f"strangler sync {SERVICE}") as journal:
-        start_sync(Runbook(world.spec, journal, SERVICE), route)
+    with world.journal(f"strangler run {SERVICE} --until syncing") as journal:
+        done = run(Runbook(world.spec, journal, SERVICE), until=Phase.SYNCING)
+    if done.status != "done":
+        raise done.error or CheckFailed(f"sync did not start: {done.status}")
+    route = sync_route(world.spec, SERVICE)
 
     def apply() -> None:
-        def count(r: object) -> None:
-            running.rows += getattr(r, "rows", 0)
+        def count(r: Round) -> None:
+            running.rows += r.rows
 
         try:
             cdc.run(route, stop=running.stop, on_round=count)
-        except cdc.SlotGone:
+        except SlotGone:
             pass  # the cutover drained the slot and dropped it: sync's work is done
         except BaseException as exc:
             running.errors.append(exc)
@@ -100,10 +103,10 @@ def act_sync(world: World) -> None:
     info = cdc.status(route)
     world.console.print(
         f"caught up: {caught_up} in {time.monotonic() - started:.1f}s · "
-        f"{info['transactions_applied']:,} transactions, {info['rows_applied']:,} rows applied "
-        f"so far · lag {info['lag_bytes']} bytes"
+        f"{info.transactions_applied:,} transactions, {info.rows_applied:,} rows applied "
+        f"so far · lag {info.lag_bytes} bytes"
     )
-    world.facts["sync"] = f"caught up {caught_up}, {info['rows_applied']} rows applied"
+    world.facts["sync"] = f"caught up {caught_up}, {info.rows_applied} rows applied"
     if not caught_up:
         raise CheckFailed("sync did not catch up with the demo load within 120 s")
 
@@ -113,13 +116,12 @@ def act_cutover(world: World) -> None:
         return
     running = _RUNNING.pop(id(world), _Running())
     spec = world.spec
-    fwd, rev = cdc.SyncRoute.of(spec, SERVICE), cdc.SyncRoute.of(spec, SERVICE, "reverse")
     con = world.console
-    with world.journal(f"strangler cutover {SERVICE}") as journal:
-        rb = Runbook(spec, journal, SERVICE)
-        with rb.step(Action.CUTOVER_WRITES) as step:
-            done = cut.cutover(fwd, rev)
-            step.details.update(window_seconds=done.window_seconds, sequences=done.sequences)
+    with world.journal(f"strangler run {SERVICE} --until writes_cut_over") as journal:
+        done = run(Runbook(spec, journal, SERVICE), until=Phase.WRITES_CUT_OVER)
+    if done.status != "done":
+        raise done.error or CheckFailed(f"the cutover did not happen: {done.status}")
+    switch = next(s.result for s in done.steps if isinstance(s.result, CutoverResult))
     monolith_load = running.load.stop() if running.load else None
     running.stop.set()
     if running.sync:
@@ -127,9 +129,8 @@ def act_cutover(world: World) -> None:
     if running.errors:
         raise running.errors[0]
     con.print(
-        f"writes cut over: the monolith refused writes for [bold]{done.window_seconds * 1000:.0f}"
-        f" ms[/] (gate closed → drained {done.drained_rows} rows → sequences moved → reverse "
-        "slot → service gate open)"
+        f"writes cut over: the monolith refused writes for [bold]{switch.window_seconds * 1000:.0f}"
+        " ms[/] (gate closed → drained → sequences moved → reverse slot → service gate open)"
     )
     if monolith_load:
         con.print(
@@ -148,14 +149,15 @@ def act_cutover(world: World) -> None:
     served = service_load.stop()
     con.print(
         f"the application now writes to the service: {served.committed:,} transactions in 1 s; "
-        f"reverse sync ({rev.slot}) keeps the monolith's tables current"
+        f"reverse sync ({switch.reverse_slot}) keeps the monolith's tables current"
     )
-    cdc.run(rev, until_caught_up=True)
     with world.journal(f"strangler verify {SERVICE}") as journal:
-        report = run_verification(spec, journal, SERVICE)
+        rb = Runbook(spec, journal, SERVICE)
+        sync_step.drain(rb, 120)
+        report = verify(rb)
     render_report(report, 10, con)
     world.facts["cutover"] = (
-        f"window {done.window_seconds * 1000:.0f} ms, verify after reverse sync {report.status}"
+        f"window {switch.window_seconds * 1000:.0f} ms, verify after reverse sync {report.status}"
     )
     if not report.passed:
         raise CheckFailed(

@@ -7,20 +7,17 @@ build yet), it says so and skips rather than faking a copy.
 
 from __future__ import annotations
 
-from typing import Any
-
 from psycopg import sql
 
-from strangler.demo.world import World
+from strangler.demo.world import SERVICE, World
 from strangler.errors import CheckFailed
 from strangler.phases import Action
-from strangler.runbook import Runbook
-from strangler.verify import VerifyReport, run_verification, verify_service, watermark_for
-from strangler.verify.render import render_report
+from strangler.render.verify import render_report
+from strangler.steps.runbook import Runbook
+from strangler.steps.verify import sync_watermark, verify, verify_service
+from strangler.verify.report import VerifyReport
 
 __all__ = ["act_verify"]
-
-SERVICE = "order_service"
 
 # (what we do to the target, SQL on the service database; {s} is the service schema,
 # filled in with sql.Identifier)
@@ -84,14 +81,14 @@ def act_verify(world: World) -> None:
         except CheckFailed as refused:
             world.console.print(f"[yellow]not journaled:[/] {refused.message}")
             journaled = False
-        options: dict[str, Any] = {"recheck": 3, "watermark": watermark_for(spec, SERVICE)}
+        mark = sync_watermark(spec, SERVICE)
 
-        def verify() -> VerifyReport:
+        def check() -> VerifyReport:
             if journaled:
-                return run_verification(spec, journal, SERVICE, **options)
-            return verify_service(spec, SERVICE, **options)
+                return verify(runbook, recheck=3, watermark=mark)
+            return verify_service(spec, SERVICE, recheck=3, watermark=mark)
 
-        first = verify()
+        first = check()
         render_report(first, 10, world.console)
         with world.connect_service() as conn:
             # Online sync gates the service schema against the application's writes until
@@ -100,11 +97,11 @@ def act_verify(world: World) -> None:
             for what, statement in _DAMAGE:
                 world.console.print(f"damage: {what}")
                 conn.execute(sql.SQL(statement).format(s=sql.Identifier(schema)))
-            damaged = verify()
+            damaged = check()
             render_report(damaged, 10, world.console)
             world.console.print("repair: put the four rows back as the monolith has them")
             conn.execute(sql.SQL(_REPAIR).format(s=sql.Identifier(schema)))
-        final = verify()
+        final = check()
         render_report(final, 10, world.console)
     found = sum(len(t.rows) for t in damaged.tables)
     world.facts["verify"] = (

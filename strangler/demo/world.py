@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +23,9 @@ from strangler.journal import Journal
 from strangler.pg.embedded import PgInstance
 from strangler.spec import Spec, load_spec
 
-__all__ = ["DemoOptions", "World", "demo_world"]
+__all__ = ["SERVICE", "DemoOptions", "World", "demo_world"]
+
+SERVICE = "order_service"
 
 SPEC_TEXT = """\
 # Written by `strangler demo`: the runbook's order_service, on two embedded servers.
@@ -64,6 +66,9 @@ class World:
     console: Console
     counts: dict[str, int] = field(default_factory=dict)
     facts: dict[str, Any] = field(default_factory=dict)
+    # What an act started for the acts after it (the sample apps and the proxy), stopped
+    # when the demo ends, last started first.
+    cleanups: list[Callable[[], object]] = field(default_factory=list)
 
     @property
     def spec(self) -> Spec:
@@ -142,7 +147,11 @@ def demo_world(options: DemoOptions, console: Console) -> Iterator[World]:
             building = f"building the sample monolith ({options.scale:,} orders)"
             with console.status(building), world.connect_monolith() as conn:
                 world.counts = build_monolith(conn, orders=options.scale)
-        yield world
+        try:
+            yield world
+        finally:
+            for stop in reversed(world.cleanups):
+                stop()
     finally:
         if not options.keep:
             monolith.stop()

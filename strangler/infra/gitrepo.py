@@ -34,7 +34,8 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from strangler.errors import BadInput, StranglerError, Unreachable
+from strangler.errors import BadInput, Unreachable
+from strangler.errors import CommandFailed as GitFailed
 from strangler.secrets import scrub
 
 __all__ = [
@@ -48,10 +49,6 @@ __all__ = [
 ]
 
 _TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/]*$")
-
-
-class GitFailed(StranglerError):
-    """git refused (nothing to commit, tag exists, not a repository, …)."""
 
 
 def shift_message(weight: int, service: str, env: str) -> str:

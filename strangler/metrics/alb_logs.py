@@ -22,13 +22,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field
 
 from strangler.aws import client
-from strangler.metrics.base import (
-    MetricContext,
-    MetricsUnreachable,
-    TargetStats,
-    Window,
-    metric_sources,
-)
+from strangler.metrics.base import MetricContext, MetricsUnreachable, TargetStats, Window
 
 __all__ = ["AlbLogsOptions", "AlbLogsSource", "parse_line"]
 
@@ -123,6 +117,5 @@ def _stats(lines: list[tuple[int, float]]) -> TargetStats:
     return TargetStats(len(lines), sum(1 for s, _ in lines if s >= 500), p99)
 
 
-@metric_sources.register("alb_logs", AlbLogsOptions, "ALB access logs in S3, per route")
-def _make(options: AlbLogsOptions, ctx: MetricContext) -> AlbLogsSource:
+def create(options: AlbLogsOptions, ctx: MetricContext) -> AlbLogsSource:
     return AlbLogsSource(options, ctx.route)

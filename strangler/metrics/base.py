@@ -1,4 +1,4 @@
-"""What every metric source is, and the registry that maps a spec's ``kind`` to one.
+"""What every metric source is: a Protocol and the figures it returns for an interval.
 
 A source answers one question for the gates: over the interval ``[start, end)``, how many
 requests on the route did the monolith and the service each serve, how many of them failed
@@ -13,33 +13,23 @@ interval itself.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-from strangler.errors import Unreachable
-from strangler.registry import Registry
-
-if TYPE_CHECKING:
-    from strangler.spec import TrafficSpec
-    from strangler.traffic.base import Router
+from strangler.errors import MetricsUnreachable
+from strangler.traffic.base import Router
 
 __all__ = [
+    "Checkpointed",
     "MetricContext",
     "MetricSource",
     "MetricsUnreachable",
     "TargetStats",
     "Window",
-    "make_source",
-    "metric_sources",
     "quantile_from_buckets",
 ]
-
-metric_sources: Registry[Any] = Registry("metrics", "strangler.metrics")
-
-
-class MetricsUnreachable(Unreachable):
-    """The metric source could not be read; the gate's verdict for the interval is ``error``."""
 
 
 @dataclass(frozen=True)
@@ -76,9 +66,10 @@ class Window:
 
 @dataclass
 class MetricContext:
+    """What a source may need beyond its options: the service, its route and its router."""
+
     service: str
     route: str
-    traffic: TrafficSpec
     router: Router | None = None
 
 
@@ -93,14 +84,14 @@ class MetricSource(Protocol):
         ...
 
 
-def make_source(ctx: MetricContext) -> MetricSource:
-    """The spec's ``traffic.metrics`` source, or the router's own counters when none is set."""
-    spec = ctx.traffic.metrics
-    kind = spec.kind if spec else "router"
-    backend = metric_sources.get(kind)
-    options = backend.options.model_validate(spec.options() if spec else {})
-    source: MetricSource = backend.factory(options, ctx)
-    return source
+@runtime_checkable
+class Checkpointed(Protocol):
+    """A source that measures "since the previous reading" (router counters): the reading an
+    interval starts from can be saved and restored, so another process can judge it."""
+
+    def checkpoint(self) -> dict[str, Any] | None: ...
+
+    def restore(self, state: Mapping[str, Any]) -> None: ...
 
 
 def quantile_from_buckets(buckets: list[tuple[float, int]], q: float) -> float | None:

@@ -18,13 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from strangler.aws import client
-from strangler.metrics.base import (
-    MetricContext,
-    MetricsUnreachable,
-    TargetStats,
-    Window,
-    metric_sources,
-)
+from strangler.metrics.base import MetricContext, MetricsUnreachable, TargetStats, Window
 
 __all__ = ["CloudwatchOptions", "CloudwatchSource"]
 
@@ -98,8 +92,5 @@ class CloudwatchSource:
         return Window(start, end, side("m"), side("s"))
 
 
-@metric_sources.register(
-    "cloudwatch", CloudwatchOptions, "ALB target-group metrics in CloudWatch (not per route)"
-)
-def _make(options: CloudwatchOptions, ctx: MetricContext) -> CloudwatchSource:
+def create(options: CloudwatchOptions, ctx: MetricContext) -> CloudwatchSource:
     return CloudwatchSource(options)

@@ -26,13 +26,7 @@ from string import Template
 from pydantic import BaseModel, ConfigDict, Field
 
 from strangler.errors import StranglerError
-from strangler.metrics.base import (
-    MetricContext,
-    MetricsUnreachable,
-    TargetStats,
-    Window,
-    metric_sources,
-)
+from strangler.metrics.base import MetricContext, MetricsUnreachable, TargetStats, Window
 from strangler.traffic.http import http_json
 
 __all__ = ["PrometheusOptions", "PrometheusSource"]
@@ -107,6 +101,5 @@ class PrometheusSource:
         )
 
 
-@metric_sources.register("prometheus", PrometheusOptions, "PromQL over Prometheus' HTTP API")
-def _make(options: PrometheusOptions, ctx: MetricContext) -> PrometheusSource:
+def create(options: PrometheusOptions, ctx: MetricContext) -> PrometheusSource:
     return PrometheusSource(options, ctx.route)

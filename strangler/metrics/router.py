@@ -3,7 +3,9 @@
 Works with routers that count (:class:`strangler.traffic.base.CountingRouter`): the local
 proxy (requests, 5xx, latency histogram) and HAProxy (requests and 5xx per server; no p99,
 because HAProxy keeps latency averages only). Each ``measure`` returns the difference since
-the previous one, so the bake loop calls it once per interval. The counters are for the
+the previous one, so the bake loop calls it once per interval; :meth:`RouterSource.checkpoint`
+and :meth:`RouterSource.restore` carry the counters an interval started from to the process
+that judges it (``strangler run`` from cron). The counters are for the
 route alone (the proxy labels them; the HAProxy backend serves only the route), so the
 monolith's figures are a fair baseline.
 
@@ -13,7 +15,9 @@ reported as unreachable rather than as negative traffic.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -23,7 +27,6 @@ from strangler.metrics.base import (
     MetricsUnreachable,
     TargetStats,
     Window,
-    metric_sources,
     quantile_from_buckets,
 )
 from strangler.traffic.base import CountingRouter, RouteCounters
@@ -46,6 +49,32 @@ class RouterSource:
             self._last = router.counters()
         except StranglerError:
             self._last = None  # measured at the first interval instead
+
+    def checkpoint(self) -> dict[str, Any] | None:
+        """The counters the next interval is measured from, to carry across processes."""
+        if self._last is None:
+            return None
+        return {
+            side: {
+                "requests": c.requests,
+                "errors": c.errors,
+                "buckets": [list(b) for b in c.buckets] if c.buckets is not None else None,
+            }
+            for side, c in self._last.items()
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Measure the next interval from counters an earlier process saved."""
+        self._last = {
+            side: RouteCounters(
+                int(c["requests"]),
+                int(c["errors"]),
+                tuple((float(b), int(n)) for b, n in c["buckets"])
+                if c.get("buckets") is not None
+                else None,
+            )
+            for side, c in state.items()
+        }
 
     def measure(self, start: datetime, end: datetime) -> Window:
         try:
@@ -75,10 +104,7 @@ def _diff(before: RouteCounters, after: RouteCounters) -> TargetStats:
     return TargetStats(requests, errors, p99)
 
 
-@metric_sources.register(
-    "router", RouterOptions, "the router's own counters (local proxy, HAProxy)"
-)
-def _make(options: RouterOptions, ctx: MetricContext) -> RouterSource:
+def create(options: RouterOptions, ctx: MetricContext) -> RouterSource:
     if not isinstance(ctx.router, CountingRouter):
         kind = getattr(ctx.router, "kind", "?")
         raise StranglerError(

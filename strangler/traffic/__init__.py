@@ -1,6 +1,1 @@
-"""Traffic routers: one module per kind, each registering itself in :data:`routers`."""
-
-from strangler.traffic import alb, haproxy, local, terraform  # noqa: F401  (register)
-from strangler.traffic.base import Router, RouterContext, Weights, make_router, routers
-
-__all__ = ["Router", "RouterContext", "Weights", "make_router", "routers"]
+"""Traffic routers: a Protocol (:mod:`.base`) and one module per kind, listed in :mod:`.kinds`."""

@@ -23,14 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from strangler.aws import client
-from strangler.traffic.base import (
-    Router,
-    RouterContext,
-    RouterError,
-    RouterUnreachable,
-    Weights,
-    routers,
-)
+from strangler.traffic.base import Router, RouterContext, RouterError, RouterUnreachable, Weights
 from strangler.traffic.terraform import TerraformOptions, TerraformRouter
 
 __all__ = ["AlbOptions", "AlbRouter"]
@@ -161,8 +154,7 @@ class AlbRouter:
         ]
 
 
-@routers.register("alb", AlbOptions, "AWS ALB listener rule with two weighted target groups")
-def _make(options: AlbOptions, ctx: RouterContext) -> Router:
+def create(options: AlbOptions, ctx: RouterContext) -> Router:
     if options.terraform is not None:
         ctx.say(
             f"warning: Terraform owns listener rule {options.rule_arn}; a direct change would "

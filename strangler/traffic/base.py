@@ -1,12 +1,10 @@
-"""What every traffic router is, and the registry that maps a spec's ``kind`` to one.
+"""What every traffic router is: a Protocol, the weights it holds, and what it may ask.
 
 A router moves one route's traffic between the monolith and the new service. It only knows
 two numbers, held in :class:`Weights`: the share of the route each side gets. Everything else
-(gates, bakes, the journal) lives above it in :mod:`strangler.traffic.shift`, so a new kind
-is one module that registers a factory::
-
-    @routers.register("local", LocalOptions, "strangler's own weighted proxy")
-    def _make(options: LocalOptions, ctx: RouterContext) -> Router: ...
+(gates, bakes, the journal) lives above it in :mod:`strangler.steps.shift`, so a new kind
+is one module with an options model and a ``create(options, ctx)`` function, listed in
+:mod:`strangler.traffic.kinds`.
 
 Every ``set_weights`` reads the weights back and returns what the router really holds; a
 router that did not apply the change raises :class:`RouterError` rather than pretend.
@@ -17,13 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-from strangler.errors import CheckFailed, Unreachable
-from strangler.registry import Registry
-
-if TYPE_CHECKING:
-    from strangler.spec import Spec, TrafficSpec
+from strangler.errors import RouterError, RouterUnreachable
 
 __all__ = [
     "CountingRouter",
@@ -33,20 +27,7 @@ __all__ = [
     "RouterError",
     "RouterUnreachable",
     "Weights",
-    "context_for",
-    "make_router",
-    "routers",
 ]
-
-routers: Registry[Any] = Registry("router", "strangler.traffic")
-
-
-class RouterUnreachable(Unreachable):
-    """The router (proxy admin API, HAProxy socket, AWS) could not be reached."""
-
-
-class RouterError(CheckFailed):
-    """The router answered, but is not in the shape strangler needs or did not apply a change."""
 
 
 @dataclass(frozen=True)
@@ -144,17 +125,3 @@ class CountingRouter(Protocol):
     def counters(self) -> dict[str, RouteCounters]:
         """``{"monolith": …, "service": …}`` for requests on the route only."""
         ...
-
-
-def make_router(traffic: TrafficSpec, ctx: RouterContext) -> Router:
-    """The router the spec's ``traffic.router`` names, built with its validated options."""
-    backend = routers.get(traffic.router.kind)
-    options = backend.options.model_validate(traffic.router.options())
-    router: Router = backend.factory(options, ctx)
-    return router
-
-
-def context_for(spec: Spec, service: str, **kw: Any) -> RouterContext:
-    svc = spec.service(service)
-    route = svc.traffic.route if svc.traffic else ""
-    return RouterContext(service=service, route=route, base_dir=spec.base_dir, **kw)

@@ -30,7 +30,6 @@ from strangler.traffic.base import (
     RouterError,
     RouterUnreachable,
     Weights,
-    routers,
 )
 
 __all__ = ["HaproxyOptions", "HaproxyRouter"]
@@ -153,6 +152,5 @@ class HaproxyRouter:
         return [f"{self.options.socket}: {c}" for c in self._set_commands(weights)]
 
 
-@routers.register("haproxy", HaproxyOptions, "HAProxy server weights over the runtime API")
-def _make(options: HaproxyOptions, ctx: RouterContext) -> HaproxyRouter:
+def create(options: HaproxyOptions, ctx: RouterContext) -> HaproxyRouter:
     return HaproxyRouter(options)

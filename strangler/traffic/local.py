@@ -20,7 +20,6 @@ from strangler.traffic.base import (
     RouterError,
     RouterUnreachable,
     Weights,
-    routers,
 )
 from strangler.traffic.http import http_json
 from strangler.traffic.proxy import ADMIN
@@ -94,6 +93,5 @@ class LocalRouter:
         ]
 
 
-@routers.register("local", LocalOptions, "strangler's own weighted proxy (rehearsals, demo)")
-def _make(options: LocalOptions, ctx: RouterContext) -> LocalRouter:
+def create(options: LocalOptions, ctx: RouterContext) -> LocalRouter:
     return LocalRouter(options)

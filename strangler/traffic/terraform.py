@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from strangler.errors import BadInput, StranglerError
 from strangler.infra.gitrepo import InfraRepo, shift_message, traffic_rollback
 from strangler.infra.terraform import Terraform
-from strangler.traffic.base import RouterContext, RouterError, Weights, routers
+from strangler.traffic.base import RouterContext, RouterError, Weights
 
 __all__ = ["TerraformOptions", "TerraformRouter", "rewrite_tfvars"]
 
@@ -187,6 +187,5 @@ class TerraformRouter:
         ]
 
 
-@routers.register("terraform", TerraformOptions, "terraform.tfvars weights, plan, apply, commit")
-def _make(options: TerraformOptions, ctx: RouterContext) -> TerraformRouter:
+def create(options: TerraformOptions, ctx: RouterContext) -> TerraformRouter:
     return TerraformRouter(options, ctx)

@@ -1,16 +1,15 @@
-"""Prove the copy: chunked server-side checksums, bisection to the rows, evidence for cutover.
+"""Prove the copy: chunked server-side checksums, bisection to the rows that differ.
 
 Modules, each with one job: :mod:`.canonical` (the row text both servers agree on),
 :mod:`.chunks` (key ranges), :mod:`.table` (one table: hashes, bisection, row diffs),
-:mod:`.report` (results as data, JSON and Markdown), :mod:`.watermark` (the online-sync hook),
-:mod:`.service` (a service's tables, the runbook step, the journal) and :mod:`.evidence` (the
-requirement before write and traffic cutover, registered on import).
+:mod:`.report` (results as data, JSON and Markdown), :mod:`.watermark` (the online-sync hook)
+and :mod:`.service` (pairs of tables, both servers at once). The journaled step and the
+evidence it gives cutover live in :mod:`strangler.steps.verify`.
 """
 
-from strangler.verify import evidence as _evidence  # noqa: F401  (registers the requirement)
 from strangler.verify.report import ChunkDiff, RowDiff, TableReport, VerifyReport
-from strangler.verify.service import MODES, run_verification, verify_service
-from strangler.verify.watermark import SyncWatermark, register_watermark, watermark_for
+from strangler.verify.service import MODES, verify_tables
+from strangler.verify.watermark import SyncWatermark
 
 __all__ = [
     "MODES",
@@ -19,8 +18,5 @@ __all__ = [
     "SyncWatermark",
     "TableReport",
     "VerifyReport",
-    "register_watermark",
-    "run_verification",
-    "verify_service",
-    "watermark_for",
+    "verify_tables",
 ]

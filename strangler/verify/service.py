@@ -1,59 +1,51 @@
-"""Verify a service's copy: map its tables from the spec, run them, record the result.
+"""Verify pairs of tables: the monolith's and the service's, hashed on both servers at once.
 
-:func:`verify_service` only reads; :func:`run_verification` wraps it in the runbook step
-(``Action.VERIFY``: the phase moves to ``verified`` only on a pass) and records every result
-as a ``verify`` event in the journal, which :mod:`strangler.verify.evidence` reads before
-writes or traffic may move.
+:func:`verify_tables` only reads; the step (:mod:`strangler.steps.verify`) maps a service's
+tables from the spec, journals every result and moves the phase on a pass.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
 
 from strangler.errors import BadInput, CheckFailed, DatabaseUnreachable
-from strangler.journal import Journal
 from strangler.pg.connect import connect, describe_dsn
-from strangler.phases import Action
-from strangler.runbook import Runbook
 from strangler.secrets import scrub
-from strangler.spec import Spec
 from strangler.verify.canonical import NATIVE_HASH_VERSION, pin_session, read_shape
 from strangler.verify.report import TableReport, VerifyReport
 from strangler.verify.table import Side, TableVerifier
 from strangler.verify.watermark import SyncWatermark
 
-__all__ = ["MODES", "run_verification", "verify_service"]
+__all__ = ["MODES", "verify_tables"]
 
 MODES = ("counts", "checksum", "rows")
 
 
-def verify_service(
-    spec: Spec,
+def verify_tables(
     service: str,
+    src_dsn: str,
+    src_schema: str,
+    tgt_dsn: str,
+    tgt_schema: str,
+    tables: Sequence[str],
     *,
-    tables: list[str] | None = None,
     mode: str = "rows",
     recheck: int = 0,
     watermark: SyncWatermark | None = None,
     **tuning: Any,
 ) -> VerifyReport:
-    """Compare each table of ``service`` in the monolith with its copy. Changes nothing."""
-    svc = spec.service(service)
+    """Compare each of ``tables`` in ``src_schema`` with its twin in ``tgt_schema``.
+
+    Changes nothing. ``watermark``: the online sync's, so a difference still in flight is
+    read again once sync has applied past it (``recheck`` times at most)."""
     if mode not in MODES:
         raise BadInput(f"unknown --mode {mode!r}", hint=f"use one of: {', '.join(MODES)}")
-    chosen = tables or list(svc.tables)
-    unknown = [t for t in chosen if t not in svc.tables]
-    if unknown:
-        raise BadInput(
-            f"{service} does not move table(s) {', '.join(unknown)}; "
-            f"it moves {', '.join(svc.tables)}",
-            hint="pass --table with one of the service's tables, or none for all",
-        )
-    src_dsn, tgt_dsn = spec.source.dsn, spec.target_dsn(service)
+    chosen = list(tables)
     report = VerifyReport(service, mode, describe_dsn(src_dsn), describe_dsn(tgt_dsn))
     started = time.monotonic()
     with (
@@ -76,17 +68,17 @@ def verify_service(
         # some rows are always in flight, so go straight to chunks.
         tuning.setdefault("whole_first", watermark is None)
         for table in chosen:
-            s_shape = read_shape(src, spec.source.schema_, table)
-            t_shape = read_shape(tgt, svc.target.schema_, table)
+            s_shape = read_shape(src, src_schema, table)
+            t_shape = read_shape(tgt, tgt_schema, table)
             if s_shape is None or t_shape is None:
                 where = (
-                    f"{spec.source.schema_}.{table} in the monolith"
+                    f"{src_schema}.{table} in the monolith"
                     if s_shape is None
-                    else f"{svc.target.schema_}.{table} in the target"
+                    else f"{tgt_schema}.{table} in the target"
                 )
                 missing = TableReport(
-                    f"{spec.source.schema_}.{table}",
-                    f"{svc.target.schema_}.{table}",
+                    f"{src_schema}.{table}",
+                    f"{tgt_schema}.{table}",
                     mode,
                     "none",
                     problems=[f"table {where} does not exist"],
@@ -116,29 +108,4 @@ def verify_service(
                     hint="the roles in the DSNs need SELECT on the tables on both sides",
                 ) from exc
     report.seconds = time.monotonic() - started
-    return report
-
-
-def run_verification(
-    spec: Spec,
-    journal: Journal,
-    service: str,
-    *,
-    force: bool = False,
-    reason: str | None = None,
-    **options: Any,
-) -> VerifyReport:
-    """Verify inside the runbook's VERIFY step and journal the result as a ``verify`` event.
-
-    A failed verification is a result, not a crash: the step ends ``ok`` without moving the
-    phase, and the event after it says ``failed`` with the counts and the first differing keys
-    (the event comes last so that ``strangler status`` shows the verdict, not the step).
-    Only a verification that compared rows (``rows`` or ``checksum``) moves the phase.
-    """
-    runbook = Runbook(spec, journal, service)
-    with runbook.step(Action.VERIFY, force=force, reason=reason) as step:
-        report = verify_service(spec, service, **options)
-        step.details.update(status=report.status, mode=report.mode)
-        step.advance = report.passed and report.mode != "counts"
-    journal.event(service, str(Action.VERIFY), status=report.status, details=report.summary())
     return report

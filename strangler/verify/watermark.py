@@ -5,18 +5,15 @@ the target yet. Verification therefore records the source's WAL position right a
 a chunk; a chunk that differs is read again only once the sync has applied past that position,
 with backoff, up to ``--recheck N`` times, and only a difference that survives is reported.
 
-The sync side implements :class:`SyncWatermark`; verification only calls it.
+The sync side (:class:`strangler.pg.sync.cdc.Watermark`) meets this Protocol; the verify step
+(:func:`strangler.steps.verify.watermark`) decides when there is one to pass.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-if TYPE_CHECKING:
-    from strangler.spec import Spec
-
-__all__ = ["SyncWatermark", "register_watermark", "watermark_for"]
+__all__ = ["SyncWatermark"]
 
 
 @runtime_checkable
@@ -32,26 +29,3 @@ class SyncWatermark(Protocol):
         the difference and says the sync had not caught up).
         """
         ...
-
-
-WatermarkFactory = Callable[["Spec", str], "SyncWatermark | None"]
-_FACTORIES: list[WatermarkFactory] = []
-
-
-def register_watermark(factory: WatermarkFactory) -> WatermarkFactory:
-    """Let online sync offer a watermark for a service (``None``: no sync running for it).
-
-    The sync module registers its factory on import; ``strangler verify`` asks each one.
-    """
-    if factory not in _FACTORIES:
-        _FACTORIES.append(factory)
-    return factory
-
-
-def watermark_for(spec: Spec, service: str) -> SyncWatermark | None:
-    """The first watermark a registered factory offers for ``service``, or None."""
-    for factory in _FACTORIES:
-        found = factory(spec, service)
-        if found is not None:
-            return found
-    return None

@@ -2,12 +2,13 @@
 
 A table with a single integer primary key is split into primary-key ranges, open-ended at both
 ends so that rows added later still land in the first or last chunk; any other table is one
-chunk. The plan is stored in the journal before the first row moves, so a resumed copy uses
-the same ranges (:func:`chunks_from_journal`).
+chunk. The step stores the plan (:meth:`Chunk.to_list`) before the first row moves, so a
+resumed copy uses the same ranges (:func:`chunks_from_bounds`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,14 +17,14 @@ from psycopg import sql
 
 from strangler.pg.schema.catalog import Catalog, Table
 
-__all__ = ["Chunk", "binary_safe", "chunks_from_journal", "plan_chunks"]
+__all__ = ["Chunk", "binary_safe", "chunks_from_bounds", "plan_chunks"]
 
 _INTEGER_TYPES = {"smallint", "integer", "bigint"}
 
 
 @dataclass(frozen=True)
 class Chunk:
-    """One unit of copying and of the journal: a primary-key range of a table, or all of it."""
+    """One unit of copying and of resuming: a primary-key range of a table, or all of it."""
 
     table: str
     index: int
@@ -32,8 +33,9 @@ class Chunk:
     hi: int | None  # exclusive; None: unbounded
 
     @property
-    def key(self) -> str:
-        return f"copy/chunk/{self.table}/{self.index:05d}"
+    def id(self) -> str:
+        """A stable name, ``<table>/<index>``, under which its progress is recorded."""
+        return f"{self.table}/{self.index:05d}"
 
     def to_list(self) -> list[Any]:
         return [self.pk, self.lo, self.hi]
@@ -88,7 +90,8 @@ def plan_chunks(
     return out
 
 
-def chunks_from_journal(stored: dict[str, list[list[Any]]]) -> dict[str, list[Chunk]]:
+def chunks_from_bounds(stored: Mapping[str, list[list[Any]]]) -> dict[str, list[Chunk]]:
+    """Chunks from the ``{table: [[pk, lo, hi], …]}`` form :meth:`Chunk.to_list` gives."""
     return {
         table: [Chunk(table, i, pk, lo, hi) for i, (pk, lo, hi) in enumerate(parts)]
         for table, parts in stored.items()

@@ -24,7 +24,7 @@ __all__ = ["count_rows", "existing_keys", "run_statements", "set_sequences"]
 
 
 def existing_keys(conn: psycopg.Connection[Any], schema: str) -> set[str]:
-    """Statement keys (see :mod:`strangler.pg.schema.ddl`) whose objects already exist in ``schema``."""
+    """Statement keys (see :mod:`strangler.pg.schema.ddl`) whose objects exist in ``schema``."""
     out: set[str] = set()
     rows = conn.execute(
         """SELECT c.relname, con.conname, con.contype::text, con.convalidated

@@ -13,9 +13,9 @@ How (issue 3):
   fallback if the target rejects a binary stream (server versions that differ).
 - **Chunks**: a table with a single integer primary key is split into primary-key ranges
   (open-ended at both ends, so rows added later still land in the first or last chunk);
-  others are one chunk. The plan of chunks is stored in the journal before the first row
-  moves, and each finished chunk is journaled. A re-run after a kill -9 skips finished
-  chunks, deletes what a broken chunk left behind and copies it again.
+  others are one chunk. The caller records the plan of chunks before the first row moves,
+  and each finished chunk (``on_done``); a re-run after a kill -9 skips finished chunks,
+  deletes what a broken chunk left behind and copies it again.
 """
 
 from __future__ import annotations
@@ -329,7 +329,7 @@ def load_rows(
 ) -> list[ChunkDone]:
     """Copy ``chunks`` with ``jobs`` workers in ``snapshot``; ``on_done`` runs in this thread.
 
-    ``redo`` holds the keys of chunks a broken run may have half-written: they are cleared
+    ``redo`` holds the ids of chunks a broken run may have half-written: they are cleared
     first, in the same transaction as their copy. ``then[table]`` is the table's follow-up
     work in waves (its indexes, then the constraints that attach them): a wave's tasks run on
     the same workers, ahead of the chunks still waiting, as soon as the table's last chunk
@@ -354,11 +354,11 @@ def load_rows(
         next_wave(table)
     for c in sorted(
         (c for parts in chunks.values() for c in parts),
-        key=lambda c: (-catalog.table(c.table).bytes // max(1, len(chunks[c.table])), c.key),
+        key=lambda c: (-catalog.table(c.table).bytes // max(1, len(chunks[c.table])), c.id),
     ):
         queue.append(
             (None, functools.partial(
-                _copy_chunk, pool, catalog, c, snapshot, c.key in redo,
+                _copy_chunk, pool, catalog, c, snapshot, c.id in redo,
                 binary.get(c.table, False), progress,
             ))
         )  # fmt: skip
@@ -399,7 +399,7 @@ def copy_tables(ends: Endpoints, tables: Sequence[str], *, snapshot: str) -> dic
     already has its foreign keys), nothing journaled.
 
     For callers that own the DDL themselves (online sync's own tests build both sides by
-    hand); the extraction plans chunks and journals them with :func:`load_rows` directly.
+    hand); the extraction plans chunks and records them with :func:`load_rows` directly.
     """
     with connect(ends.source_dsn, role="monolith") as source:
         snapshot_transaction(source, snapshot, read_only=True)

@@ -16,7 +16,6 @@ import psycopg
 
 from strangler.errors import BadInput
 from strangler.pg.schema.catalog import Catalog
-from strangler.spec import ServiceSpec
 
 __all__ = ["Boundary", "Reference", "analyze"]
 
@@ -130,15 +129,17 @@ ORDER BY 1
 
 
 def analyze(
-    conn: psycopg.Connection[Any], catalog: Catalog, service: ServiceSpec, *, same_instance: bool
+    conn: psycopg.Connection[Any], catalog: Catalog, *, leaving: str, same_instance: bool
 ) -> Boundary:
-    """The boundary of ``catalog``'s tables in the monolith ``conn`` points at."""
+    """The boundary of ``catalog``'s tables in the monolith ``conn`` points at.
+
+    ``leaving``: the spec's ``foreign_keys.leaving`` (``drop`` or ``keep``)."""
     out = Boundary()
     schema = catalog.schema
     oids = [t.oid for t in catalog.tables]
     moved = set(catalog.names)
     p = {"oids": oids, "schema": schema}
-    keep = service.foreign_keys.leaving == "keep"
+    keep = leaving == "keep"
     for table in catalog.tables:
         for fk in table.foreign_keys:
             if fk.inherited or (fk.ref_schema == schema and fk.ref_table in moved):

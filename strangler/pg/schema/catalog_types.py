@@ -3,9 +3,9 @@
 A moved column whose type or collation lives in the monolith's own schema gets the service
 schema's copy of it (issue 3): enums, domains, composite and range types (with their multirange
 and the range's ``subtype_diff`` function when that is the monolith's too), and collations.
-Like everything in :mod:`strangler.pg.schema.catalog`, definitions are read with the source schema as
-the only ``search_path``, so names of objects in that schema come out unqualified and resolve
-to the copies when the DDL runs with the target schema as the only ``search_path``.
+Like everything in :mod:`strangler.pg.schema.catalog`, definitions are read with the source
+schema as the only ``search_path``, so names of objects in that schema come out unqualified
+and resolve to the copies when the DDL runs with the target schema as the only ``search_path``.
 
 Types elsewhere (another schema, an extension) are not created; they are listed as *foreign*,
 so that a move to another instance can say the target must have them already.

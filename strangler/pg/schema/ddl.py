@@ -32,7 +32,7 @@ from strangler.pg.schema.ddl_types import collate, type_statements
 from strangler.pg.schema.role import RolePlan, role_statements
 from strangler.pg.schema.statement import Query, Statement, search_path
 
-__all__ = ["Ddl", "RolePlan", "Statement", "render_ddl", "search_path", "to_text"]
+__all__ = ["Ddl", "RolePlan", "Statement", "render_ddl", "search_path", "to_lines", "to_text"]
 
 _ACTIONS = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
 _MATCH = {"f": "MATCH FULL", "p": "MATCH PARTIAL", "s": ""}
@@ -65,11 +65,16 @@ class Ddl:
 
 
 def to_text(ddl: Ddl, target: str, context: Any = None, *, schema: bool = True) -> str:
-    """The exact SQL ``--dry-run`` prints: what :mod:`strangler.pg.copy.rows` runs, in order.
+    """The exact SQL ``--dry-run`` prints: what :mod:`strangler.pg.copy.extract` runs, in order.
 
     ``schema=False`` leaves out the first phase (the schema exists already).
     """
-    out = []
+    return "\n".join(to_lines(ddl, target, context, schema=schema)) + "\n"
+
+
+def to_lines(ddl: Ddl, target: str, context: Any = None, *, schema: bool = True) -> list[str]:
+    """:func:`to_text`, one statement (or comment) a line."""
+    out: list[str] = []
     if schema:
         out = ["BEGIN;", search_path(target, local=True).as_string(context) + ";"]
         out += [(s.shown or s.query).as_string(context) + ";" for s in ddl.schema]
@@ -78,7 +83,7 @@ def to_text(ddl: Ddl, target: str, context: Any = None, *, schema: bool = True) 
     out.append(search_path(target, local=False).as_string(context) + ";")
     for _name, stmts in ddl.phases()[1:]:
         out += [(s.shown or s.query).as_string(context) + ";" for s in stmts]
-    return "\n".join(out) + "\n"
+    return out
 
 
 def _column(t: str, table: Table, col: Column, catalog: Catalog) -> sql.Composable:

@@ -1,13 +1,13 @@
 """Apply a slot's decoded changes to the other side, exactly once, with the schema remapped.
 
-How the stream is read (issue 5 asks for a deliberate choice): a long-running sync streams
-the slot over a replication connection (:mod:`strangler.pg.sync.stream`, :meth:`Applier.stream_round`),
-so the walsender decodes each change once; a round collects whole transactions, applies them
-in ONE target transaction that also stores the position reached, commits, and only then
-confirms that position to the server. The SQL slot functions remain as a second reader
-(:meth:`Applier.run_round`: peek, apply, commit, ``pg_replication_slot_advance``); each peek
-re-decodes from the slot's restart point, which ``bench/bench_sync.py`` measures against the
-stream in the same run.
+How the stream is read (issue 5 asks for a deliberate choice): a long-running sync streams the
+slot over a replication connection (:mod:`strangler.pg.sync.stream`,
+:meth:`Applier.stream_round`), so the walsender decodes each change once; a round collects
+whole transactions, applies them in ONE target transaction that also stores the position
+reached, commits, and only then confirms that position to the server. The SQL slot functions
+remain as a second reader (:meth:`Applier.run_round`: peek, apply, commit,
+``pg_replication_slot_advance``); each peek re-decodes from the slot's restart point, which
+``bench/bench_sync.py`` measures against the stream in the same run.
 
 Exactly once across kill -9: the stored position means "every transaction that committed
 before this LSN is applied". A round skips transactions whose commit starts before it (they
@@ -44,7 +44,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from strangler.errors import StranglerError
+from strangler.errors import NoPosition, SchemaChanged, StranglerError
 from strangler.pg.sync.fold import CannotFold, fold
 from strangler.pg.sync.ordered import replay
 from strangler.pg.sync.pgoutput import (
@@ -74,14 +74,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _RowChange = Insert | Update | Delete
-
-
-class SchemaChanged(StranglerError):
-    """A moved table's columns changed on the source while sync ran."""
-
-
-class NoPosition(StranglerError):
-    """The target holds no position for the slot (sync never began, or was ended)."""
 
 
 @dataclass

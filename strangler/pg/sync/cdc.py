@@ -6,7 +6,7 @@ cutover, so going back is always possible). Everything below works the same both
 
 Usage::
 
-    route = SyncRoute.of(spec, "order_service", "forward")
+    route = SyncRoute("order_service", "forward", …)   # strangler.steps.wiring.sync_route
     begin(route, copy=lambda snapshot: copy_tables(..., snapshot=snapshot))
     run(route, stop=event, on_round=print, until_caught_up=True)
     end(route)                     # drops the slot, the publication and the position row
@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import psycopg
+from psycopg import sql
 
-from strangler.errors import CheckFailed, StranglerError
+from strangler.errors import CheckFailed, SlotGone
 from strangler.pg.connect import connect
 from strangler.pg.sync.apply import Applier, NoPosition, Round
 from strangler.pg.sync.gate import Side, install_gate
@@ -38,27 +39,22 @@ from strangler.pg.sync.slot import (
     slot_status,
 )
 from strangler.pg.sync.stream import SlotStream, StreamLost
-from strangler.spec import Spec
-from strangler.verify.watermark import SyncWatermark, register_watermark
 
 __all__ = [
     "SlotGone",
     "SyncRoute",
+    "SyncStatus",
     "Watermark",
     "attach",
     "begin",
+    "empty_targets",
     "end",
     "run",
     "status",
-    "watermark",
 ]
 
 
 Reader = Literal["stream", "peek"]
-
-
-class SlotGone(StranglerError):
-    """The slot a sync was reading from was dropped (cutover, rollback or --stop)."""
 
 
 @dataclass(frozen=True)
@@ -77,25 +73,6 @@ class SyncRoute:
     @property
     def slot(self) -> str:
         return slot_name(self.service, self.direction)
-
-    @classmethod
-    def of(cls, spec: Spec, service: str, direction: Direction = "forward") -> SyncRoute:
-        svc = spec.service(service)
-        mono = (spec.source.dsn, spec.source.schema_, "monolith")
-        serv = (spec.target_dsn(service), svc.target.schema_, f"{service} database")
-        src, dst = (mono, serv) if direction == "forward" else (serv, mono)
-        return cls(
-            service,
-            direction,
-            src[0],
-            src[1],
-            dst[0],
-            dst[1],
-            tuple(svc.tables),
-            src[2],
-            dst[2],
-            max_wal_bytes=svc.sync.max_retained_wal if svc.sync else None,
-        )
 
     def connect_source(self) -> psycopg.Connection[Any]:
         return connect(self.source_dsn, role=self.source_role)
@@ -170,6 +147,29 @@ def attach(route: SyncRoute) -> int:
         lsn = stored["lsn"] if stored else slot.confirmed_lsn
         _attach(route, dst, lsn)
         return int(lsn)
+
+
+def empty_targets(route: SyncRoute) -> None:
+    """Empty the route's target tables (all at once: foreign keys between them may exist),
+    as replica, so a write gate left by an earlier attempt does not refuse it. Used when a
+    copy must start again under a new slot."""
+    with route.connect_target() as dst, dst.transaction():
+        present = [
+            t
+            for t in route.tables
+            if dst.execute(
+                "SELECT to_regclass(%s) IS NOT NULL",
+                (sql.Identifier(route.target_schema, t).as_string(dst),),
+            ).fetchone()
+            == (True,)
+        ]
+        if present:
+            dst.execute("SET LOCAL session_replication_role = replica")
+            dst.execute(
+                sql.SQL("TRUNCATE {}").format(
+                    sql.SQL(", ").join(sql.Identifier(route.target_schema, t) for t in present)
+                )
+            )
 
 
 def end(route: SyncRoute) -> dict[str, Any]:
@@ -292,41 +292,65 @@ def _gone(route: SyncRoute, exc: BaseException) -> SlotGone:
     )
 
 
-def status(route: SyncRoute) -> dict[str, Any]:
+@dataclass
+class SyncStatus:
+    """Slot, WAL retained and lag of one route (``sync --status``, ``strangler status``)."""
+
+    service: str
+    direction: str
+    slot: str
+    slot_exists: bool
+    active_pid: int | None
+    retained_wal_bytes: int | None
+    lag_bytes: int | None
+    applied_lsn: str | None
+    last_commit_time: Any
+    applied_at: Any
+    rows_applied: int
+    transactions_applied: int
+    warnings: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def status(route: SyncRoute) -> SyncStatus:
     """Slot, WAL retained and lag, for ``strangler sync --status`` and ``strangler status``."""
     with route.connect_source() as src:
         slot = slot_status(src, route.slot)
     with route.connect_target() as dst:
         pos = read_position(dst, route.slot)
-    info: dict[str, Any] = {
-        "service": route.service,
-        "direction": route.direction,
-        "slot": route.slot,
-        "slot_exists": slot.exists,
-        "active_pid": slot.active_pid,
-        "retained_wal_bytes": slot.retained_bytes,
-        "lag_bytes": None,
-        "applied_lsn": format_lsn(pos["lsn"]) if pos else None,
-        "last_commit_time": pos["commit_time"] if pos else None,
-        "applied_at": pos["applied_at"] if pos else None,
-        "rows_applied": pos["rows"] if pos else 0,
-        "transactions_applied": pos["transactions"] if pos else 0,
-        "warnings": [],
-    }
+    lag = None
     if slot.exists and pos and slot.current_lsn is not None:
-        info["lag_bytes"] = max(0, slot.current_lsn - pos["lsn"])
+        lag = max(0, slot.current_lsn - pos["lsn"])
+    warnings: list[str] = []
     limit = route.max_wal_bytes
     if limit is not None and (slot.retained_bytes or 0) > limit:
-        info["warnings"].append(
+        warnings.append(
             f"slot {route.slot} retains {slot.retained_bytes:,} bytes of WAL on the "
             f"{route.source_role}, more than the spec's sync.max_retained_wal ({limit:,}); is "
             f"'strangler sync {route.service}' running?"
         )
-    return info
+    return SyncStatus(
+        service=route.service,
+        direction=route.direction,
+        slot=route.slot,
+        slot_exists=slot.exists,
+        active_pid=slot.active_pid,
+        retained_wal_bytes=slot.retained_bytes,
+        lag_bytes=lag,
+        applied_lsn=format_lsn(pos["lsn"]) if pos else None,
+        last_commit_time=pos["commit_time"] if pos else None,
+        applied_at=pos["applied_at"] if pos else None,
+        rows_applied=pos["rows"] if pos else 0,
+        transactions_applied=pos["transactions"] if pos else 0,
+        warnings=warnings,
+    )
 
 
 class Watermark:
-    """Verification's :class:`strangler.verify.SyncWatermark` over one forward route.
+    """Verification's watermark (:class:`strangler.verify.watermark.SyncWatermark`, met
+    structurally) over one forward route.
 
     Positions are ``pg_lsn`` text, as verification records them. Waiting applies rounds
     itself: with a ``strangler sync`` process running beside it the two appliers share the
@@ -352,26 +376,3 @@ class Watermark:
         finally:
             timer.cancel()
         return last.position >= target
-
-
-def _conforms(w: Watermark) -> SyncWatermark:
-    return w  # mypy --strict proves the Protocol is met exactly (types, not only names)
-
-
-@register_watermark
-def watermark(spec: Spec, service: str) -> Watermark | None:
-    """The watermark ``strangler verify`` rechecks with: an online service whose forward sync
-    has a slot and a stored position (before cutover); None otherwise."""
-    if spec.service(service).strategy != "online":
-        return None
-    route = SyncRoute.of(spec, service, "forward")
-    try:
-        with route.connect_source() as src:
-            if not slot_status(src, route.slot).exists:
-                return None
-        with route.connect_target() as dst:
-            if read_position(dst, route.slot) is None:
-                return None
-    except StranglerError:
-        return None
-    return Watermark(route)

@@ -13,7 +13,10 @@ Cutover (runbook phase C)::
     → move sequences past the monolith's → drop forward slot → create reverse slot
     → open service gate                      (window = close … open, recorded)
 
-Rollback is the same backwards. A failure before the new direction exists undoes the gate.
+Rollback is the same backwards. A failure before the new direction exists undoes the gate;
+a process killed after the old slot was dropped is finished by the next call (both sides
+are frozen and equal from that point on). :data:`SWITCH` lists the stages; plans and dry runs
+print them from that list.
 """
 
 from __future__ import annotations
@@ -31,7 +34,18 @@ from strangler.pg.sync.gate import Side, close_gate, install_gate, open_gate
 from strangler.pg.sync.position import emit_mark
 from strangler.pg.sync.slot import lock_waits_named
 
-__all__ = ["Switch", "cutover", "move_sequences", "rollback", "wait_in_flight"]
+__all__ = [
+    "SWITCH",
+    "Switch",
+    "SwitchStep",
+    "cutover",
+    "cutover_stages",
+    "describe",
+    "move_sequences",
+    "rollback",
+    "rollback_stages",
+    "wait_in_flight",
+]
 
 
 def wait_in_flight(
@@ -94,14 +108,83 @@ def move_sequences(
     return moved
 
 
+@dataclass(frozen=True)
+class SwitchStep:
+    """One stage of a switch, in the order :func:`cutover` and :func:`rollback` run them.
+
+    ``what`` names the sides as ``{old}`` (the side writes leave) and ``{new}`` (the side
+    they move to), so a cutover and its rollback describe themselves from the same list.
+    """
+
+    name: str
+    what: str
+
+    def describe(self, old: str, new: str, old_slot: str, new_slot: str) -> str:
+        return self.what.format(old=old, new=new, old_slot=old_slot, new_slot=new_slot)
+
+
+SWITCH: tuple[SwitchStep, ...] = (
+    SwitchStep("close", "close the write gate on {old}'s tables (SQLSTATE 25006 names the "
+               "migration)"),
+    SwitchStep("wait", "wait for transactions already writing to {old}'s tables to end"),
+    SwitchStep("drain", "mark {old}'s WAL and drain sync from {old_slot} up to the mark"),
+    SwitchStep("sequences", "move {new}'s sequences past {old}'s"),
+    SwitchStep("drop", "drop the slot and publication {old_slot}"),
+    SwitchStep("create", "create the slot and publication {new_slot} (no copy: both sides "
+               "are equal)"),
+    SwitchStep("open", "open the write gate on {new}'s tables"),
+)  # fmt: skip
+
+
 @dataclass
 class Switch:
-    """What a cutover or rollback did; ``window_seconds`` is how long writes were refused."""
+    """What a cutover or rollback did; ``window_seconds`` is how long writes were refused.
+
+    ``resumed``: a switch killed halfway was finished from where the databases stood."""
 
     direction: str
     window_seconds: float
     drained_rows: int
     sequences: dict[str, int]
+    resumed: bool = False
+
+
+def _side_name(route: cdc.SyncRoute, side: Side) -> str:
+    return "the monolith" if side == "monolith" else f"{route.service}'s schema"
+
+
+def describe(old: cdc.SyncRoute, new: cdc.SyncRoute, old_side: Side, new_side: Side) -> list[str]:
+    """The stages of the switch from ``old`` to ``new``, as it will run them."""
+    a, b = _side_name(old, old_side), _side_name(old, new_side)
+    return [s.describe(a, b, old.slot, new.slot) for s in SWITCH]
+
+
+def cutover_stages(forward: cdc.SyncRoute, reverse: cdc.SyncRoute) -> list[str]:
+    return describe(forward, reverse, "monolith", "service")
+
+
+def rollback_stages(forward: cdc.SyncRoute, reverse: cdc.SyncRoute) -> list[str]:
+    return describe(reverse, forward, "service", "monolith")
+
+
+def _finish(old: cdc.SyncRoute, new: cdc.SyncRoute, new_side: Side) -> Switch | None:
+    """Finish a switch killed after the point of no return (the old slot dropped).
+
+    Both sides' gates were closed then and every change drained, so the two sides are equal:
+    the new direction is created without a copy and its source's gate opened. Returns None
+    when the old direction still exists: nothing irreversible happened, and the switch is
+    simply run again.
+    """
+    if cdc.status(old).slot_exists:
+        return None
+    new_state = cdc.status(new)
+    if not new_state.slot_exists:
+        cdc.begin(new, copy=None)
+    elif new_state.applied_lsn is None:
+        cdc.attach(new)
+    with old.connect_target() as dst:
+        open_gate(dst, old.service, new_side)
+    return Switch(new.direction, 0.0, 0, {}, resumed=True)
 
 
 def _switch(
@@ -142,10 +225,10 @@ def _switch(
         except BaseException:
             # Undo: the old direction resumes and its source takes writes again.
             if not new_exists:
-                with_new = cdc.status(new)["slot_exists"]
+                with_new = cdc.status(new).slot_exists
                 if with_new:
                     cdc.end(new)
-                if not cdc.status(old)["slot_exists"]:
+                if not cdc.status(old).slot_exists:
                     cdc.begin(old, copy=None)
                 open_gate(src, service, old_side)
             raise
@@ -154,17 +237,30 @@ def _switch(
 
 
 def cutover(
-    forward: cdc.SyncRoute, reverse: cdc.SyncRoute, *, writers_timeout: float = 10.0
+    forward: cdc.SyncRoute,
+    reverse: cdc.SyncRoute,
+    *,
+    writers_timeout: float = 10.0,
+    resume: bool = False,
 ) -> Switch:
     """Writes to the service schema; the monolith's copy kept current by reverse sync.
 
     ``writers_timeout``: how long to wait for transactions already writing when the gate
-    closes; past it the switch is undone and they are named."""
-    return _switch(forward, reverse, "monolith", "service", writers_timeout)
+    closes; past it the switch is undone and they are named. ``resume``: an earlier cutover
+    was killed halfway; finish it from where the databases stand (:func:`_finish`)."""
+    return (resume and _finish(forward, reverse, "service")) or _switch(
+        forward, reverse, "monolith", "service", writers_timeout
+    )
 
 
 def rollback(
-    forward: cdc.SyncRoute, reverse: cdc.SyncRoute, *, writers_timeout: float = 10.0
+    forward: cdc.SyncRoute,
+    reverse: cdc.SyncRoute,
+    *,
+    writers_timeout: float = 10.0,
+    resume: bool = False,
 ) -> Switch:
     """Writes back to the monolith; forward sync resumes; the service schema is gated."""
-    return _switch(reverse, forward, "service", "monolith", writers_timeout)
+    return (resume and _finish(reverse, forward, "monolith")) or _switch(
+        reverse, forward, "service", "monolith", writers_timeout
+    )

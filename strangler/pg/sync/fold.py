@@ -22,16 +22,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from strangler.errors import CannotFold
 from strangler.pg.sync.pgoutput import UNCHANGED, Delete, Insert, Update, Value
 
 __all__ = ["CannotFold", "Folded", "fold"]
 
 Row = tuple[Value, ...]
 Change = Insert | Update | Delete
-
-
-class CannotFold(Exception):
-    """These changes must be replayed one by one; ``str()`` says why (for the debug log)."""
 
 
 @dataclass

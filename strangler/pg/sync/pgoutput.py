@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from strangler.errors import StranglerError
+from strangler.errors import DecodeError
 
 __all__ = [
     "UNCHANGED",
@@ -46,10 +46,6 @@ __all__ = [
 _PG_EPOCH: Final = datetime(2000, 1, 1, tzinfo=UTC)
 _INT16: Final = struct.Struct("!h")
 _INT32: Final = struct.Struct("!i")
-
-
-class DecodeError(StranglerError):
-    """The stream holds bytes that are not a pgoutput v1 message we know."""
 
 
 class Unchanged:

@@ -26,7 +26,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from strangler.errors import StranglerError
+from strangler.errors import Diverged
 from strangler.pg.sync.fold import Folded, Row
 from strangler.pg.sync.pgoutput import UNCHANGED
 
@@ -53,10 +53,6 @@ ORDER BY c.attnum
 """
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-class Diverged(StranglerError):
-    """An UPDATE or DELETE found no row to change: the target is not what the stream assumes."""
 
 
 def _field(value: object) -> str:

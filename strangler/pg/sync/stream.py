@@ -24,6 +24,7 @@ from typing import Any
 import psycopg
 from psycopg import pq, sql
 
+from strangler.errors import StreamLost
 from strangler.pg.connect import connect
 from strangler.pg.sync.pgoutput import format_lsn
 
@@ -35,11 +36,6 @@ _EPOCH_2000 = datetime(2000, 1, 1, tzinfo=UTC)
 _XLOGDATA_HEADER = 1 + 8 + 8 + 8  # 'w', start, end, send time
 _KEEPALIVE = struct.Struct("!QqB")
 _STATUS = struct.Struct("!cQQQqB")
-
-
-class StreamLost(psycopg.OperationalError):
-    """The replication connection ended (the server went away, or the slot's holder was
-    ended by a cutover or ``sync --stop``)."""
 
 
 class SlotStream:

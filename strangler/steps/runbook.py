@@ -1,10 +1,12 @@
 """One service's runbook: the phase rules of :mod:`strangler.phases` applied through the journal.
 
-Every mutating capability runs its work inside :meth:`Runbook.step`, which
+Every step of :mod:`strangler.steps` runs its work inside :meth:`Runbook.step`, which
 
 1. takes the service's lock (a second operator gets LockHeld naming the first),
 2. looks for a step that began and never ended (a crash) and resumes or refuses,
-3. checks the phase rules (PhaseRefused says what must happen first),
+3. checks the phase rules (PhaseRefused says what must happen first) and the evidence the
+   step requires (:data:`strangler.steps.requirements.REQUIREMENTS`), inside the lock, at
+   the moment the step acts,
 4. writes the intent, runs the body, writes the outcome and the new phase together.
 
 Usage::
@@ -23,12 +25,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from strangler.errors import CheckFailed, IncompleteStep, PhaseRefused, StranglerError
-from strangler.evidence import requirements_for
+from strangler.errors import (
+    CheckFailed,
+    IncompleteStep,
+    PhaseRefused,
+    StranglerError,
+    translate,
+)
 from strangler.journal import Entry, Journal, ServiceState
 from strangler.phases import Action, Phase, forced_target, transition
 from strangler.secrets import scrub
 from strangler.spec import ServiceSpec, Spec
+from strangler.steps.records import Progress
+from strangler.steps.requirements import requirements_for
 
 __all__ = ["Runbook", "StepRecord"]
 
@@ -54,6 +63,7 @@ class Runbook:
         self.journal = journal
         self.name = service
         self.service: ServiceSpec = spec.service(service)
+        self.progress = Progress(journal, service)
 
     @property
     def state(self) -> ServiceState:
@@ -115,7 +125,10 @@ class Runbook:
             intent_id = self.journal.intent(self.name, str(action), reason=reason, details=payload)
             record = StepRecord(intent_id, action, source, target, resumed, weight=weight)
             try:
-                yield record
+                # What the body lets escape from psycopg, sqlite3 or the OS becomes a
+                # StranglerError here, so the outcome and the caller see the same error.
+                with translate(f"step {action.value} of {self.name}"):
+                    yield record
             except KeyboardInterrupt:
                 self.journal.outcome(intent_id, "interrupted", details=record.details)
                 raise

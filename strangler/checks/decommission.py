@@ -13,6 +13,8 @@ old route at 0 requests                    metric source: monolith's requests on
 
 The baseline is the monolith's own figures for the route over a window of the same length
 ending when traffic first moved; without a metric source those items are skipped, saying why.
+The step (:mod:`strangler.steps.decommission`) puts the write guard on first and journals the
+verdicts; these checks only read.
 """
 
 from __future__ import annotations
@@ -21,24 +23,15 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from strangler.checks.attestations import attestation_check
-from strangler.checks.base import CheckContext, CheckResult, Verdict, blocking, run_checks
+from strangler.checks.base import CheckContext, CheckResult, Verdict, run_checks
 from strangler.durations import format_duration
-from strangler.errors import CheckFailed
-from strangler.evidence import requires
-from strangler.journal import Journal
 from strangler.pg.connect import connect
 from strangler.pg.copy import retire as T
-from strangler.phases import Action
 
-__all__ = [
-    "CHECK_STEP",
-    "MetricWindowSource",
-    "decommission_evidence",
-    "traffic_timeline",
-]
+__all__ = ["RESTART_WINDOW", "MetricWindowSource", "decommission_checks"]
 
-CHECK_STEP = "decommission_check"
-GUARD_KEY = "decommission:guard"
+# Evidence key a result carries when the write window must start again (statistics reset).
+RESTART_WINDOW = "restart_window"
 
 
 class MetricWindowSource(Protocol):
@@ -49,33 +42,10 @@ class MetricWindowSource(Protocol):
     def measure(self, start: datetime, end: datetime) -> Any: ...
 
 
-def traffic_timeline(journal: Journal, service: str) -> tuple[datetime | None, datetime | None]:
-    """``(first_shift, complete_since)``: when traffic first moved, and since when it has been
-    at 100 % without interruption (None if it is not at 100 % now)."""
-    intents: dict[int, Any] = {}
-    first: datetime | None = None
-    since: datetime | None = None
-    for e in journal.history(service):
-        if e.kind == "intent":
-            intents[e.id] = e
-            continue
-        if e.kind != "outcome" or e.status != "ok" or e.intent_id not in intents:
-            continue
-        intent = intents[e.intent_id]
-        if intent.step == "shift_traffic":
-            weight = float(intent.details.get("weight", 0) or 0)
-            if weight > 0 and first is None:
-                first = e.at
-            since = (since or e.at) if weight >= 100 else None
-        elif intent.step == "rollback_traffic":
-            since = None
-    return first, since
-
-
 def _stable(ctx: CheckContext) -> CheckResult:
     name = "stable since traffic reached 100%"
     need = ctx.svc.decommission.stable_for
-    _, since = traffic_timeline(ctx.journal, ctx.service)
+    since = ctx.history.complete_since
     if since is None:
         return CheckResult(
             name,
@@ -96,6 +66,7 @@ def _stable(ctx: CheckContext) -> CheckResult:
             f"traffic has been at 100% for {format_duration(held)}; the spec asks for "
             f"{format_duration(need)} (until {since + need:%Y-%m-%d %H:%M} UTC)",
             evidence,
+            until=since + need,
         )
     return CheckResult(
         name,
@@ -106,10 +77,19 @@ def _stable(ctx: CheckContext) -> CheckResult:
 
 
 def _no_incident(ctx: CheckContext) -> CheckResult:
-    _, since = traffic_timeline(ctx.journal, ctx.service)
+    since = ctx.history.complete_since
     after = since + ctx.svc.decommission.stable_for if since else None
     r = attestation_check(ctx, "no_incident", after=after)
-    return CheckResult("no P1/P2 incident", r.verdict, r.message, r.evidence)
+    # Attesting before the window ends cannot cover it: wait for the window first.
+    awaits_after = after if after is not None and after > ctx.now() else None
+    return CheckResult(
+        "no P1/P2 incident",
+        r.verdict,
+        r.message,
+        r.evidence,
+        until=awaits_after,
+        awaits=None if awaits_after else r.awaits,
+    )
 
 
 def _old_tables(ctx: CheckContext) -> CheckResult:
@@ -117,6 +97,7 @@ def _old_tables(ctx: CheckContext) -> CheckResult:
     schema, tables = ctx.spec.source.schema_, list(ctx.svc.tables)
     window = ctx.svc.decommission.write_window
     now = ctx.now()
+    guard = ctx.history.guard
     with connect(ctx.spec.source.dsn, role="monolith") as conn:
         present = T.existing(conn, schema, tables)
         missing = [t for t in tables if t not in present]
@@ -124,32 +105,27 @@ def _old_tables(ctx: CheckContext) -> CheckResult:
             return CheckResult(
                 name, Verdict.FAIL, f"old table(s) not found in {schema}: {', '.join(missing)}"
             )
-        counters = T.write_counters(conn, schema, tables)
-        saved = ctx.journal.get(ctx.service, GUARD_KEY)
-        if saved is None or not T.guard_installed(conn, schema, tables):
-            if ctx.cache.get("dry_run"):
-                return CheckResult(
-                    name,
-                    Verdict.FAIL,
-                    "no write guard on the old tables yet (dry run: not installed)",
-                )
-            T.install_guard(conn, schema, tables)
-            ctx.journal.put(
-                ctx.service, GUARD_KEY, {"installed_at": now.isoformat(), "counters": counters}
-            )
+        if guard is None:
             return CheckResult(
-                name,
-                Verdict.FAIL,
-                f"write guard installed on {', '.join(f'{schema}.{t}' for t in tables)} now; "
-                f"they must show no write for {format_duration(window)} "
-                f"(until {now + window:%Y-%m-%d %H:%M} UTC)",
-                {"counters": counters},
+                name, Verdict.FAIL, "no write guard on the old tables yet (dry run: not installed)"
             )
-        writes = T.recorded_writes(conn, schema, tables)
-    start = datetime.fromisoformat(saved["installed_at"])
+        counters = T.write_counters(conn, schema, tables)
+        writes = [] if guard.installed_now else T.recorded_writes(conn, schema, tables)
+    if guard.installed_now:
+        return CheckResult(
+            name,
+            Verdict.FAIL,
+            f"write guard installed on {', '.join(f'{schema}.{t}' for t in tables)} now; "
+            f"they must show no write for {format_duration(window)} "
+            f"(until {now + window:%Y-%m-%d %H:%M} UTC)",
+            {"counters": dict(guard.counters)},
+            until=now + window,
+        )
+    start = guard.installed_at
+    then = dict(guard.counters)
     evidence: dict[str, Any] = {
         "since": start.isoformat(),
-        "counters_then": saved["counters"],
+        "counters_then": then,
         "counters_now": counters,
         "writes": writes[-10:],
     }
@@ -163,21 +139,15 @@ def _old_tables(ctx: CheckContext) -> CheckResult:
             f"{w['at']}",
             evidence,
         )
-    changed = {
-        t: (saved["counters"].get(t, 0), c)
-        for t, c in counters.items()
-        if c != saved["counters"].get(t, 0)
-    }
+    changed = {t: (then.get(t, 0), c) for t, c in counters.items() if c != then.get(t, 0)}
     if changed:
-        if any(now_ < then for then, now_ in changed.values()):
-            ctx.journal.put(
-                ctx.service, GUARD_KEY, {"installed_at": now.isoformat(), "counters": counters}
-            )
+        if any(now_ < before for before, now_ in changed.values()):
             return CheckResult(
                 name,
                 Verdict.FAIL,
                 "the server's statistics were reset; the write window starts again now",
-                evidence,
+                {**evidence, RESTART_WINDOW: True},
+                until=now + window,
             )
         text = ", ".join(f"{schema}.{t} {a} → {b}" for t, (a, b) in sorted(changed.items()))
         return CheckResult(
@@ -196,6 +166,7 @@ def _old_tables(ctx: CheckContext) -> CheckResult:
             f"no write for {format_duration(held)} so far; the spec asks for "
             f"{format_duration(window)} (until {start + window:%Y-%m-%d %H:%M} UTC)",
             evidence,
+            until=start + window,
         )
     return CheckResult(
         name, Verdict.PASS, f"no write recorded or counted for {format_duration(held)}", evidence
@@ -226,7 +197,7 @@ def _metrics(ctx: CheckContext, source: MetricWindowSource | None) -> list[Check
         )
         return [CheckResult(n, Verdict.SKIPPED, why) for n in names]
     d = ctx.svc.decommission
-    first, since = traffic_timeline(ctx.journal, ctx.service)
+    first, since = ctx.history.first_shift, ctx.history.complete_since
     if first is None or since is None:
         return [
             CheckResult(n, Verdict.FAIL, "traffic is not at 100% on the new service") for n in names
@@ -280,10 +251,10 @@ def _stats(s: Any) -> dict[str, Any]:
     return {"requests": s.requests, "errors": s.errors, "p99": s.p99}
 
 
-def decommission_evidence(
-    ctx: CheckContext, source: MetricWindowSource | None = None, *, record: bool = True
-) -> tuple[bool, list[CheckResult]]:
-    """Gather every item; journal the verdicts. ``(all_hold, results)``."""
+def decommission_checks(
+    ctx: CheckContext, source: MetricWindowSource | None = None
+) -> list[CheckResult]:
+    """Every item of the post-migration checklist, one verdict each."""
     results = run_checks(
         ctx,
         [
@@ -293,49 +264,4 @@ def decommission_evidence(
             ("nothing else depends on the old tables", _dependents),
         ],
     )
-    results += _metrics(ctx, source)
-    ok = not blocking(results)
-    if record:
-        ctx.journal.event(
-            ctx.service,
-            CHECK_STEP,
-            status="pass" if ok else "fail",
-            details={"results": [r.to_dict() for r in results]},
-        )
-    return ok, results
-
-
-@requires(Action.MARK_STABLE)
-def passing_decommission_check(rb: Any) -> None:
-    """MARK_STABLE needs a passing ``decommission --check`` made while traffic was at 100 %."""
-    last = rb.journal.last(rb.name, CHECK_STEP)
-    _, since = traffic_timeline(rb.journal, rb.name)
-    how = f"strangler decommission {rb.name} --check"
-    if last is None or last.status != "pass":
-        raise CheckFailed(f"{rb.name} has no passing decommission check", hint=f"run '{how}'")
-    if since is None or last.at < since:
-        raise CheckFailed(
-            f"the last passing decommission check of {rb.name} predates the current traffic state",
-            hint=f"run '{how}' again",
-        )
-
-
-@requires(Action.DECOMMISSION)
-def grace_period_over(rb: Any) -> None:
-    """Dropping the old tables waits ``drop_old_tables_after`` after they were renamed."""
-    renamed = rb.journal.last(rb.name, str(Action.REMOVE_OLD_PATH), status="ok")
-    wait = rb.service.decommission.drop_old_tables_after
-    if renamed is None:
-        raise CheckFailed(
-            f"the old tables of {rb.name} were never archived and renamed",
-            hint=f"run 'strangler decommission {rb.name}'",
-        )
-    due = renamed.at + wait
-    if rb.journal.clock() < due:
-        raise CheckFailed(
-            f"the old tables of {rb.name} were renamed "
-            f"{format_duration(rb.journal.clock() - renamed.at)} ago; they are dropped only "
-            f"{format_duration(wait)} after that, from "
-            f"{due:%Y-%m-%d %H:%M} UTC (decommission.drop_old_tables_after)",
-            hint=f"run 'strangler decommission {rb.name}' again after that time",
-        )
+    return results + _metrics(ctx, source)

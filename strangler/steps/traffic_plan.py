@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from strangler.durations import format_duration
-from strangler.gates import DEFAULT_MIN_REQUESTS
-from strangler.metrics.base import metric_sources
+from strangler.metrics.gates import DEFAULT_MIN_REQUESTS
+from strangler.metrics.kinds import DEFAULT_KIND, source_kind
 from strangler.spec import ServiceSpec
 
 __all__ = ["traffic_section"]
@@ -25,8 +25,8 @@ def traffic_section(svc: ServiceSpec, service: str) -> tuple[dict[str, Any], lis
     if traffic is None:
         return {}, []
     warnings: list[str] = []
-    metrics_kind = traffic.metrics.kind if traffic.metrics else "router"
-    metric_sources.get(metrics_kind)  # an unknown kind fails here, listing the valid ones
+    metrics_kind = traffic.metrics.kind if traffic.metrics else DEFAULT_KIND
+    source_kind(metrics_kind)  # an unknown kind fails here, listing the valid ones
     if metrics_kind == "cloudwatch":
         warnings.append(
             f"{service}: metrics kind 'cloudwatch' compares against the monolith's whole target "

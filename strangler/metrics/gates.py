@@ -28,8 +28,9 @@ from enum import StrEnum
 from statistics import NormalDist
 from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, model_validator
+
 from strangler.metrics.base import Window
-from strangler.spec import GateSpec
 
 __all__ = [
     "DEFAULT_MIN_REQUESTS",
@@ -37,11 +38,63 @@ __all__ = [
     "CheckResult",
     "Decision",
     "Evaluation",
+    "GateSpec",
     "Verdict",
     "evaluate",
     "newcombe_lower",
     "wilson",
 ]
+
+
+_GATE_FIELDS = {
+    "error_rate": {"max", "max_increase_over_baseline"},
+    "latency_p99": {"max", "max_ratio_to_baseline"},
+    "request_count": {"min"},
+}
+
+
+class GateSpec(BaseModel):
+    """One check of a bake interval (see :mod:`strangler.metrics.gates`).
+
+    ``error_rate``: ``max`` (a ceiling, 0..1) and/or ``max_increase_over_baseline`` (over the
+    monolith's rate on the same route). ``latency_p99``: ``max`` seconds and/or
+    ``max_ratio_to_baseline``. ``request_count``: ``min`` requests to the service per interval
+    before anything is judged (default 100).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    metric: Literal["error_rate", "latency_p99", "request_count"]
+    max: float | None = None
+    min: float | None = None
+    max_increase_over_baseline: float | None = None
+    max_ratio_to_baseline: float | None = None
+
+    @model_validator(mode="after")
+    def _fields_fit_metric(self) -> GateSpec:
+        given = {
+            k
+            for k in ("max", "min", "max_increase_over_baseline", "max_ratio_to_baseline")
+            if getattr(self, k) is not None
+        }
+        allowed = _GATE_FIELDS[self.metric]
+        if not given:
+            raise ValueError(
+                f"gate on {self.metric} sets no threshold; use {', '.join(sorted(allowed))}"
+            )
+        wrong = sorted(given - allowed)
+        if wrong:
+            raise ValueError(
+                f"{', '.join(wrong)} does not apply to {self.metric}; "
+                f"use {', '.join(sorted(allowed))}"
+            )
+        for k in given:
+            if (getattr(self, k) or 0) < 0:
+                raise ValueError(f"{k} cannot be negative")
+        if self.metric == "error_rate" and self.max is not None and self.max > 1:
+            raise ValueError("error_rate max is a fraction (0.01 = 1 %), not a percentage")
+        return self
+
 
 DEFAULT_MIN_REQUESTS = 100
 

@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from strangler.checks.terraform import terraform_dir
 from strangler.errors import BadInput
 from strangler.infra.gitrepo import InfraRepo, k8s_rollback, terraform_rollback
 from strangler.infra.k8s import Kube
 from strangler.infra.terraform import Terraform
-from strangler.rollbacks import RollbackRequest, register_rollback
-
-if TYPE_CHECKING:
-    from strangler.runbook import Runbook
+from strangler.steps.rollbacks import RollbackRequest
+from strangler.steps.runbook import Runbook
 
 __all__ = ["rollback_k8s", "rollback_terraform"]
 
@@ -50,7 +48,6 @@ def _commit(rb: Runbook, message: str) -> str | None:
     return repo.commit(message, allow_empty=True)
 
 
-@register_rollback("k8s", "Deployment back to its previous (or --to-revision) ReplicaSet")
 def rollback_k8s(rb: Runbook, req: RollbackRequest) -> dict[str, Any]:
     k = rb.service.preflight.kubernetes if rb.service.preflight else None
     if k is None:
@@ -87,7 +84,6 @@ def _confirm(question: str) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
-@register_rollback("terraform", "terraform destroy -target RESOURCE, after confirmation")
 def rollback_terraform(
     rb: Runbook, req: RollbackRequest, confirm: Callable[[str], bool] = _confirm
 ) -> dict[str, Any]:

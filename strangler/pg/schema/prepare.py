@@ -1,0 +1,103 @@
+"""What a copy will create, read from both servers before anything changes.
+
+:func:`prepare` reads the moved tables' catalog (inside the source connection's transaction,
+so under the copy's snapshot when there is one), refuses what cannot cross the service
+boundary, finds out which roles the target has, and renders the DDL. It only reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from strangler.errors import BadInput
+from strangler.pg.schema.boundary import analyze
+from strangler.pg.schema.catalog import Catalog, read_catalog
+from strangler.pg.schema.ddl import Ddl, render_ddl
+from strangler.pg.schema.role import RolePlan
+
+__all__ = ["Prepared", "RoleRequest", "prepare", "role_plan", "schema_state"]
+
+
+@dataclass(frozen=True)
+class RoleRequest:
+    """The service role the spec asks for (``target.role``)."""
+
+    name: str
+    password: str | None
+    create: bool
+
+
+@dataclass(frozen=True)
+class Prepared:
+    catalog: Catalog
+    ddl: Ddl
+    warnings: tuple[str, ...]
+    role_exists: bool
+
+
+def role_plan(target: psycopg.Connection[Any], role: RoleRequest | None) -> RolePlan | None:
+    """The role step of runbook step 1; BadInput when the spec's role cannot be had."""
+    if role is None:
+        return None
+    exists = target.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role.name,)).fetchone()
+    if role.create and not exists and not role.password:
+        raise BadInput(
+            f"role {role.name!r} does not exist on the target and the spec gives no password",
+            hint="set target.role.password (usually ${ENV_VAR}) or create the role yourself "
+            "and set target.role.create: false",
+        )
+    if not role.create and not exists:
+        raise BadInput(
+            f"role {role.name!r} does not exist on the target and target.role.create is false",
+            hint="create the role, or set target.role.create: true",
+        )
+    return RolePlan(role.name, role.password, role.create, bool(exists))
+
+
+def prepare(
+    source: psycopg.Connection[Any],
+    target: psycopg.Connection[Any],
+    *,
+    source_schema: str,
+    tables: Sequence[str],
+    target_schema: str,
+    role: RoleRequest | None,
+    leaving: str,
+    same_instance: bool,
+) -> Prepared:
+    """Read the catalog (in ``source``'s transaction, if any) and render the DDL."""
+    catalog = read_catalog(source, source_schema, list(tables))
+    boundary = analyze(source, catalog, leaving=leaving, same_instance=same_instance)
+    boundary.raise_blocking()
+    roles = frozenset(r[0] for r in target.execute("SELECT rolname FROM pg_roles").fetchall())
+    plan = role_plan(target, role)
+    ddl = render_ddl(catalog, target_schema, role=plan, leaving=leaving, existing_roles=roles)
+    warnings = list(boundary.warnings)
+    missing = sorted({g.grantee for t in catalog.tables for g in t.grants} - roles - {"PUBLIC"})
+    if missing:
+        warnings.append(
+            "the target has no role " + ", ".join(missing) + ": their grants on the moved "
+            "tables are not carried (create the roles first to keep them)"
+        )
+    for table in catalog.tables:
+        if table.has_data and table.primary_key is None and table.replica_identity != "f":
+            warnings.append(
+                f"table {table.name!r} has no primary key: it copies, but online sync will "
+                "need a replica identity (ALTER TABLE … REPLICA IDENTITY FULL or a unique index)"
+            )
+    return Prepared(catalog, ddl, tuple(warnings), bool(plan and plan.exists))
+
+
+def schema_state(target: psycopg.Connection[Any], schema: str) -> tuple[bool, list[str]]:
+    """Whether ``schema`` exists on the target, and the relations it holds."""
+    exists = target.execute("SELECT to_regnamespace(%s) IS NOT NULL", (schema,)).fetchone()
+    rels = target.execute(
+        "SELECT relname FROM pg_class WHERE relnamespace = to_regnamespace(%s) "
+        "AND relkind IN ('r', 'p', 'v', 'm', 'S') ORDER BY relname",
+        (schema,),
+    ).fetchall()
+    return bool(exists and exists[0]), [r[0] for r in rels]

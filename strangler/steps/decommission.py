@@ -1,0 +1,398 @@
+"""``strangler decommission SERVICE``: the runbook's post-migration checklist, then its "Then:"
+list, each step gated and journaled.
+
+0. :func:`check` (``--check``): put the write guard on the old tables if it is not there,
+   gather every item of the checklist (:mod:`strangler.checks.decommission`), journal the
+   verdicts, and mark the service ``stable`` when they all hold at 100 % traffic;
+1. ``mark_stable`` (traffic_complete → stable): the evidence of ``--check`` holds;
+2. ``remove_old_path`` (stable → old_path_removed): the old route removed from the router
+   when one is configured, the old tables archived (``pg_dump -Fc`` + sha256) and moved to
+   ``retired_<service>``;
+3. ``decommission`` (old_path_removed → decommissioned), in a later run once
+   ``drop_old_tables_after`` has passed: the archive re-checked against its sha256, the
+   retired tables dropped, the infrastructure repo tagged ``v1.0.0-<service>-decommissioned``.
+
+:func:`decommission` goes as far as the gates allow and says what remains and when.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from strangler.checks.base import CheckResult, Guard, blocking
+from strangler.checks.decommission import RESTART_WINDOW, MetricWindowSource, decommission_checks
+from strangler.durations import format_duration
+from strangler.errors import CheckFailed
+from strangler.infra.gitrepo import InfraRepo, decommission_tag
+from strangler.pg.connect import connect
+from strangler.pg.copy import retire as T
+from strangler.phases import Action, Phase
+from strangler.spec import Spec
+from strangler.steps.preflight import context, waiting_or_raise
+from strangler.steps.records import ArchiveRecord, Event, GuardState
+from strangler.steps.requirements import grace_period_over
+from strangler.steps.runbook import Runbook
+from strangler.steps.types import (
+    Advanced,
+    Operation,
+    Outcome,
+    RunOptions,
+    ServiceRef,
+    StepPlan,
+    Waiting,
+)
+from strangler.steps.wiring import metric_source, router
+from strangler.traffic.base import Weights
+
+__all__ = [
+    "DecommissionCheck",
+    "DecommissionReport",
+    "RouteRemover",
+    "check",
+    "decommission",
+    "metric_source_of",
+    "plan",
+    "route_remover",
+]
+
+RouteRemover = Callable[[], dict[str, Any]]
+
+
+@dataclass
+class DecommissionReport:
+    service: str
+    phase: str
+    done: list[dict[str, Any]] = field(default_factory=list)
+    evidence: list[CheckResult] = field(default_factory=list)
+    waiting: str | None = None
+    until: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "service": self.service,
+            "phase": self.phase,
+            "done": self.done,
+            "evidence": [r.to_dict() for r in self.evidence],
+            "waiting": self.waiting,
+        }
+
+
+@dataclass(frozen=True)
+class DecommissionCheck:
+    service: str
+    passed: bool
+    marked_stable: bool
+    phase: str
+    results: list[CheckResult]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "service": self.service,
+            "passed": self.passed,
+            "marked_stable": self.marked_stable,
+            "phase": self.phase,
+            "results": [r.to_dict() for r in self.results],
+        }
+
+
+def metric_source_of(spec: Spec, service: str) -> MetricWindowSource | None:
+    """The spec's ``traffic.metrics`` source, when one is configured."""
+    svc = spec.service(service)
+    if svc.traffic is None or svc.traffic.metrics is None:
+        return None
+    return metric_source(spec, service, None)
+
+
+def route_remover(spec: Spec, service: str) -> RouteRemover | None:
+    """Takes the monolith off the route: ``remove_monolith()`` where the router has one,
+    else holds the monolith's weight at 0 and says so."""
+    if spec.service(service).traffic is None:
+        return None
+
+    def remove() -> dict[str, Any]:
+        found = router(spec, service)
+        remove_monolith = getattr(found, "remove_monolith", None)
+        if callable(remove_monolith):
+            remove_monolith()
+            return {"removed": True, "router": found.describe()}
+        held = found.set_weights(Weights.from_pair(0, 100))
+        return {
+            "removed": False,
+            "weights": str(held),
+            "router": found.describe(),
+            "why": f"the {found.kind} router has no remove operation; monolith held at 0",
+        }
+
+    return remove
+
+
+def _guard(rb: Runbook, dry_run: bool) -> Guard | None:
+    """The write guard on the old tables, put on now (and its counters saved) if missing."""
+    schema, tables = rb.spec.source.schema_, list(rb.service.tables)
+    saved = rb.progress.load(GuardState)
+    with connect(rb.spec.source.dsn, role="monolith") as conn:
+        if not set(tables) <= set(T.existing(conn, schema, tables)):
+            return None  # the check reports the missing tables
+        installed = T.guard_installed(conn, schema, tables)
+        if saved is not None and installed:
+            return Guard(datetime.fromisoformat(saved.installed_at), saved.counters)
+        if dry_run:
+            return None
+        counters = T.write_counters(conn, schema, tables)
+        T.install_guard(conn, schema, tables)
+    now = rb.journal.clock()
+    rb.progress.save(GuardState(now.isoformat(), counters))
+    rb.journal.event(rb.name, Event.GUARD_INSTALLED, status="ok", details={"counters": counters})
+    return Guard(now, counters, installed_now=True)
+
+
+def gather(
+    rb: Runbook, source: MetricWindowSource | None, *, dry_run: bool = False
+) -> tuple[bool, list[CheckResult]]:
+    """Every item of the post-migration checklist; journaled unless ``dry_run``."""
+    ctx = context(rb, dry_run=dry_run)
+    ctx = replace(ctx, history=replace(ctx.history, guard=_guard(rb, dry_run)))
+    results = decommission_checks(ctx, source)
+    restart = any(r.evidence.get(RESTART_WINDOW) for r in results)
+    if restart and not dry_run:
+        # The server's statistics were reset: the write window starts again from now.
+        with connect(rb.spec.source.dsn, role="monolith") as conn:
+            counters = T.write_counters(conn, rb.spec.source.schema_, list(rb.service.tables))
+        rb.progress.save(GuardState(rb.journal.clock().isoformat(), counters))
+    ok = not blocking(results)
+    if not dry_run:
+        rb.journal.event(
+            rb.name,
+            Event.DECOMMISSION_CHECK,
+            status="pass" if ok else "fail",
+            details={"results": [r.to_dict() for r in results]},
+        )
+    return ok, results
+
+
+def check(
+    rb: Runbook, source: MetricWindowSource | None = None, *, dry_run: bool = False
+) -> DecommissionCheck:
+    """``decommission --check``: the evidence, journaled; ``stable`` when it all holds."""
+    ok, results = gather(rb, source, dry_run=dry_run)
+    marked = False
+    if ok and not dry_run and rb.phase is Phase.TRAFFIC_COMPLETE:
+        with rb.step(Action.MARK_STABLE, resumable=True) as step:
+            step.details["evidence"] = [r.to_dict() for r in results]
+        marked = True
+    return DecommissionCheck(rb.name, ok, marked, rb.phase.value, results)
+
+
+def _server_major(dsn: str) -> int:
+    with connect(dsn, role="monolith") as conn:
+        row = conn.execute("SHOW server_version_num").fetchone()
+    return int(row[0]) // 10000 if row else 0
+
+
+def decommission(
+    rb: Runbook,
+    *,
+    source: MetricWindowSource | None = None,
+    remove_route: RouteRemover | None = None,
+    dry_run: bool = False,
+    force: bool = False,
+    reason: str | None = None,
+) -> DecommissionReport:
+    spec, svc, name = rb.spec, rb.service, rb.name
+    report = DecommissionReport(name, rb.phase.value)
+    schema, tables = spec.source.schema_, list(svc.tables)
+    retired = T.retired_schema(name)
+    if rb.phase not in (Phase.TRAFFIC_COMPLETE, Phase.STABLE, Phase.OLD_PATH_REMOVED):
+        rb.check(Action.MARK_STABLE)  # raises PhaseRefused naming what must come first
+
+    if rb.phase is Phase.TRAFFIC_COMPLETE:
+        ok, report.evidence = gather(rb, source, dry_run=dry_run)
+        if dry_run:
+            report.done.append({"step": "mark_stable", "would": "declare stable", "ok": ok})
+            return report
+        if not ok and not force:
+            failed = ", ".join(r.name for r in blocking(report.evidence))
+            raise CheckFailed(
+                f"{name} is not ready to decommission: {failed}",
+                hint=f"see 'strangler decommission {name} --check'",
+            )
+        with rb.step(Action.MARK_STABLE, force=force, reason=reason, resumable=True) as step:
+            step.details["evidence"] = [r.to_dict() for r in report.evidence]
+        report.done.append({"step": "mark_stable", "phase": rb.phase.value})
+
+    if rb.phase is Phase.STABLE:
+        archive_dir = spec.resolve(svc.decommission.archive_dir)
+        if dry_run:
+            report.done.append(
+                {
+                    "step": "remove_old_path",
+                    "would": [
+                        "remove the old route" if remove_route else "no router: route left alone",
+                        f"pg_dump -Fc {', '.join(f'{schema}.{t}' for t in tables)} into "
+                        f"{archive_dir}",
+                        f"ALTER TABLE … SET SCHEMA {retired} for each",
+                    ],
+                }
+            )
+            return report
+        with rb.step(Action.REMOVE_OLD_PATH, force=force, reason=reason, resumable=True) as step:
+            step.details["route"] = (
+                remove_route()
+                if remove_route
+                else {"removed": False, "why": "no router configured"}
+            )
+            archive = _archive(rb, archive_dir, resumed=step.resumed_from is not None)
+            step.details["archive"] = archive
+            with connect(spec.source.dsn, role="monolith") as conn:
+                step.details["retired_schema"] = T.retire_tables(conn, schema, tables, name)
+            rb.progress.clear(ArchiveRecord)
+        report.done.append(
+            {"step": "remove_old_path", "archive": archive, "retired_schema": retired}
+        )
+
+    if rb.phase is Phase.OLD_PATH_REMOVED:
+        renamed = rb.journal.last(name, str(Action.REMOVE_OLD_PATH), status="ok")
+        info = (renamed.details.get("archive") if renamed else None) or {}
+        if dry_run:
+            report.done.append(
+                {"step": "decommission", "would": f"DROP TABLE {', '.join(tables)} in {retired}"}
+            )
+            return report
+        try:
+            rb.check(Action.DECOMMISSION)
+            grace_period_over(rb)
+        except CheckFailed as wait:
+            if not force:
+                report.waiting = wait.message
+                if renamed is not None:
+                    report.until = renamed.at + svc.decommission.drop_old_tables_after
+                report.phase = rb.phase.value
+                return report
+        with rb.step(Action.DECOMMISSION, force=force, reason=reason, resumable=True) as step:
+            _verify_archive(info)
+            with connect(spec.source.dsn, role="monolith") as conn:
+                step.details["dropped"] = T.drop_tables(conn, retired, tables)
+            step.details["archive"] = info
+            if svc.infra and svc.infra.tag:
+                repo = InfraRepo(spec.resolve(svc.infra.repo), author=rb.journal.operator)
+                tag, message = decommission_tag(name)
+                repo.tag(tag, message)
+                step.details["tag"] = tag
+        report.done.append({"step": "decommission", **step.details})
+    report.phase = rb.phase.value
+    return report
+
+
+def _archive(rb: Runbook, archive_dir: Path, *, resumed: bool) -> dict[str, Any]:
+    """Archive the old tables (guard triggers off first), or, resuming a step killed after
+    its archive, take the one it recorded when the file is still intact."""
+    schema, tables = rb.spec.source.schema_, list(rb.service.tables)
+    kept = rb.progress.load(ArchiveRecord)
+    if resumed and kept is not None:
+        path = Path(str(kept.archive.get("path", "")))
+        if path.is_file() and T.sha256_of(path) == kept.archive.get("sha256"):
+            return dict(kept.archive)
+    major = _server_major(rb.spec.source.dsn)
+    # The guard's evidence is in the journal now; its triggers would tie the archive to this
+    # database (restoring them elsewhere fails), so they go first.
+    with connect(rb.spec.source.dsn, role="monolith") as conn:
+        T.remove_guard(conn, schema, tables)
+    stamp = rb.journal.clock().strftime("%Y%m%dT%H%M%SZ")
+    made = T.archive_tables(
+        rb.spec.source.dsn,
+        major,
+        schema,
+        tables,
+        archive_dir / f"{rb.name}-old-tables-{stamp}.dump",
+    ).to_dict()
+    rb.progress.save(ArchiveRecord(made))
+    return made
+
+
+def _verify_archive(info: dict[str, Any]) -> None:
+    """The archive must still be there, byte for byte, before anything is dropped."""
+    path = Path(str(info.get("path", "")))
+    if not info or not path.is_file():
+        raise CheckFailed(
+            f"the archive of the old tables ({path}) is missing; nothing dropped",
+            hint="restore it from backup before dropping the tables",
+        )
+    actual = T.sha256_of(path)
+    if actual != info.get("sha256"):
+        raise CheckFailed(
+            f"the archive {path} changed since it was written (sha256 {actual} ≠ "
+            f"{info.get('sha256')}); nothing dropped"
+        )
+
+
+def plan(rb: ServiceRef, *, inspect: bool = False) -> list[StepPlan]:
+    """The three decommission steps, each with its operations."""
+    svc = rb.service
+    d = svc.decommission
+    schema, tables = rb.spec.source.schema_, list(svc.tables)
+    retired = T.retired_schema(rb.name)
+    router_kind = svc.traffic.router.kind if svc.traffic else None
+    return [
+        StepPlan(
+            action=Action.MARK_STABLE.value,
+            source=Phase.TRAFFIC_COMPLETE.value,
+            target=Phase.STABLE.value,
+            summary=f"gather the decommission evidence over {format_duration(d.stable_for)}",
+            operations=(
+                Operation("monolith", f"write guard on {', '.join(tables)}; count writes"),
+                Operation("journal", "the post-migration checklist, item by item"),
+            ),
+            requires=("a passing decommission check at 100 % traffic",),
+        ),
+        StepPlan(
+            action=Action.REMOVE_OLD_PATH.value,
+            source=Phase.STABLE.value,
+            target=Phase.OLD_PATH_REMOVED.value,
+            summary="remove the old route; archive and rename the old tables",
+            operations=(
+                Operation(
+                    f"router {router_kind}" if router_kind else "router (none)",
+                    "take the monolith off the route",
+                ),
+                Operation(
+                    "monolith", f"pg_dump -Fc {', '.join(f'{schema}.{t}' for t in tables)} + sha256"
+                ),
+                Operation("monolith", f"ALTER TABLE … SET SCHEMA {retired}"),
+            ),
+        ),
+        StepPlan(
+            action=Action.DECOMMISSION.value,
+            source=Phase.OLD_PATH_REMOVED.value,
+            target=Phase.DECOMMISSIONED.value,
+            summary=f"drop the old tables after {format_duration(d.drop_old_tables_after)}",
+            operations=(
+                Operation("file", "check the archive against its sha256"),
+                Operation("monolith", f"DROP TABLE {', '.join(tables)} in {retired}"),
+            ),
+            requires=(f"{format_duration(d.drop_old_tables_after)} since the rename",),
+        ),
+    ]
+
+
+def advance_stable(rb: Runbook, opts: RunOptions) -> Outcome:
+    done = check(rb, metric_source_of(rb.spec, rb.name))
+    if done.marked_stable:
+        return Advanced(Action.MARK_STABLE.value, rb.phase.value, "evidence holds: stable", done)
+    return waiting_or_raise(rb, "decommission check", blocking(done.results))
+
+
+def advance_decommission(rb: Runbook, opts: RunOptions) -> Outcome:
+    before = rb.phase
+    report = decommission(
+        rb,
+        source=metric_source_of(rb.spec, rb.name),
+        remove_route=route_remover(rb.spec, rb.name),
+    )
+    if report.waiting is not None and rb.phase is before:
+        return Waiting("grace_period", report.waiting, until=report.until)
+    steps = ", ".join(d["step"] for d in report.done) or "nothing"
+    return Advanced(report.done[-1]["step"] if report.done else "", rb.phase.value, steps, report)

@@ -1,0 +1,107 @@
+"""The copy of an online service meets its replication slot exactly (issue 5).
+
+For ``strategy: online`` the copy runs *inside* :func:`strangler.pg.sync.cdc.begin`: the
+publication and the logical slot are created first, on a replication connection that exports
+a snapshot, and every copy worker imports that snapshot. The replication connection stays
+open (and idle) until the copy returns. Every row committed before the slot's consistent
+point is in the copy, every later change is in the slot's stream: nothing is missed and
+nothing arrives twice. ``strangler sync`` then applies from the slot; it never copies.
+
+Resuming after kill -9. The exported snapshot dies with the process that held the
+replication connection, so rows copied under it can never be combined with rows copied
+under another snapshot (the stream starts at one point only). Two cases:
+
+- every chunk of the plan was copied under the slot's snapshot and the slot still exists:
+  the rows are complete as of the slot's consistent point, so the copy goes on with what is
+  left (keys, indexes, counts) and sync attaches to the slot where it was created;
+- anything else: the slot, publication and stored position are dropped, the target tables
+  emptied, the finished chunks forgotten, and the copy starts again under a new slot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from strangler.pg.copy.extract import CopyFigures
+from strangler.pg.sync import cdc
+from strangler.pg.sync.pgoutput import format_lsn
+from strangler.pg.sync.slot import check_replica_identity, slot_status
+from strangler.steps.records import CopyPlan, OnlineCopy
+from strangler.steps.runbook import Runbook
+from strangler.steps.wiring import sync_route
+
+__all__ = ["OnlineResult", "copy_online", "refuse_unpublishable", "rows_complete_under_slot"]
+
+Copy = Callable[[str | None], CopyFigures]
+
+
+@dataclass(frozen=True)
+class OnlineResult:
+    figures: CopyFigures
+    slot: str
+    consistent_lsn: str
+    restarted: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "slot": self.slot,
+            "consistent_lsn": self.consistent_lsn,
+            "restarted": self.restarted,
+        }
+
+
+def refuse_unpublishable(rb: Runbook) -> None:
+    """Refuse, before the schema is created, tables the sync could not publish safely."""
+    route = sync_route(rb.spec, rb.name, "forward")
+    with route.connect_source() as src:
+        check_replica_identity(src, route.source_schema, route.tables)
+
+
+def rows_complete_under_slot(rb: Runbook, route: cdc.SyncRoute) -> bool:
+    """Whether an earlier run copied every chunk under the snapshot of the slot that exists."""
+    mine = rb.progress.load(OnlineCopy)
+    plan = rb.progress.load(CopyPlan)
+    if mine is None or plan is None or mine.slot != route.slot:
+        return False
+    done = rb.progress.chunks()
+    for table, parts in plan.bounds.items():
+        for index in range(len(parts)):
+            entry = done.get(f"{table}/{index:05d}")
+            if entry is None or entry.snapshot != mine.snapshot:
+                return False
+    with route.connect_source() as src:
+        return slot_status(src, route.slot).exists
+
+
+def copy_online(rb: Runbook, copy: Copy) -> OnlineResult:
+    """Run ``copy(snapshot)`` so that it meets the service's forward slot exactly.
+
+    ``copy`` is the extraction's copy: given a snapshot id it reads only that snapshot;
+    given None it exports its own (used here only when every row is already copied).
+    """
+    route = sync_route(rb.spec, rb.name, "forward")
+    started_before = (
+        rb.progress.load(OnlineCopy) is not None or rb.progress.load(CopyPlan) is not None
+    )
+    mine = rb.progress.load(OnlineCopy)
+    if started_before and mine is not None and rows_complete_under_slot(rb, route):
+        figures = copy(None)
+        lsn = cdc.attach(route)
+        figures.snapshot = mine.snapshot or figures.snapshot
+        return OnlineResult(figures, route.slot, format_lsn(lsn), restarted=False)
+    if started_before:
+        # The snapshot the finished chunks were read in is gone: start over, cleanly.
+        cdc.end(route)
+        cdc.empty_targets(route)
+        rb.progress.forget_chunks()
+        rb.progress.clear(OnlineCopy)
+    result: list[CopyFigures] = []
+
+    def under_slot(snapshot: str | None) -> None:
+        rb.progress.save(OnlineCopy(route.slot, snapshot))
+        result.append(copy(snapshot))
+
+    lsn = cdc.begin(route, copy=under_slot)
+    return OnlineResult(result[0], route.slot, format_lsn(lsn), restarted=started_before)

@@ -1,0 +1,250 @@
+"""Everything the steps keep in the journal besides intents and outcomes, typed, in one place.
+
+Two kinds of record:
+
+- **progress** (the journal's key/value store, overwritten as work advances): what a resumed
+  step needs to carry on where a killed one stopped: the copy's chunk plan and each finished
+  chunk, the DDL statements already run, the snapshot the online copy met, the running tally
+  of a bake, the write guard's starting counters. Each is a frozen dataclass with its key;
+  :class:`Progress` reads and writes them for one service, so no step spells a key.
+- **events** (append-only journal entries that are facts, not steps): verification
+  results, preflight verdicts, attestations, gate evaluations. Their step names are
+  :class:`Event`.
+
+The JSON shapes are the ones earlier versions wrote, so a journal written before this module
+existed still resumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
+
+if TYPE_CHECKING:
+    from strangler.journal import Journal
+
+__all__ = [
+    "Approved",
+    "ArchiveRecord",
+    "BakeState",
+    "ChunkRecord",
+    "CopyPlan",
+    "CopyWatermark",
+    "Event",
+    "GuardState",
+    "OnlineCopy",
+    "Progress",
+    "Record",
+    "RolledBack",
+    "SchemaCreated",
+]
+
+
+class Event(StrEnum):
+    """Step names of journal events (facts recorded outside any step's intent/outcome)."""
+
+    VERIFY = "verify"
+    PREFLIGHT = "preflight"
+    VALIDATE = "validate"
+    ATTEST = "attest"
+    DECOMMISSION_CHECK = "decommission_check"
+    BAKE = "bake"
+    GATE = "gate"
+    ALERT = "alert"
+    APPROVE_TRAFFIC = "approve_traffic"
+    AWAITING_APPROVAL = "shift_traffic"  # status awaiting_approval, under the step's own name
+    ATTACH_SYNC = "attach_sync"
+    STOP_SYNC = "stop_sync"
+    GUARD_INSTALLED = "guard_installed"
+    RUN = "run"
+
+
+class Record:
+    """A progress record: a frozen dataclass with a journal key and a JSON form."""
+
+    KEY: ClassVar[str]
+
+    def to_json(self) -> Any:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_json(cls, value: Any) -> Self:
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in dict(value).items() if k in names})
+
+
+R = TypeVar("R", bound=Record)
+
+
+@dataclass(frozen=True)
+class SchemaCreated(Record):
+    """The service schema strangler made (and whether it made the role): what rollback drops."""
+
+    KEY: ClassVar[str] = "schema/created"
+    schema: str
+    role: str | None
+    role_created: bool
+
+
+@dataclass(frozen=True)
+class CopyPlan(Record):
+    """The chunks of a copy, ``{table: [[pk, lo, hi], …]}``, fixed before the first row moves
+    so a resumed copy cuts the same ranges."""
+
+    KEY: ClassVar[str] = "copy/plan"
+    bounds: Mapping[str, list[list[Any]]]
+
+    def to_json(self) -> Any:
+        return dict(self.bounds)
+
+    @classmethod
+    def from_json(cls, value: Any) -> Self:
+        return cls(dict(value))
+
+
+@dataclass(frozen=True)
+class ChunkRecord(Record):
+    """One finished chunk of a copy, under ``copy/chunk/<table>/<index>``."""
+
+    PREFIX: ClassVar[str] = "copy/chunk/"
+    rows: int
+    bytes: int
+    format: str
+    snapshot: str | None = None
+
+
+@dataclass(frozen=True)
+class CopyWatermark(Record):
+    """The target's transaction id after the copy's last write and the rows each table had:
+    the proof ``rollback --schema`` needs that nothing wrote to the copy since."""
+
+    KEY: ClassVar[str] = "copy/watermark"
+    xid: str | None
+    rows: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class OnlineCopy(Record):
+    """The slot an online copy met and the snapshot it exported."""
+
+    KEY: ClassVar[str] = "copy/online"
+    slot: str
+    snapshot: str | None
+
+
+@dataclass(frozen=True)
+class BakeState(Record):
+    """Where a bake stands between intervals (the tally of :class:`strangler.metrics.gates.Bake`
+    plus its journal id, status and the clock of its current interval)."""
+
+    KEY: ClassVar[str] = "traffic:bake"
+    weight: float
+    needed: int
+    failed_limit: int
+    max_extensions: int
+    status: str  # baking | complete | stalled
+    bake_id: int
+    on_error: str = "hold"
+    done: int = 0
+    consecutive_failures: int = 0
+    extensions: int = 0
+    evaluated: int = 0
+    # When the interval being baked began (ISO), and what a counting source read then: lets a
+    # later process (``strangler run`` from cron) judge the interval that has elapsed since.
+    interval_start: str | None = None
+    checkpoint: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class RolledBack(Record):
+    """An automatic or manual traffic rollback the walk must not undo by itself."""
+
+    KEY: ClassVar[str] = "traffic:rolled_back"
+    reason: str
+    at: str
+
+
+@dataclass(frozen=True)
+class Approved(Record):
+    """The traffic step a person approved (``shift --approve``)."""
+
+    KEY: ClassVar[str] = "traffic:approved"
+    step: float
+
+    def to_json(self) -> Any:
+        return self.step
+
+    @classmethod
+    def from_json(cls, value: Any) -> Self:
+        return cls(float(value))
+
+
+@dataclass(frozen=True)
+class GuardState(Record):
+    """When the write guard went on the old tables, and their write counters then."""
+
+    KEY: ClassVar[str] = "decommission:guard"
+    installed_at: str
+    counters: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ArchiveRecord(Record):
+    """The archive of the old tables, recorded once written and before they are moved, so
+    a ``remove_old_path`` killed after the archive does not need the tables where they were."""
+
+    KEY: ClassVar[str] = "decommission:archive"
+    archive: Mapping[str, Any]
+
+
+class Progress:
+    """Typed access to one service's progress records."""
+
+    def __init__(self, journal: Journal, service: str) -> None:
+        self.journal = journal
+        self.service = service
+
+    def load(self, kind: type[R]) -> R | None:
+        value = self.journal.get(self.service, kind.KEY)
+        return None if value is None else kind.from_json(value)
+
+    def save(self, record: Record) -> None:
+        self.journal.put(self.service, record.KEY, record.to_json())
+
+    def clear(self, kind: type[Record]) -> None:
+        self.journal.delete(self.service, kind.KEY)
+
+    # Keyed families: one record per chunk, one flag per DDL statement.
+
+    def chunks(self) -> dict[str, ChunkRecord]:
+        """Finished chunks by chunk id (``<table>/<index>``)."""
+        found = self.journal.items(self.service, ChunkRecord.PREFIX)
+        return {
+            k.removeprefix(ChunkRecord.PREFIX): ChunkRecord.from_json(v)
+            for k, v in found.items()
+            if v is not None
+        }
+
+    def save_chunk(self, chunk_id: str, record: ChunkRecord) -> None:
+        self.journal.put(self.service, ChunkRecord.PREFIX + chunk_id, record.to_json())
+
+    def forget_chunks(self) -> None:
+        self.journal.forget(self.service, ChunkRecord.PREFIX)
+
+    _DDL = "copy/ddl/"
+
+    def statements_done(self) -> set[str]:
+        return {k.removeprefix(self._DDL) for k in self.journal.items(self.service, self._DDL)}
+
+    def statement_done(self, key: str) -> None:
+        self.journal.put(self.service, self._DDL + key, True)
+
+    def forget_copy(self) -> None:
+        """Everything a copy stored (after a schema rollback, the next copy starts afresh)."""
+        self.journal.forget(self.service, "copy/")
+
+    def forget_schema(self) -> None:
+        self.journal.forget(self.service, "schema/")

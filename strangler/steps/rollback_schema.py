@@ -1,0 +1,101 @@
+"""``strangler rollback SERVICE --schema`` (→ planned): drop the service schema (and the role
+strangler made) while nothing wrote to it.
+
+Copy strategy: the copy's watermark proves it (:func:`strangler.pg.schema.drop.
+writes_since_copy`). Online, until writes are cut over (the phase rules refuse this step
+after), the write gate refuses the application's writes, so every row came from the monolith
+by the copy or by sync: nothing would be lost, and the sync's slot goes with the schema.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from strangler.errors import CheckFailed
+from strangler.pg.connect import connect
+from strangler.pg.schema.drop import drop, drop_statements, writes_since_copy
+from strangler.pg.sync import cdc
+from strangler.phases import Action, Phase
+from strangler.steps.records import CopyWatermark, SchemaCreated
+from strangler.steps.rollbacks import RollbackRequest
+from strangler.steps.runbook import Runbook
+from strangler.steps.types import Operation, ServiceRef, StepPlan
+from strangler.steps.wiring import sync_route
+
+__all__ = ["SchemaRollback", "plan", "rollback_schema"]
+
+
+@dataclass(frozen=True)
+class SchemaRollback:
+    sql: list[str]
+    dropped: bool
+    schema: str | None = None
+    role_dropped: str | None = None
+    sync: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"sql": self.sql, "dropped": self.dropped}
+        if self.dropped:
+            out.update(schema=self.schema, role_dropped=self.role_dropped)
+        return out
+
+
+def rollback_schema(rb: Runbook, request: RollbackRequest) -> SchemaRollback:
+    rb.check(Action.ROLLBACK_SCHEMA)
+    created = rb.progress.load(SchemaCreated)
+    schema = rb.service.target.schema_
+    if created is None:
+        raise CheckFailed(
+            f"strangler has no record of creating schema {schema!r} for {rb.name}; it drops "
+            "only what it made",
+            hint="drop it by hand if you are sure it is yours",
+        )
+    role = created.role if created.role_created else None
+    statements = drop_statements(schema, role)
+    online = rb.service.strategy == "online"
+    with connect(rb.spec.target_dsn(rb.name), role="service target") as conn:
+        if not online:
+            mark = rb.progress.load(CopyWatermark)
+            changed = writes_since_copy(
+                conn, schema, mark.xid if mark else None, mark.rows if mark else {}
+            )
+            if changed:
+                raise CheckFailed(
+                    f"refusing to drop schema {schema!r}: writes reached it since the copy "
+                    f"({'; '.join(changed)})",
+                    hint="the service schema holds data the monolith may not have; reconcile "
+                    "first (strangler verify) and roll back writes if they were cut over",
+                )
+        text = [s.as_string(conn) + ";" for s in statements]
+        if request.dry_run:
+            return SchemaRollback(text, dropped=False)
+        with rb.step(Action.ROLLBACK_SCHEMA, reason=request.reason) as step:
+            drop(conn, statements)
+            sync = None
+            if online:
+                sync = cdc.end(sync_route(rb.spec, rb.name, "forward"))
+                step.details["sync"] = sync
+            rb.progress.forget_copy()
+            rb.progress.forget_schema()
+            step.details.update(schema=schema, role_dropped=role)
+    return SchemaRollback(text, True, schema, role, sync)
+
+
+def plan(rb: ServiceRef, *, inspect: bool = False) -> StepPlan:
+    svc = rb.service
+    where = f"{rb.name} database" if svc.target.dsn else "monolith instance"
+    role = svc.target.role
+    ops = [Operation(where, f"DROP SCHEMA {svc.target.schema_} CASCADE")]
+    if role and role.create:
+        ops.append(Operation(where, f"DROP ROLE {role.name} (only if strangler created it)"))
+    if svc.strategy == "online":
+        ops.append(Operation("monolith", "drop the forward slot and publication"))
+    return StepPlan(
+        action=Action.ROLLBACK_SCHEMA.value,
+        source=Phase.SCHEMA_READY.value,
+        target=Phase.PLANNED.value,
+        summary="drop the service schema (and its role) while nothing wrote to it",
+        operations=tuple(ops),
+        requires=("no write reached the schema since the copy",),
+    )
