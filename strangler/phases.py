@@ -5,6 +5,10 @@ Forward path (``online`` adds the two steps in brackets)::
     planned → schema_ready → copied → [syncing] → verified → [writes_cut_over]
             → traffic k% … → traffic_complete → stable → old_path_removed → decommissioned
 
+``move`` (one instance, zero copy) goes from ``planned`` to ``copied`` in one step: its
+tables change schema in place (``ALTER TABLE … SET SCHEMA``) and ``copied`` means they are
+in the service's schema; from there it follows ``copy``.
+
 Rollback edges: traffic back to 0 % from any traffic phase; writes back to the monolith
 while reverse sync holds (writes_cut_over → syncing); the schema dropped (→ planned) only
 before writes have been cut over. Each refusal names what must happen first, as the next
@@ -46,6 +50,7 @@ class Phase(StrEnum):
 class Action(StrEnum):
     CREATE_SCHEMA = "create_schema"
     COPY = "copy"
+    MOVE = "move"
     START_SYNC = "start_sync"
     VERIFY = "verify"
     CUTOVER_WRITES = "cutover_writes"
@@ -62,6 +67,7 @@ class Action(StrEnum):
 _COMMAND = {
     Action.CREATE_SCHEMA: "strangler copy {service} --schema-only",
     Action.COPY: "strangler copy {service}",
+    Action.MOVE: "strangler move {service}",
     Action.START_SYNC: "strangler sync {service}",
     Action.VERIFY: "strangler verify {service}",
     Action.CUTOVER_WRITES: "strangler cutover {service}",
@@ -77,6 +83,7 @@ _COMMAND = {
 _DESCRIBE = {
     Action.CREATE_SCHEMA: "create the service schema",
     Action.COPY: "copy the tables",
+    Action.MOVE: "move the tables",
     Action.START_SYNC: "start online sync",
     Action.VERIFY: "verify the copy",
     Action.CUTOVER_WRITES: "cut writes over",
@@ -99,10 +106,13 @@ def _ready_for_traffic(strategy: str) -> Phase:
 
 def forward_path(strategy: str) -> list[tuple[Phase, Action, Phase]]:
     online = strategy == "online"
-    path = [
-        (P.PLANNED, Action.CREATE_SCHEMA, P.SCHEMA_READY),
-        (P.SCHEMA_READY, Action.COPY, P.COPIED),
-    ]
+    if strategy == "move":
+        path = [(P.PLANNED, Action.MOVE, P.COPIED)]
+    else:
+        path = [
+            (P.PLANNED, Action.CREATE_SCHEMA, P.SCHEMA_READY),
+            (P.SCHEMA_READY, Action.COPY, P.COPIED),
+        ]
     if online:
         path += [
             (P.COPIED, Action.START_SYNC, P.SYNCING),
@@ -167,7 +177,10 @@ def _allowed(phase: Phase, action: Action, strategy: str, weight: float | None) 
     if action is Action.ROLLBACK_WRITES:
         return P.SYNCING if phase == P.WRITES_CUT_OVER and strategy == "online" else None
     if action is Action.ROLLBACK_SCHEMA:
-        allowed = {P.SCHEMA_READY, P.COPIED, P.VERIFIED}
+        # move: the tables go back where they were (nothing to lose: they are the same rows)
+        allowed = {P.COPIED, P.VERIFIED}
+        if strategy != "move":
+            allowed.add(P.SCHEMA_READY)
         if strategy == "online":
             allowed.add(P.SYNCING)
         return P.PLANNED if phase in allowed else None
@@ -191,9 +204,17 @@ def _why_not(phase: Phase, action: Action, strategy: str, service: str) -> tuple
         strategy != "online"
     ):
         return (
-            f"{service} uses strategy 'copy'; online sync and write cutover need strategy: online",
+            f"{service} uses strategy {strategy!r}; online sync and write cutover need "
+            "strategy: online",
             None,
         )
+    if action in (Action.CREATE_SCHEMA, Action.COPY) and strategy == "move":
+        return (
+            f"{service} uses strategy 'move': its tables change schema in place, nothing is copied",
+            _COMMAND[Action.MOVE].format(**fmt) if phase is P.PLANNED else None,
+        )
+    if action is Action.MOVE and strategy != "move":
+        return f"{service} uses strategy {strategy!r}; only strategy: move moves tables", None
     if action in (Action.ROLLBACK_TRAFFIC,) and phase not in _TRAFFIC_PHASES:
         return "no traffic has been shifted yet", None
     nxt = next_action(phase, strategy)

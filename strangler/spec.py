@@ -347,7 +347,11 @@ class SyncSpec(_Model):
 class ServiceSpec(_Model):
     tables: list[Identifier]
     target: TargetSpec
-    strategy: Literal["copy", "online"] = "copy"
+    strategy: Literal["copy", "online", "move"] = Field(
+        default="copy",
+        description="copy (runbook patterns 1, 2) | online (pattern 3) | move (same instance: "
+        "ALTER TABLE … SET SCHEMA, compatibility views left for the monolith, nothing copied)",
+    )
     sync: SyncSpec | None = None
     foreign_keys: ForeignKeyPolicy = ForeignKeyPolicy()
     traffic: TrafficSpec | None = None
@@ -407,6 +411,23 @@ class Spec(_Model):
                 raise ValueError(
                     f"services.{name}.sync applies to strategy: online only, and {name} uses "
                     f"strategy: {svc.strategy}; remove sync: or set strategy: online"
+                )
+            if svc.strategy == "move" and not same_instance:
+                raise ValueError(
+                    f"services.{name}.strategy is 'move', which changes the tables' schema in "
+                    "place on the monolith's own instance, but target.dsn names another "
+                    "database; remove target.dsn, or use strategy: copy or online"
+                )
+            if (
+                svc.strategy == "move"
+                and "leaving" in svc.foreign_keys.model_fields_set
+                and svc.foreign_keys.leaving == "drop"
+            ):
+                raise ValueError(
+                    f"services.{name}.foreign_keys.leaving is 'drop', but strategy 'move' keeps "
+                    "the moved tables' foreign keys (the monolith still writes through the "
+                    "compatibility views and relies on them); remove foreign_keys.leaving or "
+                    "set it to 'keep'"
                 )
             if svc.foreign_keys.leaving == "keep" and not same_instance:
                 raise ValueError(

@@ -13,6 +13,11 @@ old route at 0 requests                    metric source: monolith's requests on
 
 The baseline is the monolith's own figures for the route over a window of the same length
 ending when traffic first moved; without a metric source those items are skipped, saying why.
+
+``strategy: move`` has no old tables: the monolith writes through its compatibility views
+into the service's own tables. "No longer written" is then "no role but the service's
+writes them" (the guard of :mod:`strangler.pg.schema.compat`, which needs ``target.role``),
+and the dependents are what the monolith still has on the views and the moved tables.
 The step (:mod:`strangler.steps.decommission`) puts the write guard on first and journals the
 verdicts; these checks only read.
 """
@@ -27,6 +32,7 @@ from strangler.checks.base import CheckContext, CheckResult, Verdict, run_checks
 from strangler.durations import format_duration
 from strangler.pg.connect import connect
 from strangler.pg.copy import retire as T
+from strangler.pg.schema import compat
 
 __all__ = ["RESTART_WINDOW", "MetricWindowSource", "decommission_checks"]
 
@@ -92,8 +98,69 @@ def _no_incident(ctx: CheckContext) -> CheckResult:
     )
 
 
+def _through_views(ctx: CheckContext) -> CheckResult:
+    """``strategy: move``: the guard's log of writes by any role but the service's."""
+    name = "old tables no longer written"
+    svc = ctx.svc
+    target, tables = svc.target.schema_, list(svc.tables)
+    window = svc.decommission.write_window
+    now = ctx.now()
+    guard = ctx.history.guard
+    if svc.target.role is None:
+        return CheckResult(
+            name,
+            Verdict.FAIL,
+            "strategy move tells the monolith's writes (through its views) from the service's "
+            "by the role that makes them, and the spec names no target.role",
+            awaits=None,
+        )
+    if guard is None:
+        return CheckResult(
+            name, Verdict.FAIL, "no write guard on the moved tables yet (dry run: not installed)"
+        )
+    role = svc.target.role.name
+    if guard.installed_now:
+        return CheckResult(
+            name,
+            Verdict.FAIL,
+            f"write guard installed on {', '.join(f'{target}.{t}' for t in tables)} now: no "
+            f"role but {role} may write them for {format_duration(window)} "
+            f"(until {now + window:%Y-%m-%d %H:%M} UTC)",
+            until=now + window,
+        )
+    with connect(ctx.spec.source.dsn, role="monolith") as conn:
+        writes = T.recorded_writes(conn, target, tables)
+    start = guard.installed_at
+    evidence: dict[str, Any] = {"since": start.isoformat(), "writes": writes[-10:]}
+    if writes:
+        w = writes[-1]
+        return CheckResult(
+            name,
+            Verdict.FAIL,
+            f"{len(writes)} write(s) by roles other than {role} recorded since "
+            f"{start:%Y-%m-%d %H:%M} UTC, the last: {w['operation']} on {w['table']} by "
+            f"{w['by']} at {w['at']} (the monolith still writes through its views)",
+            evidence,
+        )
+    held = now - start
+    if held < window:
+        return CheckResult(
+            name,
+            Verdict.FAIL,
+            f"no write but {role}'s for {format_duration(held)} so far; the spec asks for "
+            f"{format_duration(window)} (until {start + window:%Y-%m-%d %H:%M} UTC)",
+            evidence,
+            until=start + window,
+        )
+    return CheckResult(
+        name, Verdict.PASS, f"no write but {role}'s for {format_duration(held)}", evidence
+    )
+
+
 def _old_tables(ctx: CheckContext) -> CheckResult:
     name = "old tables no longer written"
+    if ctx.svc.strategy == "move":
+        return _through_views(ctx)
     schema, tables = ctx.spec.source.schema_, list(ctx.svc.tables)
     window = ctx.svc.decommission.write_window
     now = ctx.now()
@@ -177,7 +244,10 @@ def _dependents(ctx: CheckContext) -> CheckResult:
     name = "nothing else depends on the old tables"
     schema = ctx.spec.source.schema_
     with connect(ctx.spec.source.dsn, role="monolith") as conn:
-        deps = T.dependents(conn, schema, list(ctx.svc.tables))
+        if ctx.svc.strategy == "move":
+            deps = compat.dependents(conn, schema, ctx.svc.target.schema_, list(ctx.svc.tables))
+        else:
+            deps = T.dependents(conn, schema, list(ctx.svc.tables))
     if deps:
         return CheckResult(
             name,

@@ -7,7 +7,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from strangler.render.copy import render_move_plan
 from strangler.steps.create_schema import BoundaryReport
+from strangler.steps.move import MoveReport
 from strangler.steps.sync import SyncMechanism
 from strangler.steps.types import ServicePlan, StepPlan
 
@@ -58,9 +60,21 @@ def render_sync(console: Console, sync: SyncMechanism) -> None:
         console.print(f"  [yellow]warning:[/] {w}")
 
 
+def render_move_report(console: Console, report: MoveReport) -> None:
+    if report.error:
+        console.print(f"  [red]move:[/] cannot be done: {report.error}", highlight=False)
+    elif report.moved:
+        console.print("  [bold]move[/]: done; the compatibility views stand in the monolith")
+    elif report.plan is not None:
+        console.print("  [bold]move[/]: what moves, and what the monolith will see")
+        render_move_plan(console, report.plan)
+
+
 def _render_section(console: Console, name: str, section: Any) -> None:
     if isinstance(section, BoundaryReport):
         render_boundary(console, section)
+    elif isinstance(section, MoveReport):
+        render_move_report(console, section)
     elif isinstance(section, SyncMechanism):
         render_sync(console, section)
     elif isinstance(section, dict):

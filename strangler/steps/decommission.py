@@ -32,6 +32,7 @@ from strangler.pg.connect import connect
 from strangler.pg.copy import retire as T
 from strangler.phases import Action, Phase
 from strangler.spec import Spec
+from strangler.steps import compat as moved_views
 from strangler.steps.preflight import context, waiting_or_raise
 from strangler.steps.records import ArchiveRecord, Event, GuardState
 from strangler.steps.requirements import grace_period_over
@@ -132,6 +133,8 @@ def route_remover(spec: Spec, service: str) -> RouteRemover | None:
 
 def _guard(rb: Runbook, dry_run: bool) -> Guard | None:
     """The write guard on the old tables, put on now (and its counters saved) if missing."""
+    if rb.service.strategy == "move":
+        return moved_views.guard(rb, dry_run)
     schema, tables = rb.spec.source.schema_, list(rb.service.tables)
     saved = rb.progress.load(GuardState)
     with connect(rb.spec.source.dsn, role="monolith") as conn:
@@ -234,7 +237,8 @@ def decommission(
                         "remove the old route" if remove_route else "no router: route left alone",
                         f"pg_dump -Fc {', '.join(f'{schema}.{t}' for t in tables)} into "
                         f"{archive_dir}",
-                        f"ALTER TABLE … SET SCHEMA {retired} for each",
+                        f"ALTER {'VIEW' if svc.strategy == 'move' else 'TABLE'} … SET SCHEMA "
+                        f"{retired} for each",
                     ],
                 }
             )
@@ -245,10 +249,17 @@ def decommission(
                 if remove_route
                 else {"removed": False, "why": "no router configured"}
             )
-            archive = _archive(rb, archive_dir, resumed=step.resumed_from is not None)
-            step.details["archive"] = archive
-            with connect(spec.source.dsn, role="monolith") as conn:
-                step.details["retired_schema"] = T.retire_tables(conn, schema, tables, name)
+            resumed = step.resumed_from is not None
+            if svc.strategy == "move":
+                major = _server_major(spec.source.dsn)
+                archive = moved_views.archive_views(rb, archive_dir, major, resumed=resumed)
+                step.details["archive"] = archive
+                step.details["retired_schema"] = moved_views.retire_views(rb)
+            else:
+                archive = _archive(rb, archive_dir, resumed=resumed)
+                step.details["archive"] = archive
+                with connect(spec.source.dsn, role="monolith") as conn:
+                    step.details["retired_schema"] = T.retire_tables(conn, schema, tables, name)
             rb.progress.clear(ArchiveRecord)
         report.done.append(
             {"step": "remove_old_path", "archive": archive, "retired_schema": retired}
@@ -259,7 +270,11 @@ def decommission(
         info = (renamed.details.get("archive") if renamed else None) or {}
         if dry_run:
             report.done.append(
-                {"step": "decommission", "would": f"DROP TABLE {', '.join(tables)} in {retired}"}
+                {
+                    "step": "decommission",
+                    "would": f"DROP {'VIEW' if svc.strategy == 'move' else 'TABLE'} "
+                    f"{', '.join(tables)} in {retired}",
+                }
             )
             return report
         try:
@@ -274,8 +289,11 @@ def decommission(
                 return report
         with rb.step(Action.DECOMMISSION, force=force, reason=reason, resumable=True) as step:
             _verify_archive(info)
-            with connect(spec.source.dsn, role="monolith") as conn:
-                step.details["dropped"] = T.drop_tables(conn, retired, tables)
+            if svc.strategy == "move":
+                step.details["dropped"] = moved_views.drop_views(rb)
+            else:
+                with connect(spec.source.dsn, role="monolith") as conn:
+                    step.details["dropped"] = T.drop_tables(conn, retired, tables)
             step.details["archive"] = info
             if svc.infra and svc.infra.tag:
                 repo = InfraRepo(spec.resolve(svc.infra.repo), author=rb.journal.operator)
@@ -336,6 +354,10 @@ def plan(rb: ServiceRef, *, inspect: bool = False) -> list[StepPlan]:
     schema, tables = rb.spec.source.schema_, list(svc.tables)
     retired = T.retired_schema(rb.name)
     router_kind = svc.traffic.router.kind if svc.traffic else None
+    # strategy move: the old path is the compatibility views; the guard sits on the tables
+    # and records the writes of every role but the service's
+    what = "VIEW" if svc.strategy == "move" else "TABLE"
+    guarded = svc.target.schema_ if svc.strategy == "move" else schema
     return [
         StepPlan(
             action=Action.MARK_STABLE.value,
@@ -343,7 +365,9 @@ def plan(rb: ServiceRef, *, inspect: bool = False) -> list[StepPlan]:
             target=Phase.STABLE.value,
             summary=f"gather the decommission evidence over {format_duration(d.stable_for)}",
             operations=(
-                Operation("monolith", f"write guard on {', '.join(tables)}; count writes"),
+                Operation(
+                    "monolith", f"write guard on {guarded}.{', '.join(tables)}; count writes"
+                ),
                 Operation("journal", "the post-migration checklist, item by item"),
             ),
             requires=("a passing decommission check at 100 % traffic",),
@@ -361,7 +385,7 @@ def plan(rb: ServiceRef, *, inspect: bool = False) -> list[StepPlan]:
                 Operation(
                     "monolith", f"pg_dump -Fc {', '.join(f'{schema}.{t}' for t in tables)} + sha256"
                 ),
-                Operation("monolith", f"ALTER TABLE … SET SCHEMA {retired}"),
+                Operation("monolith", f"ALTER {what} … SET SCHEMA {retired}"),
             ),
         ),
         StepPlan(
@@ -371,7 +395,7 @@ def plan(rb: ServiceRef, *, inspect: bool = False) -> list[StepPlan]:
             summary=f"drop the old tables after {format_duration(d.drop_old_tables_after)}",
             operations=(
                 Operation("file", "check the archive against its sha256"),
-                Operation("monolith", f"DROP TABLE {', '.join(tables)} in {retired}"),
+                Operation("monolith", f"DROP {what} {', '.join(tables)} in {retired}"),
             ),
             requires=(f"{format_duration(d.drop_old_tables_after)} since the rename",),
         ),

@@ -30,7 +30,13 @@ __all__ = [
 
 # Outcomes after which an earlier verification no longer describes the copy.
 CHANGES_TO_COPY = frozenset(
-    {Action.COPY, Action.CREATE_SCHEMA, Action.ROLLBACK_SCHEMA, Action.ROLLBACK_WRITES}
+    {
+        Action.COPY,
+        Action.MOVE,
+        Action.CREATE_SCHEMA,
+        Action.ROLLBACK_SCHEMA,
+        Action.ROLLBACK_WRITES,
+    }
 )
 
 # The rollbacks whose completion in a rehearsal journal proves "rollback tested in dev".

@@ -35,6 +35,7 @@ __all__ = [
     "CopyWatermark",
     "Event",
     "GuardState",
+    "MoveRecord",
     "OnlineCopy",
     "Progress",
     "Record",
@@ -87,6 +88,22 @@ class SchemaCreated(Record):
     schema: str
     role: str | None
     role_created: bool
+
+
+@dataclass(frozen=True)
+class MoveRecord(Record):
+    """What a move did (``strategy: move``), as :class:`strangler.pg.schema.move.Moved`
+    writes it: what its rollback undoes and what removing the old path finishes."""
+
+    KEY: ClassVar[str] = "move/done"
+    moved: Mapping[str, Any]
+
+    def to_json(self) -> Any:
+        return dict(self.moved)
+
+    @classmethod
+    def from_json(cls, value: Any) -> Self:
+        return cls(dict(value))
 
 
 @dataclass(frozen=True)

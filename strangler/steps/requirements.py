@@ -2,9 +2,10 @@
 
 The phase rules (:mod:`strangler.phases`) say what may follow what; evidence says whether the
 world agrees right now: a passing verification newer than the last change to the copy before
-writes or traffic move, a recent passing preflight before a copy or a cutover, a reverse sync
-that keeps up before traffic moves on an online service, a passing decommission check before
-the service is declared stable, and the grace period before old tables are dropped.
+writes or traffic move, a recent passing preflight before a copy, a move or a cutover, a
+reverse sync that keeps up before traffic moves on an online service, a passing decommission
+check before the service is declared stable, and the grace period before old tables are
+dropped.
 
 :meth:`strangler.steps.runbook.Runbook.step` runs :data:`REQUIREMENTS` ``[action]`` inside the
 service's lock, right before the step acts. The table is written out here (not filled in by
@@ -163,6 +164,7 @@ def grace_period_over(rb: JournaledRef) -> None:
 
 REQUIREMENTS: Mapping[Action, tuple[Requirement, ...]] = {
     Action.COPY: (recent_preflight,),
+    Action.MOVE: (recent_preflight,),
     Action.CUTOVER_WRITES: (fresh_verification, recent_preflight),
     Action.SHIFT_TRAFFIC: (fresh_verification, reverse_sync_healthy),
     Action.MARK_STABLE: (passing_decommission_check,),

@@ -184,6 +184,12 @@ class SyncMechanism:
 
 def mechanism(rb: ServiceRef, *, inspect: bool) -> SyncMechanism:
     svc = rb.service
+    if svc.strategy == "move":
+        return SyncMechanism(
+            mechanism="none (strategy: move)",
+            why="nothing is copied: the monolith and the service use the same tables, the "
+            "monolith through its compatibility views, so there is nothing to keep in sync",
+        )
     if svc.strategy != "online":
         return SyncMechanism(
             mechanism="none (strategy: copy)",

@@ -81,9 +81,24 @@ def verify_service(
     watermark: SyncWatermark | None = None,
     **tuning: Any,
 ) -> VerifyReport:
-    """Compare each table of ``service`` in the monolith with its copy. Changes nothing."""
+    """Compare each table of ``service`` in the monolith with its copy. Changes nothing.
+
+    ``strategy: move``: each of the service's tables with the monolith's compatibility view
+    of it, the table as the source (its primary key names the rows), on the one instance."""
     chosen = _tables(spec, service, tables, mode)
     svc = spec.service(service)
+    if svc.strategy == "move":
+        return verify_tables(
+            service,
+            spec.source.dsn,
+            svc.target.schema_,
+            spec.source.dsn,
+            spec.source.schema_,
+            chosen,
+            mode=mode,
+            recheck=recheck,
+            **tuning,
+        )
     return verify_tables(
         service,
         spec.source.dsn,
@@ -130,14 +145,24 @@ def verify(
 def plan(rb: ServiceRef, *, inspect: bool = False) -> StepPlan:
     svc = rb.service
     online = svc.strategy == "online"
-    ops = [
-        Operation(
-            "monolith and service, at once",
-            f"hash {rb.spec.source.schema_}.{t} and {svc.target.schema_}.{t} by key range; "
-            "cut ranges that differ down to rows",
-        )
-        for t in svc.tables
-    ]
+    if svc.strategy == "move":
+        ops = [
+            Operation(
+                "monolith instance",
+                f"hash {svc.target.schema_}.{t} (the table) and {rb.spec.source.schema_}.{t} "
+                "(the monolith's view of it); cut ranges that differ down to rows",
+            )
+            for t in svc.tables
+        ]
+    else:
+        ops = [
+            Operation(
+                "monolith and service, at once",
+                f"hash {rb.spec.source.schema_}.{t} and {svc.target.schema_}.{t} by key range; "
+                "cut ranges that differ down to rows",
+            )
+            for t in svc.tables
+        ]
     return StepPlan(
         action=Action.VERIFY.value,
         source=(Phase.SYNCING if online else Phase.COPIED).value,

@@ -39,9 +39,11 @@ from strangler.secrets import scrub
 __all__ = [
     "GUARD_SCHEMA",
     "Archive",
+    "add_guard_triggers",
     "archive_tables",
     "dependents",
     "drop_tables",
+    "ensure_write_log",
     "existing",
     "guard_installed",
     "install_guard",
@@ -57,7 +59,7 @@ __all__ = [
 GUARD_SCHEMA = "strangler_guard"
 _TRIGGER = "strangler_guard_write"
 
-_GUARD_DDL = """
+_LOG_DDL = """
 CREATE SCHEMA IF NOT EXISTS {schema};
 CREATE TABLE IF NOT EXISTS {schema}.old_table_writes (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -68,6 +70,9 @@ CREATE TABLE IF NOT EXISTS {schema}.old_table_writes (
     by_role text NOT NULL DEFAULT session_user,
     application text NOT NULL DEFAULT current_setting('application_name')
 );
+"""
+
+_GUARD_DDL = """
 CREATE OR REPLACE FUNCTION {schema}.record_write() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
 BEGIN
@@ -93,24 +98,43 @@ def existing(conn: psycopg.Connection[Any], schema: str, tables: Sequence[str]) 
     return [t for t in tables if t in found]
 
 
+def ensure_write_log(conn: psycopg.Connection[Any]) -> None:
+    """The guard's schema and its log table (idempotent; in the caller's transaction)."""
+    conn.execute(sql.SQL(_LOG_DDL).format(schema=sql.Identifier(GUARD_SCHEMA)))
+
+
+def add_guard_triggers(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    tables: Sequence[str],
+    function: str = "record_write",
+    args: Sequence[str] = (),
+) -> None:
+    """A recording trigger calling ``strangler_guard.<function>(args)`` on each table that
+    has none yet (in the caller's transaction)."""
+    for table in tables:
+        if _has_trigger(conn, schema, table):
+            continue
+        conn.execute(
+            sql.SQL(
+                "CREATE TRIGGER {trg} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {tbl} "
+                "FOR EACH STATEMENT EXECUTE FUNCTION {fn}({args})"
+            ).format(
+                trg=sql.Identifier(_TRIGGER),
+                tbl=sql.Identifier(schema, table),
+                fn=sql.Identifier(GUARD_SCHEMA, function),
+                args=sql.SQL(", ").join(sql.Literal(a) for a in args),
+            )
+        )
+
+
 def install_guard(conn: psycopg.Connection[Any], schema: str, tables: Sequence[str]) -> None:
     """Create the write log and a recording trigger on each table (idempotent)."""
     ident = sql.Identifier(GUARD_SCHEMA)
     with conn.transaction():
+        ensure_write_log(conn)
         conn.execute(sql.SQL(_GUARD_DDL).format(schema=ident))
-        for table in tables:
-            if _has_trigger(conn, schema, table):
-                continue
-            conn.execute(
-                sql.SQL(
-                    "CREATE TRIGGER {trg} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {tbl} "
-                    "FOR EACH STATEMENT EXECUTE FUNCTION {fn}()"
-                ).format(
-                    trg=sql.Identifier(_TRIGGER),
-                    tbl=sql.Identifier(schema, table),
-                    fn=sql.Identifier(GUARD_SCHEMA, "record_write"),
-                )
-            )
+        add_guard_triggers(conn, schema, tables)
 
 
 def _has_trigger(conn: psycopg.Connection[Any], schema: str, table: str) -> bool:
