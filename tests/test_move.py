@@ -14,6 +14,12 @@ from typing import Any
 import psycopg
 import pytest
 
+from strangler.journal import Journal
+from strangler.pg.connect import connect
+from strangler.pg.schema.move_sql import move_statements, run_in_lock
+from strangler.spec import load_spec
+from strangler.steps.move import read_plan
+from strangler.steps.runbook import Runbook
 from tests.fix_pg import Db
 from tests.fix_spec import CliResult
 from tests.move_world import MoveWorld, build, catalog_state, move_world
@@ -317,3 +323,31 @@ def test_row_level_security_with_column_grants_is_refused_before_anything_moves(
     done = cli("move", "order_service", "-f", str(world.spec))
     assert done.code == 2 and "row-level security and column grants" in done.stderr
     assert catalog_state(world.db) == before
+
+
+@pytest.mark.parametrize("committed", [True, False])
+def test_a_move_killed_halfway_is_recorded_or_run_again_never_repeated(
+    cli: Cli, move_world: MoveWorld, committed: bool
+) -> None:
+    world = move_world
+    spec = load_spec(world.spec)
+    with Journal(spec.state_url(), operator="t", command="strangler move") as journal:
+        rb = Runbook(spec, journal, "order_service")
+        with connect(spec.source.dsn) as conn:
+            plan = read_plan(rb, conn)
+            if committed:  # the transaction committed, then the process died
+                before, locked = move_statements(plan, "postgres")
+                run_in_lock(conn, before, locked)
+        journal.intent("order_service", "move", details={"moved": plan.moved().to_json()})
+    done = cli("move", "order_service", "-f", str(world.spec), "-o", "json")
+    assert done.code == 0, done.stderr
+    assert done.json().get("recovered", False) is committed
+    assert "move" in done.json() or committed
+    status = cli("status", "-f", str(world.spec), "-o", "json").json()
+    assert status["services"][0]["phase"] == "copied"
+    assert world.db.execute(
+        "SELECT count(*) FROM pg_views WHERE schemaname = 'public' AND viewname = 'orders'"
+    ) == [(1,)]
+    history = cli("history", "order_service", "-f", str(world.spec), "-o", "json").json()
+    statuses = [e["status"] for e in history["entries"] if e["step"] == "move"]
+    assert statuses.count("ok") == 1 and "crashed" in statuses
