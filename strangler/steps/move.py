@@ -80,8 +80,8 @@ def move(
     rb: Runbook,
     *,
     dry_run: bool = False,
-    lock_timeout: float = 0.5,
-    attempts: int = 30,
+    lock_timeout: float = 0.2,
+    attempts: int = 50,
 ) -> MoveStepResult:
     """Move the service's tables into its schema and leave compatibility views behind.
 

@@ -223,8 +223,8 @@ def run_in_lock(
     *,
     views: tuple[str, Sequence[str]] | None = None,
     tables: tuple[str, Sequence[str]] | None = None,
-    lock_timeout: float = 0.5,
-    attempts: int = 30,
+    lock_timeout: float = 0.2,
+    attempts: int = 50,
     sleep: Callable[[float], None] = time.sleep,
     what: str = "the move",
 ) -> MoveResult:
