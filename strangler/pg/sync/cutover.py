@@ -9,41 +9,64 @@ what makes the refused-write window short and reversible. A refused write fails 
 
 Cutover (runbook phase C)::
 
+    create the reverse slot, ready the drain    (before the window: waits, connections)
     close monolith gate → wait for transactions already writing → mark → drain forward sync
-    → move sequences past the monolith's → drop forward slot → create reverse slot
+    → move sequences past the monolith's → start reverse sync at the service's WAL position
     → open service gate                      (window = close … open, recorded)
+    drop the forward slot                       (after the window)
 
-Rollback is the same backwards. A failure before the new direction exists undoes the gate;
-a process killed after the old slot was dropped is finished by the next call (both sides
-are frozen and equal from that point on). :data:`SWITCH` lists the stages; plans and dry runs
-print them from that list.
+Rollback is the same backwards. The window holds only what must happen while writes are
+refused (issue 16: p99 211 ms, most of it new connections and creating and dropping slots):
+the reverse slot is made before, and sync starts it at the service's WAL position after the
+drain, so what forward sync wrote there meanwhile is never sent back; the forward slot goes
+after. A failure before the new gate opens undoes the old gate. Opening the new gate is the
+point of no return: a process killed after it is finished by the next call (the old slot
+dropped), and one killed before it simply runs again. :data:`SWITCH` lists the stages;
+plans and dry runs print them from that list.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from strangler.pg.sync import cdc
-from strangler.pg.sync.gate import Side, close_gate, install_gate, open_gate
-from strangler.pg.sync.position import emit_mark
-from strangler.pg.sync.slot import lock_waits_named
+from strangler.pg.sync.drain import Drain
+from strangler.pg.sync.gate import Side, close_gate, gate_is_open, install_gate, open_gate
+from strangler.pg.sync.pgoutput import parse_lsn
+from strangler.pg.sync.position import (
+    delete_position,
+    emit_mark,
+    ensure_position,
+    ensure_position_table,
+    start_position,
+)
+from strangler.pg.sync.slot import (
+    check_replica_identity,
+    create_publication,
+    drop_sync_objects,
+    exported_slot,
+    lock_waits_named,
+    slot_status,
+)
 
 __all__ = [
     "SWITCH",
     "Switch",
     "SwitchStep",
+    "apply_sequences",
     "cutover",
     "cutover_stages",
     "describe",
     "move_sequences",
     "rollback",
     "rollback_stages",
+    "sequence_pairs",
     "wait_in_flight",
 ]
 
@@ -66,6 +89,60 @@ def wait_in_flight(
         conn.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(names))
 
 
+SequencePair = tuple[str, str, str]  # (source sequence, target sequence, "schema.table.column")
+
+
+def sequence_pairs(
+    src: psycopg.Connection[Any],
+    src_schema: str,
+    dst: psycopg.Connection[Any],
+    dst_schema: str,
+    tables: Sequence[str],
+) -> list[SequencePair]:
+    """Each column's sequence on both sides (read before a switch's window: names only)."""
+    query = """
+        SELECT t, a.attname, pg_get_serial_sequence(format('%%I.%%I', %s::text, t), a.attname)
+        FROM unnest(%s::text[]) t
+        JOIN pg_attribute a ON a.attrelid = format('%%I.%%I', %s::text, t)::regclass
+        WHERE a.attnum > 0 AND NOT a.attisdropped
+    """
+
+    def found(conn: psycopg.Connection[Any], schema: str) -> dict[tuple[str, str], str]:
+        rows = conn.execute(query, (schema, list(tables), schema)).fetchall()
+        return {(t, c): seq for t, c, seq in rows if seq}
+
+    theirs = found(dst, dst_schema)
+    return [
+        (seq, theirs[key], f"{dst_schema}.{key[0]}.{key[1]}")
+        for key, seq in sorted(found(src, src_schema).items())
+        if key in theirs
+    ]
+
+
+def apply_sequences(
+    src: psycopg.Connection[Any], dst: psycopg.Connection[Any], pairs: Sequence[SequencePair]
+) -> dict[str, int]:
+    """Set each target sequence to at least its source twin's value, so ids never collide:
+    one query on each side, whatever the number of sequences."""
+    if not pairs:
+        return {}
+    rows = src.execute(
+        "SELECT pg_sequence_last_value(s::regclass) FROM unnest(%s::text[]) WITH ORDINALITY "
+        "AS u(s, n) ORDER BY n",
+        ([p[0] for p in pairs],),
+    ).fetchall()
+    used = [(p, int(v)) for p, (v,) in zip(pairs, rows, strict=True) if v is not None and v >= 1]
+    if not used:
+        return {}
+    got = dst.execute(
+        "SELECT setval(s::regclass, greatest(v, (SELECT last_value FROM pg_sequences WHERE "
+        "format('%%I.%%I', schemaname, sequencename)::regclass = s::regclass))) "
+        "FROM unnest(%s::text[], %s::int8[]) WITH ORDINALITY AS u(s, v, n) ORDER BY n",
+        ([p[1] for p, _ in used], [v for _, v in used]),
+    ).fetchall()
+    return {p[2]: int(r[0]) for (p, _), r in zip(used, got, strict=True)}
+
+
 def move_sequences(
     src: psycopg.Connection[Any],
     src_schema: str,
@@ -74,38 +151,7 @@ def move_sequences(
     tables: Sequence[str],
 ) -> dict[str, int]:
     """Set each target sequence to at least its source twin's value, so ids never collide."""
-    moved: dict[str, int] = {}
-    query = """
-        SELECT a.attname, pg_get_serial_sequence(format('%%I.%%I', %s::text, %s::text), a.attname)
-        FROM pg_attribute a
-        WHERE a.attrelid = format('%%I.%%I', %s::text, %s::text)::regclass
-          AND a.attnum > 0 AND NOT a.attisdropped
-    """
-    for table in tables:
-        src_seqs = {c: s for c, s in src.execute(query, (src_schema, table) * 2).fetchall() if s}
-        dst_seqs = {c: s for c, s in dst.execute(query, (dst_schema, table) * 2).fetchall() if s}
-        for column, src_seq in src_seqs.items():
-            dst_seq = dst_seqs.get(column)
-            if dst_seq is None:
-                continue
-            row = src.execute(
-                sql.SQL("SELECT last_value, is_called FROM {}").format(
-                    sql.Identifier(*src_seq.replace('"', "").split(".", 1))
-                )
-            ).fetchone()
-            if row is None:
-                continue
-            value = int(row[0]) if row[1] else int(row[0]) - 1
-            if value < 1:
-                continue
-            got = dst.execute(
-                "SELECT setval(%s::regclass, greatest(%s, (SELECT last_value FROM "
-                "pg_sequences WHERE format('%%I.%%I', schemaname, sequencename)::regclass "
-                "= %s::regclass)))",
-                (dst_seq, value, dst_seq),
-            ).fetchone()
-            moved[f"{dst_schema}.{table}.{column}"] = int(got[0]) if got else value
-    return moved
+    return apply_sequences(src, dst, sequence_pairs(src, src_schema, dst, dst_schema, tables))
 
 
 @dataclass(frozen=True)
@@ -124,15 +170,17 @@ class SwitchStep:
 
 
 SWITCH: tuple[SwitchStep, ...] = (
+    SwitchStep("prepare", "before the window: create the slot and publication {new_slot} (no "
+               "copy: the sides will be equal) and open the drain's connections"),
     SwitchStep("close", "close the write gate on {old}'s tables (SQLSTATE 25006 names the "
                "migration)"),
     SwitchStep("wait", "wait for transactions already writing to {old}'s tables to end"),
     SwitchStep("drain", "mark {old}'s WAL and drain sync from {old_slot} up to the mark"),
     SwitchStep("sequences", "move {new}'s sequences past {old}'s"),
-    SwitchStep("drop", "drop the slot and publication {old_slot}"),
-    SwitchStep("create", "create the slot and publication {new_slot} (no copy: both sides "
-               "are equal)"),
+    SwitchStep("position", "start {new_slot} at {new}'s WAL position now: what sync wrote "
+               "there is not sent back"),
     SwitchStep("open", "open the write gate on {new}'s tables"),
+    SwitchStep("drop", "after the window: drop the slot and publication {old_slot}"),
 )  # fmt: skip
 
 
@@ -147,6 +195,8 @@ class Switch:
     drained_rows: int
     sequences: dict[str, int]
     resumed: bool = False
+    # seconds each stage of the window took, in order (SWITCH's names): where the window goes
+    stages: dict[str, float] = field(default_factory=dict)
 
 
 def _side_name(route: cdc.SyncRoute, side: Side) -> str:
@@ -167,23 +217,45 @@ def rollback_stages(forward: cdc.SyncRoute, reverse: cdc.SyncRoute) -> list[str]
     return describe(reverse, forward, "service", "monolith")
 
 
-def _finish(old: cdc.SyncRoute, new: cdc.SyncRoute, new_side: Side) -> Switch | None:
-    """Finish a switch killed after the point of no return (the old slot dropped).
+def _current_lsn(conn: psycopg.Connection[Any]) -> int:
+    row = conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()
+    assert row is not None
+    return parse_lsn(str(row[0]))
 
-    Both sides' gates were closed then and every change drained, so the two sides are equal:
-    the new direction is created without a copy and its source's gate opened. Returns None
-    when the old direction still exists: nothing irreversible happened, and the switch is
-    simply run again.
+
+def _prepare(
+    new: cdc.SyncRoute, new_src: psycopg.Connection[Any], new_dst: psycopg.Connection[Any]
+) -> None:
+    """Before the window: the new direction's publication and slot (creating a slot waits for
+    the transactions running on its server), with no position yet (a stale one goes)."""
+    check_replica_identity(new_src, new.source_schema, new.tables)
+    create_publication(new_src, new.slot, new.source_schema, new.tables)
+    if not slot_status(new_src, new.slot).exists:
+        with exported_slot(new.source_dsn, new_src, new.slot, export_snapshot=False):
+            pass
+    ensure_position_table(new_dst)
+    delete_position(new_dst, new.slot)
+
+
+def _finish(old: cdc.SyncRoute, new: cdc.SyncRoute, new_side: Side) -> Switch | None:
+    """Finish a switch killed halfway, from where the databases stand; None when nothing
+    irreversible happened and the switch simply runs again.
+
+    Past the point of no return the new side's gate is open: only the old slot is left to
+    drop. An old slot gone with the new gate still closed (a switch of an earlier strangler,
+    which dropped it first) means both sides were frozen and drained: the new direction
+    starts at the new source's position now and its gate opens.
     """
-    if cdc.status(old).slot_exists:
-        return None
-    new_state = cdc.status(new)
-    if not new_state.slot_exists:
-        cdc.begin(new, copy=None)
-    elif new_state.applied_lsn is None:
-        cdc.attach(new)
-    with old.connect_target() as dst:
-        open_gate(dst, old.service, new_side)
+    with old.connect_source() as src, old.connect_target() as dst:
+        opened = gate_is_open(dst, old.service, new_side)
+        if not opened and slot_status(src, old.slot).exists:
+            return None
+        if not opened:
+            _prepare(new, dst, src)
+            ensure_position(src, new.slot, _current_lsn(dst))
+            open_gate(dst, old.service, new_side)
+        drop_sync_objects(src, old.slot)
+        delete_position(dst, old.slot)
     return Switch(new.direction, 0.0, 0, {}, resumed=True)
 
 
@@ -194,8 +266,17 @@ def _switch(
     new_side: Side,
     writers_timeout: float = 10.0,
 ) -> Switch:
-    """Move writes from ``old``'s source to ``new``'s source (they are each other's target)."""
+    """Move writes from ``old``'s source to ``new``'s source (they are each other's target):
+    ``src`` is the old source and the new target, ``dst`` the old target and the new source."""
     service = old.service
+    stages: dict[str, float] = {}
+    clock = [time.monotonic()]
+
+    def stage(name: str) -> None:
+        now = time.monotonic()
+        stages[name] = now - clock[0]
+        clock[0] = now
+
     with old.connect_source() as src, old.connect_target() as dst:
         install_gate(
             src,
@@ -210,30 +291,36 @@ def _switch(
             dst, service, new_side, old.target_schema, old.tables, closed=True,
             lock_timeout=writers_timeout,
         )  # fmt: skip
-        started = time.monotonic()
-        close_gate(src, service, old_side)
-        new_exists = False
-        try:
-            wait_in_flight(src, old.source_schema, old.tables, writers_timeout)
-            mark = emit_mark(src)
-            last = cdc.run(old, until_lsn=mark, poll=0.001, max_poll=0.01)
-            seqs = move_sequences(src, old.source_schema, dst, old.target_schema, old.tables)
-            cdc.end(old)
-            cdc.begin(new, copy=None)
-            new_exists = True
-            open_gate(dst, service, new_side)
-        except BaseException:
-            # Undo: the old direction resumes and its source takes writes again.
-            if not new_exists:
-                with_new = cdc.status(new).slot_exists
-                if with_new:
-                    cdc.end(new)
-                if not cdc.status(old).slot_exists:
-                    cdc.begin(old, copy=None)
+        _prepare(new, dst, src)
+        pairs = sequence_pairs(src, old.source_schema, dst, old.target_schema, old.tables)
+        with Drain(old) as drain:
+            stage("prepare")
+            started = time.monotonic()
+            close_gate(src, service, old_side)
+            stage("close")
+            try:
+                wait_in_flight(src, old.source_schema, old.tables, writers_timeout)
+                stage("wait")
+                last = drain.until(emit_mark(src))
+                stage("drain")
+                seqs = apply_sequences(src, dst, pairs)
+                stage("sequences")
+                start_position(src, new.slot, _current_lsn(dst))
+                stage("position")
+            except BaseException:
+                # Nothing reached the new side: the old direction goes on as it was.
                 open_gate(src, service, old_side)
-            raise
-        window = time.monotonic() - started
-    return Switch(new.direction, window, last.rows, seqs)
+                drop_sync_objects(dst, new.slot)
+                delete_position(src, new.slot)
+                raise
+            open_gate(dst, service, new_side)
+            window = time.monotonic() - started
+            stage("open")
+        # After the window: the old direction ends (a running sync's stream with it).
+        drop_sync_objects(src, old.slot)
+        delete_position(dst, old.slot)
+        stage("drop")
+    return Switch(new.direction, window, last.rows, seqs, stages=stages)
 
 
 def cutover(

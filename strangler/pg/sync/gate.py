@@ -16,7 +16,7 @@ from psycopg import sql
 
 from strangler.pg.sync.slot import lock_waits_named
 
-__all__ = ["Side", "close_gate", "install_gate", "open_gate", "remove_gate"]
+__all__ = ["Side", "close_gate", "gate_is_open", "install_gate", "open_gate", "remove_gate"]
 
 Side = Literal["monolith", "service"]
 _SCHEMA = "_strangler"
@@ -27,9 +27,12 @@ def _function(service: str, side: Side) -> sql.Identifier:
     return sql.Identifier(_SCHEMA, f"writes_{service}_{side}")
 
 
+_OPEN_BODY = "BEGIN RETURN NULL; END"
+
+
 def _define(conn: psycopg.Connection[Any], service: str, side: Side, refuse: str | None) -> None:
     if refuse is None:
-        body = "BEGIN RETURN NULL; END"
+        body = _OPEN_BODY
     else:
         body = (
             sql.SQL(
@@ -98,6 +101,16 @@ def install_gate(
                     _function(service, side),
                 )
             )
+
+
+def gate_is_open(conn: psycopg.Connection[Any], service: str, side: Side) -> bool:
+    """Whether ``side``'s gate lets the application's writes through (False: closed, or not
+    installed at all)."""
+    row = conn.execute(
+        "SELECT prosrc FROM pg_proc WHERE oid = to_regproc(%s)",
+        (_function(service, side).as_string(conn),),
+    ).fetchone()
+    return row is not None and row[0] == _OPEN_BODY
 
 
 def close_gate(conn: psycopg.Connection[Any], service: str, side: Side) -> None:
