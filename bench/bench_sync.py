@@ -446,7 +446,7 @@ class Bench:
                     done = cut.rollback(self.fwd, self.rev)
                     app.owner, route = "monolith", self.fwd
                 windows.append(done.window_seconds)
-                for name, seconds in done.stages.items():
+                for name, seconds in getattr(done, "stages", {}).items():
                     self.stages.setdefault(name, []).append(seconds)
                 syncer.finish()
                 app.pause()

@@ -8,7 +8,7 @@ Resumable: a cutover killed halfway is finished from where the databases stand
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from strangler.pg.sync import cutover as switch
@@ -28,6 +28,7 @@ class CutoverResult:
     sequences: dict[str, int]
     reverse_slot: str
     resumed: bool = False
+    stages: dict[str, float] = field(default_factory=dict)  # seconds per stage
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -36,6 +37,7 @@ class CutoverResult:
             "sequences": self.sequences,
             "reverse_slot": self.reverse_slot,
             "resumed": self.resumed,
+            "stages_ms": {k: round(v * 1000, 1) for k, v in self.stages.items()},
         }
 
 
@@ -49,9 +51,14 @@ def cutover(
             fwd, rev, writers_timeout=writers_timeout, resume=step.resumed_from is not None
         )
         step.details.update(
-            window_seconds=done.window_seconds, sequences=done.sequences, resumed=done.resumed
+            window_seconds=done.window_seconds,
+            sequences=done.sequences,
+            resumed=done.resumed,
+            stages=done.stages,
         )
-    return CutoverResult(rb.name, done.window_seconds, done.sequences, rev.slot, done.resumed)
+    return CutoverResult(
+        rb.name, done.window_seconds, done.sequences, rev.slot, done.resumed, done.stages
+    )
 
 
 def plan(rb: ServiceRef, *, inspect: bool = False) -> StepPlan:
