@@ -66,6 +66,8 @@ def test_strangler_run_takes_a_move_from_plan_to_decommissioned(
     code, result = _run(cli, world, "--until", "verified")
     assert code == 0 and result["phase"] == "verified", result
     assert [s["action"] for s in result["steps"]] == ["move", "verify"]  # type: ignore[union-attr]
+    moved = cli("plan", "order_service", "-f", str(world.spec), "-o", "json").json()
+    assert moved["services"][0]["move"] == {"plan": None, "moved": True, "error": None}
     with world.as_app() as app:
         (oid,) = app.execute(
             "INSERT INTO orders (customer_id, code) VALUES (1, 'live') RETURNING id"
