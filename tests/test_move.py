@@ -351,3 +351,48 @@ def test_a_move_killed_halfway_is_recorded_or_run_again_never_repeated(
     history = cli("history", "order_service", "-f", str(world.spec), "-o", "json").json()
     statuses = [e["status"] for e in history["entries"] if e["step"] == "move"]
     assert statuses.count("ok") == 1 and "crashed" in statuses
+
+
+PARTITIONED = """
+CREATE TABLE public.events (id bigint NOT NULL, at date NOT NULL, what text,
+    PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+CREATE TABLE public.events_2025 PARTITION OF public.events
+    FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE TABLE public.events_2026 PARTITION OF public.events
+    FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+INSERT INTO public.events SELECT g, date '2025-06-01' + g, 'e' || g FROM generate_series(1, 400) g;
+"""
+
+
+def test_a_partitioned_table_moves_with_its_partitions(cli: Cli, move_world: MoveWorld) -> None:
+    world = move_world
+    world.db.execute(PARTITIONED + f"GRANT SELECT, INSERT ON public.events TO {world.app}")
+    world.spec.write_text(world.spec.read_text().replace("[orders, order_items]", "[events]"))
+    _moved(cli, world)
+    where = world.db.execute(
+        "SELECT c.relname, n.nspname, c.relkind::text FROM pg_class c JOIN pg_namespace n "
+        "ON n.oid = c.relnamespace WHERE c.relname LIKE 'events%' AND c.relkind IN "
+        "('r', 'p', 'v') ORDER BY 2, 1"
+    )
+    assert where == [
+        ("events", "order_service", "p"),
+        ("events_2025", "order_service", "r"),
+        ("events_2026", "order_service", "r"),
+        ("events", "public", "v"),
+        ("events_2025", "public", "v"),
+        ("events_2026", "public", "v"),
+    ]
+    with world.as_app() as app:
+        app.execute("INSERT INTO events VALUES (1000, '2026-03-01', 'through the view')")
+        assert app.execute("SELECT count(*) FROM events").fetchone() == (401,)
+    assert world.db.execute("SELECT count(*) FROM order_service.events_2026 WHERE id = 1000") == [
+        (1,)
+    ]
+    done = cli("verify", "order_service", "-f", str(world.spec), "-o", "json")
+    assert done.code == 0, done.stdout
+    back = cli("rollback", "order_service", "--schema", "--reason", "t", "-f", str(world.spec))
+    assert back.code == 0, back.stderr
+    assert world.db.execute(
+        "SELECT count(*) FROM pg_class WHERE relname LIKE 'events%' AND relkind IN ('r', 'p') "
+        "AND relnamespace = 'public'::regnamespace"
+    ) == [(3,)]
