@@ -9,7 +9,7 @@ have committed just before a crash, asks the catalog whether their object alread
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -21,6 +21,8 @@ from strangler.pg.schema.catalog import Catalog
 from strangler.pg.schema.ddl import Statement, search_path
 
 __all__ = ["count_rows", "existing_keys", "run_statements", "set_sequences"]
+
+_INTEGERS = frozenset({20, 21, 23, 1700})  # int8, int2, int4, numeric
 
 
 def existing_keys(conn: psycopg.Connection[Any], schema: str) -> set[str]:
@@ -60,6 +62,7 @@ def run_statements(
     jobs: int,
     skip: set[str],
     on_done: Callable[[Statement], None],
+    path: Sequence[str] = (),
 ) -> int:
     """Run ``statements`` not in ``skip`` with ``jobs`` connections; returns how many ran."""
     todo = [s for s in statements if s.key not in skip]
@@ -73,7 +76,7 @@ def run_statements(
         conn = getattr(local, "conn", None)
         if conn is None:
             conn = connect(dsn, role="service target")
-            conn.execute(search_path(schema, local=False))
+            conn.execute(search_path(schema, local=False, then=path))
             local.conn = conn
             with lock:
                 opened.append(conn)
@@ -115,13 +118,21 @@ def set_sequences(
             )
         ).fetchone()
         candidates = [int(row[0])] if row and row[1] else []
+        # Every moved column that draws from it: its owner, and defaults that name it
+        # without owning it (a sequence several tables share).
+        users = set(seq.used_by)
         if seq.owner_table and seq.owner_column:
-            agg = "max" if seq.increment > 0 else "min"
+            users.add((seq.owner_table, seq.owner_column))
+        agg = "max" if seq.increment > 0 else "min"
+        numeric = {
+            (t.name, c.name) for t in catalog.tables for c in t.columns if c.type_oid in _INTEGERS
+        }
+        for table, column in sorted(users & numeric):
             top = target.execute(
-                sql.SQL("SELECT {}({}) FROM {}").format(
+                sql.SQL("SELECT {}({})::numeric FROM {}").format(
                     sql.SQL(agg),
-                    sql.Identifier(seq.owner_column),
-                    sql.Identifier(target_schema, seq.owner_table),
+                    sql.Identifier(column),
+                    sql.Identifier(target_schema, table),
                 )
             ).fetchone()
             if top and top[0] is not None:
