@@ -31,7 +31,7 @@ def existing_keys(conn: psycopg.Connection[Any], schema: str) -> set[str]:
     rows = conn.execute(
         """SELECT c.relname, con.conname, con.contype::text, con.convalidated
            FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid
-           WHERE c.relnamespace = to_regnamespace(%s)""",
+           WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = %s)""",
         (schema,),
     ).fetchall()
     for table, name, kind, valid in rows:
@@ -41,13 +41,13 @@ def existing_keys(conn: psycopg.Connection[Any], schema: str) -> set[str]:
             out.add(f"validate:{table}:{name}")
     for table, name in conn.execute(
         """SELECT t.relname, i.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
-           JOIN pg_class t ON t.oid = x.indrelid WHERE t.relnamespace = to_regnamespace(%s)""",
+           JOIN pg_class t ON t.oid = x.indrelid WHERE t.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = %s)""",
         (schema,),
     ).fetchall():
         out.add(f"index:{table}:{name}")
     for table, name in conn.execute(
         """SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-           WHERE c.relnamespace = to_regnamespace(%s) AND NOT t.tgisinternal""",
+           WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = %s) AND NOT t.tgisinternal""",
         (schema,),
     ).fetchall():
         out.add(f"trigger:{table}:{name}")
