@@ -41,13 +41,15 @@ def existing_keys(conn: psycopg.Connection[Any], schema: str) -> set[str]:
             out.add(f"validate:{table}:{name}")
     for table, name in conn.execute(
         """SELECT t.relname, i.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
-           JOIN pg_class t ON t.oid = x.indrelid WHERE t.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = %s)""",
+           JOIN pg_class t ON t.oid = x.indrelid
+           WHERE t.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = %s)""",
         (schema,),
     ).fetchall():
         out.add(f"index:{table}:{name}")
     for table, name in conn.execute(
         """SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-           WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = %s) AND NOT t.tgisinternal""",
+           WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = %s)
+             AND NOT t.tgisinternal""",
         (schema,),
     ).fetchall():
         out.add(f"trigger:{table}:{name}")

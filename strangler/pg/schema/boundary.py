@@ -159,7 +159,8 @@ ORDER BY 1, 2
 
 _PUBLIC_READABLE = """
 SELECT c.relname FROM pg_class c, aclexplode(c.relacl) a
-WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = %(schema)s) AND c.relkind IN ('r', 'p', 'v', 'm')
+WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = %(schema)s)
+  AND c.relkind IN ('r', 'p', 'v', 'm')
   AND a.grantee = 0 AND a.privilege_type = 'SELECT' AND NOT c.oid = ANY(%(oids)s)
 ORDER BY 1
 """

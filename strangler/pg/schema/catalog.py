@@ -270,11 +270,14 @@ def _resolve(cur: psycopg.Cursor[Any], schema: str, names: list[str]) -> list[in
     """The OIDs of the named tables plus all their partitions; BadInput lists what is missing."""
     cur.execute(
         "SELECT c.relname, c.oid, c.relkind FROM pg_class c "
-        "WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = %(schema)s) AND c.relname = ANY(%(names)s)",
+        "WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = %(schema)s) "
+        "AND c.relname = ANY(%(names)s)",
         {"schema": schema, "names": names},
     )
     found = {r["relname"]: r for r in cur.fetchall()}
-    absent = cur.execute("SELECT NOT EXISTS (SELECT FROM pg_namespace WHERE nspname = %s) AS a", (schema,)).fetchone()
+    absent = cur.execute(
+        "SELECT NOT EXISTS (SELECT FROM pg_namespace WHERE nspname = %s) AS a", (schema,)
+    ).fetchone()
     if absent and absent["a"]:
         raise BadInput(
             f"the monolith has no schema {schema!r}",
@@ -284,7 +287,8 @@ def _resolve(cur: psycopg.Cursor[Any], schema: str, names: list[str]) -> list[in
     not_tables = [n for n in names if n in found and found[n]["relkind"] not in ("r", "p")]
     if missing or not_tables:
         cur.execute(
-            "SELECT relname FROM pg_class WHERE relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = %s) "
+            "SELECT relname FROM pg_class "
+            "WHERE relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = %s) "
             "AND relkind IN ('r', 'p') AND NOT relispartition ORDER BY relname",
             (schema,),
         )
@@ -301,7 +305,9 @@ def _resolve(cur: psycopg.Cursor[Any], schema: str, names: list[str]) -> list[in
         )
     roots = [found[n]["oid"] for n in names]
     cur.execute(
-        "SELECT t.relid::oid AS oid, c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = %(schema)s) AS same_schema, "
+        "SELECT t.relid::oid AS oid, "
+        "c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = %(schema)s) "
+        "AS same_schema, "
         "c.relname, t.level FROM unnest(%(roots)s::oid[]) r, pg_partition_tree(r) t "
         "JOIN pg_class c ON c.oid = t.relid ORDER BY t.level, c.relname",
         {"schema": schema, "roots": roots},

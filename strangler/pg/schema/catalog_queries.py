@@ -31,7 +31,8 @@ SELECT c.oid, c.relname, c.relkind, c.relpersistence = 'u' AS unlogged, c.relisp
        greatest(c.reltuples, 0)::bigint AS estimated_rows,
        pg_table_size(c.oid) AS bytes
 FROM pg_class c
-WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = %(schema)s) AND c.relkind IN ('r', 'p')
+WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = %(schema)s)
+  AND c.relkind IN ('r', 'p')
   AND c.oid = ANY(%(oids)s)
 """
 
@@ -100,7 +101,8 @@ ORDER BY t.tgrelid, t.tgname
 TRIGGER_FUNCTIONS = """
 SELECT p.proname, l.lanname, p.prosrc, p.prosecdef, p.provolatile::text AS volatility
 FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
-WHERE p.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = %(schema)s) AND p.proname = ANY(%(names)s)
+WHERE p.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = %(schema)s)
+  AND p.proname = ANY(%(names)s)
   AND p.prorettype = 'trigger'::regtype AND p.pronargs = 0
 ORDER BY p.proname
 """

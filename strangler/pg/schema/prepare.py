@@ -164,9 +164,12 @@ def refuse_missing(extensions: Sequence[ExtensionPlan], *, create: bool) -> None
 
 def schema_state(target: psycopg.Connection[Any], schema: str) -> tuple[bool, list[str]]:
     """Whether ``schema`` exists on the target, and the relations it holds."""
-    exists = target.execute("SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = %s)", (schema,)).fetchone()
+    exists = target.execute(
+        "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = %s)", (schema,)
+    ).fetchone()
     rels = target.execute(
-        "SELECT relname FROM pg_class WHERE relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = %s) "
+        "SELECT relname FROM pg_class "
+        "WHERE relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = %s) "
         "AND relkind IN ('r', 'p', 'v', 'm', 'S') ORDER BY relname",
         (schema,),
     ).fetchall()
