@@ -191,3 +191,18 @@ def test_online_copy_refuses_a_table_without_replica_identity_before_creating_an
     assert 'ALTER TABLE "public"."items" REPLICA IDENTITY FULL' in refused.stderr
     assert target_db.execute("SELECT count(*) FROM pg_namespace WHERE nspname = 'svc'") == [(0,)]
     assert _slots(source_db) == []
+
+
+def test_online_copy_refuses_an_unlogged_table_in_plan_and_before_creating_anything(
+    source_db, target_db, tmp_path, cli
+):
+    make_shop(source_db, None, rows=10)
+    source_db.execute("ALTER TABLE public.items SET UNLOGGED")
+    spec = _spec(tmp_path, source_db, target_db)
+    planned = cli("plan", "shop", "-f", str(spec))
+    assert planned.code == 0 and "UNLOGGED" in planned.stdout + planned.stderr
+    refused = cli("copy", "shop", "-f", str(spec))
+    assert refused.code == 1
+    assert "public.items is UNLOGGED" in refused.stderr and "SET LOGGED" in refused.stderr
+    assert target_db.execute("SELECT count(*) FROM pg_namespace WHERE nspname = 'svc'") == [(0,)]
+    assert _slots(source_db) == []

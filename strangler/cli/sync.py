@@ -91,6 +91,13 @@ def sync(
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
         started, total = time.monotonic(), 0
+        if output is Output.text:
+            console.print(
+                f"{route.direction} sync of {service}: {route.source_schema} → "
+                f"{route.target_schema} ({route.source_role} → {route.target_role}), slot "
+                f"{route.slot}",
+                markup=False,
+            )
 
         def show(r: Round) -> None:
             nonlocal total
@@ -109,10 +116,16 @@ def sync(
             rb, stop=stop, on_round=show, once=once, until_caught_up=until_caught_up
         )
     lag = done.status.lag_bytes if done.status else None
+    if done.handed_over:
+        # Not a crash: a cutover (or its rollback) took the slot over, on purpose (exit 0).
+        emit(output, done.to_dict(), lambda: console.print(done.handed_over, markup=False))
+        return
     emit(
         output,
         done.to_dict(),
-        lambda: console.print(f"stopped; lag {lag} bytes, slot {route.slot} kept"),
+        lambda: console.print(
+            f"{route.direction} sync stopped; lag {lag} bytes, slot {route.slot} kept"
+        ),
     )
 
 

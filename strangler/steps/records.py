@@ -58,6 +58,7 @@ class Event(StrEnum):
     AWAITING_APPROVAL = "shift_traffic"  # status awaiting_approval, under the step's own name
     ATTACH_SYNC = "attach_sync"
     STOP_SYNC = "stop_sync"
+    SYNC = "sync"  # a sync run that failed, or ended because a cutover took its slot
     GUARD_INSTALLED = "guard_installed"
     RUN = "run"
 

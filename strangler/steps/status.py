@@ -29,12 +29,17 @@ class SyncLine:
     retained_wal_bytes: int | None = None
     applied_at: Any = None
     error: str | None = None
+    # running (a reader holds the slot) | idle (the slot waits for 'strangler sync') |
+    # stopped (no slot: 'sync --stop' or a failed copy removed it) | failed (the last run
+    # stopped on an error, see strangler history)
+    state: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         if self.error is not None:
             return {"direction": self.direction, "error": self.error}
         return {
             "direction": self.direction,
+            "state": self.state,
             "slot": self.slot,
             "slot_exists": self.slot_exists,
             "lag_bytes": self.lag_bytes,
@@ -103,7 +108,9 @@ class ServiceStatus:
         return out
 
 
-def _sync_line(spec: Spec, service: str, phase: Phase) -> tuple[SyncLine | None, list[str]]:
+def _sync_line(
+    spec: Spec, journal: Journal, service: str, phase: Phase
+) -> tuple[SyncLine | None, list[str]]:
     if spec.service(service).strategy != "online":
         return None, []
     direction = direction_in(phase)
@@ -113,6 +120,39 @@ def _sync_line(spec: Spec, service: str, phase: Phase) -> tuple[SyncLine | None,
         info = cdc.status(sync_route(spec, service, direction))
     except StranglerError as exc:
         return SyncLine(direction, error=exc.message), []
+    warnings = list(info.warnings)
+    state = "running" if info.active_pid else "idle"
+    failed = journal.last(service, Event.SYNC, status="failed")
+    if not info.slot_exists:
+        state = "stopped"
+        stop = journal.last(service, Event.STOP_SYNC)
+        how = (
+            f"removed by 'strangler sync {service} --stop' at {stop.at:%Y-%m-%d %H:%M} UTC "
+            f"({stop.operator})"
+            if stop
+            else "gone"
+        )
+        follows = (
+            "the service's schema no longer follows the monolith: 'strangler rollback "
+            f"{service} --schema' then 'strangler copy {service}' start over"
+            if direction == "forward"
+            else "the monolith's tables no longer follow the service's, so 'strangler "
+            f"rollback {service} --writes' would lose what the service writes from now on"
+        )
+        warnings.insert(0, f"{direction} sync is stopped: slot {info.slot} was {how}; {follows}")
+    elif (
+        failed is not None
+        and failed.details.get("direction") == direction
+        and not info.active_pid
+        and (info.applied_at is None or info.applied_at < failed.at)
+    ):
+        # Nothing applied since it failed: it is still stopped on that error.
+        state = "failed"
+        warnings.insert(
+            0,
+            f"the last {direction} sync stopped on an error at {failed.at:%Y-%m-%d %H:%M} "
+            f"UTC and nothing was applied since: {failed.details.get('error')}",
+        )
     return (
         SyncLine(
             direction,
@@ -121,8 +161,9 @@ def _sync_line(spec: Spec, service: str, phase: Phase) -> tuple[SyncLine | None,
             info.lag_bytes,
             info.retained_wal_bytes,
             info.applied_at,
+            state=state,
         ),
-        list(info.warnings),
+        warnings,
     )
 
 
@@ -132,7 +173,7 @@ def service_status(spec: Spec, journal: Journal, name: str) -> ServiceStatus:
     last = hist[-1] if hist else None
     verdicts = [journal.last(name, Event.VERIFY, status=v) for v in ("passed", "failed")]
     verified = max((e for e in verdicts if e), key=lambda e: e.id, default=None)
-    sync, warnings = _sync_line(spec, name, Phase(st.phase))
+    sync, warnings = _sync_line(spec, journal, name, Phase(st.phase))
     return ServiceStatus(
         service=name,
         strategy=spec.services[name].strategy,
