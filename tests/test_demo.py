@@ -37,9 +37,9 @@ def test_demo_runs_every_built_phase(cli: Callable[..., CliResult], demo_dir: Pa
 
 @pytest.mark.slow
 def test_demo_with_strategy_copy_skips_sync_and_cutover(
-    cli: Callable[..., CliResult], tmp_path: Path
+    cli: Callable[..., CliResult], demo_dir: Path
 ) -> None:
-    done = cli("demo", "--scale", "300", "--strategy", "copy", "--dir", str(tmp_path / "d"))
+    done = cli("demo", "--scale", "300", "--strategy", "copy", "--dir", str(demo_dir))
     assert done.code == 0, done.stdout + done.stderr
     for act in ("write load", "sync", "cutover"):
         assert f"skipped: {act} is for strategy: online" in done.stdout
