@@ -22,7 +22,8 @@ from strangler.cli.app import (
     emit,
     session,
 )
-from strangler.errors import file_problem
+from strangler.durations import parse_duration
+from strangler.errors import BadInput, file_problem
 from strangler.render.checks import render_results as _render
 from strangler.steps import preflight as checklists
 
@@ -144,12 +145,19 @@ def alarms(
         AlarmFormat, typer.Option("--format", help="terraform or prometheus.")
     ] = AlarmFormat.terraform,
     prefix: Annotated[str, typer.Option(help="Alarm name prefix.")] = "strangler-",
+    sync_lag: Annotated[
+        str, typer.Option("--sync-lag", help="Sync lag that alarms (a duration: 60s, 5m).")
+    ] = "60s",
     out: Annotated[Path | None, typer.Option("--out", help="Write to this file.")] = None,
     file: SpecOpt = None,
 ) -> None:
     """Print the service's 5xx, latency and sync-lag alarms as Terraform or Prometheus rules."""
+    try:
+        lag = parse_duration(sync_lag).total_seconds()
+    except ValueError as exc:
+        raise BadInput(f"--sync-lag: {exc}", hint="for example --sync-lag 60s") from None
     with session(file) as s:
-        a = alarm_set(service, s.spec.service(service), prefix)
+        a = alarm_set(service, s.spec.service(service), prefix, lag_seconds=lag)
     text = render_terraform(a) if format is AlarmFormat.terraform else render_prometheus(a)
     if out is None:
         typer.echo(text, nl=False)

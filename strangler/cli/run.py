@@ -16,9 +16,9 @@ from strangler.cli.app import (
     app,
     console,
     emit,
-    err_console,
     session,
 )
+from strangler.cli.observe import LogFormat, LogFormatOpt, Logger, MetricsPortOpt, observing
 from strangler.errors import BadInput
 from strangler.phases import Phase
 from strangler.render.plan import render_step_plan
@@ -44,6 +44,8 @@ def run_cmd(
         ),
     ] = False,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=64, help="Copy workers.")] = 2,
+    metrics_port: MetricsPortOpt = None,
+    log_format: LogFormatOpt = LogFormat.text,
     file: SpecOpt = None,
     operator: OperatorOpt = None,
     dry_run: DryRunOpt = False,
@@ -71,8 +73,8 @@ def run_cmd(
                 f"--until {until!r} is not a phase",
                 hint="one of: " + ", ".join(p.value for p in Phase),
             ) from None
-    say = err_console.print if output is Output.json else console.print
-    opts = RunOptions(jobs=jobs, say=lambda text: say(text, markup=False))
+    log = Logger(log_format, "strangler run", to_stderr=output is Output.json)
+    opts = RunOptions(jobs=jobs, say=lambda text: log.info(text))
     with session(file, operator) as s:
         names = sorted(s.spec.services) if all_services else [str(service)]
         for name in names:
@@ -91,13 +93,14 @@ def run_cmd(
             emit(output, {"dry_run": True, "services": data}, render_plans)
             return
         results = []
-        for name in names:
-            rb = s.runbook(name)
-            results.append(
-                run_until_done(rb, until=stop_at, options=opts)
-                if wait
-                else run(rb, until=stop_at, options=opts)
-            )
+        with observing(s.spec, names, metrics_port, log):
+            for name in names:
+                rb = s.runbook(name)
+                results.append(
+                    run_until_done(rb, until=stop_at, options=opts)
+                    if wait
+                    else run(rb, until=stop_at, options=opts)
+                )
 
     def render() -> None:
         for r in results:

@@ -21,6 +21,9 @@ from strangler.cli.app import (
     emit,
     session,
 )
+from strangler.cli.observe import LogFormat, LogFormatOpt, Logger, MetricsPortOpt, observing
+from strangler.durations import format_bytes
+from strangler.metrics_export import Metrics
 from strangler.pg.sync.apply import Round
 from strangler.phases import Action
 from strangler.render.plan import render_step_plan
@@ -43,6 +46,8 @@ def sync(
     until_caught_up: Annotated[
         bool, typer.Option("--until-caught-up", help="Exit when everything committed is applied.")
     ] = False,
+    metrics_port: MetricsPortOpt = None,
+    log_format: LogFormatOpt = LogFormat.text,
     file: SpecOpt = None,
     operator: OperatorOpt = None,
     dry_run: DryRunOpt = False,
@@ -91,28 +96,48 @@ def sync(
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
         started, total = time.monotonic(), 0
+        log = Logger(log_format, f"strangler sync {service}", to_stderr=output is Output.json)
+        exported: list[Metrics] = []
 
         def show(r: Round) -> None:
             nonlocal total
             total += r.rows
-            if output is Output.text and (r.rows or once):
-                rate = total / max(1e-6, time.monotonic() - started)
+            rate = total / max(1e-6, time.monotonic() - started)
+            for metrics in exported:
+                metrics.set(
+                    "strangler_sync_apply_rows_per_second",
+                    rate,
+                    service=service,
+                    direction=route.direction,
+                )
+            if r.rows or once:
                 lag = max(r.lags) if r.lags else 0.0
-                console.print(
+                log.info(
                     f"{route.direction}: {r.rows} rows in {r.transactions} txns · "
                     f"{rate:,.0f} rows/s · lag {lag:.3f}s · last xid {r.last_xid} · "
                     f"position {r.position:X}"
-                    + (f" · TRUNCATE {r.truncated}" if r.truncated else "")
+                    + (f" · TRUNCATE {', '.join(r.truncated)}" if r.truncated else ""),
+                    direction=route.direction,
+                    rows=r.rows,
+                    transactions=r.transactions,
+                    rows_per_second=round(rate, 1),
+                    lag_seconds=round(lag, 3),
+                    position=f"{r.position:X}",
                 )
 
-        done = sync_step.apply(
-            rb, stop=stop, on_round=show, once=once, until_caught_up=until_caught_up
-        )
+        with observing(s.spec, [service], metrics_port, log, keep_lag=True) as served:
+            exported.extend([served] if served else [])
+            done = sync_step.apply(
+                rb, stop=stop, on_round=show, once=once, until_caught_up=until_caught_up
+            )
     lag = done.status.lag_bytes if done.status else None
     emit(
         output,
         done.to_dict(),
-        lambda: console.print(f"stopped; lag {lag} bytes, slot {route.slot} kept"),
+        lambda: console.print(
+            f"stopped; lag {format_bytes(lag)}, slot {route.slot} kept; "
+            f"run 'strangler sync {service}' again to continue"
+        ),
     )
 
 

@@ -22,6 +22,7 @@ from strangler.cli.app import (
     err_console,
     session,
 )
+from strangler.cli.observe import LogFormat, LogFormatOpt, Logger, MetricsPortOpt, observing
 from strangler.errors import BadInput
 from strangler.steps.shift import Shifter
 from strangler.steps.wiring import router, router_context, traffic_of
@@ -45,6 +46,8 @@ def shift(
     yes: YesOpt = False,
     force: ForceOpt = False,
     reason: ReasonOpt = None,
+    metrics_port: MetricsPortOpt = None,
+    log_format: LogFormatOpt = LogFormat.text,
     file: SpecOpt = None,
     operator: OperatorOpt = None,
     dry_run: DryRunOpt = False,
@@ -55,7 +58,10 @@ def shift(
         raise BadInput("choose one of --to N, --auto or --approve")
     if force and not reason:
         raise BadInput("--force needs --reason '…' (it is journaled)")
+    if metrics_port is not None and not auto:
+        raise BadInput("--metrics-port goes with --auto (the long-running walk)")
     say_to = err_console if output is Output.json else console
+    log = Logger(log_format, f"strangler shift {service}", to_stderr=output is Output.json)
 
     def confirm(question: str) -> bool:
         if yes:
@@ -71,13 +77,14 @@ def shift(
             s.spec, service, confirm=confirm, say=say_to.print, assume_yes=yes, reason=reason or ""
         )
         route_to = router(s.spec, service, ctx)
-        shifter = Shifter(rb, route_to, say=say_to.print)
+        shifter = Shifter(rb, route_to, say=lambda text: log.info(str(text)))
         data: dict[str, Any]
         if approve:
             step = shifter.approve(reason)
             data = {"service": service, "approved": step}
         elif auto:
-            data = shifter.auto(retry=retry, force=force, reason=reason).to_dict()
+            with observing(s.spec, [service], metrics_port, log):
+                data = shifter.auto(retry=retry, force=force, reason=reason).to_dict()
         else:
             assert to is not None
             if not dry_run:
