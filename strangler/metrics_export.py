@@ -24,15 +24,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 from strangler.errors import BadInput, StranglerError
+from strangler.pg.sync.lag import LagSample, LagSampler
 from strangler.phases import Phase
 from strangler.steps.facts import last_verification
 from strangler.steps.records import Event
+from strangler.steps.sync import direction_in, record_lag
+from strangler.steps.wiring import sync_route
 
 if TYPE_CHECKING:
     from strangler.journal import Journal
-    from strangler.pg.sync.lag import LagSample
+    from strangler.spec import Spec
 
-__all__ = ["HELP", "Collector", "Metrics", "serve"]
+__all__ = ["HELP", "Collector", "Metrics", "Probe", "serve", "service_probes"]
 
 HELP = {
     "strangler_phase": "1 for the phase the service is in, 0 for the others.",
@@ -223,3 +226,42 @@ class Collector:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=self.every + 5)
+
+
+def service_probes(
+    spec: Spec,
+    journal: Journal,
+    services: Sequence[str],
+    *,
+    keep_lag: bool = False,
+    lag_every: float = 5.0,
+) -> list[tuple[str, Probe]]:
+    """Probes for ``services``: phase, weight, verification and gates from ``journal`` (one
+    of the collector's own: it is used from the collector's thread), and for an online
+    service the lag of the sync route its phase calls for. With ``keep_lag`` the lag is
+    also kept in the journal (:func:`strangler.steps.sync.record_lag`) for the report."""
+    probes: list[tuple[str, Probe]] = []
+    for service in services:
+
+        def state(m: Metrics, name: str = service) -> None:
+            m.observe_state(journal, name)
+            m.observe_gates(journal, name)
+
+        probes.append((f"journal:{service}", state))
+        if spec.service(service).strategy != "online":
+            continue
+        samplers: dict[str, LagSampler] = {}
+
+        def lag(m: Metrics, name: str = service, cache: dict[str, LagSampler] = samplers) -> None:
+            direction = direction_in(Phase(journal.state(name).phase))
+            if direction is None:
+                return
+            if direction not in cache:
+                cache[direction] = LagSampler(sync_route(spec, name, direction))
+            sample = cache[direction].sample()
+            m.observe_sync(sample)
+            if keep_lag and sample.slot_exists:
+                record_lag(journal, name, sample, every=lag_every)
+
+        probes.append((f"sync:{service}", lag))
+    return probes

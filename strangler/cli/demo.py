@@ -23,8 +23,12 @@ def demo(
         bool, typer.Option("--faulty", help="Make the new service fail at 20 % traffic.")
     ] = False,
     fast_forward: Annotated[
-        bool, typer.Option("--fast-forward", help="Move the clock to show decommission.")
-    ] = False,
+        bool,
+        typer.Option(
+            "--fast-forward/--no-fast-forward",
+            help="Move the journal's clock over the weeks decommission waits, to show it.",
+        ),
+    ] = True,
     keep: Annotated[bool, typer.Option("--keep", help="Leave the servers running.")] = False,
 ) -> None:
     """Rehearse the runbook end to end on two embedded PostgreSQL servers."""

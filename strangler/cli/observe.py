@@ -24,13 +24,9 @@ import typer
 
 from strangler.cli.app import console, err_console
 from strangler.journal import Journal
-from strangler.metrics_export import Collector, Metrics, Probe, serve
-from strangler.pg.sync.lag import LagSampler
-from strangler.phases import Phase
+from strangler.metrics_export import Collector, Metrics, serve, service_probes
 from strangler.secrets import scrub
 from strangler.spec import Spec
-from strangler.steps.sync import direction_in, record_lag
-from strangler.steps.wiring import sync_route
 
 __all__ = ["LogFormat", "LogFormatOpt", "Logger", "MetricsPortOpt", "observing"]
 
@@ -92,34 +88,6 @@ class Logger:
         self.out.print(msg, markup=False, highlight=False)
 
 
-def _probes(spec: Spec, journal: Journal, services: Sequence[str], keep_lag: bool) -> list[Any]:
-    probes: list[tuple[str, Probe]] = []
-    for service in services:
-
-        def state(m: Metrics, name: str = service) -> None:
-            m.observe_state(journal, name)
-            m.observe_gates(journal, name)
-
-        probes.append((f"journal:{service}", state))
-        if spec.service(service).strategy != "online":
-            continue
-        samplers: dict[str, LagSampler] = {}
-
-        def lag(m: Metrics, name: str = service, cache: dict[str, LagSampler] = samplers) -> None:
-            direction = direction_in(Phase(journal.state(name).phase))
-            if direction is None:
-                return
-            if direction not in cache:
-                cache[direction] = LagSampler(sync_route(spec, name, direction))
-            sample = cache[direction].sample()
-            m.observe_sync(sample)
-            if keep_lag and sample.slot_exists:
-                record_lag(journal, name, sample)
-
-        probes.append((f"sync:{service}", lag))
-    return probes
-
-
 @contextmanager
 def observing(
     spec: Spec,
@@ -137,7 +105,7 @@ def observing(
         return
     journal = Journal(spec.state_url(), command="strangler metrics")
     try:
-        probes = _probes(spec, journal, services, keep_lag)
+        probes = service_probes(spec, journal, services, keep_lag=keep_lag)
         if port is None:
             with Collector(Metrics(), probes, every=every):
                 yield None

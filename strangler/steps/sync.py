@@ -168,10 +168,13 @@ def status(rb: Runbook) -> cdc.SyncStatus:
 
 
 def record_lag(
-    journal: Journal, service: str, sample: LagSample, *, every: float = 60.0, keep: int = 4000
+    journal: Journal, service: str, sample: LagSample, *, every: float = 5.0, keep: int = 1500
 ) -> bool:
     """Keep ``sample`` in the service's lag history (what ``strangler report`` charts) when the
-    newest kept one is at least ``every`` seconds older; returns whether it was kept."""
+    newest kept one is at least ``every`` seconds older; returns whether it was kept.
+
+    The history stays under ``keep`` samples by thinning its older half (every other sample
+    dropped) when full: recent lag at full detail, a long sync's early days coarser."""
     progress = Progress(journal, service)
     history = progress.load(LagHistory) or LagHistory()
     if history.samples:
@@ -185,7 +188,11 @@ def record_lag(
         None if sample.lag_seconds is None else round(sample.lag_seconds, 3),
         sample.retained_wal_bytes,
     ]
-    progress.save(LagHistory([*history.samples, row][-keep:]))
+    samples = [*history.samples, row]
+    if len(samples) > keep:
+        half = len(samples) // 2
+        samples = samples[:half:2] + samples[half:]
+    progress.save(LagHistory(samples))
     return True
 
 
