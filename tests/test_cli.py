@@ -95,7 +95,7 @@ def test_status_and_history_json(cli: Cli, write_spec, source_db: Db) -> None:  
             "last_step": None,
             "last_status": None,
             "last_at": None,
-            "last_age": None,
+            "last_age_seconds": None,
             "last_verification": None,
             "incomplete_steps": [],
         }

@@ -12,6 +12,7 @@ from strangler.alarms import alarm_set, render_prometheus, render_terraform
 from strangler.checks.attestations import KNOWN, check_attestation
 from strangler.checks.base import CheckResult, blocking
 from strangler.cli.app import (
+    PREPARE,
     DryRunOpt,
     OperatorOpt,
     Output,
@@ -54,7 +55,7 @@ def _finish(output: Output, service: str, what: str, results: list[CheckResult])
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(rich_help_panel=PREPARE)
 def preflight(
     service: ServiceArg,
     file: SpecOpt = None,
@@ -64,13 +65,18 @@ def preflight(
     """Run the runbook's pre-migration checklist; exit 1 when a required item fails.
 
     The verdicts are journaled; copy and write cutover need a recent passing preflight when
-    the spec has a preflight: section."""
+    the spec has a preflight: section.
+
+    Examples:
+      strangler preflight order_service
+      strangler preflight order_service -o json
+    """
     with session(file, operator) as s:
         done = checklists.preflight(s.runbook(service))
     _finish(output, service, "preflight", done.results)
 
 
-@app.command(name="attest")
+@app.command(name="attest", rich_help_panel=PREPARE)
 def attest_cmd(
     service: ServiceArg,
     what: Annotated[
@@ -82,7 +88,12 @@ def attest_cmd(
     dry_run: DryRunOpt = False,
     output: OutputOpt = Output.text,
 ) -> None:
-    """Record that a person did something no API can show (on-call alerted, ticket, …)."""
+    """Record that a person did something no API can show (on-call alerted, ticket, …).
+
+    Examples:
+      strangler attest order_service oncall --note 'paged #orders-oncall'
+      strangler attest order_service change_ticket --note CHG-1234
+    """
     with session(file, operator) as s:
         s.spec.service(service)
         if dry_run:
@@ -119,15 +130,20 @@ def attest_cmd(
     )
 
 
-@app.command()
+@app.command(rich_help_panel=PREPARE)
 def validate(
     service: ServiceArg,
     file: SpecOpt = None,
     operator: OperatorOpt = None,
     output: OutputOpt = Output.text,
 ) -> None:
-    """The runbook's validate-service.sh: pods ready, /health/ready through the Kubernetes API,
-    ExternalSecret synced, HPA shown. Exit 1 when one fails."""
+    """The runbook's validate-service.sh: pods, health, ExternalSecret, HPA; exit 1 on a fail.
+
+    Pods ready, /health/ready through the Kubernetes API, ExternalSecret synced, HPA shown.
+
+    Examples:
+      strangler validate order_service
+    """
     with session(file, operator) as s:
         results = checklists.validate(s.runbook(service)).results
     _finish(output, service, "validate", results)
@@ -138,7 +154,7 @@ class AlarmFormat(StrEnum):
     prometheus = "prometheus"
 
 
-@app.command()
+@app.command(rich_help_panel=PREPARE)
 def alarms(
     service: ServiceArg,
     format: Annotated[
@@ -151,7 +167,12 @@ def alarms(
     out: Annotated[Path | None, typer.Option("--out", help="Write to this file.")] = None,
     file: SpecOpt = None,
 ) -> None:
-    """Print the service's 5xx, latency and sync-lag alarms as Terraform or Prometheus rules."""
+    """Print the service's 5xx, latency and sync-lag alarms as Terraform or Prometheus rules.
+
+    Examples:
+      strangler alarms order_service --format terraform --out alarms.tf
+      strangler alarms order_service --format prometheus --sync-lag 2m > rules.yaml
+    """
     try:
         lag = parse_duration(sync_lag).total_seconds()
     except ValueError as exc:

@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 from strangler.cli.app import (
+    MIGRATE,
     DryRunOpt,
     OperatorOpt,
     Output,
@@ -24,7 +25,7 @@ from strangler.steps.copy import copy
 from strangler.steps.create_schema import create_schema
 
 
-@app.command("copy")
+@app.command("copy", rich_help_panel=MIGRATE)
 def copy_cmd(
     service: Annotated[str, typer.Argument(help="The service whose tables to copy.")],
     schema_only: Annotated[
@@ -42,6 +43,11 @@ def copy_cmd(
     Runs the runbook's step 1 (schema and role) if it has not run, then copies the rows and
     rebuilds keys, indexes, foreign keys, triggers and sequences. Run it again after a crash:
     finished chunks are skipped. --dry-run prints every SQL statement and changes nothing.
+
+    Examples:
+      strangler copy order_service --dry-run      # every SQL statement, nothing changed
+      strangler copy order_service --jobs 4
+      strangler copy order_service --schema-only  # schema and role, no rows
     """
     with session(file, operator) as s:
         rb = s.runbook(service)

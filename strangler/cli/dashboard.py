@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from strangler.cli.app import SpecOpt, app
+from strangler.cli.app import OBSERVE, SpecOpt, app
 from strangler.cli.observe import LogFormat, LogFormatOpt, Logger
 from strangler.errors import BadInput
 from strangler.spec import find_spec_file, load_spec
@@ -22,7 +22,7 @@ def _loopback(host: str) -> bool:
         return False
 
 
-@app.command(rich_help_panel="Observe")
+@app.command(rich_help_panel=OBSERVE)
 def dashboard(
     host: Annotated[
         str, typer.Option(help="Address to bind. Another than loopback needs --token.")
@@ -39,9 +39,11 @@ def dashboard(
     log_format: LogFormatOpt = LogFormat.text,
     file: SpecOpt = None,
 ) -> None:
-    """Serve a live, read-only page over the journal: phase, traffic weight, sync lag, last
-    verification, gate verdicts, what 'strangler run' waits for, the step running now, and
-    history, for every service of the spec. Stop it with Ctrl-C.
+    """Serve a live, read-only web page of every service (127.0.0.1 by default).
+
+    Phase, traffic weight, sync lag, last verification, gate verdicts, what 'strangler run'
+    waits for, the step running now, and history, for every service of the spec, updated
+    as the journal changes. Stop it with Ctrl-C.
 
     Examples:
       strangler dashboard                          # http://127.0.0.1:8484/

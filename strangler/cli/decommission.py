@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from strangler.cli.app import (
+    MIGRATE,
     DryRunOpt,
     ForceOpt,
     OperatorOpt,
@@ -24,7 +25,7 @@ from strangler.errors import BadInput
 from strangler.steps import decommission as steps
 
 
-@app.command()
+@app.command(rich_help_panel=MIGRATE)
 def decommission(
     service: Annotated[str, typer.Argument(help="The service.")],
     check: Annotated[bool, typer.Option("--check", help="Only gather the evidence.")] = False,
@@ -35,8 +36,16 @@ def decommission(
     dry_run: DryRunOpt = False,
     output: OutputOpt = Output.text,
 ) -> None:
-    """The runbook's post-migration checklist (--check), then: remove the old route, archive
-    and rename the old tables, and in a later run drop them and tag the infrastructure repo."""
+    """The post-migration checklist (--check), then remove the old path, archive, drop.
+
+    Removes the old route, archives and renames the old tables, and in a later run drops
+    them and tags the infrastructure repo. Asks before it acts (--yes without a terminal).
+
+    Examples:
+      strangler decommission order_service --check
+      strangler decommission order_service --dry-run
+      strangler decommission order_service --yes
+    """
     if force and not reason:
         raise BadInput("--force needs --reason '…' (it is journaled)")
     with session(file, operator) as s:

@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
-from strangler.cli.app import Output, OutputOpt, SpecOpt, app, console, emit, session
+from strangler.cli.app import OBSERVE, Output, OutputOpt, SpecOpt, app, console, emit, session
 from strangler.steps.evidence import evidence
 
 
-@app.command(rich_help_panel="Observe")
+@app.command(rich_help_panel=OBSERVE)
 def report(
     service: Annotated[str, typer.Argument(help="The service.")],
     out: Annotated[
@@ -27,8 +27,10 @@ def report(
     file: SpecOpt = None,
     output: OutputOpt = Output.text,
 ) -> None:
-    """Write the migration's evidence: report.md for the ticket, report.html with charts
-    (self-contained: opens without network), evidence.json, and MANIFEST.sha256.
+    """Write the migration's evidence bundle: Markdown, HTML with charts, sha256 manifest.
+
+    report.md for the ticket, report.html with charts (self-contained: opens without
+    network), evidence.json, and MANIFEST.sha256.
 
     Everything comes from the journal: plan and boundary findings, checklists and
     attestations, copy figures, every verification, sync lag over time, the write cutover

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from strangler.cli.app import (
+    UNDO,
     DryRunOpt,
     OperatorOpt,
     Output,
@@ -23,7 +24,7 @@ from strangler.steps.rollbacks import RollbackRequest
 from strangler.steps.table import ROLLBACKS, rollback_for
 
 
-@app.command()
+@app.command(rich_help_panel=UNDO)
 def rollback(
     service: Annotated[str, typer.Argument(help="The service.")],
     traffic: Annotated[
@@ -49,7 +50,13 @@ def rollback(
     dry_run: DryRunOpt = False,
     output: OutputOpt = Output.text,
 ) -> None:
-    """Undo one layer of the migration, as the runbook's rollback procedures do."""
+    """Undo one layer of the migration, as the runbook's rollback procedures do.
+
+    Examples:
+      strangler rollback order_service --traffic --reason 'p99 doubled'
+      strangler rollback order_service --writes --reason 'bad migration in the service'
+      strangler rollback order_service --schema --reason 'start again' --yes
+    """
     asked = {
         "traffic": traffic,
         "writes": writes,

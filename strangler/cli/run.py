@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from strangler.cli.app import (
+    MIGRATE,
     DryRunOpt,
     OperatorOpt,
     Output,
@@ -27,7 +28,7 @@ from strangler.steps.run import next_plan, run, run_until_done
 from strangler.steps.types import RunOptions
 
 
-@app.command("run")
+@app.command("run", rich_help_panel=MIGRATE)
 def run_cmd(
     service: Annotated[str | None, typer.Argument(help="The service; or --all.")] = None,
     all_services: Annotated[
@@ -51,8 +52,9 @@ def run_cmd(
     dry_run: DryRunOpt = False,
     output: OutputOpt = Output.text,
 ) -> None:
-    """Advance a service as far as its evidence, gates and schedule allow, then stop and say
-    what it waits for. Call it again at any time (by hand, from cron or CI) to continue.
+    """Take every step the evidence, gates and schedule allow; say what it waits for.
+
+    Call it again at any time (by hand, from cron or CI) to continue.
 
     Exit codes: 0 done (or at --until), 75 waiting (nothing wrong: call again later),
     1 a step or gate failed, 2 bad input, 3 a system could not be reached.

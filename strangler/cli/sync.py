@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from strangler.cli.app import (
+    MIGRATE,
     DryRunOpt,
     OperatorOpt,
     Output,
@@ -33,7 +34,7 @@ from strangler.steps import sync as sync_step
 ServiceArg = Annotated[str, typer.Argument(help="The service, as named in the spec.")]
 
 
-@app.command()
+@app.command(rich_help_panel=MIGRATE)
 def sync(
     service: ServiceArg,
     status: Annotated[
@@ -57,6 +58,11 @@ def sync(
 
     Applies changes from the slot that 'strangler copy' created with the copy's snapshot (or
     'strangler cutover' for the reverse direction); it never copies rows itself.
+
+    Examples:
+      strangler sync order_service                       # until Ctrl-C
+      strangler sync order_service --metrics-port 9464 --log-format json
+      strangler sync order_service --status --watch --timeout 10m
     """
     with session(file, operator) as s:
         rb = s.runbook(service)
@@ -141,7 +147,7 @@ def sync(
     )
 
 
-@app.command("cutover")
+@app.command("cutover", rich_help_panel=MIGRATE)
 def cutover_cmd(
     service: ServiceArg,
     reason: Annotated[str, typer.Option(help="Why; journaled.")] = "",
@@ -153,8 +159,15 @@ def cutover_cmd(
     dry_run: DryRunOpt = False,
     output: OutputOpt = Output.text,
 ) -> None:
-    """Cut writes over to the service schema in under a second; reverse sync keeps the
-    monolith's tables current so 'strangler rollback SERVICE --writes' can always go back."""
+    """Cut writes over to the service schema in under a second, with reverse sync started.
+
+    Reverse sync keeps the monolith's tables current so 'strangler rollback SERVICE --writes'
+    can always go back.
+
+    Examples:
+      strangler cutover order_service --dry-run
+      strangler cutover order_service
+    """
     with session(file, operator) as s:
         rb = s.runbook(service)
         if dry_run:

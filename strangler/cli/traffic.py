@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from strangler.cli.app import (
+    MIGRATE,
     DryRunOpt,
     ForceOpt,
     OperatorOpt,
@@ -24,11 +25,12 @@ from strangler.cli.app import (
 )
 from strangler.cli.observe import LogFormat, LogFormatOpt, Logger, MetricsPortOpt, observing
 from strangler.errors import BadInput
+from strangler.steps.run import EXIT_WAITING
 from strangler.steps.shift import Shifter
 from strangler.steps.wiring import router, router_context, traffic_of
 
 
-@app.command()
+@app.command(rich_help_panel=MIGRATE)
 def shift(
     service: Annotated[str, typer.Argument(help="The service.")],
     to: Annotated[
@@ -53,7 +55,13 @@ def shift(
     dry_run: DryRunOpt = False,
     output: OutputOpt = Output.text,
 ) -> None:
-    """Shift the service's route from the monolith, one step or the whole gated walk."""
+    """Shift the service's route from the monolith, one step or the whole gated walk.
+
+    Examples:
+      strangler shift order_service --to 5
+      strangler shift order_service --auto --metrics-port 9464
+      strangler shift order_service --approve
+    """
     if sum([to is not None, auto, approve]) != 1:
         raise BadInput("choose one of --to N, --auto or --approve")
     if force and not reason:
@@ -107,3 +115,7 @@ def shift(
             console.print(f"{service}: step {data['approved']:g} % approved")
 
     emit(output, data, render)
+    if auto and data.get("status") != "complete":
+        # Paused for an approval, a bake still running, or stalled for lack of traffic: not
+        # done and nothing failed, so the waiting code, as 'strangler run' uses (issue 14).
+        raise typer.Exit(EXIT_WAITING)

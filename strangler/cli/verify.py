@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from strangler.cli.app import (
+    MIGRATE,
     DryRunOpt,
     OperatorOpt,
     Output,
@@ -33,7 +34,7 @@ class Mode(StrEnum):
     rows = "rows"
 
 
-@app.command()
+@app.command(rich_help_panel=MIGRATE)
 def verify(
     service: Annotated[str, typer.Argument(help="The service whose copy to verify.")],
     file: SpecOpt = None,
@@ -67,6 +68,11 @@ def verify(
     Each side hashes key ranges of each table on its own server, both at once; only ranges
     that differ are cut further, down to the rows. Every result is journaled, and a passing
     one is the evidence write and traffic cutover require.
+
+    Examples:
+      strangler verify order_service
+      strangler verify order_service --table orders --mode checksum
+      strangler verify order_service --every 1h --markdown verify.md
     """
     if recheck < 0:
         raise BadInput("--recheck must be 0 or more", hint="for example --recheck 3")

@@ -14,37 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from strangler.journal import Entry, Journal, LockHolder
+from strangler.journal import Entry, Journal
 from strangler.spec import Spec
 from strangler.steps.facts import last_verification
 from strangler.steps.records import Event, LagHistory, Progress
+from strangler.steps.status import RunningStep, running_steps
 
-__all__ = ["RunningStep", "ServiceOverview", "overview", "service_overview"]
-
-
-@dataclass(frozen=True)
-class RunningStep:
-    """A step whose intent has no outcome: ``running`` in a live process, or ``unfinished``
-    (the process died; ``strangler resolve`` after inspecting it)."""
-
-    step: str
-    since: datetime
-    operator: str
-    state: str  # running | unfinished
-    pid: int | None = None
-    host: str | None = None
-    command: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "step": self.step,
-            "since": self.since.isoformat(),
-            "operator": self.operator,
-            "state": self.state,
-            "pid": self.pid,
-            "host": self.host,
-            "command": self.command,
-        }
+__all__ = ["ServiceOverview", "overview", "service_overview"]
 
 
 def _entry(e: Entry) -> dict[str, Any]:
@@ -144,30 +120,6 @@ class ServiceOverview:
         }
 
 
-def _running(journal: Journal, service: str) -> list[RunningStep]:
-    dangling = journal.dangling(service)
-    if not dangling:
-        return []
-    holder: LockHolder | None = journal.lock_holder(service)
-    out = []
-    for e in dangling:
-        pid = e.details.get("pid")
-        host = e.details.get("host")
-        alive = holder is not None and (holder.pid, holder.host) == (pid, host)
-        out.append(
-            RunningStep(
-                e.step,
-                e.at,
-                e.operator,
-                "running" if alive else "unfinished",
-                pid if isinstance(pid, int) else None,
-                host if isinstance(host, str) else None,
-                e.command,
-            )
-        )
-    return out
-
-
 def service_overview(
     spec: Spec, journal: Journal, service: str, *, history: int = 15
 ) -> ServiceOverview:
@@ -182,7 +134,7 @@ def service_overview(
         weight=state.weight,
         updated_at=state.updated_at,
         steps=list(svc.traffic.steps) if svc.traffic else [],
-        running=_running(journal, service),
+        running=running_steps(journal, service),
         verification=last_verification(entries),
         gate=journal.last(service, Event.GATE),
         run=journal.last(service, Event.RUN),
