@@ -227,6 +227,6 @@ def test_decommission_refuses_before_traffic(
     write_spec: Callable[..., Path], cli: Callable[..., Any]
 ) -> None:
     spec = write_spec(spec_text(DSN))
-    r = cli("decommission", "order_service", "-f", str(spec))
+    r = cli("decommission", "order_service", "-f", str(spec), "--yes")
     assert r.code == 1
     assert "cannot declare the service stable: order_service is 'planned'" in r.stderr

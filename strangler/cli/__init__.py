@@ -97,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         app(args=args, prog_name="strangler", standalone_mode=True)
     except SystemExit as done:
         code = done.code
+        if code == 130:  # click turned a Ctrl-C into exit 130: say how to go on
+            err_console.print(f"interrupted. {_resume_hint(args)}", markup=False, highlight=False)
         return code if isinstance(code, int) else (0 if code is None else 1)
     except StranglerError as exc:
         return _report(exc, args)

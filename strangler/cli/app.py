@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,6 +25,7 @@ from rich.text import Text
 from typer.core import TyperGroup, TyperOption
 
 from strangler import __version__
+from strangler.errors import BadInput
 from strangler.journal import Journal
 from strangler.secrets import scrub
 from strangler.spec import Spec, find_spec_file, load_spec
@@ -45,6 +47,7 @@ __all__ = [
     "SpecOpt",
     "YesOpt",
     "app",
+    "confirm",
     "console",
     "emit",
     "err_console",
@@ -218,10 +221,10 @@ def emit(output: Output, data: Any, render: Callable[[], None]) -> None:
     """Print ``data`` as JSON or YAML, or call ``render`` to draw it for a person (``wide``:
     with no width limit, so nothing is folded or cut)."""
     if output is Output.json:
-        sys.stdout.write(scrub(json.dumps(data, indent=2, default=str)) + "\n")
+        sys.stdout.write(scrub(json.dumps(data, indent=2, default=_json_default)) + "\n")
         sys.stdout.flush()
     elif output is Output.yaml:
-        plain = json.loads(json.dumps(data, default=str))
+        plain = json.loads(json.dumps(data, default=_json_default))
         sys.stdout.write(scrub(yaml.safe_dump(plain, sort_keys=False, allow_unicode=True)))
         sys.stdout.flush()
     elif output is Output.wide:
@@ -233,6 +236,23 @@ def emit(output: Output, data: Any, render: Callable[[], None]) -> None:
             console.width = width
     else:
         render()
+
+
+def confirm(question: str, *, yes: bool) -> None:
+    """Ask on a terminal before a destructive step; without one, require ``--yes`` (as
+    ``shift --to`` does). Raises BadInput (exit 2, nothing changed) when the answer is no."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise BadInput(f"{question}: no terminal to ask on", hint="pass --yes to proceed")
+    if not typer.confirm(question, default=False):
+        raise BadInput("aborted; nothing changed")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
 
 
 def machine(output: Output) -> bool:

@@ -30,7 +30,7 @@ from strangler.cli.app import (
 )
 from strangler.cli.watch import IntervalOpt, TimeoutOpt, WatchOpt, timeout_seconds
 from strangler.cli.watch import watch as watch_loop
-from strangler.errors import BadInput, file_problem
+from strangler.errors import BadInput, StranglerError, file_problem
 from strangler.phases import Phase
 from strangler.render.plan import render_plan
 from strangler.render.status import render_describe, render_history, render_status
@@ -38,6 +38,7 @@ from strangler.secrets import scrub
 from strangler.spec import DEFAULT_SPEC_NAME, Spec
 from strangler.steps.overview import service_overview
 from strangler.steps.plan import build_plan
+from strangler.steps.plan_checks import findings
 from strangler.steps.run import reached
 from strangler.steps.status import ServiceStatus, service_status
 
@@ -85,27 +86,83 @@ def schema() -> None:
 def plan(
     service: Annotated[str | None, typer.Argument(help="One service; default: all.")] = None,
     file: SpecOpt = None,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Read the spec only; connect to nothing.")
+    ] = False,
+    detailed_exitcode: Annotated[
+        bool,
+        typer.Option(
+            "--detailed-exitcode",
+            help="terraform's: 0 nothing left to do, 2 steps to come, 1 a finding or an error.",
+        ),
+    ] = False,
     output: OutputOpt = Output.text,
 ) -> None:
-    """Validate the spec and print what would happen, changing nothing.
+    """Validate the spec, check the databases read-only, and show every step still to come.
+
+    Like 'terraform plan' it changes nothing and connects to what it will act on: the
+    monolith and the service's database, the tables, wal_level for an online service, the
+    references across the service boundary. Exit codes: 0 nothing wrong, 1 a finding that
+    will stop a step (unreachable host, wrong password, missing table, wal_level, a table
+    an online service cannot publish), 2 a bad spec. With --detailed-exitcode: 0 nothing
+    left to do, 1 a finding or an error, 2 steps to come (terraform's meaning of 2).
 
     Examples:
       strangler plan
       strangler plan order_service -o json
+      strangler plan --offline              # the spec alone, nothing reached
       strangler plan --detailed-exitcode   # 0 nothing to do, 2 steps to come, 1 a finding
     """
-    with session(file) as s:
-        names = [service] if service else sorted(s.spec.services)
-        for name in names:
-            s.spec.service(name)
-        plans = [build_plan(s.spec, n, s.journal.state(n).phase, inspect=True) for n in names]
-    data = {"spec": str(s.spec.path), "services": [p.to_dict() for p in plans]}
+    try:
+        with session(file) as s:
+            names = [service] if service else sorted(s.spec.services)
+            for name in names:
+                s.spec.service(name)
+            plans = [
+                build_plan(s.spec, n, s.journal.state(n).phase, inspect=not offline) for n in names
+            ]
+            found = (
+                []
+                if offline
+                else [
+                    f
+                    for p in plans
+                    for f in findings(
+                        s.spec, p.service, Phase(p.phase), boundary=p.sections.get("boundary")
+                    )
+                ]
+            )
+    except StranglerError as exc:
+        if detailed_exitcode and exc.exit_code == 2:
+            exc.exit_code = 1  # terraform: an error is 1; 2 means "changes to make"
+        raise
+    remaining = any(not st.done for p in plans for st in p.steps)
+    data = {
+        "spec": str(s.spec.path),
+        "services": [p.to_dict() for p in plans],
+        "findings": [f.to_dict() for f in found],
+        "steps_to_come": remaining,
+    }
 
     def render() -> None:
         for p in plans:
             render_plan(console, p)
+        for f in found:
+            err_console.print(
+                f"[bold red]finding:[/] {f.service}: {f.where}: {f.message}", highlight=False
+            )
+            err_console.print(f"  [bold]fix:[/] {f.hint}", highlight=False)
+        if found:
+            err_console.print(
+                f"{len(found)} finding(s) will stop a step; fix them, then plan again",
+                markup=False,
+            )
 
     emit(output, data, render)
+    if found:
+        raise typer.Exit(1)
+    if detailed_exitcode and remaining:
+        raise typer.Exit(2)
 
 
 @app.command(rich_help_panel=OBSERVE)

@@ -15,7 +15,9 @@ from strangler.cli.app import (
     OutputOpt,
     ReasonOpt,
     SpecOpt,
+    YesOpt,
     app,
+    confirm,
     console,
     emit,
     session,
@@ -31,6 +33,7 @@ def decommission(
     check: Annotated[bool, typer.Option("--check", help="Only gather the evidence.")] = False,
     force: ForceOpt = False,
     reason: ReasonOpt = None,
+    yes: YesOpt = False,
     file: SpecOpt = None,
     operator: OperatorOpt = None,
     dry_run: DryRunOpt = False,
@@ -67,6 +70,12 @@ def decommission(
             if not found.passed:
                 raise typer.Exit(1)
             return
+        if not dry_run:
+            confirm(
+                f"decommission {service}: remove its old route, archive and retire the old "
+                "tables (a later run drops them after the grace period)?",
+                yes=yes,
+            )
         report = steps.decommission(
             rb,
             source=source,

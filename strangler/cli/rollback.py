@@ -15,6 +15,7 @@ from strangler.cli.app import (
     SpecOpt,
     YesOpt,
     app,
+    confirm,
     console,
     emit,
     session,
@@ -76,6 +77,10 @@ def rollback(
     request = RollbackRequest(
         reason=reason, dry_run=dry_run, yes=yes, target=terraform, to_revision=to_revision
     )
+    if chosen[0] == "schema" and not dry_run:
+        confirm(
+            f"drop the schema of {service} on its target (and the role strangler made)?", yes=yes
+        )
     with session(file, operator) as s:
         done = step.run(s.runbook(service), request)
     result: dict[str, Any] = done.to_dict() if hasattr(done, "to_dict") else dict(done)

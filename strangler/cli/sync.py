@@ -17,7 +17,9 @@ from strangler.cli.app import (
     Output,
     OutputOpt,
     SpecOpt,
+    YesOpt,
     app,
+    confirm,
     console,
     emit,
     session,
@@ -47,6 +49,7 @@ def sync(
     until_caught_up: Annotated[
         bool, typer.Option("--until-caught-up", help="Exit when everything committed is applied.")
     ] = False,
+    yes: YesOpt = False,
     metrics_port: MetricsPortOpt = None,
     log_format: LogFormatOpt = LogFormat.text,
     file: SpecOpt = None,
@@ -87,6 +90,12 @@ def sync(
                     lambda: console.print(f"would drop slot and publication {route.slot}"),
                 )
                 return
+            if route.direction == "reverse":
+                confirm(
+                    f"stop reverse sync of {service}? It keeps the monolith's tables current; "
+                    f"without it 'strangler rollback {service} --writes' cannot go back",
+                    yes=yes,
+                )
             stopped = sync_step.stop(rb)
             emit(
                 output,
