@@ -210,3 +210,13 @@ def test_sync_lag_alarm_fires_on_real_exported_lag(  # type: ignore[no-untyped-d
         lambda: (r := _query(prom, selector)) and float(r[0]["value"][1]) < 3,
         timeout=90,
     )
+
+    # sync --status --watch, as kubectl -w: JSON lines while it runs, exit 0 at --timeout.
+    watched = cli("sync", "shop", "-f", str(spec), "--status", "--watch", "--timeout", "3s",
+                  "--interval", "0.5", "-o", "json")  # fmt: skip
+    assert watched.code == 0, watched.stderr
+    lines = [json.loads(line) for line in watched.stdout.splitlines()]
+    assert lines and all(x["slot_exists"] and x["direction"] == "forward" for x in lines)
+    human = cli("sync", "shop", "-f", str(spec), "--status")
+    assert "shop forward sync · slot strangler_shop" in human.stdout
+    assert "None" not in human.stdout and "True" not in human.stdout

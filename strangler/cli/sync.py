@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 import signal
+import sys
 import threading
 import time
 from typing import Annotated
@@ -22,16 +24,24 @@ from strangler.cli.app import (
     confirm,
     console,
     emit,
+    err_console,
+    machine,
     session,
 )
 from strangler.cli.observe import LogFormat, LogFormatOpt, Logger, MetricsPortOpt, observing
+from strangler.cli.watch import IntervalOpt, TimeoutOpt, WatchOpt, timeout_seconds
+from strangler.cli.watch import watch as watch_loop
 from strangler.durations import format_bytes
+from strangler.errors import BadInput
 from strangler.metrics_export import Metrics
+from strangler.pg.sync import cdc
 from strangler.pg.sync.apply import Round
 from strangler.phases import Action
 from strangler.render.plan import render_step_plan
+from strangler.secrets import scrub
 from strangler.steps import cutover as cutover_step
 from strangler.steps import sync as sync_step
+from strangler.steps.runbook import Runbook
 
 ServiceArg = Annotated[str, typer.Argument(help="The service, as named in the spec.")]
 
@@ -40,7 +50,12 @@ ServiceArg = Annotated[str, typer.Argument(help="The service, as named in the sp
 def sync(
     service: ServiceArg,
     status: Annotated[
-        bool, typer.Option("--status", help="Show slot, lag and WAL retained.")
+        bool,
+        typer.Option(
+            "--status",
+            help="Show slot, lag and WAL retained (--watch: again on every change; exit 1 "
+            "if the slot goes).",
+        ),
     ] = False,
     stop_sync: Annotated[
         bool, typer.Option("--stop", help="Remove the slot, publication and position.")
@@ -49,6 +64,9 @@ def sync(
     until_caught_up: Annotated[
         bool, typer.Option("--until-caught-up", help="Exit when everything committed is applied.")
     ] = False,
+    watch: WatchOpt = False,
+    timeout: TimeoutOpt = None,
+    interval: IntervalOpt = 2.0,
     yes: YesOpt = False,
     metrics_port: MetricsPortOpt = None,
     log_format: LogFormatOpt = LogFormat.text,
@@ -71,17 +89,10 @@ def sync(
         rb = s.runbook(service)
         route = sync_step.route(rb)
         if status:
-            info = sync_step.status(rb)
-
-            def show_status() -> None:
-                for k, v in info.to_dict().items():
-                    if k != "warnings":
-                        console.print(f"{k}: {v}", markup=False)
-                for w in info.warnings:
-                    console.print(f"[yellow]warning:[/] {w}")
-
-            emit(output, info.to_dict(), show_status)
+            _status(rb, service, output, watch, timeout, interval)
             return
+        if watch or timeout:
+            raise BadInput("--watch and --timeout go with --status", hint="add --status")
         if stop_sync:
             if dry_run:
                 emit(
@@ -154,6 +165,64 @@ def sync(
             f"run 'strangler sync {service}' again to continue"
         ),
     )
+
+
+def _show(info: cdc.SyncStatus, output: Output, watching: bool) -> None:
+    data = info.to_dict()
+    if watching and machine(output):
+        line = json.dumps(data, default=lambda v: v.isoformat() if hasattr(v, "isoformat") else v)
+        sys.stdout.write(scrub(line) + "\n")
+        sys.stdout.flush()
+        return
+
+    def human() -> None:
+        applied = info.last_commit_time
+        console.print(
+            f"{info.service} {info.direction} sync · slot {info.slot} "
+            + (f"(streaming to pid {info.active_pid})" if info.active_pid else "")
+            + ("" if info.slot_exists else "[red]missing[/]")
+            + f" · lag {format_bytes(info.lag_bytes)} · WAL retained "
+            f"{format_bytes(info.retained_wal_bytes)} · applied {info.rows_applied:,} rows in "
+            f"{info.transactions_applied:,} transactions"
+            + (f", last committed {applied:%Y-%m-%d %H:%M:%S} UTC" if applied else ""),
+            highlight=False,
+        )
+        for w in info.warnings:
+            console.print(f"[yellow]warning:[/] {w}")
+
+    emit(output, data, human)
+
+
+def _status(
+    rb: Runbook, service: str, output: Output, watch: bool, timeout: str | None, interval: float
+) -> None:
+    if not watch:
+        if timeout:
+            raise BadInput("--timeout goes with --watch", hint="add --watch")
+        _show(sync_step.status(rb), output, False)
+        return
+
+    def verdict(info: cdc.SyncStatus) -> int | None:
+        if not info.slot_exists:
+            err_console.print(
+                f"the slot {info.slot} is gone: sync of {service} has ended or was stopped",
+                markup=False,
+            )
+            return 1
+        return None
+
+    code = watch_loop(
+        lambda: sync_step.status(rb),
+        lambda info: _show(info, output, True),
+        key=lambda info: (info.lag_bytes, info.retained_wal_bytes, info.rows_applied),
+        verdict=verdict,
+        interval=interval,
+        timeout=timeout_seconds(timeout),
+        on_timeout=lambda: None,
+    )
+    # A watch that ran its time with the slot in place is fine: 0, not "waiting".
+    if code not in (0, 75):
+        raise typer.Exit(code)
 
 
 @app.command("cutover", rich_help_panel=MIGRATE)
