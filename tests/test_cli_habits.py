@@ -251,3 +251,20 @@ def test_plan_has_terraforms_exit_codes(source_db, target_db, tmp_path: Path, cl
     bad_spec = plan(strategy="fast")
     assert bad_spec.code == 2
     assert plan("--detailed-exitcode", strategy="fast").code == 1  # terraform: errors are 1
+
+
+def test_init_writes_a_spec_the_whole_runbook_rehearses_from(cli: Cli, tmp_path: Path) -> None:
+    assert cli("init").code == 0
+    text = (tmp_path / "strangler.yaml").read_text()
+    env = {
+        "MONOLITH_DSN": "postgresql://app@db/monolith",
+        "ORDER_SERVICE_DSN": "postgresql://svc@orders-db/orders",
+        "ORDER_SERVICE_DB_PASSWORD": "pw",
+    }
+    plan = cli("plan", "--offline", "-o", "json", env=env)
+    assert plan.code == 0, plan.stderr
+    svc = plan.json()["services"][0]
+    assert "max_retained_wal: 1GB" in text
+    assert svc["traffic"]["router"] == "local"  # rehearsable without a cloud
+    assert [s["weight"] for s in svc["traffic"]["steps"]] == [5, 20, 50, 100]
+    assert not any("no traffic: section" in w for w in svc["warnings"])

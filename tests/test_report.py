@@ -47,6 +47,16 @@ def test_report_of_a_whole_migration_in_a_browser(  # type: ignore[no-untyped-de
     assert done.code == 0, done.stdout + done.stderr
     env = dict(line.split("=", 1) for line in (demo_dir / "env").read_text().splitlines())
     spec = demo_dir / "strangler.yaml"
+    # The demo's ending: its explore commands work as printed (not the dashboard: it serves).
+    ending = done.stdout.split("explore (")[1].splitlines()[1:]
+    commands = [c.strip() for c in ending if c.startswith("  ")]
+    assert commands[0].startswith("set -a; . ")
+    for command in commands[1:]:
+        if " dashboard " in command:
+            continue
+        ran = subprocess.run(["bash", "-c", f"{commands[0]}; {command}"], capture_output=True,
+                             text=True, cwd=tmp_path, timeout=120)  # fmt: skip
+        assert ran.returncode == 0, command + ran.stdout + ran.stderr
     out = tmp_path / "CHG-0001"
     made = cli("report", "order_service", "-f", str(spec), "--out", str(out), "-o", "json", env=env)
     assert made.code == 0, made.stderr

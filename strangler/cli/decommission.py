@@ -24,6 +24,7 @@ from strangler.cli.app import (
 )
 from strangler.cli.checks import render_results
 from strangler.errors import BadInput
+from strangler.render.status import describe_details
 from strangler.steps import decommission as steps
 
 
@@ -90,9 +91,12 @@ def decommission(
             render_results(f"decommission evidence: {service}", report.evidence)
         for done in report.done:
             what = done.get("would") or {k: v for k, v in done.items() if k != "step"}
-            console.print(f"[bold]{done['step']}[/]: {what}")
+            text = what if isinstance(what, str) else describe_details(what, limit=None)
+            console.print(f"[bold]{done['step']}[/]: ", end="")
+            console.print(text, markup=False)
         console.print(f"{service} is now [cyan]{report.phase}[/]")
         if report.waiting:
-            console.print(f"[yellow]waiting[/]: {report.waiting}")
+            console.print("[yellow]waiting[/]: ", end="")
+            console.print(str(report.waiting), markup=False)
 
     emit(output, report.to_dict(), render_report)

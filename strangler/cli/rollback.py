@@ -21,6 +21,7 @@ from strangler.cli.app import (
     session,
 )
 from strangler.errors import BadInput
+from strangler.render.status import describe_details
 from strangler.steps.rollbacks import RollbackRequest
 from strangler.steps.table import ROLLBACKS, rollback_for
 
@@ -87,7 +88,10 @@ def rollback(
     data = {"service": service, "rollback": chosen[0], "dry_run": dry_run, **result}
 
     def render() -> None:
-        for key, value in result.items():
-            console.print(f"{key}: {value}", markup=False)
+        what = "would roll back" if dry_run else "rolled back"
+        console.print(
+            f"{service}: {what} --{chosen[0]}: {describe_details(result, limit=None)}",
+            markup=False,
+        )
 
     emit(output, data, render)
