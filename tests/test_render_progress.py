@@ -4,6 +4,7 @@ on the rows really copied (issue 14: it jumped chunk by chunk)."""
 from __future__ import annotations
 
 import io
+import itertools
 
 from rich.console import Console
 
@@ -32,7 +33,7 @@ def test_the_bar_moves_with_bytes_and_ends_on_the_rows_copied() -> None:
         seen.append(completed())
         progress.finish()
         final = completed()
-    assert all(b >= a for a, b in zip(seen, seen[1:], strict=False))  # never backwards
+    assert all(b >= a for a, b in itertools.pairwise(seen))  # never backwards
     assert len(set(seen[:5])) == 5  # it moved inside the first chunk
     assert len(set(seen[6:11])) == 5  # and inside the second, at the measured bytes per row
     assert final == 99_000  # the rows copied, not the estimate
