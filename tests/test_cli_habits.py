@@ -268,3 +268,28 @@ def test_init_writes_a_spec_the_whole_runbook_rehearses_from(cli: Cli, tmp_path:
     assert svc["traffic"]["router"] == "local"  # rehearsable without a cloud
     assert [s["weight"] for s in svc["traffic"]["steps"]] == [5, 20, 50, 100]
     assert not any("no traffic: section" in w for w in svc["warnings"])
+
+
+def test_long_commands_log_json_lines(source_db, target_db, tmp_path: Path, cli: Cli) -> None:  # type: ignore[no-untyped-def]
+    make_shop(source_db, None, rows=50)
+    spec = tmp_path / "strangler.yaml"
+    spec.write_text(PLAN_SPEC.format(source=source_db.dsn, target=target_db.dsn,
+                                     strategy="online"))  # fmt: skip
+
+    def lines(done: CliResult) -> list[dict[str, object]]:
+        assert done.code == 0, done.stderr
+        found = [json.loads(line) for line in done.stderr.splitlines() if line.strip()]
+        assert found
+        for line in found:
+            assert {"ts", "level", "msg", "command"} <= set(line)
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:.]+\+00:00", str(line["ts"]))
+        return found
+
+    copied = lines(cli("copy", "shop", "-f", str(spec), "--log-format", "json"))
+    assert any(x.get("table") == "orders" and x.get("rows") for x in copied)
+    source_db.execute("INSERT INTO public.orders (customer, total) VALUES ('new', 1)")
+    synced = lines(cli("sync", "shop", "-f", str(spec), "--until-caught-up",
+                       "--log-format", "json", "-o", "json"))  # fmt: skip
+    assert any(x.get("rows") for x in synced)
+    ran = lines(cli("run", "shop", "-f", str(spec), "--until", "verified", "--log-format", "json"))
+    assert any("verify" in str(x["msg"]) for x in ran)

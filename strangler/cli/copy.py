@@ -17,8 +17,10 @@ from strangler.cli.app import (
     app,
     console,
     emit,
+    machine,
     session,
 )
+from strangler.cli.observe import LogFormat, LogFormatOpt, LoggedCopyProgress, Logger
 from strangler.render.copy import render_copy
 from strangler.render.progress import RichCopyProgress
 from strangler.steps.copy import copy
@@ -33,6 +35,7 @@ def copy_cmd(
         typer.Option("--schema-only", help="Create the schema, types, tables and role; no rows."),
     ] = False,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=64, help="Parallel workers.")] = 2,
+    log_format: LogFormatOpt = LogFormat.text,
     file: SpecOpt = None,
     operator: OperatorOpt = None,
     dry_run: DryRunOpt = False,
@@ -65,7 +68,11 @@ def copy_cmd(
 
             emit(output, data, render_schema)
             return
-        if dry_run or output is Output.json:
+        if log_format is LogFormat.json and not dry_run:
+            log = Logger(log_format, f"strangler copy {service}", to_stderr=True)
+            result = copy(rb, jobs=jobs, progress=LoggedCopyProgress(log))
+            log.info(f"copy of {service} done")
+        elif dry_run or machine(output):
             result = copy(rb, jobs=jobs, dry_run=dry_run)
         else:
             with RichCopyProgress(Console(stderr=True, highlight=False)) as progress:

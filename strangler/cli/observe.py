@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -28,7 +29,14 @@ from strangler.metrics_export import Collector, Metrics, serve, service_probes
 from strangler.secrets import scrub
 from strangler.spec import Spec
 
-__all__ = ["LogFormat", "LogFormatOpt", "Logger", "MetricsPortOpt", "observing"]
+__all__ = [
+    "LogFormat",
+    "LogFormatOpt",
+    "LoggedCopyProgress",
+    "Logger",
+    "MetricsPortOpt",
+    "observing",
+]
 
 
 class LogFormat(StrEnum):
@@ -118,3 +126,35 @@ def observing(
             yield metrics
     finally:
         journal.close()
+
+
+class LoggedCopyProgress:
+    """A copy's progress as log lines (``--log-format json``): a table started, a chunk done."""
+
+    def __init__(self, log: Logger) -> None:
+        self.log = log
+        self._lock = threading.Lock()
+        self._rows: dict[str, int] = {}
+
+    def table_started(self, table: str, estimated_rows: int, chunks: int) -> None:
+        with self._lock:
+            self._rows[table] = 0
+        self.log.info(
+            f"copying {table}: about {estimated_rows:,} rows in {chunks} chunk(s)",
+            table=table,
+            estimated_rows=estimated_rows,
+            chunks=chunks,
+        )
+
+    def advance(self, table: str, rows: int, nbytes: int) -> None:
+        if not rows:
+            return
+        with self._lock:
+            self._rows[table] = self._rows.get(table, 0) + rows
+            total = self._rows[table]
+        self.log.info(
+            f"{table}: a chunk of {rows:,} rows copied ({total:,} so far)",
+            table=table,
+            rows=rows,
+            rows_so_far=total,
+        )

@@ -19,8 +19,10 @@ from strangler.cli.app import (
     app,
     console,
     emit,
+    machine,
     session,
 )
+from strangler.cli.observe import LogFormat, LogFormatOpt, Logger
 from strangler.durations import parse_duration
 from strangler.errors import BadInput, file_problem
 from strangler.pg.connect import describe_dsn
@@ -60,6 +62,7 @@ def verify(
         Path | None, typer.Option(help="Also write the report's Markdown section here.")
     ] = None,
     output: OutputOpt = Output.text,
+    log_format: LogFormatOpt = LogFormat.text,
     operator: OperatorOpt = None,
     dry_run: DryRunOpt = False,
 ) -> None:
@@ -112,6 +115,7 @@ def verify(
             return
         failed = False
         done = 0
+        log = Logger(log_format, f"strangler verify {service}", to_stderr=True)
         while True:
             report = verify_step(s.runbook(service), tables=table, mode=mode.value, recheck=recheck)
             failed = failed or not report.passed
@@ -120,7 +124,16 @@ def verify(
                     markdown.write_text(report.markdown())
                 except OSError as exc:
                     raise file_problem(markdown, exc, "write the Markdown report to") from exc
-            emit(output, report.to_dict(), lambda r=report: render_report(r, show, console))  # type: ignore[misc]
+            if log_format is LogFormat.json:
+                log.info(
+                    f"verify {service}: {'passed' if report.passed else 'differences found'}",
+                    passed=report.passed,
+                    mode=mode.value,
+                    seconds=round(report.seconds, 3),
+                    run=done + 1,
+                )
+            if log_format is not LogFormat.json or machine(output):
+                emit(output, report.to_dict(), lambda r=report: render_report(r, show, console))  # type: ignore[misc]
             done += 1
             if interval is None or (runs is not None and done >= runs):
                 break
