@@ -147,6 +147,25 @@ def test_sync_lag_alarm_fires_on_real_exported_lag(  # type: ignore[no-untyped-d
         )
         assert alerts[0]["metric"]["alertstate"] in ("pending", "firing")
         assert alerts[0]["metric"]["service"] == "shop"
+        # The dashboard's live source shows the same stall.
+        board = free_port()
+        running.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "strangler", "dashboard", "-f", str(spec),
+                 "--port", str(board)],
+                cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+        )  # fmt: skip
+
+        def live_lag() -> float:
+            try:
+                data = _get(f"http://127.0.0.1:{board}/api/services")
+            except OSError:
+                return 0.0
+            lag = data["services"][0]["lag"] or {}
+            return float(lag.get("seconds") or 0) if lag.get("live") else 0.0
+
+        _until("the dashboard's live lag above 3 s", lambda: live_lag() > 3)
         end = time.time()
         scraped = _get(
             f"{prom}/api/v1/query_range?"

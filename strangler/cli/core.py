@@ -49,6 +49,7 @@ def init(
         DEFAULT_SPEC_NAME
     ),
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    output: OutputOpt = Output.text,
 ) -> None:
     """Write a commented example spec for the runbook's order_service.
 
@@ -63,9 +64,16 @@ def init(
         path.write_text(text)
     except OSError as exc:
         raise file_problem(path, exc, "write the spec to") from exc
-    console.print(
-        f"wrote {path}; set MONOLITH_DSN, ORDER_SERVICE_DSN and "
-        "ORDER_SERVICE_DB_PASSWORD, then run: strangler plan -f " + str(path)
+    needs = ["MONOLITH_DSN", "ORDER_SERVICE_DSN", "ORDER_SERVICE_DB_PASSWORD"]
+    emit(
+        output,
+        {"path": str(path), "environment": needs, "next": f"strangler plan -f {path}"},
+        lambda: console.print(
+            f"wrote {path}; set {', '.join(needs[:-1])} and {needs[-1]} (and "
+            "STRANGLER_PROXY_URL for the local router if it is not on 127.0.0.1:8600), then "
+            f"run: strangler plan -f {path}",
+            markup=False,
+        ),
     )
 
 

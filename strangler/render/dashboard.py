@@ -1,7 +1,9 @@
 """``strangler dashboard``: a read-only web page over the journal, updating live.
 
-One thread reads the journal every ``interval`` seconds (:func:`strangler.steps.overview.overview`)
-and, when anything changed, hands the new snapshot to every open page over server-sent events.
+One thread reads the journal every ``interval`` seconds (:func:`strangler.steps.overview.overview`),
+and the live sync lag of online services every ``lag_every`` seconds (the live source; the
+journal's newest sample when the databases cannot be reached), and, when anything changed,
+hands the new snapshot to every open page over server-sent events.
 The server answers GET only (``/``, ``/api/services``, ``/events``); anything else is 405, so
 nothing can be changed through it. It binds to 127.0.0.1 unless told otherwise, and the
 command refuses another address without a token; with a token every request must carry it
@@ -19,16 +21,21 @@ from __future__ import annotations
 import hmac
 import json
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from strangler.errors import BadInput, StranglerError
 from strangler.journal import Journal
+from strangler.pg.sync.lag import LagSampler
+from strangler.phases import Phase
 from strangler.render.dashboard_page import PAGE
 from strangler.secrets import scrub
 from strangler.spec import Spec
 from strangler.steps.overview import overview
+from strangler.steps.sync import direction_in
+from strangler.steps.wiring import sync_route
 
 __all__ = ["Dashboard"]
 
@@ -44,6 +51,7 @@ class Dashboard:
         port: int = 8484,
         token: str | None = None,
         interval: float = 1.0,
+        lag_every: float = 5.0,
     ) -> None:
         self.spec = spec
         self.host = host
@@ -54,6 +62,10 @@ class Dashboard:
         self._snapshot = ""
         self._version = 0
         self._stop = threading.Event()
+        self.lag_every = lag_every
+        self._samplers: dict[str, LagSampler] = {}
+        self._sampled: dict[str, float] = {}
+        self._live: dict[str, dict[str, Any]] = {}
         self._refresh()
         try:
             self._server = ThreadingHTTPServer((host, port), self._handler())
@@ -77,9 +89,46 @@ class Dashboard:
 
     # ------------------------------------------------------------------- the journal side
 
+    def _live_lag(self, service: dict[str, Any]) -> None:
+        """Replace the journal's newest lag sample by a live one for an online service whose
+        sync runs (at most every ``lag_every`` seconds; a database that cannot be reached is
+        shown as such, the journal's sample kept)."""
+        name = service["service"]
+        if service["strategy"] != "online":
+            return
+        direction = direction_in(Phase(service["phase"]))
+        if direction is None:
+            return
+        key = f"{name}:{direction}"
+        now = time.monotonic()
+        if now - self._sampled.get(key, -1e9) >= self.lag_every:
+            self._sampled[key] = now
+            sampler = self._samplers.setdefault(
+                key, LagSampler(sync_route(self.spec, name, direction))
+            )
+            try:
+                s = sampler.sample()
+                self._live[key] = {
+                    "at": s.at.isoformat(),
+                    "direction": direction,
+                    "bytes": s.lag_bytes,
+                    "seconds": None if s.lag_seconds is None else round(s.lag_seconds, 1),
+                    "retained_wal_bytes": s.retained_wal_bytes,
+                    "live": True,
+                }
+            except StranglerError as exc:
+                self._live[key] = {"error": exc.message}
+        live = self._live.get(key)
+        if live and "error" not in live:
+            service["lag"] = live
+        elif live:
+            service["lag_error"] = live["error"]
+
     def _refresh(self) -> None:
         try:
             services = [o.to_dict() for o in overview(self.spec, self._journal)]
+            for service in services:
+                self._live_lag(service)
             data: dict[str, Any] = {"spec": str(self.spec.path or ""), "services": services}
         except StranglerError as exc:
             data = {"spec": str(self.spec.path or ""), "services": [], "error": exc.message}

@@ -81,8 +81,9 @@ function card(s) {
     '">' + esc(v.status) + '</span> ' + when(v.at) : "never") + '</div>';
   const l = s.lag;
   out += '<div class="kv"><b>sync lag</b>' + (l ? esc(l.seconds) + " s · " + bytes(l.bytes) +
-    ' <span class="note">(' + esc(l.direction) + ", " + when(l.at) + ")</span>" : "-") +
-    '</div>';
+    ' <span class="note">(' + esc(l.direction) + (l.live ? ", live" : ", " + when(l.at)) +
+    ")</span>" : "-") + (s.lag_error ? ' <span class="warn">' + esc(s.lag_error) +
+    "</span>" : "") + '</div>';
   out += '<div class="kv"><b>updated</b>' + when(s.updated_at) + '</div></div>';
   out += '<div class="bar" title="weight"><div style="width:' + Math.min(100, s.weight) +
     '%"></div>' + ticks + '</div>';
