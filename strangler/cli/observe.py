@@ -4,7 +4,7 @@
 (:mod:`strangler.metrics_export`): phase, weight, last verification, gate verdicts, and for
 an online service the sync lag in bytes and seconds, WAL retained and rows applied, sampled
 from outside the applier so a stalled one still reports. ``strangler sync`` also keeps the
-lag over time in the journal (one sample a minute) for ``strangler report``.
+lag over time in the journal (a sample every 5 s, older ones thinned) for ``strangler report``.
 
 ``--log-format json`` turns what a command says as it goes into one JSON object per line on
 stderr (``ts`` ISO-8601 UTC, ``level``, ``msg``, ``command``, and fields), for log shippers.

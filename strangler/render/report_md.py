@@ -182,7 +182,7 @@ def render_markdown(ev: Evidence) -> str:
             out.append("")
     out += ["## Sync lag", ""]
     if not ev.lag:
-        out += ["No lag samples (kept by `strangler sync` while it runs, one a minute).", ""]
+        out += ["No lag samples (`strangler sync` keeps one every 5 s while it runs).", ""]
     else:
         worst = max(ev.lag, key=lambda p: p.lag_seconds or 0)
         out += [

@@ -204,7 +204,7 @@ class ArchiveRecord(Record):
 @dataclass(frozen=True)
 class LagHistory(Record):
     """Sync lag over time, for the report: ``[at (ISO), direction, lag bytes, lag seconds,
-    WAL retained]`` per sample, at most one a minute, the newest few thousand kept."""
+    WAL retained]`` per sample, every few seconds; older samples are thinned to keep it small."""
 
     KEY: ClassVar[str] = "sync/lag"
     samples: list[list[Any]] = field(default_factory=list)
