@@ -101,11 +101,11 @@ def test_sync_without_the_copys_slot_refuses_and_never_copies(source_db, target_
     assert _slots(source_db) == []
     assert target_db.execute("SELECT count(*) FROM svc.orders") == [(100,)]
     # The way out the error names: drop the schema, copy again (a new slot), sync.
-    assert cli("rollback", "shop", "--schema", "-f", str(spec), "--reason", "t").code == 0
+    assert cli("rollback", "shop", "--schema", "-f", str(spec), "--reason", "t", "--yes").code == 0
     assert cli("copy", "shop", "-f", str(spec)).code == 0
     assert cli("sync", "shop", "-f", str(spec), "--until-caught-up").code == 0
     assert target_db.execute("SELECT count(*) FROM svc.orders") == [(101,)]
-    assert cli("rollback", "shop", "--schema", "-f", str(spec), "--reason", "t").code == 0
+    assert cli("rollback", "shop", "--schema", "-f", str(spec), "--reason", "t", "--yes").code == 0
     assert _slots(source_db) == []  # the schema rollback removed the slot too
 
 
