@@ -200,7 +200,8 @@ def test_online_copy_refuses_an_unlogged_table_in_plan_and_before_creating_anyth
     source_db.execute("ALTER TABLE public.items SET UNLOGGED")
     spec = _spec(tmp_path, source_db, target_db)
     planned = cli("plan", "shop", "-f", str(spec))
-    assert planned.code == 0 and "UNLOGGED" in planned.stdout + planned.stderr
+    # A finding that will stop the copy: plan says so with exit 1, as terraform would.
+    assert planned.code == 1 and "UNLOGGED" in planned.stdout + planned.stderr
     refused = cli("copy", "shop", "-f", str(spec))
     assert refused.code == 1
     assert "public.items is UNLOGGED" in refused.stderr and "SET LOGGED" in refused.stderr
