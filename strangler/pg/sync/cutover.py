@@ -89,7 +89,14 @@ def wait_in_flight(
         conn.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(names))
 
 
-SequencePair = tuple[str, str, str]  # (source sequence, target sequence, "schema.table.column")
+_SEQUENCES = """
+SELECT s.relname, q.seqincrement
+FROM pg_sequence q JOIN pg_class s ON s.oid = q.seqrelid
+JOIN pg_namespace n ON n.oid = s.relnamespace
+WHERE n.nspname = %s
+"""
+
+SequencePair = tuple[str, int]  # a sequence's name (the same on both sides), its increment
 
 
 def sequence_pairs(
@@ -97,50 +104,65 @@ def sequence_pairs(
     src_schema: str,
     dst: psycopg.Connection[Any],
     dst_schema: str,
-    tables: Sequence[str],
 ) -> list[SequencePair]:
-    """Each column's sequence on both sides (read before a switch's window: names only)."""
-    query = """
-        SELECT t, a.attname, pg_get_serial_sequence(format('%%I.%%I', %s::text, t), a.attname)
-        FROM unnest(%s::text[]) t
-        JOIN pg_attribute a ON a.attrelid = format('%%I.%%I', %s::text, t)::regclass
-        WHERE a.attnum > 0 AND NOT a.attisdropped
+    """Every sequence of ``dst_schema`` with a twin of the same name in ``src_schema``: names
+    only, read before a switch's window (issue 16: the window holds only what must happen
+    while writes are refused).
+
+    Every sequence, not only those a table owns (issue 12): the copy carries each sequence a
+    moved column draws from (serial and identity, ``DEFAULT nextval('…')`` without OWNED BY,
+    one shared by several tables, one a carried trigger function calls) under its own name, so
+    the twins are exactly the sequences the moved tables use.
     """
-
-    def found(conn: psycopg.Connection[Any], schema: str) -> dict[tuple[str, str], str]:
-        rows = conn.execute(query, (schema, list(tables), schema)).fetchall()
-        return {(t, c): seq for t, c, seq in rows if seq}
-
-    theirs = found(dst, dst_schema)
-    return [
-        (seq, theirs[key], f"{dst_schema}.{key[0]}.{key[1]}")
-        for key, seq in sorted(found(src, src_schema).items())
-        if key in theirs
-    ]
+    theirs = {name for name, _ in src.execute(_SEQUENCES, (src_schema,)).fetchall()}
+    mine = dst.execute(_SEQUENCES, (dst_schema,)).fetchall()
+    return sorted((name, int(inc)) for name, inc in mine if name in theirs)
 
 
 def apply_sequences(
-    src: psycopg.Connection[Any], dst: psycopg.Connection[Any], pairs: Sequence[SequencePair]
+    src: psycopg.Connection[Any],
+    src_schema: str,
+    dst: psycopg.Connection[Any],
+    dst_schema: str,
+    pairs: Sequence[SequencePair],
 ) -> dict[str, int]:
-    """Set each target sequence to at least its source twin's value, so ids never collide:
-    one query on each side, whatever the number of sequences."""
+    """Set each sequence of ``pairs`` in ``dst_schema`` past its twin's value, in the direction
+    it runs, so the side that takes the writes next never draws an id the other side already
+    used: one query on each side, whatever the number of sequences."""
     if not pairs:
         return {}
-    rows = src.execute(
-        "SELECT pg_sequence_last_value(s::regclass) FROM unnest(%s::text[]) WITH ORDINALITY "
-        "AS u(s, n) ORDER BY n",
-        ([p[0] for p in pairs],),
-    ).fetchall()
-    used = [(p, int(v)) for p, (v,) in zip(pairs, rows, strict=True) if v is not None and v >= 1]
+    values = dict(
+        src.execute(
+            "SELECT sequencename, last_value FROM pg_sequences WHERE schemaname = %s "
+            "AND sequencename = ANY(%s) AND last_value IS NOT NULL",
+            (src_schema, [name for name, _ in pairs]),
+        ).fetchall()
+    )
+    used = [(name, inc, int(values[name])) for name, inc in pairs if name in values]
     if not used:
         return {}
-    got = dst.execute(
-        "SELECT setval(s::regclass, greatest(v, (SELECT last_value FROM pg_sequences WHERE "
-        "format('%%I.%%I', schemaname, sequencename)::regclass = s::regclass))) "
-        "FROM unnest(%s::text[], %s::int8[]) WITH ORDINALITY AS u(s, v, n) ORDER BY n",
-        ([p[1] for p, _ in used], [v for _, v in used]),
+    # greatest/least skip NULL: a sequence never drawn from here takes the twin's value.
+    rows = dst.execute(
+        """
+        SELECT w.name, setval(format('%%I.%%I', %s::text, w.name)::regclass, w.beyond, true)
+        FROM (
+            SELECT u.name, p.last_value AS mine,
+                   CASE WHEN u.inc > 0 THEN greatest(u.v, p.last_value)
+                        ELSE least(u.v, p.last_value) END AS beyond
+            FROM unnest(%s::text[], %s::int8[], %s::int8[]) AS u(name, inc, v)
+            LEFT JOIN pg_sequences p ON p.schemaname = %s AND p.sequencename = u.name
+        ) w
+        WHERE w.beyond IS DISTINCT FROM w.mine
+        """,
+        (
+            dst_schema,
+            [u[0] for u in used],
+            [u[1] for u in used],
+            [u[2] for u in used],
+            dst_schema,
+        ),
     ).fetchall()
-    return {p[2]: int(r[0]) for (p, _), r in zip(used, got, strict=True)}
+    return {f"{dst_schema}.{name}": int(value) for name, value in rows}
 
 
 def move_sequences(
@@ -148,10 +170,12 @@ def move_sequences(
     src_schema: str,
     dst: psycopg.Connection[Any],
     dst_schema: str,
-    tables: Sequence[str],
+    tables: Sequence[str] = (),
 ) -> dict[str, int]:
-    """Set each target sequence to at least its source twin's value, so ids never collide."""
-    return apply_sequences(src, dst, sequence_pairs(src, src_schema, dst, dst_schema, tables))
+    """:func:`sequence_pairs` then :func:`apply_sequences`, outside a switch (``tables`` is
+    not needed any more and kept for callers that pass it)."""
+    pairs = sequence_pairs(src, src_schema, dst, dst_schema)
+    return apply_sequences(src, src_schema, dst, dst_schema, pairs)
 
 
 @dataclass(frozen=True)
@@ -292,7 +316,7 @@ def _switch(
             lock_timeout=writers_timeout,
         )  # fmt: skip
         _prepare(new, dst, src)
-        pairs = sequence_pairs(src, old.source_schema, dst, old.target_schema, old.tables)
+        pairs = sequence_pairs(src, old.source_schema, dst, old.target_schema)
         with Drain(old) as drain:
             stage("prepare")
             started = time.monotonic()
@@ -303,7 +327,7 @@ def _switch(
                 stage("wait")
                 last = drain.until(emit_mark(src))
                 stage("drain")
-                seqs = apply_sequences(src, dst, pairs)
+                seqs = apply_sequences(src, old.source_schema, dst, old.target_schema, pairs)
                 stage("sequences")
                 start_position(src, new.slot, _current_lsn(dst))
                 stage("position")
