@@ -266,11 +266,12 @@ def test_required_evidence_gates_a_step_unless_forced(
     spec, _ = spec_for(journal_url)
     calls: list[str] = []
 
-    def no_preflight(rb: Runbook) -> None:
+    def no_preflight(rb: Runbook, moment: object) -> dict[str, object]:
         calls.append(rb.name)
         raise CheckFailed("no passing preflight", hint="run 'strangler preflight'")
 
-    monkeypatch.setitem(requirements.REQUIREMENTS, Action.CREATE_SCHEMA, (no_preflight,))  # type: ignore[index]
+    gate = requirements.Requirement("no_preflight", "a preflight", "now", no_preflight)
+    monkeypatch.setitem(requirements.REQUIREMENTS, Action.CREATE_SCHEMA, (gate,))  # type: ignore[index]
     with Journal(journal_url) as j:
         rb = Runbook(spec, j, "order_service")
         with (
@@ -332,10 +333,11 @@ def test_evidence_never_blocks_a_move_back_to_zero_traffic(
 
     spec, _ = spec_for(journal_url)
 
-    def always_stale(rb: Runbook) -> None:
+    def always_stale(rb: Runbook, moment: object) -> dict[str, object]:
         raise CheckFailed("verification is stale")
 
-    monkeypatch.setitem(requirements.REQUIREMENTS, Action.SHIFT_TRAFFIC, (always_stale,))  # type: ignore[index]
+    stale = requirements.Requirement("always_stale", "a verification", "now", always_stale)
+    monkeypatch.setitem(requirements.REQUIREMENTS, Action.SHIFT_TRAFFIC, (stale,))  # type: ignore[index]
     with Journal(journal_url) as j:
         rb = Runbook(spec, j, "order_service")
         with rb.step(Action.SHIFT_TRAFFIC, weight=20, force=True, reason="setup") as st:

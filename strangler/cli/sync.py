@@ -12,20 +12,24 @@ import typer
 
 from strangler.cli.app import (
     DryRunOpt,
+    ForceOpt,
     OperatorOpt,
     Output,
     OutputOpt,
+    ReasonOpt,
     SpecOpt,
     app,
     console,
     emit,
     session,
 )
+from strangler.errors import BadInput
 from strangler.pg.sync.apply import Round
 from strangler.phases import Action
 from strangler.render.plan import render_step_plan
 from strangler.steps import cutover as cutover_step
 from strangler.steps import sync as sync_step
+from strangler.steps.wiring import sync_route
 
 ServiceArg = Annotated[str, typer.Argument(help="The service, as named in the spec.")]
 
@@ -43,6 +47,8 @@ def sync(
     until_caught_up: Annotated[
         bool, typer.Option("--until-caught-up", help="Exit when everything committed is applied.")
     ] = False,
+    force: ForceOpt = False,
+    reason: ReasonOpt = None,
     file: SpecOpt = None,
     operator: OperatorOpt = None,
     dry_run: DryRunOpt = False,
@@ -51,8 +57,14 @@ def sync(
     """Keep the service schema in step with the monolith (reverse after cutover).
 
     Applies changes from the slot that 'strangler copy' created with the copy's snapshot (or
-    'strangler cutover' for the reverse direction); it never copies rows itself.
+    'strangler cutover' for the reverse direction); it never copies rows itself. --stop of
+    the reverse sync waits for all of the route on the service and its final bake (it
+    removes the way back for writes), unless --force --reason.
     """
+    if (force or reason) and not stop_sync:
+        raise BadInput("--force and --reason go with --stop")
+    if force and not reason:
+        raise BadInput("--force needs --reason '…' (it is journaled)")
     with session(file, operator) as s:
         rb = s.runbook(service)
         route = sync_step.route(rb)
@@ -69,18 +81,19 @@ def sync(
             emit(output, info.to_dict(), show_status)
             return
         if stop_sync:
+            gone = sync_route(s.spec, service, sync_step.stop_direction(rb)).slot
             if dry_run:
                 emit(
                     output,
-                    {"would_drop": route.slot},
-                    lambda: console.print(f"would drop slot and publication {route.slot}"),
+                    {"would_drop": gone},
+                    lambda: console.print(f"would drop slot and publication {gone}"),
                 )
                 return
-            stopped = sync_step.stop(rb)
+            stopped = sync_step.stop(rb, force=force, reason=reason)
             emit(
                 output,
                 stopped.to_dict(),
-                lambda: console.print(f"removed slot and publication {route.slot}"),
+                lambda: console.print(f"removed slot and publication {stopped.slot}"),
             )
             return
         if dry_run:

@@ -23,6 +23,7 @@ from strangler.cli.app import (
     session,
 )
 from strangler.errors import BadInput
+from strangler.steps.facts import newest_id
 from strangler.steps.shift import Shifter
 from strangler.steps.wiring import router, router_context, traffic_of
 
@@ -73,13 +74,16 @@ def shift(
         route_to = router(s.spec, service, ctx)
         shifter = Shifter(rb, route_to, say=say_to.print)
         data: dict[str, Any]
+        code = 0
         if approve:
             step = shifter.approve(reason)
             data = {"service": service, "approved": step}
         elif auto:
-            data = shifter.auto(retry=retry, force=force, reason=reason).to_dict()
+            walked = shifter.auto(retry=retry, force=force, reason=reason)
+            data, code = walked.to_dict(), walked.exit_code
         else:
             assert to is not None
+            seen = newest_id(s.journal, service)  # what the operator decides on
             if not dry_run:
                 before = route_to.weights()
                 question = (
@@ -87,7 +91,9 @@ def shift(
                 )
                 if not confirm(question):
                     raise BadInput("aborted; nothing changed")
-            data = shifter.shift_to(to, dry_run=dry_run, force=force, reason=reason).to_dict()
+            data = shifter.shift_to(
+                to, dry_run=dry_run, force=force, reason=reason, seen=seen
+            ).to_dict()
 
     def render() -> None:
         if "calls" in data and data.get("dry_run"):
@@ -100,3 +106,5 @@ def shift(
             console.print(f"{service}: step {data['approved']:g} % approved")
 
     emit(output, data, render)
+    if code:
+        raise typer.Exit(code)

@@ -35,7 +35,7 @@ def render_status(out: Console, err: Console, rows: Sequence[ServiceStatus], now
             r.last_step or "-",
             r.last_status or "-",
             _age(now, r.last_at),
-            f"{v.status} {_age(now, v.at)}" if v else "never",
+            f"{v.shown} {_age(now, v.at)}" if v else "never",
         )
     out.print(table)
     for r in rows:

@@ -41,6 +41,13 @@ class AutoResult:
     evaluations: int = 0
     until: datetime | None = None
 
+    @property
+    def exit_code(self) -> int:
+        """``shift --auto``'s exit code: 0 complete or paused for an approval (or waiting,
+        for ``strangler run``), 1 stalled or stopped (a rollback or another command moved
+        the weight during the walk: it did not reach its end, and never undoes that)."""
+        return 1 if self.status in ("stalled", "stopped") else 0
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "service": self.service,

@@ -9,8 +9,14 @@ list, each step gated and journaled.
    when one is configured, the old tables archived (``pg_dump -Fc`` + sha256) and moved to
    ``retired_<service>``;
 3. ``decommission`` (old_path_removed → decommissioned), in a later run once
-   ``drop_old_tables_after`` has passed: the archive re-checked against its sha256, the
-   retired tables dropped, the infrastructure repo tagged ``v1.0.0-<service>-decommissioned``.
+   ``drop_old_tables_after`` has passed: the retired tables dropped, the infrastructure repo
+   tagged ``v1.0.0-<service>-decommissioned``.
+
+``stable`` is not proof that the old tables may go today: each step's requirements
+(:data:`strangler.steps.requirements.REQUIREMENTS`) are checked again inside the lock when it
+acts. Before the archive and rename: the newest check passed, no write to the old tables
+within ``write_window`` (measured now), nothing depends on them; before the drop: the grace
+period, the archive's sha256 (computed now), and no write to the retired tables since.
 
 :func:`decommission` goes as far as the gates allow and says what remains and when.
 """
@@ -24,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from strangler.checks.base import CheckResult, Guard, blocking
-from strangler.checks.decommission import RESTART_WINDOW, MetricWindowSource, decommission_checks
+from strangler.checks.decommission import BASELINE, MetricWindowSource, decommission_checks
 from strangler.durations import format_duration
 from strangler.errors import CheckFailed
 from strangler.infra.gitrepo import InfraRepo, decommission_tag
@@ -100,9 +106,13 @@ class DecommissionCheck:
 
 
 def metric_source_of(spec: Spec, service: str) -> MetricWindowSource | None:
-    """The spec's ``traffic.metrics`` source, when one is configured."""
+    """The spec's ``traffic.metrics`` source when it keeps history; None for none, and for
+    the router's own counters (kind ``router``), which the checks read from the walk's
+    bakes in the journal instead (:func:`strangler.steps.facts.bake_figures`)."""
     svc = spec.service(service)
     if svc.traffic is None or svc.traffic.metrics is None:
+        return None
+    if svc.traffic.metrics.kind == "router":
         return None
     return metric_source(spec, service, None)
 
@@ -139,15 +149,26 @@ def _guard(rb: Runbook, dry_run: bool) -> Guard | None:
             return None  # the check reports the missing tables
         installed = T.guard_installed(conn, schema, tables)
         if saved is not None and installed:
-            return Guard(datetime.fromisoformat(saved.installed_at), saved.counters)
+            return Guard(
+                datetime.fromisoformat(saved.installed_at),
+                saved.counters,
+                quiet_since=datetime.fromisoformat(saved.quiet_since)
+                if saved.quiet_since
+                else None,
+                seen_id=saved.seen_id,
+            )
         if dry_run:
             return None
         counters = T.write_counters(conn, schema, tables)
+        # Rows an earlier guard left in the log were judged then; this guard starts after.
+        seen = T.last_write_id(conn)
         T.install_guard(conn, schema, tables)
     now = rb.journal.clock()
-    rb.progress.save(GuardState(now.isoformat(), counters))
-    rb.journal.event(rb.name, Event.GUARD_INSTALLED, status="ok", details={"counters": counters})
-    return Guard(now, counters, installed_now=True)
+    rb.progress.save(GuardState(now.isoformat(), counters, now.isoformat(), seen))
+    rb.journal.event(
+        rb.name, Event.GUARD_INSTALLED, status="ok", details={"counters": counters, "seen_id": seen}
+    )
+    return Guard(now, counters, installed_now=True, quiet_since=now, seen_id=seen)
 
 
 def gather(
@@ -157,12 +178,6 @@ def gather(
     ctx = context(rb, dry_run=dry_run)
     ctx = replace(ctx, history=replace(ctx.history, guard=_guard(rb, dry_run)))
     results = decommission_checks(ctx, source)
-    restart = any(r.evidence.get(RESTART_WINDOW) for r in results)
-    if restart and not dry_run:
-        # The server's statistics were reset: the write window starts again from now.
-        with connect(rb.spec.source.dsn, role="monolith") as conn:
-            counters = T.write_counters(conn, rb.spec.source.schema_, list(rb.service.tables))
-        rb.progress.save(GuardState(rb.journal.clock().isoformat(), counters))
     ok = not blocking(results)
     if not dry_run:
         rb.journal.event(
@@ -171,6 +186,23 @@ def gather(
             status="pass" if ok else "fail",
             details={"results": [r.to_dict() for r in results]},
         )
+        restart = next((r.evidence[BASELINE] for r in results if BASELINE in r.evidence), None)
+        saved = rb.progress.load(GuardState)
+        if restart is not None and saved is not None:
+            # Writes were seen (now journaled above): the quiet window starts again from
+            # now, and the log rows already judged go, so a write counts once, not forever.
+            rb.progress.save(
+                GuardState(
+                    saved.installed_at,
+                    restart["counters"],
+                    restart["quiet_since"],
+                    restart["seen_id"],
+                )
+            )
+            with connect(rb.spec.source.dsn, role="monolith") as conn:
+                T.prune_writes(
+                    conn, rb.spec.source.schema_, list(rb.service.tables), restart["seen_id"]
+                )
     return ok, results
 
 
@@ -249,6 +281,9 @@ def decommission(
             step.details["archive"] = archive
             with connect(spec.source.dsn, role="monolith") as conn:
                 step.details["retired_schema"] = T.retire_tables(conn, schema, tables, name)
+                # What a later drop compares with: a write to them after this is missing
+                # from the archive (requirements.retired_tables_untouched).
+                step.details["retired_counters"] = T.write_counters(conn, retired, tables)
             rb.progress.clear(ArchiveRecord)
         report.done.append(
             {"step": "remove_old_path", "archive": archive, "retired_schema": retired}
@@ -273,7 +308,6 @@ def decommission(
                 report.phase = rb.phase.value
                 return report
         with rb.step(Action.DECOMMISSION, force=force, reason=reason, resumable=True) as step:
-            _verify_archive(info)
             with connect(spec.source.dsn, role="monolith") as conn:
                 step.details["dropped"] = T.drop_tables(conn, retired, tables)
             step.details["archive"] = info
@@ -311,22 +345,6 @@ def _archive(rb: Runbook, archive_dir: Path, *, resumed: bool) -> dict[str, Any]
     ).to_dict()
     rb.progress.save(ArchiveRecord(made))
     return made
-
-
-def _verify_archive(info: dict[str, Any]) -> None:
-    """The archive must still be there, byte for byte, before anything is dropped."""
-    path = Path(str(info.get("path", "")))
-    if not info or not path.is_file():
-        raise CheckFailed(
-            f"the archive of the old tables ({path}) is missing; nothing dropped",
-            hint="restore it from backup before dropping the tables",
-        )
-    actual = T.sha256_of(path)
-    if actual != info.get("sha256"):
-        raise CheckFailed(
-            f"the archive {path} changed since it was written (sha256 {actual} ≠ "
-            f"{info.get('sha256')}); nothing dropped"
-        )
 
 
 def plan(rb: ServiceRef, *, inspect: bool = False) -> list[StepPlan]:

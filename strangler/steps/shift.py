@@ -20,19 +20,21 @@ tests and the demo can run a day's bake in seconds.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from strangler.errors import BadInput, CheckFailed, GateFailed
+from strangler.errors import BadInput, CheckFailed, GateFailed, LockHeld
 from strangler.metrics.base import MetricContext, MetricSource
 from strangler.metrics.kinds import make_source
 from strangler.phases import Action, Phase
 from strangler.spec import TrafficSpec
 from strangler.steps import sync
 from strangler.steps.bake import AutoResult, Baker
+from strangler.steps.facts import newest_id
 from strangler.steps.records import Approved, BakeState, Event, RolledBack
 from strangler.steps.runbook import Runbook
 from strangler.steps.traffic_plan import traffic_section
@@ -85,8 +87,10 @@ class Shifter:
         clock: Callable[[], datetime] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         say: Callable[[str], None] = lambda _text: None,
+        lock_wait: float = 120.0,
     ) -> None:
         self.rb = runbook
+        self.lock_wait = lock_wait
         self.router = router
         self.journal = runbook.journal
         self.service = runbook.name
@@ -114,10 +118,17 @@ class Shifter:
         dry_run: bool = False,
         force: bool = False,
         reason: str | None = None,
+        seen: int | None = None,
+        walking: bool = False,
     ) -> ShiftResult:
+        """One traffic step. ``seen``: the newest journal entry the decision to move was
+        based on (default: the newest now); a rollback recorded after it refuses the move
+        inside the lock (:data:`strangler.steps.requirements.no_rollback_since`)."""
         if not 0 <= percent <= 100:
             raise BadInput(f"--to {percent:g} is outside 0..100 percent")
         _ = self.traffic
+        if seen is None:
+            seen = newest_id(self.journal, self.service)
         before = self.router.weights()
         target = Weights(percent)
         if dry_run:
@@ -134,6 +145,8 @@ class Shifter:
             reason=reason,
             force=force,
             resumable=True,
+            seen=seen,
+            walking=walking,
         ) as step:
             after = self.router.set_weights(target)
             step.weight = after.service
@@ -154,6 +167,40 @@ class Shifter:
         if dry_run:
             return ShiftResult(self.service, before.service, 0, True, self.router.plan_change(zero))
         details = {"from": before.service, "router": self.router.describe()}
+        with self._lock_for_rollback():
+            after = self._roll_back(reason, before, details, began)
+            # Inside the lock: a walk's next move re-reads this record under the same lock.
+            self.rb.progress.save(RolledBack(reason, self.clock().isoformat()))
+            self.rb.progress.clear(BakeState)
+        seconds = time.perf_counter() - began
+        self.say(
+            f"{self.service}: rolled back {before.service:g} % → {after.service:g} % "
+            f"in {seconds:.3f} s: {reason}"
+        )
+        return ShiftResult(self.service, before.service, after.service, seconds=seconds)
+
+    @contextlib.contextmanager
+    def _lock_for_rollback(self) -> Iterator[None]:
+        """The service's lock, waited for up to ``lock_wait`` seconds: a move in progress
+        (a Terraform apply can take minutes) finishes, then the rollback goes through, and
+        the walk's next move meets it. Never refused because a walker was mid-step."""
+        deadline = time.monotonic() + self.lock_wait
+        with contextlib.ExitStack() as held:
+            while True:
+                try:
+                    held.enter_context(self.journal.lock(self.service))
+                    break
+                except LockHeld:
+                    if time.monotonic() >= deadline:
+                        raise
+                    self.say(f"{self.service}: a step is in progress; the rollback waits for it")
+                    self.sleep(0.2)
+            yield
+
+    def _roll_back(
+        self, reason: str, before: Weights, details: dict[str, Any], began: float
+    ) -> Weights:
+        zero = Weights(0)
         if self.rb.phase in _TRAFFIC_PHASES:
             with self.rb.step(
                 Action.ROLLBACK_TRAFFIC, reason=reason, details=details, resumable=True
@@ -179,14 +226,7 @@ class Shifter:
             )
         else:
             after = before
-        self.rb.progress.save(RolledBack(reason, self.clock().isoformat()))
-        self.rb.progress.clear(BakeState)
-        seconds = time.perf_counter() - began
-        self.say(
-            f"{self.service}: rolled back {before.service:g} % → {after.service:g} % "
-            f"in {seconds:.3f} s: {reason}"
-        )
-        return ShiftResult(self.service, before.service, after.service, seconds=seconds)
+        return after
 
     # ------------------------------------------------------------------ approval
 
@@ -230,10 +270,20 @@ class Shifter:
                 self.rb.progress.clear(RolledBack)
             evaluations = 0
             self._finish_crashed_shift(force=force, reason=reason)
+            # What the walk has seen: a rollback recorded after this stops it (it never undoes
+            # one), wherever it lands: during a bake, between a bake and the next move, or
+            # between reading the router and moving it.
+            seen = newest_id(self.journal, self.service)
             while True:
+                stop = self._stopped(seen, evaluations)
+                if stop is not None:
+                    return stop
                 weight = self.journal.state(self.service).weight
                 held = self.router.weights().service
                 if abs(held - weight) > 0.05:
+                    stop = self._stopped(seen, evaluations)
+                    if stop is not None:
+                        return stop
                     raise CheckFailed(
                         f"the router holds {held:g} % but the journal says {weight:g} %: "
                         "someone changed the router outside strangler",
@@ -247,6 +297,8 @@ class Shifter:
                         weight, bake if bake and bake.weight == weight else None, wait=wait
                     )
                     evaluations += result.evaluations
+                    if result.status == "stopped":
+                        return self._stopped(seen, evaluations) or result
                     if result.status != "complete":
                         result.evaluations = evaluations
                         return result
@@ -274,8 +326,37 @@ class Shifter:
                     )
                     self.say(msg)
                     return AutoResult(self.service, weight, "paused", msg, evaluations)
-                self.shift_to(nxt, force=force, reason=reason)
+                try:
+                    self.shift_to(nxt, force=force, reason=reason, seen=seen, walking=True)
+                except CheckFailed:
+                    # Refused inside the lock: if a rollback landed since the walk last
+                    # looked, that is the walk's end, not an error.
+                    stop = self._stopped(seen, evaluations)
+                    if stop is not None:
+                        return stop
+                    raise
+                # The walk has seen up to its own move (not beyond: a rollback that lands
+                # right after it must still stop the walk).
+                moved = self.journal.last(self.service, str(Action.SHIFT_TRAFFIC), status="ok")
+                seen = moved.id if moved is not None else seen
                 self.rb.progress.clear(Approved)
+
+    def _stopped(self, seen: int, evaluations: int) -> AutoResult | None:
+        """The walk's "stopped" result when traffic was rolled back after entry ``seen``
+        (by an operator or another process); None otherwise."""
+        last = self.journal.last(self.service, str(Action.ROLLBACK_TRAFFIC), status="ok")
+        if last is None or last.id <= seen:
+            return None
+        record = self.rb.progress.load(RolledBack)
+        why = f": {record.reason}" if record else ""
+        weight = self.journal.state(self.service).weight
+        message = (
+            f"traffic was rolled back by {last.operator} at {last.at:%Y-%m-%d %H:%M:%S} UTC"
+            f"{why}; the walk stopped at {weight:g} % and never undoes a rollback (after a "
+            f"fix: 'strangler shift {self.service} --auto --retry')"
+        )
+        self.say(f"{self.service}: {message}")
+        return AutoResult(self.service, weight, "stopped", message, evaluations)
 
     def _baker(self) -> Baker:
         return Baker(

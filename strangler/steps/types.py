@@ -16,11 +16,13 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from strangler.journal import Journal
+from strangler.phases import Action
 from strangler.spec import ServiceSpec, Spec
 
 __all__ = [
     "Advanced",
     "JournaledRef",
+    "Moment",
     "Operation",
     "Outcome",
     "RunOptions",
@@ -51,6 +53,25 @@ class JournaledRef(ServiceRef, Protocol):
 
     @property
     def journal(self) -> Journal: ...
+
+
+@dataclass(frozen=True)
+class Moment:
+    """The step about to act, as its requirements see it inside the service's lock.
+
+    ``seen``: the newest journal entry the caller had read when it decided to act (a walk:
+    when it last confirmed where traffic stands); evidence recorded after it, such as an
+    operator's rollback, can refuse the move. ``walking``: the move is one of ``shift
+    --auto``'s, which never goes on after a rollback. ``resumed``: the step finishes one a
+    crash interrupted. ``details``: what the step will journal in its intent (a sync stop
+    names its direction there)."""
+
+    action: Action | None = None
+    weight: float | None = None
+    seen: int | None = None
+    walking: bool = False
+    resumed: bool = False
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
