@@ -8,8 +8,9 @@ Two ways to the figures, the same judgement:
   and the monolith's over the last window;
 - the router's own counters (metric kind ``router``, also what the gates read when the spec
   names no metric source), which keep no history: the figures the walk's bakes measured and
-  journaled interval by interval (:class:`strangler.checks.base.BakeFigures`), the monolith
-  before 100 % against both sides while all of the route was on the service, each item
+  journaled interval by interval (:class:`strangler.checks.base.BakeFigures`): the monolith
+  before 100 % (the baseline) against the service while all of the route was on it, and the
+  monolith's requests in the last judged interval at 100 % for the old route, each item
   saying that this is where its figures come from. Without such bakes the items are skipped,
   saying why.
 """

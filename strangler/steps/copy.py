@@ -20,6 +20,7 @@ from strangler.phases import Action, Phase
 from strangler.steps import create_schema as schema_step
 from strangler.steps import online_copy, preflight
 from strangler.steps.records import ChunkRecord, CopyPlan, CopyWatermark
+from strangler.steps.requirements import stated
 from strangler.steps.runbook import Runbook
 from strangler.steps.types import Advanced, Operation, Outcome, RunOptions, ServiceRef, StepPlan
 from strangler.steps.wiring import endpoints
@@ -225,7 +226,7 @@ def plan(rb: ServiceRef, *, inspect: bool = False) -> StepPlan:
         summary=f"copy {', '.join(svc.tables)} from one snapshot, then keys, indexes, foreign "
         "keys, sequences",
         operations=tuple(ops),
-        requires=("a recent passing preflight",) if svc.preflight else (),
+        requires=stated(Action.COPY, svc),
     )
 
 

@@ -40,7 +40,7 @@ from strangler.phases import Action, Phase
 from strangler.spec import Spec
 from strangler.steps.preflight import context, waiting_or_raise
 from strangler.steps.records import ArchiveRecord, Event, GuardState
-from strangler.steps.requirements import grace_period_over
+from strangler.steps.requirements import grace_period_over, stated
 from strangler.steps.runbook import Runbook
 from strangler.steps.types import (
     Advanced,
@@ -364,7 +364,7 @@ def plan(rb: ServiceRef, *, inspect: bool = False) -> list[StepPlan]:
                 Operation("monolith", f"write guard on {', '.join(tables)}; count writes"),
                 Operation("journal", "the post-migration checklist, item by item"),
             ),
-            requires=("a passing decommission check at 100 % traffic",),
+            requires=stated(Action.MARK_STABLE, svc),
         ),
         StepPlan(
             action=Action.REMOVE_OLD_PATH.value,
@@ -381,6 +381,7 @@ def plan(rb: ServiceRef, *, inspect: bool = False) -> list[StepPlan]:
                 ),
                 Operation("monolith", f"ALTER TABLE … SET SCHEMA {retired}"),
             ),
+            requires=stated(Action.REMOVE_OLD_PATH, svc),
         ),
         StepPlan(
             action=Action.DECOMMISSION.value,
@@ -391,7 +392,7 @@ def plan(rb: ServiceRef, *, inspect: bool = False) -> list[StepPlan]:
                 Operation("file", "check the archive against its sha256"),
                 Operation("monolith", f"DROP TABLE {', '.join(tables)} in {retired}"),
             ),
-            requires=(f"{format_duration(d.drop_old_tables_after)} since the rename",),
+            requires=stated(Action.DECOMMISSION, svc),
         ),
     ]
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from strangler.phases import Action
+from strangler.spec import ServiceSpec
 from strangler.steps import evidence as ev
 from strangler.steps import evidence_decommission as dv
 from strangler.steps.types import JournaledRef, Moment
@@ -52,6 +53,7 @@ __all__ = [
     "reverse_sync_alive",
     "reverse_sync_healthy",
     "reverse_sync_not_needed",
+    "stated",
 ]
 
 Check = Callable[[JournaledRef, Moment], dict[str, Any]]
@@ -71,6 +73,20 @@ class Requirement:
     check: Check
     on_resume: bool = True  # also when the step finishes one a crash interrupted
     overridable: bool = True  # --force --reason may set it aside
+    # Which services it concerns: "always", "online" (strategy online only), "preflight"
+    # (only with a preflight: section). The check itself skips the others, saying so.
+    when: str = "always"
+
+    def concerns(self, svc: ServiceSpec) -> bool:
+        if self.when == "online":
+            return svc.strategy == "online"
+        if self.when == "preflight":
+            return svc.preflight is not None
+        return True
+
+    def stated(self) -> str:
+        """What it needs and how fresh, as a plan shows it."""
+        return f"{self.needs} ({self.fresh})"
 
     def __call__(self, rb: JournaledRef, moment: Moment | None = None) -> dict[str, Any]:
         return self.check(rb, moment or Moment())
@@ -81,6 +97,7 @@ recent_preflight = Requirement(
     needs="a passing preflight (when the spec has a preflight: section)",
     fresh="younger than preflight.max_age; the journal, read in the lock",
     check=ev.recent_preflight,
+    when="preflight",
 )
 fresh_verification = Requirement(
     "fresh_verification",
@@ -95,6 +112,7 @@ forward_sync_alive = Requirement(
     fresh="measured now on both servers",
     check=ev.forward_sync_alive,
     on_resume=False,  # a cutover killed halfway dropped the forward slot itself
+    when="online",
 )
 reverse_sync_alive = Requirement(
     "reverse_sync_alive",
@@ -108,6 +126,7 @@ reverse_sync_healthy = Requirement(
     needs="online: reverse sync exists and lags less than sync.max_lag",
     fresh="measured now on both servers",
     check=ev.reverse_sync_healthy,
+    when="online",
 )
 no_rollback_since = Requirement(
     "no_rollback_since",
@@ -189,3 +208,9 @@ REQUIREMENTS: Mapping[Action, tuple[Requirement, ...]] = {
 
 def requirements_for(action: Action) -> tuple[Requirement, ...]:
     return REQUIREMENTS.get(action, ())
+
+
+def stated(action: Action, svc: ServiceSpec) -> tuple[str, ...]:
+    """The requirements of ``action`` that concern ``svc``, in words: what each step's plan
+    lists under "requires" (the table above is the one source of both)."""
+    return tuple(r.stated() for r in requirements_for(action) if r.concerns(svc))

@@ -21,6 +21,7 @@ from strangler.pg.schema.drop import drop, drop_statements
 from strangler.pg.sync import cdc
 from strangler.phases import Action, Phase
 from strangler.steps.records import SchemaCreated
+from strangler.steps.requirements import stated
 from strangler.steps.rollbacks import RollbackRequest
 from strangler.steps.runbook import Runbook
 from strangler.steps.types import Operation, ServiceRef, StepPlan
@@ -91,5 +92,5 @@ def plan(rb: ServiceRef, *, inspect: bool = False) -> StepPlan:
         target=Phase.PLANNED.value,
         summary="drop the service schema (and its role) while nothing wrote to it",
         operations=tuple(ops),
-        requires=("no write reached the schema since the copy",),
+        requires=stated(Action.ROLLBACK_SCHEMA, svc),
     )

@@ -36,6 +36,7 @@ from strangler.steps import sync
 from strangler.steps.bake import AutoResult, Baker
 from strangler.steps.facts import newest_id
 from strangler.steps.records import Approved, BakeState, Event, RolledBack
+from strangler.steps.requirements import stated
 from strangler.steps.runbook import Runbook
 from strangler.steps.traffic_plan import traffic_section
 from strangler.steps.types import (
@@ -395,16 +396,14 @@ def plan(rb: ServiceRef, *, inspect: bool = False) -> StepPlan:
     svc = rb.service
     traffic = svc.traffic
     ready = Phase.WRITES_CUT_OVER if svc.strategy == "online" else Phase.VERIFIED
-    requires = ["a passing verification newer than the last change to the copy"]
-    if svc.strategy == "online":
-        requires.append("reverse sync exists and lags less than sync.max_lag")
+    requires = stated(Action.SHIFT_TRAFFIC, svc)
     if traffic is None:
         return StepPlan(
             action=Action.SHIFT_TRAFFIC.value,
             source=ready.value,
             target=Phase.TRAFFIC.value,
             summary="shift (no traffic section) in steps [], gated on metrics",
-            requires=tuple(requires),
+            requires=requires,
         )
     ops = []
     for step in traffic.steps:
@@ -425,7 +424,7 @@ def plan(rb: ServiceRef, *, inspect: bool = False) -> StepPlan:
         target=Phase.TRAFFIC.value,
         summary=f"shift {traffic.route} in steps {traffic.steps}, gated on metrics",
         operations=tuple(ops),
-        requires=tuple(requires),
+        requires=requires,
         sections={"traffic": section} if section else {},
         warnings=tuple(warnings),
     )
