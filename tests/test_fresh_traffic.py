@@ -229,6 +229,10 @@ def test_decommission_check_with_router_metrics_reads_the_walks_bakes(
     assert rate["evidence"]["baseline"]["requests"] == sum(
         g["window"]["monolith"]["requests"] for g in before
     )
+    assert by["latency vs baseline"]["verdict"] == "skipped"
+    assert (
+        "no p99 of the monolith carrying the whole route" in (by["latency vs baseline"]["message"])
+    )
     old = by["old route at 0 requests"]
     last = at_100[-1]["window"]["monolith"]["requests"]
     assert old["message"].startswith(f"{last} request(s) reached the monolith's route in the last")
