@@ -92,8 +92,9 @@ class Runbook:
         """Check ``action``'s requirements now (the caller holds the service's lock).
 
         Returns the evidence each was checked against, by name, and the refusals ``force``
-        set aside; raises the first refusal otherwise. A move back to 0 % traffic is the way
-        out of trouble and never waits on evidence."""
+        set aside; raises the first refusal otherwise (or the error that kept a piece of
+        evidence from being read: exit 3 for a server that cannot be reached). A move back to
+        0 % traffic is the way out of trouble and never waits on evidence."""
         moment = moment or Moment(action)
         found: dict[str, Any] = {}
         set_aside: list[str] = []
@@ -106,7 +107,9 @@ class Runbook:
                 continue
             try:
                 checked = requirement.check(self, moment)
-            except CheckFailed as refused:
+            except StranglerError as refused:
+                # A refusal, or evidence that could not be read (a server down): either
+                # stops the step, unless the operator forces it and this one may be forced.
                 if not force or not requirement.overridable:
                     raise
                 set_aside.append(refused.message)
