@@ -188,9 +188,10 @@ def no_rollback_since(rb: JournaledRef, moment: Moment) -> Evidence:
         when = _at(last) if last is not None else str(record.at if record else "?")
         who = f" by {last.operator}" if last is not None else ""
         why = f": {record.reason}" if record is not None else ""
+        move = f"this move to {moment.weight:g} %" if moment.weight is not None else "this move"
         raise CheckFailed(
-            f"{rb.name}: traffic was rolled back{who} at {when}{why}, after this move to "
-            f"{moment.weight:g} % was decided; a rollback always wins, nothing was moved",
+            f"{rb.name}: traffic was rolled back{who} at {when}{why}, after {move} was "
+            "decided; a rollback always wins, nothing was moved",
             hint=f"when the service is fixed: 'strangler shift {rb.name} --auto --retry' (or "
             f"--to N)",
         )
