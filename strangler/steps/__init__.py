@@ -2,7 +2,8 @@
 
 One module per step: :mod:`.create_schema`, :mod:`.copy` (with :mod:`.online_copy`),
 :mod:`.sync`, :mod:`.verify`, :mod:`.cutover`, :mod:`.rollback_writes`, :mod:`.shift`,
-:mod:`.rollback_traffic`, :mod:`.preflight` (and validate, attest), :mod:`.decommission`,
+:mod:`.rollback_traffic`, :mod:`.preflight` (and validate, attest), :mod:`.decommission`
+(with :mod:`.decommission_check`),
 :mod:`.rollback_schema`, :mod:`.rollback_infra`, :mod:`.status`. Each takes typed inputs, runs
 under :meth:`.runbook.Runbook.step` (lock → phase rules → fresh evidence → intent → work →
 outcome) and returns a typed result. Beside them: :mod:`.runbook` and :mod:`.requirements`

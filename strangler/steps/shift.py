@@ -7,7 +7,13 @@ intent through :meth:`Runbook.step` (phase rules and evidence apply; ``force`` w
 overrides), set the weights, read them back. ``Shifter.auto`` walks the spec's steps, baking
 each under the gates (:mod:`strangler.metrics.gates`), pausing where ``approve_before`` says,
 and rolling back to 0 % by itself when a gate fails. ``Shifter.rollback`` sends everything to
-the monolith at once.
+the monolith at once (:mod:`strangler.steps.rollback_traffic`).
+
+A rollback always wins: the walk remembers the newest journal entry it has seen, and every
+move it makes is refused inside the service's lock if a rollback was recorded after it
+(:data:`strangler.steps.requirements.no_rollback_since`); the walk then ends ``stopped``
+(exit 1), wherever the rollback landed: during a bake, between a bake and the next move, or
+while the walk read the router.
 
 Where a walk stands lives in the journal (:class:`strangler.steps.records.BakeState`),
 written after every interval together with the clock of the interval under way and, for a
@@ -20,14 +26,11 @@ tests and the demo can run a day's bake in seconds.
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
 
-from strangler.errors import BadInput, CheckFailed, GateFailed, LockHeld
+from strangler.errors import BadInput, CheckFailed, GateFailed
 from strangler.metrics.base import MetricContext, MetricSource
 from strangler.metrics.kinds import make_source
 from strangler.phases import Action, Phase
@@ -37,6 +40,7 @@ from strangler.steps.bake import AutoResult, Baker
 from strangler.steps.facts import newest_id
 from strangler.steps.records import Approved, BakeState, Event, RolledBack
 from strangler.steps.requirements import stated
+from strangler.steps.rollback_traffic import roll_back
 from strangler.steps.runbook import Runbook
 from strangler.steps.traffic_plan import traffic_section
 from strangler.steps.types import (
@@ -45,6 +49,7 @@ from strangler.steps.types import (
     Outcome,
     RunOptions,
     ServiceRef,
+    ShiftResult,
     StepPlan,
     Waiting,
 )
@@ -52,28 +57,6 @@ from strangler.steps.wiring import router, traffic_of
 from strangler.traffic.base import Router, Weights
 
 __all__ = ["AutoResult", "GateFailed", "ShiftResult", "Shifter", "plan"]
-
-_TRAFFIC_PHASES = {Phase.TRAFFIC, Phase.TRAFFIC_COMPLETE, Phase.STABLE}
-
-
-@dataclass
-class ShiftResult:
-    service: str
-    before: float
-    after: float
-    dry_run: bool = False
-    calls: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "service": self.service,
-            "before": self.before,
-            "after": self.after,
-            "dry_run": self.dry_run,
-            "calls": self.calls,
-            "seconds": round(self.seconds, 4),
-        }
 
 
 class Shifter:
@@ -161,73 +144,19 @@ class Shifter:
     # ------------------------------------------------------------------ rollback
 
     def rollback(self, reason: str, *, dry_run: bool = False) -> ShiftResult:
-        """All of the route to the monolith now, read back; journaled with ``reason``."""
-        began = time.perf_counter()
-        before = self.router.weights()
-        zero = Weights(0)
-        if dry_run:
-            return ShiftResult(self.service, before.service, 0, True, self.router.plan_change(zero))
-        details = {"from": before.service, "router": self.router.describe()}
-        with self._lock_for_rollback():
-            after = self._roll_back(reason, before, details, began)
-            # Inside the lock: a walk's next move re-reads this record under the same lock.
-            self.rb.progress.save(RolledBack(reason, self.clock().isoformat()))
-            self.rb.progress.clear(BakeState)
-        seconds = time.perf_counter() - began
-        self.say(
-            f"{self.service}: rolled back {before.service:g} % → {after.service:g} % "
-            f"in {seconds:.3f} s: {reason}"
+        """All of the route to the monolith now, read back; journaled with ``reason``
+        (:func:`strangler.steps.rollback_traffic.roll_back`: it waits for a step in progress
+        and is never refused by a walk)."""
+        return roll_back(
+            self.rb,
+            self.router,
+            reason,
+            dry_run=dry_run,
+            clock=self.clock,
+            sleep=self.sleep,
+            say=self.say,
+            lock_wait=self.lock_wait,
         )
-        return ShiftResult(self.service, before.service, after.service, seconds=seconds)
-
-    @contextlib.contextmanager
-    def _lock_for_rollback(self) -> Iterator[None]:
-        """The service's lock, waited for up to ``lock_wait`` seconds: a move in progress
-        (a Terraform apply can take minutes) finishes, then the rollback goes through, and
-        the walk's next move meets it. Never refused because a walker was mid-step."""
-        deadline = time.monotonic() + self.lock_wait
-        with contextlib.ExitStack() as held:
-            while True:
-                try:
-                    held.enter_context(self.journal.lock(self.service))
-                    break
-                except LockHeld:
-                    if time.monotonic() >= deadline:
-                        raise
-                    self.say(f"{self.service}: a step is in progress; the rollback waits for it")
-                    self.sleep(0.2)
-            yield
-
-    def _roll_back(
-        self, reason: str, before: Weights, details: dict[str, Any], began: float
-    ) -> Weights:
-        zero = Weights(0)
-        if self.rb.phase in _TRAFFIC_PHASES:
-            with self.rb.step(
-                Action.ROLLBACK_TRAFFIC, reason=reason, details=details, resumable=True
-            ) as step:
-                after = self.router.set_weights(zero)
-                step.weight = after.service
-                step.details["read_back"] = after.service
-                step.details["seconds"] = round(time.perf_counter() - began, 4)
-        elif before.service > 0:
-            # The journal says no traffic moved, yet the router sends some: fix the router
-            # and say so, rather than refuse a rollback.
-            after = self.router.set_weights(zero)
-            self.journal.event(
-                self.service,
-                str(Action.ROLLBACK_TRAFFIC),
-                status="ok",
-                reason=reason,
-                details={
-                    **details,
-                    "read_back": after.service,
-                    "note": "router had traffic the journal did not know of",
-                },
-            )
-        else:
-            after = before
-        return after
 
     # ------------------------------------------------------------------ approval
 

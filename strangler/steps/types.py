@@ -28,6 +28,7 @@ __all__ = [
     "RunOptions",
     "ServicePlan",
     "ServiceRef",
+    "ShiftResult",
     "StepPlan",
     "Subject",
     "WaitReason",
@@ -157,6 +158,28 @@ class ServicePlan:
 def _jsonable(value: Any) -> Any:
     to_dict = getattr(value, "to_dict", None)
     return to_dict() if callable(to_dict) else value
+
+
+@dataclass
+class ShiftResult:
+    """One traffic move (a shift or a rollback): the weights before and after, read back."""
+
+    service: str
+    before: float
+    after: float
+    dry_run: bool = False
+    calls: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "service": self.service,
+            "before": self.before,
+            "after": self.after,
+            "dry_run": self.dry_run,
+            "calls": self.calls,
+            "seconds": round(self.seconds, 4),
+        }
 
 
 # ------------------------------------------------------------------------- run outcomes
