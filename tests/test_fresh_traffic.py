@@ -237,3 +237,26 @@ def test_decommission_check_with_router_metrics_reads_the_walks_bakes(
     last = at_100[-1]["window"]["monolith"]["requests"]
     assert old["message"].startswith(f"{last} request(s) reached the monolith's route in the last")
     assert old["verdict"] == ("pass" if last == 0 else "fail")
+
+
+def test_a_rollback_wins_over_a_move_that_died_halfway(
+    traffic_world: TrafficWorld, traffic_spec: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A walker killed between setting the router and journaling the move leaves an intent
+    without an outcome; an operator's rollback still goes through (no 'resolve' first)."""
+    spec_path = traffic_spec(_router(traffic_world))
+    at_phase(tmp_path / "state.db", "verified")
+    spec = load_spec(spec_path)
+    real = spec_router(spec, "order_service")
+    with Journal(spec.state_url(), operator="walker") as journal:
+        Shifter(Runbook(spec, journal, "order_service"), real).shift_to(20)
+        journal.intent("order_service", "shift_traffic", details={"weight": 50.0, "pid": 1})
+        real.set_weights(Weights(50))  # … and the process died here
+    with Journal(spec.state_url(), operator="alice") as journal:
+        done = Shifter(Runbook(spec, journal, "order_service"), real).rollback("5xx")
+        assert done.after == 0
+        crashed = journal.last("order_service", "shift_traffic", status="crashed")
+        assert crashed is not None and crashed.details["superseded_by"] == "rollback_traffic"
+        assert journal.dangling("order_service") == []
+        assert journal.state("order_service").phase == "verified"
+    assert traffic_world.proxy.service_percent() == 0

@@ -222,6 +222,13 @@ class Runbook:
                 )
                 resumed = entry
                 continue
+            if action is Action.ROLLBACK_TRAFFIC and entry.step == str(Action.SHIFT_TRAFFIC):
+                # A rollback always wins, even over a move that died halfway: wherever that
+                # move left the router, the rollback sets 0 % and reads it back.
+                who = self.journal.command or str(action)
+                closed = {"detected_by": who, "superseded_by": str(action)}
+                self.journal.outcome(entry.id, "crashed", details=closed)
+                continue
             raise IncompleteStep(
                 f"{self.name}: step {entry.step!r} began at {entry.at:%Y-%m-%d %H:%M:%S} UTC "
                 f"(by {entry.operator}, '{entry.command}', pid {entry.details.get('pid', '?')}) "
