@@ -8,7 +8,7 @@ One module per step: :mod:`.create_schema`, :mod:`.copy` (with :mod:`.online_cop
 under :meth:`.runbook.Runbook.step` (lock → phase rules → fresh evidence → intent → work →
 outcome) and returns a typed result. Beside them: :mod:`.runbook` and :mod:`.requirements`
 (the phase machine applied through the journal, and the evidence each step needs, how fresh,
-checked by :mod:`.evidence` and :mod:`.evidence_decommission` when the step acts),
+checked by :mod:`.proofs` and :mod:`.proofs_decommission` when the step acts),
 :mod:`.records` (every journal key and progress record, typed), :mod:`.facts` (evidence read
 from the journal), :mod:`.wiring` (spec → the plain values mechanism takes), :mod:`.types`,
 :mod:`.table` (:data:`STEPS`, :data:`ROLLBACKS`), :mod:`.plan` and :mod:`.run`.

@@ -1,277 +1,568 @@
-"""The evidence checks behind :data:`strangler.steps.requirements.REQUIREMENTS`: the copy, its
-data path, sync and traffic.
+"""The evidence of one migration, read from its journal: what ``strangler report`` renders.
 
-Each check runs inside the service's lock at the moment its step acts, with the
-:class:`~strangler.steps.types.Moment` it is about to act at. It raises CheckFailed (the
-refusal, naming what to do) or returns the evidence it was checked against, which
-:meth:`strangler.steps.runbook.Runbook.step` writes into the step's intent. What it reads is
-either the journal, read now inside the lock (nobody else can act on the service meanwhile),
-or a server, measured now. Nothing here changes anything: a refused step changes nothing.
+A change board and a post-mortem ask the same questions: what was planned, what was
+checked before, how the copy went, what proved it identical, how far behind sync ran, how
+long writes were refused, how each traffic step baked and what the gates said, what was
+rolled back and why, what was archived and dropped, and who did each thing when. Every
+answer is a typed record built from journal entries here (the renderers in ``render/`` draw
+them; this module draws nothing and imports no chart library).
+
+Usage::
+
+    ev = evidence(spec, journal, "order_service")
+    for v in ev.verifications:
+        print(v.at, v.status, v.tables)
 """
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
 
-from strangler.durations import format_duration
-from strangler.errors import CheckFailed
-from strangler.pg.connect import connect
-from strangler.pg.schema.drop import writes_since_copy
-from strangler.pg.sync import cdc
-from strangler.pg.sync.gate import gate_state
-from strangler.pg.sync.slot import Direction
-from strangler.phases import Action, Phase
-from strangler.spec import SyncSpec
-from strangler.steps import facts, wiring
-from strangler.steps.records import BakeState, CopyWatermark, Event, Progress, RolledBack
-from strangler.steps.types import JournaledRef, Moment
+from strangler.errors import StranglerError
+from strangler.journal import Entry, Journal
+from strangler.phases import Action
+from strangler.secrets import redact_dsn
+from strangler.spec import Spec
+from strangler.steps.plan import build_plan
+from strangler.steps.records import ChunkRecord, Event, LagHistory, Progress
 
 __all__ = [
-    "forward_sync_alive",
-    "no_rollback_since",
-    "no_writes_since_copy",
-    "recent_preflight",
-    "reverse_sync_alive",
-    "reverse_sync_healthy",
-    "reverse_sync_not_needed",
-    "verification",
+    "Bake",
+    "CopyFigures",
+    "Cutover",
+    "Decommission",
+    "Evidence",
+    "GateCheck",
+    "Interval",
+    "LagPoint",
+    "PreflightRun",
+    "Rollback",
+    "TableCopy",
+    "TableVerdict",
+    "TrafficStep",
+    "Verification",
+    "WhoWhat",
+    "evidence",
+    "spec_digest",
 ]
 
-Evidence = dict[str, Any]
+_ROLLBACKS = {
+    Action.ROLLBACK_TRAFFIC.value,
+    Action.ROLLBACK_WRITES.value,
+    Action.ROLLBACK_SCHEMA.value,
+    "rollback_k8s",
+    "rollback_terraform",
+}
 
 
-def _at(entry: Any) -> str:
-    return f"{entry.at:%Y-%m-%d %H:%M:%S} UTC"
+@dataclass(frozen=True)
+class WhoWhat:
+    """One journal entry, as the audit trail shows it."""
+
+    id: int
+    at: datetime
+    operator: str
+    command: str
+    step: str
+    kind: str
+    status: str | None
+    reason: str | None
 
 
-def verification(rb: JournaledRef, moment: Moment) -> Evidence:
-    """The newest verification that compared rows passed, and nothing changed the copy or its
-    data path since. The runbook's "DO NOT proceed with cutover" as a rule: counts prove
-    nothing about values, and a proof older than a re-copy describes another copy."""
-    entries = rb.journal.history(rb.name)
-    hint = f"strangler verify {rb.name}"
-    found = facts.current_verification(entries, proof_only=True)
-    if found is None:
-        raise CheckFailed(f"{rb.name}: the copy has never been verified", hint=hint)
-    proof = found.entry
-    if proof.status != "passed":
-        raise CheckFailed(
-            f"{rb.name}: the last verification ({_at(proof)}) found differences; do not "
-            "proceed with cutover",
-            hint=f"repair the copy, then run '{hint}'",
-        )
-    if found.obsoleted_by is not None:
-        change = found.obsoleted_by
-        what = change.step
-        if change.step == Action.STOP_SYNC:
-            what = "the forward sync stopped"
-        raise CheckFailed(
-            f"{rb.name}: the copy changed ({what} at {_at(change)}) after the last passing "
-            f"verification ({_at(proof)})",
-            hint=hint,
-        )
-    return {
-        "verification": proof.id,
-        "at": proof.at.isoformat(),
-        "mode": proof.details.get("mode"),
-        "status": proof.status,
-    }
+@dataclass(frozen=True)
+class Check:
+    name: str
+    verdict: str
+    message: str
+    required: bool
 
 
-def recent_preflight(rb: JournaledRef, moment: Moment) -> Evidence:
-    """A passing preflight younger than ``preflight.max_age`` (only when the spec has one)."""
-    pre = rb.service.preflight
-    if pre is None:
-        return {"skipped": "no preflight: section in the spec"}
-    last = rb.journal.last(rb.name, Event.PREFLIGHT)
-    how = f"strangler preflight {rb.name}"
-    if last is None:
-        raise CheckFailed(f"{rb.name} has no preflight on record", hint=f"run '{how}'")
-    age = rb.journal.clock() - last.at
-    if last.status != "pass":
-        failed = [
-            r["name"]
-            for r in last.details.get("results", [])
-            if r.get("verdict") == "fail" and r.get("required", True)
-        ]
-        raise CheckFailed(
-            f"the last preflight of {rb.name} ({format_duration(age)} ago) failed: "
-            + ", ".join(failed),
-            hint=f"fix those items and run '{how}' again",
-        )
-    if age > pre.max_age:
-        raise CheckFailed(
-            f"the last passing preflight of {rb.name} is {format_duration(age)} old; the spec "
-            f"allows {format_duration(pre.max_age)} (preflight.max_age)",
-            hint=f"run '{how}' again",
-        )
-    return {"preflight": last.id, "at": last.at.isoformat(), "age": format_duration(age)}
+@dataclass(frozen=True)
+class PreflightRun:
+    """A preflight, validate or decommission check run, with each item's verdict."""
+
+    kind: str  # preflight | validate | decommission_check
+    at: datetime
+    operator: str
+    status: str
+    checks: list[Check]
 
 
-def _slot(rb: JournaledRef, direction: Direction) -> tuple[cdc.SyncRoute, cdc.SyncStatus]:
-    route = wiring.sync_route(rb.spec, rb.name, direction)
-    return route, cdc.status(route)
+@dataclass(frozen=True)
+class TableCopy:
+    table: str
+    rows: int
+    bytes: int | None
+    source_rows: int | None
 
 
-def _slot_evidence(route: cdc.SyncRoute, info: cdc.SyncStatus) -> Evidence:
-    return {"slot": route.slot, "applied_lsn": info.applied_lsn, "lag_bytes": info.lag_bytes}
+@dataclass(frozen=True)
+class CopyFigures:
+    at: datetime
+    operator: str
+    seconds_load: float
+    seconds_total: float
+    bytes: int
+    rows: int
+    formats: list[str]
+    resumed: bool
+    tables: list[TableCopy]
+
+    @property
+    def bytes_per_second(self) -> float:
+        return self.bytes / self.seconds_load if self.seconds_load > 0 else 0.0
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds_load if self.seconds_load > 0 else 0.0
 
 
-def forward_sync_alive(rb: JournaledRef, moment: Moment) -> Evidence:
-    """Before writes are cut over: the forward slot and its stored position exist, measured
-    now (the cutover drains exactly that slot; without it changes would be lost)."""
-    if rb.service.strategy != "online":
-        return {"skipped": "strategy copy"}
-    route, info = _slot(rb, "forward")
-    if not info.slot_exists or info.applied_lsn is None:
-        raise CheckFailed(
-            f"{rb.name}: forward sync slot {route.slot!r} "
-            + ("has no stored position" if info.slot_exists else "does not exist")
-            + ", so the service schema no longer follows the monolith and a cutover would "
-            "lose the changes in between",
-            hint=f"'strangler sync {rb.name} --status' shows what exists; after a 'sync "
-            f"--stop', 'strangler rollback {rb.name} --schema' and copy again",
-        )
-    return _slot_evidence(route, info)
+@dataclass(frozen=True)
+class TableVerdict:
+    table: str
+    passed: bool
+    method: str
+    source_rows: int | None
+    target_rows: int | None
+    missing: int
+    extra: int
+    changed: int
+    first: list[dict[str, Any]]
 
 
-def reverse_sync_alive(rb: JournaledRef, moment: Moment) -> Evidence:
-    """Before writes go back to the monolith: the reverse slot and its position exist, so
-    every write the service took reaches the monolith's tables (measured now)."""
-    route, info = _slot(rb, "reverse")
-    if not info.slot_exists or info.applied_lsn is None:
-        raise CheckFailed(
-            f"{rb.name}: reverse sync slot {route.slot!r} "
-            + ("has no stored position" if info.slot_exists else "does not exist")
-            + ": the monolith's tables do not have the service's writes, and moving writes "
-            "back would lose them",
-            hint=f"'strangler sync {rb.name} --status' shows what exists",
-        )
-    return _slot_evidence(route, info)
+@dataclass(frozen=True)
+class Verification:
+    at: datetime
+    operator: str
+    status: str  # passed | failed
+    mode: str
+    seconds: float | None
+    tables: list[TableVerdict]
+
+    @property
+    def differences(self) -> int:
+        return sum(t.missing + t.extra + t.changed for t in self.tables)
 
 
-def reverse_sync_healthy(rb: JournaledRef, moment: Moment) -> Evidence:
-    """Before traffic moves on an online service: reverse sync exists and keeps up, measured
-    now. Once traffic reaches the service, rolling writes back is only safe while the
-    monolith's tables follow it."""
-    if rb.service.strategy != "online":
-        return {"skipped": "strategy copy"}
-    route, info = _slot(rb, "reverse")
-    if not info.slot_exists or info.applied_lsn is None:
-        raise CheckFailed(
-            f"{rb.name}: reverse sync slot {route.slot!r} does not exist, so the monolith's "
-            "tables do not follow the service and rolling writes back would lose data",
-            hint=f"'strangler cutover {rb.name}' creates it; 'strangler sync {rb.name} "
-            "--status' shows what exists",
-        )
-    limit = (rb.service.sync or SyncSpec()).max_lag
-    lag = info.lag_bytes or 0
-    if lag > limit:
-        raise CheckFailed(
-            f"{rb.name}: reverse sync is {lag:,} bytes of WAL behind the service, more than "
-            f"sync.max_lag ({limit:,})",
-            hint=f"run 'strangler sync {rb.name}' (after cutover it applies the service's "
-            "changes to the monolith), then try again",
-        )
-    return {**_slot_evidence(route, info), "max_lag": limit}
+@dataclass(frozen=True)
+class LagPoint:
+    at: datetime
+    direction: str
+    lag_bytes: int | None
+    lag_seconds: float | None
+    retained_wal_bytes: int | None
 
 
-def no_rollback_since(rb: JournaledRef, moment: Moment) -> Evidence:
-    """A rollback always wins: a traffic move decided before an operator (or a gate) rolled
-    traffic back never happens after it. Read from the journal inside the lock, against the
-    newest entry the mover had seen when it decided (``moment.seen``); a walk also stops on
-    the rollback record (:class:`RolledBack`) that only ``--retry`` clears."""
-    last = rb.journal.last(rb.name, str(Action.ROLLBACK_TRAFFIC), status="ok")
-    record = Progress(rb.journal, rb.name).load(RolledBack)
-    after_seen = last is not None and moment.seen is not None and last.id > moment.seen
-    if after_seen or (moment.walking and record is not None):
-        when = _at(last) if last is not None else str(record.at if record else "?")
-        who = f" by {last.operator}" if last is not None else ""
-        why = f": {record.reason}" if record is not None else ""
-        move = f"this move to {moment.weight:g} %" if moment.weight is not None else "this move"
-        raise CheckFailed(
-            f"{rb.name}: traffic was rolled back{who} at {when}{why}, after {move} was "
-            "decided; a rollback always wins, nothing was moved",
-            hint=f"when the service is fixed: 'strangler shift {rb.name} --auto --retry' (or "
-            f"--to N)",
-        )
-    return {"seen": moment.seen, "last_rollback": last.id if last else None}
+@dataclass(frozen=True)
+class Cutover:
+    kind: str  # cutover_writes | rollback_writes
+    at: datetime
+    operator: str
+    status: str
+    window_seconds: float | None
+    reason: str | None
 
 
-def no_writes_since_copy(rb: JournaledRef, moment: Moment) -> Evidence:
-    """Before the service schema is dropped: nothing but strangler wrote to it, measured now.
+@dataclass(frozen=True)
+class GateCheck:
+    check: str
+    status: str
+    observed: float | None
+    threshold: float | None
+    detail: str
 
-    Copy strategy: the copy's watermark (the target's xid after its last write, each
-    table's rows) against the tables now. Online, before writes are cut over, the write gate
-    on the service's tables refuses every application write (sync applies as a replica):
-    the gate must be on every table and closed now, or not on yet because the copy never
-    finished (its rows are the copy's), or the schema must hold no row at all.
-    """
-    schema = rb.service.target.schema_
-    tables = list(rb.service.tables)
-    with connect(rb.spec.target_dsn(rb.name), role="service target") as conn:
-        if rb.service.strategy != "online":
-            mark = Progress(rb.journal, rb.name).load(CopyWatermark)
-            changed = writes_since_copy(
-                conn, schema, mark.xid if mark else None, mark.rows if mark else {}
+
+@dataclass(frozen=True)
+class Interval:
+    """One judged bake interval: both sides of the route, and the gates' verdict."""
+
+    at: datetime
+    weight: float
+    verdict: str
+    decision: str
+    reason: str
+    service_requests: int
+    service_errors: int
+    service_p99: float | None
+    monolith_requests: int
+    monolith_errors: int
+    monolith_p99: float | None
+    checks: list[GateCheck]
+
+    @property
+    def service_error_rate(self) -> float | None:
+        return self.service_errors / self.service_requests if self.service_requests else None
+
+    @property
+    def monolith_error_rate(self) -> float | None:
+        return self.monolith_errors / self.monolith_requests if self.monolith_requests else None
+
+
+@dataclass(frozen=True)
+class Bake:
+    weight: float
+    started: datetime
+    status: str  # started | complete | rolled_back | …, the newest bake event's
+    intervals: list[Interval] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TrafficStep:
+    at: datetime
+    operator: str
+    before: float | None
+    after: float
+    status: str
+    read_back: float | None
+    reason: str | None
+    bake: Bake | None = None
+
+
+@dataclass(frozen=True)
+class Rollback:
+    kind: str
+    at: datetime
+    operator: str
+    status: str
+    reason: str | None
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Decommission:
+    at: datetime
+    operator: str
+    step: str
+    archive_path: str | None
+    archive_sha256: str | None
+    archive_bytes: int | None
+    dropped: list[str]
+    retired_schema: str | None
+
+
+@dataclass
+class Evidence:
+    service: str
+    generated_at: datetime
+    spec_path: str
+    spec_sha256: str
+    strategy: str
+    phase: str
+    weight: float
+    source: str
+    target: str
+    tables: list[str]
+    plan_steps: list[dict[str, Any]]
+    plan_findings: list[str]
+    checks: list[PreflightRun]
+    attestations: list[WhoWhat]
+    copies: list[CopyFigures]
+    verifications: list[Verification]
+    lag: list[LagPoint]
+    cutovers: list[Cutover]
+    traffic: list[TrafficStep]
+    rollbacks: list[Rollback]
+    decommission: list[Decommission]
+    journal: list[WhoWhat]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data; timestamps as ISO-8601 strings."""
+        out: dict[str, Any] = _jsonable(asdict(self))
+        return out
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def spec_digest(spec: Spec) -> str:
+    """sha256 of the spec file as written (``${VAR}`` unexpanded, so no secret is hashed in)."""
+    if spec.path is None:
+        return ""
+    try:
+        return hashlib.sha256(spec.path.read_bytes()).hexdigest()
+    except OSError:
+        return ""
+
+
+def _who(e: Entry) -> WhoWhat:
+    return WhoWhat(e.id, e.at, e.operator, e.command, e.step, e.kind, e.status, e.reason)
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _checks(e: Entry) -> PreflightRun:
+    items = e.details.get("results") or e.details.get("evidence") or []
+    return PreflightRun(
+        e.step,
+        e.at,
+        e.operator,
+        e.status or "",
+        [
+            Check(
+                str(c.get("name", "")),
+                str(c.get("verdict", "")),
+                str(c.get("message", "")),
+                bool(c.get("required", True)),
             )
-            if changed:
-                raise CheckFailed(
-                    f"refusing to drop schema {schema!r}: writes reached it since the copy "
-                    f"({'; '.join(changed)})",
-                    hint="the service schema holds data the monolith may not have; reconcile "
-                    "first (strangler verify) and roll back writes if they were cut over",
+            for c in items
+            if isinstance(c, dict)
+        ],
+    )
+
+
+def _copy(e: Entry, chunks: dict[str, ChunkRecord]) -> CopyFigures:
+    d = e.details
+    seconds = {k: float(v) for k, v in (d.get("seconds") or {}).items()}
+    per_table: dict[str, int] = {}
+    for chunk_id, rec in chunks.items():
+        table = chunk_id.rsplit("/", 1)[0]
+        per_table[table] = per_table.get(table, 0) + rec.bytes
+    tables = [
+        TableCopy(
+            name,
+            int(t.get("target_rows") or 0),
+            per_table.get(name),
+            _int(t.get("source_rows")),
+        )
+        for name, t in (d.get("tables") or {}).items()
+    ]
+    return CopyFigures(
+        e.at,
+        e.operator,
+        seconds.get("load", 0.0),
+        sum(seconds.values()),
+        int(d.get("bytes") or 0),
+        sum(t.rows for t in tables),
+        list(d.get("formats") or []),
+        bool(d.get("resumed")),
+        tables,
+    )
+
+
+def _verification(e: Entry) -> Verification:
+    tables = [
+        TableVerdict(
+            name,
+            bool(t.get("passed")),
+            str(t.get("method", "")),
+            _int(t.get("source_rows")),
+            _int(t.get("target_rows")),
+            int(t.get("missing") or 0),
+            int(t.get("extra") or 0),
+            int(t.get("changed") or 0),
+            list(t.get("first") or []),
+        )
+        for name, t in (e.details.get("tables") or {}).items()
+    ]
+    return Verification(
+        e.at,
+        e.operator,
+        e.status or "",
+        str(e.details.get("mode", "")),
+        _float(e.details.get("seconds")),
+        tables,
+    )
+
+
+def _interval(e: Entry) -> Interval:
+    d = e.details
+    window = d.get("window") or {}
+    svc, mono = window.get("service") or {}, window.get("monolith") or {}
+    return Interval(
+        at=datetime.fromisoformat(window["end"]) if window.get("end") else e.at,
+        weight=float(d.get("weight") or 0),
+        verdict=str(d.get("verdict") or e.status or ""),
+        decision=str(d.get("decision") or ""),
+        reason=str(d.get("reason") or ""),
+        service_requests=int(svc.get("requests") or 0),
+        service_errors=int(svc.get("errors") or 0),
+        service_p99=_float(svc.get("p99")),
+        monolith_requests=int(mono.get("requests") or 0),
+        monolith_errors=int(mono.get("errors") or 0),
+        monolith_p99=_float(mono.get("p99")),
+        checks=[
+            GateCheck(
+                str(c.get("check", "")),
+                str(c.get("status", "")),
+                _float(c.get("observed")),
+                _float(c.get("threshold")),
+                str(c.get("detail") or ""),
+            )
+            for c in d.get("checks") or []
+        ],
+    )
+
+
+def _archive(e: Entry, intent: Entry | None) -> Decommission:
+    d = e.details
+    archive = d.get("archive") or {}
+    return Decommission(
+        e.at,
+        intent.operator if intent else e.operator,
+        intent.step if intent else e.step,
+        archive.get("path"),
+        archive.get("sha256"),
+        _int(archive.get("size")),
+        list(d.get("dropped") or []),
+        d.get("retired_schema"),
+    )
+
+
+def evidence(spec: Spec, journal: Journal, service: str, *, inspect: bool = False) -> Evidence:
+    """Everything the journal holds about ``service``, as typed records (read-only).
+
+    ``inspect`` lets the plan read the catalogs for its boundary findings; a database that
+    cannot be reached is then a finding of the report, not a failure of it.
+    """
+    svc = spec.service(service)
+    state = journal.state(service)
+    entries = journal.history(service)
+    intents = {e.id: e for e in entries if e.kind == "intent"}
+    progress = Progress(journal, service)
+    findings: list[str] = []
+    try:
+        plan = build_plan(spec, service, state.phase, inspect=inspect)
+    except StranglerError as exc:
+        plan = build_plan(spec, service, state.phase, inspect=False)
+        findings.append(f"the plan could not read the catalogs: {exc.message}")
+    findings.extend(plan.warnings)
+    boundary = plan.sections.get("boundary")
+    for ref in getattr(boundary, "references", []) or []:
+        findings.append(f"{ref['kind']}: {ref['from']} → {ref['to']} [{ref['action']}]")
+
+    checks: list[PreflightRun] = []
+    copies: list[CopyFigures] = []
+    verifications: list[Verification] = []
+    cutovers: list[Cutover] = []
+    traffic: list[TrafficStep] = []
+    rollbacks: list[Rollback] = []
+    decommission: list[Decommission] = []
+    bakes: dict[int, Bake] = {}
+    chunks = progress.chunks()
+    for e in entries:
+        intent = intents.get(e.intent_id) if e.intent_id is not None else None
+        if e.kind == "event":
+            if e.step in (Event.PREFLIGHT, Event.VALIDATE, Event.DECOMMISSION_CHECK):
+                checks.append(_checks(e))
+            elif e.step == Event.VERIFY:
+                verifications.append(_verification(e))
+            elif e.step == Event.BAKE and e.status == "started":
+                bakes[e.id] = Bake(float(e.details.get("weight") or 0), e.at, "started")
+            elif e.step == Event.BAKE and e.details.get("bake") in bakes:
+                old = bakes[int(e.details["bake"])]
+                bakes[int(e.details["bake"])] = Bake(
+                    old.weight, old.started, e.status or old.status, old.intervals
                 )
-            return {"watermark_xid": mark.xid if mark else None, "changed": []}
-        gate = gate_state(conn, rb.name, "service", schema, tables)
-        if gate.closed and not gate.missing:
-            return {"gate": "closed on every table", "tables": tables}
-        if (
-            len(gate.missing) == len(tables)
-            and rb.journal.state(rb.name).phase == Phase.SCHEMA_READY
-        ):
-            # The gate goes on when an online copy ends: an unfinished copy's rows are its own.
-            return {"gate": "not on yet", "why": "the copy never finished (schema_ready)"}
-        holding = writes_since_copy(conn, schema, None, {})
-    if holding:
-        where = (
-            f"the write gate is missing on {', '.join(gate.missing)}"
-            if gate.missing
-            else "the write gate is open"
+            elif e.step == Event.GATE and e.details.get("bake") in bakes:
+                bakes[int(e.details["bake"])].intervals.append(_interval(e))
+            continue
+        if e.kind != "outcome" or intent is None:
+            continue
+        if intent.step == Action.COPY and e.status == "ok":
+            copies.append(_copy(e, chunks))
+        elif intent.step in (Action.CUTOVER_WRITES, Action.ROLLBACK_WRITES):
+            cutovers.append(
+                Cutover(
+                    intent.step,
+                    e.at,
+                    intent.operator,
+                    e.status or "",
+                    _float(e.details.get("window_seconds")),
+                    intent.reason,
+                )
+            )
+        elif intent.step == Action.SHIFT_TRAFFIC:
+            traffic.append(
+                TrafficStep(
+                    intent.at,
+                    intent.operator,
+                    _float(intent.details.get("from")),
+                    float(intent.details.get("to", intent.details.get("weight", 0)) or 0),
+                    e.status or "",
+                    _float(e.details.get("read_back")),
+                    intent.reason,
+                )
+            )
+        if intent.step in _ROLLBACKS:
+            rollbacks.append(
+                Rollback(
+                    intent.step,
+                    e.at,
+                    intent.operator,
+                    e.status or "",
+                    intent.reason,
+                    {k: v for k, v in e.details.items() if k not in ("pid", "host")},
+                )
+            )
+        if intent.step in (Action.REMOVE_OLD_PATH, Action.DECOMMISSION) and e.status == "ok":
+            decommission.append(_archive(e, intent))
+    # Each traffic step gets the bake that started after it at its weight.
+    ordered = sorted(bakes.values(), key=lambda b: b.started)
+    joined: list[TrafficStep] = []
+    for step in traffic:
+        bake = next((b for b in ordered if b.weight == step.after and b.started >= step.at), None)
+        if bake is not None:
+            ordered.remove(bake)
+            if bake.intervals:
+                last = bake.intervals[-1]
+                bake = Bake(
+                    bake.weight, bake.started, last.decision or last.verdict, bake.intervals
+                )
+        joined.append(
+            TrafficStep(
+                step.at,
+                step.operator,
+                step.before,
+                step.after,
+                step.status,
+                step.read_back,
+                step.reason,
+                bake,
+            )
         )
-        raise CheckFailed(
-            f"refusing to drop schema {schema!r}: {where}, so the rows it holds may include "
-            f"the application's writes ({'; '.join(holding)})",
-            hint=f"compare with 'strangler verify {rb.name}'; drop it by hand only if you are "
-            "sure nothing but strangler wrote to it",
-        )
-    return {"gate": "not installed", "rows": "none"}
-
-
-def reverse_sync_not_needed(rb: JournaledRef, moment: Moment) -> Evidence:
-    """Stopping the reverse sync removes the way back for writes (``rollback --writes``
-    needs the monolith's tables to follow the service). Allowed once all of the route is on
-    the service and its final bake is over, read from the journal in the lock. A forward
-    stop is not refused: it makes the verification it fed obsolete instead."""
-    direction = moment.details.get("direction")
-    if direction != "reverse":
-        return {"direction": direction, "note": "the verification it fed becomes obsolete"}
-    state = rb.journal.state(rb.name)
-    phase = Phase(state.phase)
-    how = f"strangler rollback {rb.name} --writes"
-    if phase not in (Phase.TRAFFIC_COMPLETE, Phase.STABLE, Phase.OLD_PATH_REMOVED):
-        raise CheckFailed(
-            f"{rb.name}: stopping reverse sync now removes the way back ('{how}' needs the "
-            f"monolith's tables to follow the service), and {rb.name} is {phase.value!r} at "
-            f"{state.weight:g} % traffic",
-            hint="walk traffic to 100 % first ('strangler shift … --auto'), or --force "
-            "--reason '…' if the way back is given up on purpose",
-        )
-    bake = Progress(rb.journal, rb.name).load(BakeState)
-    if phase is Phase.TRAFFIC_COMPLETE and bake is not None and bake.status != "complete":
-        raise CheckFailed(
-            f"{rb.name}: the final bake at 100 % is still {bake.status}; stopping reverse sync "
-            f"before it is judged removes the way back ('{how}')",
-            hint=f"let 'strangler shift {rb.name} --auto' finish the bake first",
-        )
-    return {"phase": phase.value, "weight": state.weight, "bake": bake.status if bake else None}
+    history = progress.load(LagHistory) or LagHistory()
+    lag = [
+        LagPoint(datetime.fromisoformat(str(s[0])), str(s[1]), _int(s[2]), _float(s[3]), _int(s[4]))
+        for s in history.samples
+    ]
+    target_dsn = spec.target_dsn(service)
+    return Evidence(
+        service=service,
+        generated_at=journal.clock(),
+        spec_path=str(spec.path or ""),
+        spec_sha256=spec_digest(spec),
+        strategy=svc.strategy,
+        phase=state.phase,
+        weight=state.weight,
+        source=f"{redact_dsn(spec.source.dsn)} schema {spec.source.schema_}",
+        target=f"{redact_dsn(target_dsn)} schema {svc.target.schema_}",
+        tables=list(svc.tables),
+        plan_steps=[s.to_dict() for s in plan.steps],
+        plan_findings=findings,
+        checks=checks,
+        attestations=[_who(e) for e in entries if e.kind == "event" and e.step == Event.ATTEST],
+        copies=copies,
+        verifications=verifications,
+        lag=lag,
+        cutovers=cutovers,
+        traffic=joined,
+        rollbacks=rollbacks,
+        decommission=decommission,
+        journal=[_who(e) for e in entries],
+    )

@@ -18,8 +18,8 @@ forward slot already dropped): they were checked, and recorded, when it began.
 
 The table is written out here (not filled in by whatever modules happened to be imported),
 so a program that drives a ``Runbook`` as a library gets exactly the rules the command line
-enforces. The checks themselves are :mod:`strangler.steps.evidence` and
-:mod:`strangler.steps.evidence_decommission`.
+enforces. The checks themselves are :mod:`strangler.steps.proofs` and
+:mod:`strangler.steps.proofs_decommission`.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from typing import Any
 
 from strangler.phases import Action
 from strangler.spec import ServiceSpec
-from strangler.steps import evidence as ev
-from strangler.steps import evidence_decommission as dv
+from strangler.steps import proofs as ev
+from strangler.steps import proofs_decommission as dv
 from strangler.steps.types import JournaledRef, Moment
 
 __all__ = [

@@ -2,7 +2,7 @@
 strangler made) while nothing wrote to it.
 
 The proof is measured inside the step's lock right before the drop
-(:func:`strangler.steps.evidence.no_writes_since_copy`). Copy strategy: the copy's watermark
+(:func:`strangler.steps.proofs.no_writes_since_copy`). Copy strategy: the copy's watermark
 (:func:`strangler.pg.schema.drop.writes_since_copy`). Online, until writes are cut over (the
 phase rules refuse this step after), the write gate on the service's tables refuses the
 application's writes, so every row came from the monolith by the copy or by sync: the gate

@@ -20,6 +20,7 @@ from strangler.phases import Action
 from strangler.spec import ServiceSpec, Spec
 
 __all__ = [
+    "EXIT_WAITING",
     "Advanced",
     "JournaledRef",
     "Moment",
@@ -34,6 +35,11 @@ __all__ = [
     "WaitReason",
     "Waiting",
 ]
+
+# The exit code of a run that waits: sysexits' EX_TEMPFAIL, "try again later"; cron and CI
+# wrappers tell it apart from 0 (done) and 1 (a step failed). Here, not in run.py, because
+# a walk (bake.py) says it too and run.py imports the walk.
+EXIT_WAITING = 75
 
 
 class ServiceRef(Protocol):

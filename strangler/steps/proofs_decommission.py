@@ -1,4 +1,4 @@
-"""The evidence checks of the decommission steps (see :mod:`strangler.steps.evidence` for
+"""The evidence checks of the decommission steps (see :mod:`strangler.steps.proofs` for
 the contract): each runs inside the service's lock when its step acts, refuses with
 CheckFailed or returns what it was checked against. The ``stable`` phase is never taken as
 proof that the old tables may go: they are measured again, now.
