@@ -121,7 +121,9 @@ def test_a_schema_rollback_makes_the_verification_obsolete(
     spec, _ = write_service_spec(tmp_path, source_db.dsn, None)
     assert cli("copy", "order_service", "-f", str(spec)).code == 0
     assert cli("verify", "order_service", "-f", str(spec)).code == 0
-    back = cli("rollback", "order_service", "--schema", "--reason", "redo", "-f", str(spec))
+    back = cli(
+        "rollback", "order_service", "--schema", "--reason", "redo", "--yes", "-f", str(spec)
+    )
     assert back.code == 0, back.stderr
     status = cli("status", "-f", str(spec), "-o", "json").json()["services"][0]
     seen = status["last_verification"]
@@ -172,7 +174,7 @@ def test_after_cutover_the_plan_the_reverse_stop_and_the_writes_rollback_check_n
 
         # Stopping the reverse sync now would remove the way back: refused, nothing dropped.
         before = _journal(spec)
-        refused = cli("sync", "shop", "--stop", *f)
+        refused = cli("sync", "shop", "--stop", "--yes", *f)
         assert refused.code == 1, refused.stderr
         assert "stopping reverse sync now removes the way back" in refused.stderr
         assert source_db.execute("SELECT count(*) FROM pg_replication_slots") == [(0,)]
@@ -180,7 +182,7 @@ def test_after_cutover_the_plan_the_reverse_stop_and_the_writes_rollback_check_n
             ("strangler_shop_rev",)
         ]
         assert _journal(spec) == before
-        forced = cli("sync", "shop", "--stop", "--force", "--reason", "giving up the way back", *f)
+        forced = cli("sync", "shop", "--stop", "--yes", "--force", "--reason", "the way back", *f)
         assert forced.code == 0, forced.stderr
         assert target_db.execute("SELECT count(*) FROM pg_replication_slots") == [(0,)]
 
