@@ -60,6 +60,9 @@ ONLINE = {
     (P.TRAFFIC, A.ROLLBACK_TRAFFIC, None): P.WRITES_CUT_OVER,
     (P.TRAFFIC_COMPLETE, A.ROLLBACK_TRAFFIC, None): P.WRITES_CUT_OVER,
     (P.STABLE, A.ROLLBACK_TRAFFIC, None): P.WRITES_CUT_OVER,
+    # sync --stop removes a slot and leaves the phase alone (its evidence decides, issue 13);
+    # a slot may be left over from the first copy to the last old-path phase.
+    **{(p, A.STOP_SYNC, None): p for p in Phase if p is not P.DECOMMISSIONED},
 }
 # move: one step from planned to copied (the tables change schema in place), then as copy;
 # there is no schema_ready phase, so neither create_schema, copy nor a rollback from it.
