@@ -58,8 +58,20 @@ def rollback_schema(rb: Runbook, request: RollbackRequest) -> SchemaRollback:
         if not online:
             mark = rb.progress.load(CopyWatermark)
             changed = writes_since_copy(
-                conn, schema, mark.xid if mark else None, mark.rows if mark else {}
+                conn,
+                schema,
+                mark.xid if mark else None,
+                mark.rows if mark else {},
+                rb.progress.copy_xacts(),
             )
+            if changed and mark is None:  # the copy never finished (crashed or failed)
+                raise CheckFailed(
+                    f"refusing to drop schema {schema!r}: rows reached it that strangler's "
+                    f"copy did not write ({'; '.join(changed)})",
+                    hint="find out who wrote them (their xmin is not one of the copy's "
+                    "transactions); delete them, or keep them and drop the schema yourself, "
+                    f"then run 'strangler rollback {rb.name} --schema --reason …' again",
+                )
             if changed:
                 raise CheckFailed(
                     f"refusing to drop schema {schema!r}: writes reached it since the copy "
@@ -70,7 +82,10 @@ def rollback_schema(rb: Runbook, request: RollbackRequest) -> SchemaRollback:
         text = [s.as_string(conn) + ";" for s in statements]
         if request.dry_run:
             return SchemaRollback(text, dropped=False)
-        with rb.step(Action.ROLLBACK_SCHEMA, reason=request.reason) as step:
+        # A copy that died halfway is undone by this step, not in its way.
+        with rb.step(
+            Action.ROLLBACK_SCHEMA, reason=request.reason, supersedes=frozenset({Action.COPY})
+        ) as step:
             drop(conn, statements)
             sync = None
             if online:

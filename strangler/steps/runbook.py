@@ -89,9 +89,12 @@ class Runbook:
         resumable: bool = False,
         weight: float | None = None,
         force: bool = False,
+        supersedes: frozenset[Action] = frozenset(),
     ) -> Iterator[StepRecord]:
+        """``supersedes``: steps whose crashed run this one undoes (``rollback --schema``
+        after a copy killed halfway): their dangling intents are closed, not refused."""
         with self.journal.lock(self.name):
-            resumed = self._handle_dangling(action, resumable)
+            resumed = self._handle_dangling(action, resumable, supersedes)
             source = self.phase
             try:
                 target = self.check(action, weight=weight)
@@ -148,9 +151,18 @@ class Runbook:
                     weight=record.weight,
                 )
 
-    def _handle_dangling(self, action: Action, resumable: bool) -> Entry | None:
+    def _handle_dangling(
+        self, action: Action, resumable: bool, supersedes: frozenset[Action] = frozenset()
+    ) -> Entry | None:
         resumed: Entry | None = None
         for entry in self.journal.dangling(self.name):
+            if entry.step in {str(a) for a in supersedes}:
+                # We hold the lock, so the process that began it is gone; this step undoes
+                # what it did. The record says which step closed it.
+                self.journal.outcome(
+                    entry.id, "crashed", details={"detected_by": str(action), "superseded": True}
+                )
+                continue
             if resumable and entry.step == str(action):
                 # The same resumable step died halfway: close its record and carry on from the
                 # progress it stored. Saying so in the journal keeps the repeat visible.
