@@ -49,6 +49,7 @@ class Policy:
     leaving: str = "drop"  # foreign_keys.leaving: drop | keep
     shared_sequences: str = "refuse"  # sequences.shared: refuse | copy
     create_extensions: bool = False  # extensions.create
+    reaches_behind: str = "refuse"  # code.reaches_behind: refuse | accept
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ def prepare(
         leaving=policy.leaving,
         same_instance=same_instance,
         shared_sequences=policy.shared_sequences,
+        reaches_behind=policy.reaches_behind,
     )
     boundary.raise_blocking()
     roles = frozenset(r[0] for r in target.execute("SELECT rolname FROM pg_roles").fetchall())
