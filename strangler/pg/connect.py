@@ -47,6 +47,12 @@ def connect(
             f"the {role} DSN is not a valid libpq connection string: {scrub(str(exc))}",
             hint="use postgresql://user@host:port/dbname or 'host=… dbname=…'",
         ) from None
+    # Row-level security never filters what strangler reads or writes silently: a query that
+    # policies would filter fails instead (issue 12). ``plan`` names the roles it would affect.
+    given = conninfo_to_dict(dsn).get("options")
+    kwargs["options"] = " ".join(
+        str(o) for o in (given, kwargs.get("options"), "-c row_security=off") if o
+    )
     try:
         return psycopg.connect(dsn, autocommit=autocommit, **kwargs)
     except psycopg.OperationalError as exc:

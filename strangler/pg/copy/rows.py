@@ -171,9 +171,9 @@ def _rollback_on_error(*conns: psycopg.Connection[Any]) -> Iterator[None]:
 def _clear(conn: psycopg.Connection[Any], target: sql.Composable, chunk: Chunk) -> None:
     """Remove what a broken run of ``chunk`` may have committed before it was journaled."""
     if chunk.pk is None:
-        conn.execute(sql.SQL("TRUNCATE {}").format(target))
+        conn.execute(sql.SQL("TRUNCATE ONLY {}").format(target))
     else:
-        conn.execute(sql.SQL("DELETE FROM {}{}").format(target, chunk.where()))
+        conn.execute(sql.SQL("DELETE FROM ONLY {}{}").format(target, chunk.where()))
 
 
 def _copy_chunk(
@@ -188,7 +188,10 @@ def _copy_chunk(
 ) -> ChunkDone:
     ends = pool.ends
     table = catalog.table(chunk.table)
-    cols = sql.SQL(", ").join(map(sql.Identifier, table.copy_columns()))
+    names = table.copy_columns()
+    cols = sql.SQL(", ").join(map(sql.Identifier, names))
+    # A table of no columns (or only generated ones) still has rows: no column list then.
+    listed = sql.SQL(" ({})").format(cols) if names else sql.SQL("")
     src = sql.Identifier(ends.source_schema, table.name)
     dst = sql.Identifier(ends.target_schema, table.name)
     if ends.same_instance:
@@ -210,8 +213,8 @@ def _copy_chunk(
             if redo:
                 _clear(conn, dst, chunk)
             cur = conn.execute(
-                sql.SQL("INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE SELECT {} FROM {}{}").format(
-                    dst, cols, select, src, chunk.where()
+                sql.SQL("INSERT INTO {}{} OVERRIDING SYSTEM VALUE SELECT {} FROM ONLY {}{}").format(
+                    dst, listed, select, src, chunk.where()
                 )
             )
             rows = cur.rowcount
@@ -269,16 +272,19 @@ def _stream(
     psycopg's ``Copy`` objects cost a Python generator round trip per row; talking to libpq
     directly (blocking ``PQgetCopyData``, batched ``PQputCopyData``) moves the same bytes
     about three times faster, which matters because the bytes pass through this process.
+    ``cols`` may be empty (a table of no columns, or only generated ones): no list then.
+    Rows are read from the table ``ONLY``: an inheritance child's rows are its own to copy.
     """
     s, t = pool.source(), pool.target()
     options = sql.SQL(" (FORMAT BINARY)" if fmt == "binary" else "")
+    listed = sql.SQL(" ({})").format(cols) if table.copy_columns() else sql.SQL("")
     if chunk.pk is None:
-        out_sql = sql.SQL("COPY {} ({}) TO STDOUT{}").format(src, cols, options)
+        out_sql = sql.SQL("COPY {}{} TO STDOUT{}").format(src, listed, options)
     else:
-        out_sql = sql.SQL("COPY (SELECT {} FROM {}{}) TO STDOUT{}").format(
+        out_sql = sql.SQL("COPY (SELECT {} FROM ONLY {}{}) TO STDOUT{}").format(
             cols, src, chunk.where(), options
         )
-    in_sql = sql.SQL("COPY {} ({}) FROM STDIN{}").format(dst, cols, options)
+    in_sql = sql.SQL("COPY {}{} FROM STDIN{}").format(dst, listed, options)
     nbytes = pending = 0
     with _rollback_on_error(s, t):
         snapshot_transaction(s, snapshot, read_only=True)

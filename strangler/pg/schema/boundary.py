@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 
 from strangler.pg.schema.boundary_code import ExpressionCall, code_findings
+from strangler.pg.schema.boundary_features import feature_findings
 from strangler.pg.schema.boundary_types import Boundary, Reference
 from strangler.pg.schema.catalog import Catalog
 
@@ -255,6 +256,7 @@ def analyze(
         accept=reaches_behind == "accept",
         expression_calls=in_place,
     )
+    out.references += feature_findings(conn, catalog, same_instance=same_instance)
     out.references += _sequences(conn, catalog, p, shared_sequences)
     if catalog.foreign_types and not same_instance:
         out.warnings.append(

@@ -52,7 +52,7 @@ def writes_since_copy(
             count, foreign = conn.execute(
                 sql.SQL(
                     "SELECT count(*), count(*) FILTER (WHERE NOT xmin::text::bigint = ANY(%s)) "
-                    "FROM {}"
+                    "FROM ONLY {}"
                 ).format(name),
                 (mine,),
             ).fetchone()
@@ -72,7 +72,8 @@ def writes_since_copy(
             continue
         count, newer = conn.execute(
             sql.SQL(
-                "SELECT count(*), count(*) FILTER (WHERE age(xmin) < age(%s::text::xid)) FROM {}"
+                "SELECT count(*), count(*) FILTER (WHERE age(xmin) < age(%s::text::xid)) "
+                "FROM ONLY {}"
             ).format(name),
             (str(int(xid) % (1 << 32)),),
         ).fetchone()

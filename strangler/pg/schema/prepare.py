@@ -124,6 +124,14 @@ def prepare(
     ]
     warnings = list(boundary.warnings)
     missing = sorted({g.grantee for t in catalog.tables for g in t.grants} - roles - {"PUBLIC"})
+    for table in catalog.tables:
+        for pol in table.policies:
+            lacking = sorted(set(pol.roles) - roles - {"PUBLIC"})
+            if lacking:
+                warnings.append(
+                    f"policy {pol.name!r} on {table.name} is not carried: the target has no "
+                    f"role {', '.join(lacking)} (create the roles first to keep it)"
+                )
     if missing:
         warnings.append(
             "the target has no role " + ", ".join(missing) + ": their grants on the moved "
