@@ -257,3 +257,19 @@ def test_publications_subscriptions_and_event_triggers_are_reported(
         assert "strangler runs" in events[0]["breaks"] and "orders" in events[0]["breaks"]
     finally:
         _run(source_db, "DROP EVENT TRIGGER audit_ddl")
+
+
+def test_online_sync_refuses_an_inheritance_tree_before_creating_anything(
+    source_db: Db, target_db: Db, tmp_path: Path, cli: Any
+) -> None:
+    _run(source_db, INHERITANCE)
+    tables = ["vehicles", "trucks", "bikes"]
+    spec, _ = write_service_spec(
+        tmp_path, source_db.dsn, target_db.dsn, tables=tables, strategy="online"
+    )
+    planned = cli("plan", "order_service", "-f", str(spec))
+    assert planned.code == 0 and "inheritance tree" in planned.stdout + planned.stderr
+    refused = cli("copy", "order_service", "-f", str(spec))
+    assert refused.code == 1 and "strategy: copy" in refused.stderr
+    assert _schemas(target_db) == []
+    assert source_db.execute("SELECT count(*) FROM pg_replication_slots") == [(0,)]

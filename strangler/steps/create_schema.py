@@ -142,7 +142,7 @@ def create_schema(rb: Runbook, *, dry_run: bool = False) -> SchemaResult:
                 + "; strangler creates the service schema itself and never writes into one it "
                 "did not make",
                 hint=f"choose another target.schema, or drop it if it is a leftover: "
-                f"'strangler rollback {rb.name} --schema' when strangler made it",
+                f"'strangler rollback {rb.name} --schema --reason …' when strangler made it",
             )
         if dry_run:
             sql_text = to_text(prep.ddl, ends.target_schema, target)

@@ -163,7 +163,9 @@ def _refuse_data(target: psycopg.Connection[Any], schema: str, catalog: Catalog)
             raise BadInput(
                 f"target table {schema}.{table.name} already holds rows, and no copy of it is "
                 "in the journal: something else wrote there",
-                hint="find out who; then roll back the schema and copy again",
+                hint="find out who; delete those rows (or drop the schema yourself), then roll "
+                "back the schema ('strangler rollback SERVICE --schema --reason …') and copy "
+                "again",
             )
 
 
