@@ -79,6 +79,12 @@ def code_findings(
                           "trigger; its body names nothing that stays behind", "carried",
                           "parsed")
             )  # fmt: skip
+        elif not found:
+            out.append(
+                Reference(kind, f"{tables} → {fn.label}", fn.label, "the service's trigger "
+                          "calls the monolith's function in place (same instance); its body "
+                          "names nothing that stays behind", "kept", "parsed")
+            )  # fmt: skip
         for ref, why in found:
             out.append(
                 Reference(kind, f"{fn.label} (trigger of {tables})", _target(ref), why,

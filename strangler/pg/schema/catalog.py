@@ -381,7 +381,10 @@ def _read(cur: psycopg.Cursor[Any], schema: str, names: list[str], version: int)
     not_nulls: dict[tuple[int, str], str] = {}
     if version >= 180000:
         for r in cur.execute(NOT_NULLS, p).fetchall():
-            not_nulls[(r["conrelid"], r["attname"])] = r["conname"]
+            # Only a name other than the one PostgreSQL would choose is worth keeping: then a
+            # catalog of PostgreSQL 15 (no names) and its copy on 18 read the same.
+            if r["conname"] != f"{r['relname']}_{r['attname']}_not_null":
+                not_nulls[(r["conrelid"], r["attname"])] = r["conname"]
     for r in cur.execute(COLUMNS, p).fetchall():
         type_roots.add(r["type_oid"])
         by_oid[r["attrelid"]]["cols"].append(

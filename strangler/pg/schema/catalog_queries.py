@@ -116,8 +116,9 @@ ORDER BY p.polrelid, p.polname
 
 # PostgreSQL 18 names NOT NULL constraints (pg_constraint contype 'n'): one per column.
 NOT_NULLS = """
-SELECT con.conrelid, a.attname, con.conname
+SELECT con.conrelid, c.relname, a.attname, con.conname
 FROM pg_constraint con
+JOIN pg_class c ON c.oid = con.conrelid
 JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = con.conkey[1]
 WHERE con.contype = 'n' AND con.conrelid = ANY(%(oids)s)
 """

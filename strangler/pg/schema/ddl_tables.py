@@ -25,30 +25,39 @@ __all__ = [
 ]
 
 
-def _parent_columns(table: Table, catalog: Catalog) -> dict[str, Column]:
+def _parent_columns(table: Table, catalog: Catalog) -> dict[str, tuple[str, Column]]:
     """The columns a partition or inheritance child gets from its parents (the first one that
-    has each), when those parents move too."""
-    out: dict[str, Column] = {}
+    has each, with that parent's name), when those parents move too."""
+    out: dict[str, tuple[str, Column]] = {}
     parents = [table.partition_of] if table.partition_of else list(table.inherits)
     moved = set(catalog.names)
     for name in parents:
         if name in moved:
             for c in catalog.table(name).columns:
-                out.setdefault(c.name, c)
+                out.setdefault(c.name, (name, c))
     return out
 
 
+def _not_null_name(table: str, col: Column) -> str:
+    """The NOT NULL constraint's name: the catalog keeps only a name other than the one
+    PostgreSQL 18 chooses (``<table>_<column>_not_null``)."""
+    return col.not_null_name or f"{table}_{col.name}_not_null"
+
+
 def inherited_not_nulls(table: Table, catalog: Catalog) -> list[sql.Composable]:
-    """``CONSTRAINT name NOT NULL col`` for the columns a table inherits whose NOT NULL has a
-    name of its own (an attached partition keeps its own names, as pg_dump keeps them)."""
+    """``CONSTRAINT name NOT NULL col`` for the columns a table inherits whose NOT NULL has
+    another name than the parent's, which it would take otherwise (an attached partition keeps
+    its own names, as pg_dump keeps them). Names exist from PostgreSQL 18 on."""
+    if catalog.server_version < 180000:
+        return []
     parent = _parent_columns(table, catalog)
     return [
         sql.SQL("CONSTRAINT {} NOT NULL {}").format(
-            sql.Identifier(c.not_null_name), sql.Identifier(c.name)
+            sql.Identifier(_not_null_name(table.name, c)), sql.Identifier(c.name)
         )
         for c in table.columns
-        if c.inherited and c.not_null_name and c.name in parent
-        and parent[c.name].not_null_name != c.not_null_name
+        if c.inherited and c.not_null and c.name in parent and parent[c.name][1].not_null
+        and _not_null_name(*parent[c.name]) != _not_null_name(table.name, c)
     ]  # fmt: skip
 
 
@@ -65,7 +74,7 @@ def inherited_defaults(t: str, table: Table, catalog: Catalog) -> list[Statement
         )
         for c in table.columns
         if c.inherited and c.name in parent and c.default is not None
-        and not c.generated and c.default != parent[c.name].default
+        and not c.generated and c.default != parent[c.name][1].default
     ]  # fmt: skip
 
 
