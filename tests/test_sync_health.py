@@ -139,13 +139,13 @@ def test_traffic_needs_a_reverse_sync_that_exists_and_keeps_up(
         with rb.step(Action.SHIFT_TRAFFIC, weight=5):
             pass
         assert rb.phase is Phase.TRAFFIC
-        assert cli("sync", "shop", "-f", str(path), "--stop").code == 0
+        assert cli("sync", "shop", "-f", str(path), "--stop", "--yes").code == 0
         gone = Runbook(spec, journal, "shop")
         with pytest.raises(CheckFailed, match="reverse sync slot 'strangler_shop_rev' does not"):
             gone.step(Action.SHIFT_TRAFFIC, weight=20).__enter__()
     finally:
         journal.close()
-        cli("sync", "shop", "-f", str(path), "--stop")
+        cli("sync", "shop", "-f", str(path), "--stop", "--yes")
 
 
 def test_lag_counts_only_the_moved_tables_changes_not_the_monoliths_other_wal(

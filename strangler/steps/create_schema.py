@@ -141,8 +141,12 @@ def create_schema(rb: Runbook, *, dry_run: bool = False) -> SchemaResult:
                 + (f" holding {', '.join(relations[:10])}" if relations else " (empty)")
                 + "; strangler creates the service schema itself and never writes into one it "
                 "did not make",
-                hint=f"choose another target.schema, or drop it if it is a leftover: "
-                f"'strangler rollback {rb.name} --schema --reason …' when strangler made it",
+                # The journal has no record of making it (else the phase would not be
+                # 'planned'): 'rollback --schema' would be refused, so do not send the
+                # operator there (issue 14: a hint loop after a lost journal).
+                hint="this journal has no record of strangler making it (a new or lost "
+                "journal?); inspect it, then choose another target.schema or drop it by hand "
+                f"on the target: DROP SCHEMA {_quoted(ends.target_schema)} CASCADE;",
             )
         if dry_run:
             sql_text = to_text(prep.ddl, ends.target_schema, target)
@@ -234,6 +238,10 @@ def boundary_report(rb: ServiceRef) -> BoundaryReport:
             t.name for t in catalog.tables if t.has_data and t.primary_key is None
         ],
     )
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def target_name(rb: ServiceRef) -> str:

@@ -35,6 +35,7 @@ __all__ = [
     "CopyWatermark",
     "Event",
     "GuardState",
+    "LagHistory",
     "OnlineCopy",
     "Progress",
     "Record",
@@ -199,6 +200,15 @@ class ArchiveRecord(Record):
 
     KEY: ClassVar[str] = "decommission:archive"
     archive: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class LagHistory(Record):
+    """Sync lag over time, for the report: ``[at (ISO), direction, lag bytes, lag seconds,
+    WAL retained]`` per sample, every few seconds; older samples are thinned to keep it small."""
+
+    KEY: ClassVar[str] = "sync/lag"
+    samples: list[list[Any]] = field(default_factory=list)
 
 
 class Progress:

@@ -5,7 +5,8 @@
 - :func:`apply` runs the applier in the direction the phase calls for (forward until writes
   are cut over, reverse after) until stopped, caught up, or one round done.
 - :func:`stop` drops the slot, publication and position, and journals that it did.
-- :func:`status` is the slot, lag and WAL warning of the current direction.
+- :func:`status` is the slot, lag and WAL warning of the current direction;
+  :func:`record_lag` keeps the lag over time for ``strangler report``.
 - :func:`plan` (with ``inspect``) explains the mechanism and checks what the monolith allows.
 """
 
@@ -14,17 +15,20 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from strangler.errors import CheckFailed, SlotGone, StranglerError
+from strangler.journal import Journal
 from strangler.pg.connect import connect
 from strangler.pg.sync import cdc
 from strangler.pg.sync.apply import Round
+from strangler.pg.sync.lag import LagSample
 from strangler.pg.sync.partitions import partitioned_roots
 from strangler.pg.sync.slot import Direction, check_replica_identity, slot_name
 from strangler.phases import Action, Phase
 from strangler.spec import SyncSpec
-from strangler.steps.records import Event
+from strangler.steps.records import Event, LagHistory, Progress
 from strangler.steps.runbook import Runbook
 from strangler.steps.types import Advanced, Operation, Outcome, RunOptions, ServiceRef, StepPlan
 from strangler.steps.wiring import sync_route
@@ -36,6 +40,7 @@ __all__ = [
     "direction",
     "direction_in",
     "plan",
+    "record_lag",
     "route",
     "start",
     "status",
@@ -221,6 +226,35 @@ def stop(rb: Runbook) -> Stopped:
 
 def status(rb: Runbook) -> cdc.SyncStatus:
     return cdc.status(route(rb))
+
+
+def record_lag(
+    journal: Journal, service: str, sample: LagSample, *, every: float = 5.0, keep: int = 1500
+) -> bool:
+    """Keep ``sample`` in the service's lag history (what ``strangler report`` charts) when the
+    newest kept one is at least ``every`` seconds older; returns whether it was kept.
+
+    The history stays under ``keep`` samples by thinning its older half (every other sample
+    dropped) when full: recent lag at full detail, a long sync's early days coarser."""
+    progress = Progress(journal, service)
+    history = progress.load(LagHistory) or LagHistory()
+    if history.samples:
+        newest = datetime.fromisoformat(str(history.samples[-1][0]))
+        if (sample.at - newest).total_seconds() < every:
+            return False
+    row = [
+        sample.at.isoformat(),
+        sample.direction,
+        sample.lag_bytes,
+        None if sample.lag_seconds is None else round(sample.lag_seconds, 3),
+        sample.retained_wal_bytes,
+    ]
+    samples = [*history.samples, row]
+    if len(samples) > keep:
+        half = len(samples) // 2
+        samples = samples[:half:2] + samples[half:]
+    progress.save(LagHistory(samples))
+    return True
 
 
 # --------------------------------------------------------------------------------- plan

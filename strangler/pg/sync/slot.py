@@ -87,6 +87,21 @@ def _fix_sql(schema: str, table: str, unique_indexes: Sequence[str]) -> list[str
     return fixes
 
 
+def _slot_hint(message: str, name: str) -> str:
+    """The real next step for a slot the monolith would not create (issue 14: it used to
+    suggest 'sync --stop' whatever the cause, even for wal_level)."""
+    if "wal_level" in message:
+        return (
+            "logical decoding needs wal_level = logical on the monolith: ALTER SYSTEM SET "
+            "wal_level = logical; then restart it (or use strategy: copy)"
+        )
+    if "max_replication_slots" in message or "all replication slots are in use" in message:
+        return "raise max_replication_slots on the monolith (a restart), or drop unused slots"
+    if "already exists" in message:
+        return f"an old slot remains: 'strangler sync … --stop' removes {name!r}"
+    return "the message above is PostgreSQL's; the role needs REPLICATION (or superuser)"
+
+
 def check_replica_identity(
     conn: psycopg.Connection[Any], schema: str, tables: Sequence[str]
 ) -> None:
@@ -280,7 +295,7 @@ def exported_slot(
             )
             raise CheckFailed(
                 f"could not create replication slot {name!r}: {message}",
-                hint=f"an old slot may remain: 'strangler sync … --stop' removes {name!r}",
+                hint=_slot_hint(message, name),
             )
         lsn = parse_lsn(result.get_value(0, 1).decode())
         snapshot = result.get_value(0, 2)
