@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 
+from strangler.pg.own import OWN_SCHEMAS
 from strangler.pg.schema.boundary_code import ExpressionCall, code_findings
 from strangler.pg.schema.boundary_features import feature_findings
 from strangler.pg.schema.boundary_types import Boundary, Reference
@@ -51,6 +52,7 @@ _FUNCTIONS = """
 SELECT p.oid, n.nspname, p.proname, p.prosrc, p.prorettype = 'trigger'::regtype AS is_trigger
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%%'
+  AND NOT n.nspname = ANY(%(own)s)  -- strangler's own gate and guard functions
   AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_proc'::regclass
                   AND e.objid = p.oid AND e.deptype = 'e')
 ORDER BY 2, 3
@@ -202,7 +204,8 @@ def analyze(
     }
     pattern = re.compile(r"\b(" + "|".join(re.escape(n) for n in sorted(moved)) + r")\b")
     touching: dict[int, tuple[str, str, list[str]]] = {}
-    for oid, nsp, name, src, _is_trigger in conn.execute(_FUNCTIONS).fetchall():
+    own = {"own": list(OWN_SCHEMAS)}
+    for oid, nsp, name, src, _is_trigger in conn.execute(_FUNCTIONS, own).fetchall():
         found = sorted(set(pattern.findall(src or "")))
         if (nsp, name) in carried_triggers:
             continue  # the moved tables' own triggers: their bodies are read below
