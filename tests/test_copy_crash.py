@@ -43,7 +43,16 @@ def test_rollback_schema_after_a_killed_copy(
     source_db: Db, target_db: Db, tmp_path: Path, cli: Any
 ) -> None:
     spec = _killed_copy(source_db, target_db, tmp_path)
-    done = cli("rollback", "order_service", "--schema", "--reason", "crashed copy", "-f", str(spec))
+    done = cli(
+        "rollback",
+        "order_service",
+        "--schema",
+        "--yes",
+        "--reason",
+        "crashed copy",
+        "-f",
+        str(spec),
+    )
     assert done.code == 0, done.stderr
     assert _schemas(target_db) == []
     hist = cli("history", "order_service", "-f", str(spec), "--output", "json").json()
@@ -64,14 +73,16 @@ def test_a_row_someone_else_wrote_still_refuses_and_the_hint_is_followable(
         "INSERT INTO order_service.orders (id, customer_id, total) "
         "OVERRIDING SYSTEM VALUE VALUES (-7, 1, 1)"
     )
-    refused = cli("rollback", "order_service", "--schema", "--reason", "r", "-f", str(spec))
+    refused = cli(
+        "rollback", "order_service", "--schema", "--yes", "--reason", "r", "-f", str(spec)
+    )
     assert refused.code == 1
     assert "orders has 1 row(s) that strangler's copy did not write" in refused.stderr
     assert "delete them" in refused.stderr
     assert _schemas(target_db) == ["order_service"]
     # what the hint says: find them (xmin), delete them, run the rollback again
     target_db.execute("DELETE FROM order_service.orders WHERE id = -7")
-    done = cli("rollback", "order_service", "--schema", "--reason", "r", "-f", str(spec))
+    done = cli("rollback", "order_service", "--schema", "--yes", "--reason", "r", "-f", str(spec))
     assert done.code == 0, done.stderr
     assert _schemas(target_db) == []
 
@@ -113,6 +124,8 @@ def test_rollback_schema_after_a_failed_copy(
     hint = failed.value.hint or ""
     assert "strangler copy order_service" in hint, hint
     # ... or rolls back: the rows are the copy's own
-    done = cli("rollback", "order_service", "--schema", "--reason", "failed", "-f", str(spec))
+    done = cli(
+        "rollback", "order_service", "--schema", "--yes", "--reason", "failed", "-f", str(spec)
+    )
     assert done.code == 0, done.stderr
     assert _schemas(target_db) == []

@@ -16,6 +16,7 @@ from typing import Any
 
 import psycopg
 
+from strangler.pg.own import OWN_SCHEMAS
 from strangler.pg.schema.boundary_types import Reference
 from strangler.pg.schema.catalog import Catalog
 from strangler.pg.schema.code import (
@@ -34,8 +35,11 @@ ExpressionCall = tuple[str, str, int]
 
 _TRIGGER_FUNCTIONS = """
 SELECT DISTINCT t.tgfoid FROM pg_trigger t
+JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE t.tgrelid = ANY(%(oids)s) AND NOT t.tgisinternal
   AND NOT EXISTS (SELECT 1 FROM pg_trigger pt WHERE pt.oid = t.tgparentid)
+  -- strangler's own write gate and write guard are not the monolith's code
+  AND n.nspname <> ALL(%(own)s)
 """
 
 
@@ -50,7 +54,8 @@ def code_findings(
     """Findings for the trigger functions of the moved tables and for the functions of other
     schemas their expressions call in place (``expression_calls``, same instance only)."""
     oids = [t.oid for t in catalog.tables]
-    tfns = [r[0] for r in conn.execute(_TRIGGER_FUNCTIONS, {"oids": oids}).fetchall()]
+    query = {"oids": oids, "own": list(OWN_SCHEMAS)}
+    tfns = [r[0] for r in conn.execute(_TRIGGER_FUNCTIONS, query).fetchall()]
     if not tfns and not expression_calls:
         return []
     known = known_objects(conn)

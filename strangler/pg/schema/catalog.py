@@ -383,8 +383,11 @@ def _read(cur: psycopg.Cursor[Any], schema: str, names: list[str], version: int)
     if version >= 180000:
         for r in cur.execute(NOT_NULLS, p).fetchall():
             # Only a name other than the one PostgreSQL would choose is worth keeping: then a
-            # catalog of PostgreSQL 15 (no names) and its copy on 18 read the same.
-            if r["conname"] != f"{r['relname']}_{r['attname']}_not_null":
+            # catalog of PostgreSQL 15 (no names) and its copy on 18 read the same. It chooses
+            # the parent's name for a partition or child made under it (PARTITION OF, as the
+            # copy makes them), ``<table>_<column>_not_null`` otherwise.
+            chosen = r["parent_name"] or f"{r['relname']}_{r['attname']}_not_null"
+            if r["conname"] != chosen:
                 not_nulls[(r["conrelid"], r["attname"])] = r["conname"]
     for r in cur.execute(COLUMNS, p).fetchall():
         type_roots.add(r["type_oid"])

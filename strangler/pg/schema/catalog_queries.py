@@ -116,7 +116,12 @@ ORDER BY p.polrelid, p.polname
 
 # PostgreSQL 18 names NOT NULL constraints (pg_constraint contype 'n'): one per column.
 NOT_NULLS = """
-SELECT con.conrelid, c.relname, a.attname, con.conname
+SELECT con.conrelid, c.relname, a.attname, con.conname,
+       (SELECT pc.conname FROM pg_inherits i
+        JOIN pg_attribute pa ON pa.attrelid = i.inhparent AND pa.attname = a.attname
+        JOIN pg_constraint pc ON pc.conrelid = i.inhparent AND pc.contype = 'n'
+         AND pc.conkey[1] = pa.attnum
+        WHERE i.inhrelid = con.conrelid ORDER BY i.inhseqno LIMIT 1) AS parent_name
 FROM pg_constraint con
 JOIN pg_class c ON c.oid = con.conrelid
 JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = con.conkey[1]

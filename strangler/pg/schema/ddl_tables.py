@@ -47,17 +47,18 @@ def _not_null_name(table: str, col: Column) -> str:
 def inherited_not_nulls(table: Table, catalog: Catalog) -> list[sql.Composable]:
     """``CONSTRAINT name NOT NULL col`` for the columns a table inherits whose NOT NULL has
     another name than the parent's, which it would take otherwise (an attached partition keeps
-    its own names, as pg_dump keeps them). Names exist from PostgreSQL 18 on."""
+    its own names, as pg_dump keeps them). Names exist from PostgreSQL 18 on; the catalog
+    keeps an inherited column's name only where it differs from the parent's."""
     if catalog.server_version < 180000:
         return []
     parent = _parent_columns(table, catalog)
     return [
         sql.SQL("CONSTRAINT {} NOT NULL {}").format(
-            sql.Identifier(_not_null_name(table.name, c)), sql.Identifier(c.name)
+            sql.Identifier(c.not_null_name), sql.Identifier(c.name)
         )
         for c in table.columns
-        if c.inherited and c.not_null and c.name in parent and parent[c.name][1].not_null
-        and _not_null_name(*parent[c.name]) != _not_null_name(table.name, c)
+        if c.inherited and c.not_null and c.not_null_name and c.name in parent
+        and parent[c.name][1].not_null and _not_null_name(*parent[c.name]) != c.not_null_name
     ]  # fmt: skip
 
 
