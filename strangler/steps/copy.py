@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from strangler.errors import CheckFailed
+from strangler.errors import CheckFailed, translate
 from strangler.pg.copy.extract import CopyFigures, Resume, copy_rows
 from strangler.pg.copy.rows import ChunkDone, CopyProgress, check_snapshot_id
 from strangler.phases import Action, Phase
@@ -130,7 +130,16 @@ def _copy_step(
     chunk_rows: int,
     progress: CopyProgress | None,
 ) -> None:
-    with rb.step(Action.COPY, resumable=True) as step:
+    # A copy that fails halfway (a server restarts, a connection drops) is resumed by the same
+    # command, or undone: the rows it placed are its own (pg/schema/drop.py).
+    resume_hint = (
+        f"run 'strangler copy {rb.name}' again: it resumes from the chunks already copied; or "
+        f"undo it with 'strangler rollback {rb.name} --schema --reason …'"
+    )
+    with (
+        rb.step(Action.COPY, resumable=True) as step,
+        translate(f"copy of {rb.name}", hint=resume_hint),
+    ):
 
         def run(snap: str | None) -> CopyFigures:
             return _copy(rb, jobs, snap, chunk_rows, progress, step.details)
@@ -178,6 +187,7 @@ def _copy(
         on_statement=rb.progress.statement_done,
         on_snapshot=lambda snap: details.update(snapshot=snap),
         progress=progress,
+        on_xact=lambda chunk, xid: rb.progress.save_copy_xact(xid, chunk.id),
     )
     rb.progress.save(
         CopyWatermark(figures.watermark_xid, {t: c.target_rows for t, c in figures.tables.items()})
@@ -196,7 +206,7 @@ def _copy(
         raise CheckFailed(
             f"row counts differ after the copy ({lines})",
             hint=f"inspect the target schema; roll back with 'strangler rollback {rb.name} "
-            "--schema' and copy again",
+            "--schema --reason …' and copy again",
         )
     return figures
 

@@ -39,6 +39,7 @@ from strangler.pg.copy.rows import (
     ChunkDone,
     CopyProgress,
     Endpoints,
+    OnXact,
     load_rows,
     snapshot_transaction,
 )
@@ -162,7 +163,9 @@ def _refuse_data(target: psycopg.Connection[Any], schema: str, catalog: Catalog)
             raise BadInput(
                 f"target table {schema}.{table.name} already holds rows, and no copy of it is "
                 "in the journal: something else wrote there",
-                hint="find out who; then roll back the schema and copy again",
+                hint="find out who; delete those rows (or drop the schema yourself), then roll "
+                "back the schema ('strangler rollback SERVICE --schema --reason …') and copy "
+                "again",
             )
 
 
@@ -181,13 +184,16 @@ def copy_rows(
     on_statement: Callable[[str], None],
     on_snapshot: Callable[[str], None] = lambda _snapshot: None,
     progress: CopyProgress | None = None,
+    on_xact: OnXact | None = None,
 ) -> CopyFigures:
     """Copy the rows of ``tables`` into the service schema and finish its keys and counts.
 
     ``snapshot``: read under this exported snapshot instead of exporting one. The schema
     objects must exist (:func:`create_schema_objects`). ``on_plan`` receives the chunk
     bounds of a first run before any row moves; ``on_chunk`` each finished chunk with the
-    snapshot it was read in; ``on_statement`` each finished post-load statement's key.
+    snapshot it was read in; ``on_statement`` each finished post-load statement's key;
+    ``on_xact`` each chunk's target transaction id before it writes (see
+    :mod:`strangler.pg.copy.rows`).
     """
     target_dsn = ends.target_dsn or ends.source_dsn
     with (
@@ -241,7 +247,7 @@ def copy_rows(
         binary = {} if ends.same_instance else binary_safe(source, catalog)
         figures = _load_and_finish(
             ends, source, target, prepared, chunks, pending, done_before, snap, jobs, redo,
-            binary, resume.statements, resuming, on_chunk, on_statement, progress,
+            binary, resume.statements, resuming, on_chunk, on_statement, progress, on_xact,
         )  # fmt: skip
         figures.resumed = resuming
         return figures
@@ -264,6 +270,7 @@ def _load_and_finish(
     on_chunk: Callable[[ChunkDone, str], None],
     on_statement: Callable[[str], None],
     progress: CopyProgress | None,
+    on_xact: OnXact | None = None,
 ) -> CopyFigures:
     catalog = prepared.catalog
     target_dsn = ends.target_dsn or ends.source_dsn
@@ -302,7 +309,7 @@ def _load_and_finish(
         loaded = load_rows(
             ends, catalog, {t: cs for t, cs in pending.items() if cs}, snapshot=snap,
             jobs=jobs, redo=redo, binary=binary, on_done=lambda d: on_chunk(d, snap),
-            progress=progress, then=early,
+            progress=progress, then=early, on_xact=on_xact,
         )  # fmt: skip
         seconds["load"] = round(time.monotonic() - clock, 3)
         expected = counting.result()
