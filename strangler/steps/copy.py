@@ -17,8 +17,8 @@ from strangler.errors import CheckFailed
 from strangler.pg.copy.extract import CopyFigures, Resume, copy_rows
 from strangler.pg.copy.rows import ChunkDone, CopyProgress, check_snapshot_id
 from strangler.phases import Action, Phase
+from strangler.steps import bulk, online_copy, preflight
 from strangler.steps import create_schema as schema_step
-from strangler.steps import online_copy, preflight
 from strangler.steps.records import ChunkRecord, CopyPlan, CopyWatermark
 from strangler.steps.runbook import Runbook
 from strangler.steps.types import Advanced, Operation, Outcome, RunOptions, ServiceRef, StepPlan
@@ -83,7 +83,7 @@ def copy(
     *,
     jobs: int = 2,
     snapshot: str | None = None,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    chunk_rows: int | None = None,
     progress: CopyProgress | None = None,
     dry_run: bool = False,
 ) -> CopyResult:
@@ -96,6 +96,7 @@ def copy(
     """
     if snapshot is not None:
         check_snapshot_id(snapshot)
+    chunk_rows = chunk_rows or rb.service.copy_.chunk_rows  # the spec's copy.chunk_rows
     out = CopyResult(rb.name)
     online = rb.service.strategy == "online" and snapshot is None
     if online and not dry_run:
@@ -114,6 +115,7 @@ def copy(
         out.tables = list(rb.service.tables)
         return out
     with rb.step(Action.COPY, resumable=True) as step:
+        bulk.reconcile_queue(rb)  # chunks workers finished after a coordinator stopped
 
         def run(snap: str | None) -> CopyFigures:
             return _copy(rb, jobs, snap, chunk_rows, progress, step.details)
@@ -162,6 +164,7 @@ def _copy(
         on_statement=rb.progress.statement_done,
         on_snapshot=lambda snap: details.update(snapshot=snap),
         progress=progress,
+        loader=bulk.loader(rb, bulk.brake(rb, "copy")),  # issue 17: copy.engine, throttle
     )
     rb.progress.save(
         CopyWatermark(figures.watermark_xid, {t: c.target_rows for t, c in figures.tables.items()})

@@ -60,6 +60,8 @@ class Event(StrEnum):
     STOP_SYNC = "stop_sync"
     GUARD_INSTALLED = "guard_installed"
     RUN = "run"
+    THROTTLE = "throttle"  # issue 17: a brake's decision changed (go, wait, abort, paused)
+    WORKER = "worker"  # issue 17: a `strangler worker` finished its share of the queue
 
 
 class Record:

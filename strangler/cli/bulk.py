@@ -1,0 +1,121 @@
+"""``strangler worker``, ``strangler k8s`` and ``strangler throttle`` (issue 17): bulk work
+on many machines, and the brake that protects the monolith."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from strangler.cli.app import (
+    OperatorOpt,
+    Output,
+    OutputOpt,
+    ReasonOpt,
+    SpecOpt,
+    app,
+    console,
+    emit,
+    session,
+)
+from strangler.errors import BadInput
+from strangler.steps import throttle as throttle_step
+from strangler.steps import worker as worker_step
+
+ServiceArg = Annotated[str, typer.Argument(help="The service, as named in the spec.")]
+
+
+class JobChoice(StrEnum):
+    copy = "copy"
+    verify = "verify"
+    all = "all"
+
+
+@app.command()
+def worker(
+    service: ServiceArg,
+    job: Annotated[JobChoice, typer.Option(help="Which queue to drain.")] = JobChoice.all,
+    name: Annotated[
+        str | None,
+        typer.Option(help="This worker's name. Default: host#$JOB_COMPLETION_INDEX or host:pid."),
+    ] = None,
+    idle_timeout: Annotated[
+        float,
+        typer.Option(help="Seconds to wait for chunks out of reach (a copy's snapshot gone)."),
+    ] = 600.0,
+    file: SpecOpt = None,
+    operator: OperatorOpt = None,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Take copy and verification chunks of SERVICE from its queue until the queue is empty.
+
+    'strangler copy' (with copy.engine: workers) and 'strangler verify' fill the queue in the
+    service's database; start any number of workers on any machine (or 'strangler k8s' for an
+    Indexed Job). Each chunk is copied and marked done in one transaction: kill a worker at
+    any moment and its chunk goes back to the queue.
+    """
+    jobs = ("copy", "verify") if job is JobChoice.all else (job.value,)
+    with session(file, operator) as s:
+        rb = s.runbook(service)
+        report = worker_step.work(rb, jobs=jobs, worker=name, idle_timeout=idle_timeout)  # type: ignore[arg-type]
+    data = {"service": service, **report.to_dict()}
+
+    def render() -> None:
+        console.print(
+            f"{service}: worker {report.worker} finished {report.chunks['copy']} copy and "
+            f"{report.chunks['verify']} verification chunk(s), {report.rows:,} rows, "
+            f"{report.bytes:,} bytes in {report.seconds:.1f}s; the queue is empty"
+        )
+        for failure in report.failures:
+            console.print(f"[yellow]failed:[/] {failure}")
+
+    emit(output, data, render)
+
+
+@app.command()
+def throttle(
+    service: ServiceArg,
+    pause: Annotated[bool, typer.Option("--pause", help="Hold every brake of SERVICE.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Release the pause.")] = False,
+    reason: ReasonOpt = None,
+    file: SpecOpt = None,
+    operator: OperatorOpt = None,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Pause or resume SERVICE's copy, verification, sync and workers between two chunks or
+    rounds; without an option, show the pause and the last decision of its brakes."""
+    if pause and resume:
+        raise BadInput("--pause and --resume together", hint="give one of them")
+    with session(file, operator) as s:
+        rb = s.runbook(service)
+        if pause or resume:
+            if not reason:
+                raise BadInput(
+                    "--pause and --resume need --reason", hint="--reason '…' (journaled)"
+                )
+            throttle_step.pause(rb, paused=pause, reason=reason)
+        line = throttle_step.throttle_status(s.spec, s.journal, service)
+    data = {"service": service, "throttle": line.to_dict() if line else None}
+
+    def render() -> None:
+        if line is None:
+            console.print(f"{service}: no throttle in the spec, nothing paused")
+            return
+        if line.error:
+            console.print(f"{service}: throttle state unreadable: {line.error}")
+        if line.paused:
+            p = line.paused
+            console.print(
+                f"{service}: paused by {p.by} since {p.since:%Y-%m-%d %H:%M:%S}: {p.reason}"
+            )
+        else:
+            console.print(f"{service}: not paused")
+        if line.last_action:
+            console.print(
+                f"  last decision: {line.last_action} ({line.last_for}) "
+                f"at {line.last_at:%Y-%m-%d %H:%M:%S}"
+                + (f": {line.last_reason}" if line.last_reason else "")
+            )
+
+    emit(output, data, render)

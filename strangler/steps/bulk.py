@@ -1,0 +1,122 @@
+"""The bulk engines and the throttle, wired from the spec (issue 17).
+
+- :func:`brake` builds the monolith's brake for a step (the spec's ``throttle:``), whose
+  every change of decision is journaled as a ``throttle`` event;
+- :func:`loader` chooses how the copy's rows move (``copy.engine``): strangler's own threads
+  (with the brake between chunks), the chunk queue drained by ``strangler worker``
+  processes, or AWS DMS;
+- :func:`reconcile_queue` tells the journal about chunks workers finished while no copy
+  was watching, so a resumed copy neither redoes nor forgets them.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from strangler.pg.connect import connect
+from strangler.pg.copy.extract import Loader
+from strangler.pg.copy.rows import load_rows
+from strangler.spec import Spec, ThrottleSpec
+from strangler.steps.records import ChunkRecord, Event
+from strangler.steps.types import JournaledRef
+from strangler.throttle.brake import NO_BRAKE, Brake, Decision, Limits, MonolithBrake
+from strangler.throttle.control import read_pause
+from strangler.work import queue
+from strangler.work.loader import queue_loader
+from strangler.work.worker import WorkTarget, default_worker_name
+
+__all__ = ["brake", "limits", "loader", "reconcile_queue", "work_target"]
+
+
+def work_target(spec: Spec, service: str) -> WorkTarget:
+    svc = spec.service(service)
+    return WorkTarget(
+        service,
+        spec.source.dsn,
+        spec.source.schema_,
+        spec.target_dsn(service),
+        svc.target.schema_,
+        tuple(svc.tables),
+    )
+
+
+def limits(spec: ThrottleSpec, *, for_sync: bool = False) -> Limits:
+    """The spec's throttle section as the brake's plain values."""
+    return Limits(
+        replica_lag=spec.max_replica_lag.total_seconds() if spec.max_replica_lag else None,
+        wal_rate=float(spec.max_wal_rate) if spec.max_wal_rate else None,
+        slot_retained=spec.max_slot_retained_wal,
+        active_backends=spec.max_active_backends,
+        lock_waits=spec.max_lock_waits,
+        xmin_age=spec.max_xmin_age,
+        query_sql=spec.query.sql if spec.query else None,
+        query_max=spec.query.max if spec.query else None,
+        prometheus_url=spec.prometheus.url if spec.prometheus else None,
+        prometheus_query=spec.prometheus.query if spec.prometheus else None,
+        prometheus_max=spec.prometheus.max if spec.prometheus else None,
+        prometheus_timeout=spec.prometheus.timeout if spec.prometheus else 5.0,
+        check_every=spec.check_every.total_seconds(),
+        max_pause=spec.max_pause.total_seconds() if spec.max_pause else None,
+        ignore_slot_wal=for_sync,
+    )
+
+
+def brake(rb: JournaledRef, what: str, *, for_sync: bool = False) -> Brake:
+    """The service's brake for ``what`` (copy, verify, sync, worker); none without a
+    ``throttle:`` section. Each change of decision becomes a ``throttle`` event."""
+    spec = rb.service.throttle
+    if spec is None:
+        return NO_BRAKE
+    target_dsn = rb.spec.target_dsn(rb.name)
+
+    def pause() -> Any:
+        with connect(target_dsn, role=f"{rb.name} target") as conn:
+            return read_pause(conn, rb.name)
+
+    def journal(decision: Decision) -> None:
+        rb.journal.event(
+            rb.name,
+            Event.THROTTLE,
+            status=decision.action,
+            reason="; ".join(decision.reasons) or None,
+            details={"for": what, **decision.to_dict()},
+        )
+
+    return MonolithBrake(
+        limits(spec, for_sync=for_sync),
+        connect=lambda: connect(rb.spec.source.dsn, role="monolith"),
+        read_pause=pause,
+        on_change=journal,
+    )
+
+
+def loader(rb: JournaledRef, brake_: Brake) -> Loader | None:
+    """How the copy's rows move (None: the default, strangler's threads without a brake)."""
+    engine = rb.service.copy_.engine
+    if engine == "workers":
+        return queue_loader(
+            work_target(rb.spec, rb.name), worker=f"{default_worker_name()} (copy)", brake=brake_
+        )
+    if brake_ is NO_BRAKE:
+        return None
+    return functools.partial(load_rows, between=lambda: brake_.between("chunk"))
+
+
+def reconcile_queue(rb: JournaledRef) -> int:
+    """Record in the journal every copy chunk the queue holds as done and the journal does
+    not (workers finished them after their coordinator stopped); returns how many."""
+    from strangler.steps.records import CopyPlan, Progress
+
+    progress = Progress(rb.journal, rb.name)
+    if rb.service.copy_.engine != "workers" or progress.load(CopyPlan) is None:
+        return 0  # a first copy: what the queue holds is an earlier copy's, replaced
+    known = progress.chunks()
+    with connect(rb.spec.target_dsn(rb.name), role=f"{rb.name} target") as conn:
+        done = queue.finished(conn, rb.name, "copy")
+    added = 0
+    for f in done:
+        if f.chunk not in known:
+            progress.save_chunk(f.chunk, ChunkRecord(f.rows, f.bytes, f.format, f.snapshot))
+            added += 1
+    return added
