@@ -396,6 +396,12 @@ class CopySpec(_Model):
         description="Longest an exported snapshot may pin the monolith's xmin horizon; a "
         "plan whose estimate exceeds it warns (watermarked chunks are the way past it).",
     )
+    local_threads: int | None = Field(
+        default=None,
+        ge=0,
+        description="engine: workers: threads of 'strangler copy'/'verify' itself that take "
+        "chunks (default: --jobs); 0: only coordinate, 'strangler worker' processes do it all.",
+    )
     workers: WorkersSpec | None = None
     dms: DmsSpec | None = None
 

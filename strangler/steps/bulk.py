@@ -22,11 +22,20 @@ from strangler.steps.records import ChunkRecord, Event
 from strangler.steps.types import JournaledRef
 from strangler.throttle.brake import NO_BRAKE, Brake, Decision, Limits, MonolithBrake
 from strangler.throttle.control import read_pause
+from strangler.verify.report import VerifyReport
 from strangler.work import queue
 from strangler.work.loader import queue_loader
+from strangler.work.verify import verify_by_queue
 from strangler.work.worker import WorkTarget, default_worker_name
 
-__all__ = ["brake", "limits", "loader", "reconcile_queue", "work_target"]
+__all__ = [
+    "brake",
+    "limits",
+    "loader",
+    "reconcile_queue",
+    "verify_by_workers",
+    "work_target",
+]
 
 
 def work_target(spec: Spec, service: str) -> WorkTarget:
@@ -96,7 +105,10 @@ def loader(rb: JournaledRef, brake_: Brake) -> Loader | None:
     engine = rb.service.copy_.engine
     if engine == "workers":
         return queue_loader(
-            work_target(rb.spec, rb.name), worker=f"{default_worker_name()} (copy)", brake=brake_
+            work_target(rb.spec, rb.name),
+            worker=f"{default_worker_name()} (copy)",
+            brake=brake_,
+            local_threads=rb.service.copy_.local_threads,
         )
     if brake_ is NO_BRAKE:
         return None
@@ -120,3 +132,27 @@ def reconcile_queue(rb: JournaledRef) -> int:
             progress.save_chunk(f.chunk, ChunkRecord(f.rows, f.bytes, f.format, f.snapshot))
             added += 1
     return added
+
+
+def verify_by_workers(
+    spec: Spec,
+    service: str,
+    tables: list[str],
+    *,
+    mode: str,
+    jobs: int = 2,
+    brake_: Brake = NO_BRAKE,
+    **tuning: Any,
+) -> VerifyReport:
+    """Verification through the queue, with ``jobs`` threads here (``copy.engine: workers``)."""
+    svc = spec.service(service)
+    return verify_by_queue(
+        work_target(spec, service),
+        tables,
+        mode=mode,
+        jobs=jobs if svc.copy_.local_threads is None else svc.copy_.local_threads,
+        chunk_rows=svc.copy_.chunk_rows,
+        brake=brake_,
+        worker=f"{default_worker_name()} (verify)",
+        **tuning,
+    )

@@ -11,8 +11,10 @@ chunk is done, each table's index builds and constraints run here, as in ``load_
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from strangler.errors import CheckFailed
 from strangler.pg.connect import connect
@@ -22,10 +24,10 @@ from strangler.pg.copy.rows import ChunkDone, CopyProgress, Endpoints
 from strangler.pg.schema.catalog import Catalog
 from strangler.throttle.brake import NO_BRAKE, Brake
 from strangler.work import queue
-from strangler.work.queue import WorkChunk
+from strangler.work.queue import Job, WorkChunk
 from strangler.work.worker import WorkTarget, run_worker
 
-__all__ = ["queue_loader", "work_chunks"]
+__all__ = ["queue_loader", "wait_drained", "work_chunks"]
 
 
 def work_chunks(
@@ -53,9 +55,11 @@ def queue_loader(
     brake: Brake = NO_BRAKE,
     poll: float = 0.5,
     idle_timeout: float = 600.0,
+    local_threads: int | None = None,
 ) -> Loader:
-    """A loader that drains the service's copy queue with ``jobs`` local threads and any
-    number of ``strangler worker`` processes."""
+    """A loader that drains the service's copy queue with ``jobs`` local threads (or
+    ``local_threads``; 0: none, only workers) and any number of ``strangler worker``
+    processes."""
 
     def load(
         ends: Endpoints,
@@ -81,11 +85,12 @@ def queue_loader(
             seen: set[str] = set()
             errors: list[BaseException] = []
             finished = threading.Event()
+            threads = jobs if local_threads is None else local_threads
 
             def work() -> None:
                 try:
                     run_worker(
-                        target, jobs=("copy",), worker=worker, brake=brake, threads=jobs,
+                        target, jobs=("copy",), worker=worker, brake=brake, threads=threads,
                         idle_timeout=idle_timeout, poll=poll,
                     )  # fmt: skip
                 except BaseException as exc:
@@ -94,24 +99,36 @@ def queue_loader(
                     finished.set()
 
             local = threading.Thread(target=work, name="copy-queue", daemon=True)
-            local.start()
-            while True:
-                stop_now = finished.wait(poll) and not errors
+            if threads:
+                local.start()
+            moved = [time.monotonic()]
+
+            def collect() -> None:
+                """Hand every chunk finished since the last look to the step."""
                 for f in queue.finished(conn, target.service, "copy"):
                     if f.chunk in seen or f.chunk not in by_id:
                         continue
                     seen.add(f.chunk)
+                    moved[0] = time.monotonic()
                     result = ChunkDone(by_id[f.chunk], f.rows, f.bytes, f.format)
                     done.append(result)
                     on_done(result)
                     if progress:
                         progress.advance(f.table, f.rows, f.bytes)
+
+            while True:
+                stop_now = finished.wait(poll) and not errors
+                collect()
                 if errors:
                     local.join()
                     raise errors[0]
+                if not threads:
+                    stop_now = _drained(conn, target, time.monotonic() - moved[0], idle_timeout)
                 if stop_now:
                     break
-            local.join()
+            if threads:
+                local.join()
+            collect()
             missing = sorted(set(by_id) - seen)
             if missing:
                 counts = queue.counts(conn, target.service, "copy")
@@ -124,6 +141,44 @@ def queue_loader(
         return done
 
     return load
+
+
+def _drained(
+    conn: Any, target: WorkTarget, quiet: float, idle_timeout: float, job: Job = "copy"
+) -> bool:
+    """Without local threads: True once no chunk is pending; raise on failures or when no
+    worker finished a chunk for ``idle_timeout`` seconds."""
+    now = queue.counts(conn, target.service, job)
+    if now.failed:
+        raise CheckFailed(
+            f"{now.failed} {job} chunk(s) of {target.service} failed {queue.MAX_ATTEMPTS} "
+            "times: " + "; ".join(now.errors[:3]),
+            hint=f"fix the cause, then run 'strangler {job} {target.service}' again",
+        )
+    if now.pending == 0:
+        return True
+    if quiet > idle_timeout:
+        raise CheckFailed(
+            f"no worker finished a {job} chunk of {target.service} for {idle_timeout:g}s "
+            f"({now.pending} pending) and copy.local_threads is 0",
+            hint=f"start workers ('strangler worker {target.service}' or 'strangler k8s "
+            f"{target.service}'), then run 'strangler {job} {target.service}' again",
+        )
+    return False
+
+
+def wait_drained(
+    conn: Any, target: WorkTarget, job: Job, *, idle_timeout: float = 600.0, poll: float = 0.5
+) -> None:
+    """Block until no chunk of ``job`` is pending (workers elsewhere do the work)."""
+    last, moved = -1, time.monotonic()
+    while True:
+        done = queue.counts(conn, target.service, job).done
+        if done != last:
+            last, moved = done, time.monotonic()
+        if _drained(conn, target, time.monotonic() - moved, idle_timeout, job):
+            return
+        time.sleep(poll)
 
 
 def _follow_up(then: Mapping[str, Sequence[Sequence[Callable[[], object]]]], jobs: int) -> None:

@@ -135,7 +135,9 @@ def _own_snapshot(dsn: str) -> Iterator[str]:
 
 
 def _snapshot_gone(exc: psycopg.Error) -> bool:
-    return isinstance(exc, psycopg.errors.InvalidParameterValue) and "snapshot" in str(exc)
+    """``SET TRANSACTION SNAPSHOT`` of a snapshot whose exporting transaction ended."""
+    gone = (psycopg.errors.UndefinedObject, psycopg.errors.InvalidParameterValue)
+    return isinstance(exc, gone) and "snapshot" in str(exc)
 
 
 class _Loop:
