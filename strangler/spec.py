@@ -366,6 +366,8 @@ class WorkersSpec(_Model):
         description="Container resource requests (cpu, memory).",
     )
     limits: dict[str, str] = Field(default_factory=lambda: {"memory": "1Gi"})
+    kubeconfig: Path | None = Field(default=None, description="Default: $KUBECONFIG or in-cluster.")
+    context: str | None = None
 
 
 class DmsSpec(_Model):

@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
+import yaml
 
 from strangler.cli.app import (
     OperatorOpt,
@@ -17,6 +18,7 @@ from strangler.cli.app import (
     app,
     console,
     emit,
+    err_console,
     session,
 )
 from strangler.errors import BadInput
@@ -117,5 +119,48 @@ def throttle(
                 f"at {line.last_at:%Y-%m-%d %H:%M:%S}"
                 + (f": {line.last_reason}" if line.last_reason else "")
             )
+
+    emit(output, data, render)
+
+
+@app.command("k8s")
+def k8s(
+    service: ServiceArg,
+    parallelism: Annotated[
+        int | None,
+        typer.Option(min=1, max=1000, help="Worker pods. Default: copy.workers.parallelism."),
+    ] = None,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Create the objects through the Kubernetes API.")
+    ] = False,
+    file: SpecOpt = None,
+    operator: OperatorOpt = None,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Write (or --apply) the Kubernetes Indexed Job whose pods run 'strangler worker SERVICE'.
+
+    Two objects: a ConfigMap with the spec file as written, and the Job. Every ${VAR} of the
+    spec comes from a Secret key (secretKeyRef), never from the manifest. Both are checked
+    against the official Kubernetes client's models before they are printed or applied.
+    """
+    with session(file, operator) as s:
+        rb = s.runbook(service)
+        job = worker_step.worker_job(rb, parallelism=parallelism)
+        done = worker_step.apply_worker_job(rb, job) if apply else []
+    data = {"service": service, **job.to_dict(), "applied": done}
+
+    def render() -> None:
+        if apply:
+            for line in done:
+                console.print(line)
+        else:
+            console.print(
+                yaml.safe_dump_all(list(job.objects), sort_keys=False),
+                markup=False,
+                highlight=False,
+                end="",
+            )
+        for w in job.warnings:
+            err_console.print(f"[yellow]warning:[/] {w}")
 
     emit(output, data, render)
