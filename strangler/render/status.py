@@ -50,6 +50,8 @@ def render_status(out: Console, err: Console, rows: Sequence[ServiceStatus], now
                     f"retained {s.retained_wal_bytes} bytes"
                 )
             )
+        if r.throttle is not None:
+            out.print(f"{r.service}: throttle " + _throttle(r))
         for w in r.warnings:
             err.print(f"[yellow]warning:[/] {r.service}: {w}")
         for e in r.incomplete_steps:
@@ -57,6 +59,18 @@ def render_status(out: Console, err: Console, rows: Sequence[ServiceStatus], now
                 f"[red]{r.service}: step {e.step!r} began {e.at.isoformat()} by {e.operator} "
                 "and never finished[/] (see 'strangler history')"
             )
+
+
+def _throttle(r: ServiceStatus) -> str:
+    t = r.throttle
+    assert t is not None
+    if t.error:
+        return f"unreadable: {t.error}"
+    parts = [f"paused by {t.paused.by}: {t.paused.reason}" if t.paused else "not paused"]
+    if t.last_action:
+        why = f" ({t.last_reason})" if t.last_reason else ""
+        parts.append(f"last decision {t.last_action} for {t.last_for}{why}")
+    return " · ".join(parts)
 
 
 def render_history(out: Console, entries: Sequence[Entry]) -> None:

@@ -72,11 +72,10 @@ def limits(spec: ThrottleSpec, *, for_sync: bool = False) -> Limits:
 
 
 def brake(rb: JournaledRef, what: str, *, for_sync: bool = False) -> Brake:
-    """The service's brake for ``what`` (copy, verify, sync, worker); none without a
-    ``throttle:`` section. Each change of decision becomes a ``throttle`` event."""
+    """The service's brake for ``what`` (copy, verify, sync, worker). Each change of
+    decision becomes a ``throttle`` event. Without a ``throttle:`` section it only obeys
+    ``strangler throttle --pause`` (read from the service's database every 5 s)."""
     spec = rb.service.throttle
-    if spec is None:
-        return NO_BRAKE
     target_dsn = rb.spec.target_dsn(rb.name)
 
     def pause() -> Any:
@@ -93,7 +92,8 @@ def brake(rb: JournaledRef, what: str, *, for_sync: bool = False) -> Brake:
         )
 
     return MonolithBrake(
-        limits(spec, for_sync=for_sync),
+        # Without a throttle: section the brake still obeys 'strangler throttle --pause'.
+        limits(spec, for_sync=for_sync) if spec else Limits(watch_health=False),
         connect=lambda: connect(rb.spec.source.dsn, role="monolith"),
         read_pause=pause,
         on_change=journal,
@@ -110,8 +110,6 @@ def loader(rb: JournaledRef, brake_: Brake) -> Loader | None:
             brake=brake_,
             local_threads=rb.service.copy_.local_threads,
         )
-    if brake_ is NO_BRAKE:
-        return None
     return functools.partial(load_rows, between=lambda: brake_.between("chunk"))
 
 

@@ -15,6 +15,7 @@ from strangler.phases import Phase
 from strangler.spec import Spec
 from strangler.steps.records import Event
 from strangler.steps.sync import direction_in
+from strangler.steps.throttle import ThrottleLine, throttle_status
 from strangler.steps.wiring import sync_route
 
 __all__ = ["ServiceStatus", "SyncLine", "service_status", "status"]
@@ -69,6 +70,7 @@ class ServiceStatus:
     incomplete_steps: list[Unfinished]
     sync: SyncLine | None = None
     warnings: list[str] = field(default_factory=list)
+    throttle: ThrottleLine | None = None  # issue 17: the pause and the last brake decision
 
     def to_dict(self, now: datetime) -> dict[str, Any]:
         def age(at: datetime | None) -> str | None:
@@ -100,6 +102,8 @@ class ServiceStatus:
         if self.sync is not None:
             out["sync"] = self.sync.to_dict()
             out["warnings"] = self.warnings
+        if self.throttle is not None:
+            out["throttle"] = self.throttle.to_dict()
         return out
 
 
@@ -145,6 +149,7 @@ def service_status(spec: Spec, journal: Journal, name: str) -> ServiceStatus:
         incomplete_steps=[Unfinished(e.step, e.at, e.operator) for e in journal.dangling(name)],
         sync=sync,
         warnings=warnings,
+        throttle=throttle_status(spec, journal, name),
     )
 
 

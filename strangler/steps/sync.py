@@ -23,10 +23,12 @@ from strangler.pg.sync.apply import Round
 from strangler.pg.sync.slot import Direction, check_replica_identity, slot_name
 from strangler.phases import Action, Phase
 from strangler.spec import SyncSpec
+from strangler.steps import bulk
 from strangler.steps.records import Event
 from strangler.steps.runbook import Runbook
 from strangler.steps.types import Advanced, Operation, Outcome, RunOptions, ServiceRef, StepPlan
 from strangler.steps.wiring import sync_route
+from strangler.throttle.brake import NO_BRAKE
 
 __all__ = [
     "SyncMechanism",
@@ -124,12 +126,16 @@ def apply(
     """Start (if needed) and apply changes until ``stop`` is set, caught up, or one round."""
     r = start(rb)
     run = SyncRun(r)
+    # issue 17: a running sync waits while the monolith is hurt; a drain (before verify,
+    # cutover or a traffic step) does not, it is bounded by its own timeout.
+    brake = NO_BRAKE if until_caught_up else bulk.brake(rb, "sync", for_sync=True)
 
     def count(rnd: Round) -> None:
         run.rows += rnd.rows
         run.transactions += rnd.transactions
         if on_round:
             on_round(rnd)
+        brake.between("round")
 
     last = cdc.run(r, stop=stop, on_round=count, once=once, until_caught_up=until_caught_up)
     run.caught_up = last.caught_up

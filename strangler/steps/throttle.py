@@ -60,17 +60,16 @@ def pause(rb: JournaledRef, *, paused: bool, reason: str) -> ManualPause | None:
 
 
 def throttle_status(spec: Spec, journal: Journal, service: str) -> ThrottleLine | None:
-    """None when the service has no throttle and nothing was ever paused."""
+    """None when the service has no throttle and nothing was ever paused (then nothing is
+    read from the service's database)."""
     last = journal.last(service, Event.THROTTLE)
+    if spec.service(service).throttle is None and last is None:
+        return None
     try:
         with connect(spec.target_dsn(service), role=f"{service} target", connect_timeout=5) as c:
             paused = read_pause(c, service)
     except StranglerError as exc:
-        if spec.service(service).throttle is None and last is None:
-            return None
         return ThrottleLine(error=exc.message)
-    if spec.service(service).throttle is None and last is None and paused is None:
-        return None
     return ThrottleLine(
         paused,
         last.status if last else None,

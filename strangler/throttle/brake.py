@@ -65,6 +65,7 @@ class Limits:
     check_every: float = 5.0
     max_pause: float | None = None
     ignore_slot_wal: bool = False  # sync: pausing it would only make the slot hold more
+    watch_health: bool = True  # False: only the operator's pause (no throttle: section)
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,7 @@ class MonolithBrake:
     _conn: psycopg.Connection[Any] | None = None
     _last: Health | None = None
     _decision: Decision | None = None
+    _checked_at: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _health(self) -> Health:
@@ -165,18 +167,30 @@ class MonolithBrake:
 
     def check(self) -> Decision:
         """The decision now (health re-read when the last reading is older than check_every)."""
-        fresh = self._last is None or self.clock() - self._last.at >= self.limits.check_every
+        now = self.clock()
+        fresh = self._checked_at is None or now - self._checked_at >= self.limits.check_every
+        if not fresh and self._decision is not None:
+            return self._decision  # a sync calls this every round: read at check_every pace
+        self._checked_at = now
         paused = self.read_pause()
-        try:
-            health = self._health() if fresh else self._last
-        except MetricsUnreachable as exc:
-            decision = Decision("wait", (f"unreadable: {exc.message}",), self._last, paused)
+        if not self.limits.watch_health:
+            decision = Decision(
+                "wait" if paused else "go",
+                (f"paused: by {paused.by}: {paused.reason}",) if paused else (),
+                None,
+                paused,
+            )
         else:
-            assert health is not None
-            decision = judge(health, self.limits, paused)
-        if self._decision is None or decision.key != self._decision.key:
+            try:
+                decision = judge(self._health(), self.limits, paused)
+            except MetricsUnreachable as exc:
+                decision = Decision("wait", (f"unreadable: {exc.message}",), self._last, paused)
+        first = self._decision is None
+        if first or decision.key != self._decision.key:  # type: ignore[union-attr]
             self.decisions.append(decision)
-            self.on_change(decision)
+            # Without limits of its own, a brake says nothing until an operator pauses.
+            if self.limits.watch_health or not (first and decision.action == "go"):
+                self.on_change(decision)
         self._decision = decision
         return decision
 
