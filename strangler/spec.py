@@ -470,6 +470,16 @@ class ServiceSpec(_Model):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
+    @model_validator(mode="after")
+    def _engine_fits_strategy(self) -> ServiceSpec:
+        if self.copy_.engine == "dms" and self.strategy == "online":
+            raise ValueError(
+                "copy.engine: dms cannot serve strategy: online: DMS reads the monolith at its "
+                "own moments, not at the replication slot's snapshot, so sync would miss or "
+                "double rows; use engine: builtin or workers for an online service"
+            )
+        return self
+
     @field_validator("tables")
     @classmethod
     def _tables(cls, v: list[str]) -> list[str]:

@@ -110,6 +110,10 @@ def loader(rb: JournaledRef, brake_: Brake) -> Loader | None:
             brake=brake_,
             local_threads=rb.service.copy_.local_threads,
         )
+    if engine == "dms":
+        from strangler.steps.dms import dms_loader  # boto3 only when a spec asks for DMS
+
+        return dms_loader(rb)
     return functools.partial(load_rows, between=lambda: brake_.between("chunk"))
 
 

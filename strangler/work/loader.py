@@ -27,7 +27,7 @@ from strangler.work import queue
 from strangler.work.queue import Job, WorkChunk
 from strangler.work.worker import WorkTarget, run_worker
 
-__all__ = ["queue_loader", "wait_drained", "work_chunks"]
+__all__ = ["follow_up", "queue_loader", "wait_drained", "work_chunks"]
 
 
 def work_chunks(
@@ -137,7 +137,7 @@ def queue_loader(
                     f"not done ({', '.join(missing[:5])}): " + "; ".join(counts.errors[:3]),
                     hint=f"run 'strangler copy {target.service}' again",
                 )
-        _follow_up(then or {}, jobs)
+        follow_up(then or {}, jobs)
         return done
 
     return load
@@ -181,7 +181,7 @@ def wait_drained(
         time.sleep(poll)
 
 
-def _follow_up(then: Mapping[str, Sequence[Sequence[Callable[[], object]]]], jobs: int) -> None:
+def follow_up(then: Mapping[str, Sequence[Sequence[Callable[[], object]]]], jobs: int) -> None:
     """Each table's waves (indexes side by side, then the constraints on them)."""
     depth = max((len(w) for w in then.values()), default=0)
     with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="keys") as pool:
