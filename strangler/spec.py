@@ -341,6 +341,11 @@ class SyncSpec(_Model):
         description="WAL the sync's slot may hold back on the monolith (e.g. 1GB) before "
         "'strangler status' and 'strangler sync --status' warn; unset: no warning.",
     )
+    decoder: Identifier | None = Field(
+        default=None,
+        description="A decoder group: services naming the same group share one slot and one "
+        "decoding of the monolith's WAL ('strangler decoder GROUP'); unset: a slot of its own.",
+    )
     max_lag: Size = Field(
         default=64 << 20,
         description="WAL not yet applied (e.g. 64MB) above which traffic may not shift: the "

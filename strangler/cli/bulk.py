@@ -3,6 +3,8 @@ on many machines, and the brake that protects the monolith."""
 
 from __future__ import annotations
 
+import signal
+import threading
 from enum import StrEnum
 from typing import Annotated
 
@@ -22,6 +24,7 @@ from strangler.cli.app import (
     session,
 )
 from strangler.errors import BadInput
+from strangler.steps import decoder as decoder_step
 from strangler.steps import throttle as throttle_step
 from strangler.steps import worker as worker_step
 
@@ -46,6 +49,10 @@ def worker(
         float,
         typer.Option(help="Seconds to wait for chunks out of reach (a copy's snapshot gone)."),
     ] = 600.0,
+    wait_for_queue: Annotated[
+        float,
+        typer.Option(help="Seconds to wait for a queue to be filled at all (started early)."),
+    ] = 60.0,
     file: SpecOpt = None,
     operator: OperatorOpt = None,
     output: OutputOpt = Output.text,
@@ -60,7 +67,13 @@ def worker(
     jobs = ("copy", "verify") if job is JobChoice.all else (job.value,)
     with session(file, operator) as s:
         rb = s.runbook(service)
-        report = worker_step.work(rb, jobs=jobs, worker=name, idle_timeout=idle_timeout)  # type: ignore[arg-type]
+        report = worker_step.work(
+            rb,
+            jobs=jobs,  # type: ignore[arg-type]
+            worker=name,
+            idle_timeout=idle_timeout,
+            wait_for_queue=wait_for_queue,
+        )
     data = {"service": service, **report.to_dict()}
 
     def render() -> None:
@@ -164,3 +177,54 @@ def k8s(
             err_console.print(f"[yellow]warning:[/] {w}")
 
     emit(output, data, render)
+
+
+@app.command()
+def decoder(
+    group: Annotated[str, typer.Argument(help="The decoder group (services' sync.decoder).")],
+    join: Annotated[
+        bool, typer.Option("--join", help="Move the group's services onto one shared slot.")
+    ] = False,
+    status: Annotated[bool, typer.Option("--status", help="Slot and each service's lag.")] = False,
+    until_caught_up: Annotated[
+        bool, typer.Option("--until-caught-up", help="Exit once everything committed is applied.")
+    ] = False,
+    stop_group: Annotated[
+        bool, typer.Option("--stop", help="Drop the group's slot, publication and positions.")
+    ] = False,
+    file: SpecOpt = None,
+    operator: OperatorOpt = None,
+    output: OutputOpt = Output.text,
+) -> None:
+    """One decoding of the monolith's WAL for every service of GROUP: each change goes to its
+    service's target with that service's remap, each service keeping its own position."""
+    with session(file, operator) as s:
+        if join:
+            data: dict[str, object] = {
+                "group": group,
+                "joined": decoder_step.join(s.spec, s.journal, group),
+            }
+        elif status:
+            data = {"group": group, **decoder_step.status(s.spec, group)}
+        elif stop_group:
+            data = {"group": group, **decoder_step.stop(s.spec, s.journal, group)}
+        else:
+            halt = threading.Event()
+            signal.signal(signal.SIGTERM, lambda *_: halt.set())
+            rows = [0]
+
+            def count(r: object) -> None:
+                rows[0] += getattr(r, "rows", 0)
+
+            try:
+                last = decoder_step.run(
+                    s.spec, group, stop=halt, until_caught_up=until_caught_up, on_round=count
+                )
+            except KeyboardInterrupt:
+                last = None
+            data = {
+                "group": group,
+                "rows_this_run": rows[0],
+                "position": None if last is None else last.position,
+            }
+    emit(output, data, lambda: console.print_json(data=data, default=str))

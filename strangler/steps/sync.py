@@ -87,6 +87,12 @@ def start(rb: Runbook) -> cdc.SyncRoute:
         rb.check(Action.START_SYNC)  # refuses, naming 'strangler copy' as the step first
     r = route(rb)
     now = cdc.status(r)
+    group = rb.service.sync.decoder if rb.service.sync else None
+    if not now.slot_exists and group and r.direction == "forward":
+        raise CheckFailed(  # issue 17: the group's decoder applies this service's changes
+            f"{rb.name} shares decoder group {group!r}: its changes are applied there",
+            hint=f"run 'strangler decoder {group}' (--status shows where each service stands)",
+        )
     if not now.slot_exists:
         raise _slot_gone(r)
     if now.applied_lsn is None:

@@ -29,6 +29,7 @@ def work(
     worker: str | None = None,
     idle_timeout: float = 600.0,
     poll: float = 0.5,
+    wait_for_queue: float = 0.0,
 ) -> WorkerReport:
     """Take ``jobs`` chunks of the service's queue until none is pending."""
     name = worker or default_worker_name()
@@ -40,6 +41,7 @@ def work(
             brake=bulk.brake(rb, "worker"),
             idle_timeout=idle_timeout,
             poll=poll,
+            wait_for_queue=wait_for_queue,
         )
     except StranglerError as exc:
         rb.journal.event(

@@ -182,6 +182,8 @@ def claim(
 ) -> WorkChunk | None:
     """Lock the next pending chunk for the rest of ``conn``'s open transaction (None: none
     is free). ``skip``: chunks this worker cannot take now (their snapshot is gone)."""
+    if not exists(conn):
+        return None
     row = conn.execute(
         sql.SQL(
             "SELECT {} FROM {} WHERE service = %s AND job = %s AND state = 'pending'"
@@ -196,6 +198,8 @@ def candidates(
     conn: psycopg.Connection[Any], service: str, job: Job, *, skip: Sequence[str] = ()
 ) -> list[WorkChunk]:
     """Pending chunks in order, unlocked (a copy worker locks one inside its copy)."""
+    if not exists(conn):
+        return []
     rows = conn.execute(
         sql.SQL(
             "SELECT {} FROM {} WHERE service = %s AND job = %s AND state = 'pending'"

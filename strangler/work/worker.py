@@ -157,6 +157,8 @@ class _Loop:
         self.target, self.name, self.report, self.brake = target, name, report, brake
         self.stop, self.idle_timeout, self.poll, self.on_chunk = stop, idle_timeout, poll, on_chunk
         self.dead: set[str] = set()
+        self.wait_for_queue = 0.0
+        self.started = time.monotonic()
 
     def _wait_or_finish(self, scout: psycopg.Connection[Any], job: Job, idle: float) -> bool:
         """After finding nothing to take: True when the job is finished; else wait a poll."""
@@ -168,6 +170,9 @@ class _Loop:
                 hint="fix the cause, then run 'strangler copy' (or verify) again: it puts "
                 "failed chunks back on the queue",
             )
+        if now.total == 0 and time.monotonic() - self.started < self.wait_for_queue:
+            self.stop.wait(self.poll)  # started before the copy filled the queue
+            return False
         if now.pending == 0:
             return True
         if idle > self.idle_timeout:
@@ -329,11 +334,14 @@ def run_worker(
     poll: float = 0.5,
     stop: threading.Event | None = None,
     on_chunk: Callable[[Job, WorkChunk, int], None] = lambda _j, _w, _n: None,
+    wait_for_queue: float = 0.0,
 ) -> WorkerReport:
     """Work ``jobs`` of ``target.service`` in order until each has no pending chunk.
 
     ``threads``: loops side by side, each with its own connections (the copy's coordinator
     runs its ``--jobs`` this way); a failure in one stops the others and is raised.
+    ``wait_for_queue``: seconds to wait for a job's queue to be filled at all (a pod that
+    starts before ``strangler copy`` planned the chunks).
     """
     name = worker or default_worker_name()
     report = WorkerReport(name)
@@ -347,6 +355,7 @@ def run_worker(
                 target, name if threads == 1 else f"{name}/{index}", report, brake, stop,
                 idle_timeout, poll, on_chunk,
             )  # fmt: skip
+            loop.wait_for_queue = wait_for_queue if job == jobs[0] else 0.0
             try:
                 loop.copy() if job == "copy" else loop.verify()
             except BaseException as exc:
