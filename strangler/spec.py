@@ -400,8 +400,8 @@ class CopySpec(_Model):
     chunk_rows: int = Field(default=250_000, ge=1, description="Rows per chunk (key range).")
     max_snapshot_age: Duration | None = Field(
         default=None,
-        description="Longest an exported snapshot may pin the monolith's xmin horizon; a "
-        "plan whose estimate exceeds it warns (watermarked chunks are the way past it).",
+        description="strategy: copy: longest the copy's snapshot may pin the monolith's xmin "
+        "horizon; past it the copy stops between chunks and a re-run goes on under a new one.",
     )
     local_threads: int | None = Field(
         default=None,

@@ -231,3 +231,24 @@ def test_max_pause_turns_a_long_wait_into_a_stop() -> None:
     with pytest.raises(ThrottleAbort, match=r"throttle\.max_pause is 3s"):
         brake.between("chunk")
     assert [d.action for d in brake.decisions] == ["wait"]
+
+
+def test_max_snapshot_age_stops_a_copy_and_a_rerun_finishes_it(
+    source_db: Db, target_db: Db, tmp_path: Path, cli: Any
+) -> None:
+    make_shop(source_db, None, rows=300)
+    spec = write(tmp_path, source_db, target_db)
+    text = spec.read_text()
+    spec.write_text(
+        text.replace(
+            "copy: { chunk_rows: 100 }", "copy: { chunk_rows: 100, max_snapshot_age: 1ms }"
+        )
+    )
+    stopped = cli("copy", "shop", "-f", str(spec))
+    assert stopped.code == 1
+    assert "more than copy.max_snapshot_age" in stopped.stderr
+    assert "keeps the finished chunks" in stopped.stderr
+    spec.write_text(text)
+    again = cli("copy", "shop", "-f", str(spec))
+    assert again.code == 0, again.stderr
+    assert differences(source_db, target_db) == {"orders": 0, "items": 0}

@@ -12,8 +12,10 @@
 from __future__ import annotations
 
 import functools
+import time
 from typing import Any
 
+from strangler.errors import ThrottleAbort
 from strangler.pg.connect import connect
 from strangler.pg.copy.extract import Loader
 from strangler.pg.copy.rows import load_rows
@@ -100,9 +102,34 @@ def brake(rb: JournaledRef, what: str, *, for_sync: bool = False) -> Brake:
     )
 
 
+class _SnapshotAge:
+    """``copy.max_snapshot_age`` for ``strategy: copy``: past it the copy stops between two
+    chunks, releasing its snapshot (and the monolith's xmin horizon); run again, it keeps
+    every finished chunk and goes on under a new snapshot, as after any interruption."""
+
+    def __init__(self, inner: Brake, limit: float, service: str) -> None:
+        self.inner, self.limit, self.service = inner, limit, service
+        self.started = time.monotonic()
+
+    def between(self, what: str) -> None:
+        age = time.monotonic() - self.started
+        if age > self.limit:
+            raise ThrottleAbort(
+                f"the copy's snapshot is {age:.0f}s old, more than copy.max_snapshot_age "
+                f"({self.limit:g}s): stopped before the next {what} so the monolith's vacuum "
+                "can move on",
+                hint=f"run 'strangler copy {self.service}' again: it keeps the finished chunks "
+                "and copies the rest under a new snapshot",
+            )
+        self.inner.between(what)
+
+
 def loader(rb: JournaledRef, brake_: Brake) -> Loader | None:
     """How the copy's rows move (None: the default, strangler's threads without a brake)."""
     engine = rb.service.copy_.engine
+    age = rb.service.copy_.max_snapshot_age
+    if age is not None and rb.service.strategy == "copy":
+        brake_ = _SnapshotAge(brake_, age.total_seconds(), rb.name)
     if engine == "workers":
         return queue_loader(
             work_target(rb.spec, rb.name),
