@@ -111,7 +111,21 @@ def test_one_slot_for_two_services_killed_at_random_loses_nothing(
         shown = cli("decoder", "main", "--status", *f, "-o", "json").json()
         assert set(shown["members"]) == {"shop", "ledger"}
         assert all(m["rows_applied"] > 0 for m in shown["members"].values())
+
+        # shop leaves the group (before its cutover) under writes; ledger stays in it
+        with WriteLoad(source_db.dsn, clients=1, pause=0.005), LedgerLoad(source_db.dsn):
+            left = cli("decoder", "main", "--leave", "shop", *f)
+            assert left.code == 0, left.stderr
+        own = cli("sync", "shop", "--until-caught-up", *f)  # its own slot again
+        assert own.code == 0, own.stderr
+        group = cli("decoder", "main", "--until-caught-up", *f)
+        assert group.code == 0, group.stderr
+        assert differences(source_db, target_db) == {"orders": 0, "items": 0}
+        assert ledger_rows(second_target_db, "led") == ledger_rows(source_db, "public")
+        slots = source_db.execute("SELECT slot_name FROM pg_replication_slots ORDER BY 1")
+        assert slots == [("strangler_shared_main",), ("strangler_shop",)]
     finally:
         stopped = cli("decoder", "main", "--stop", *f)
+        cli("sync", "shop", "--stop", *f)
     assert stopped.code == 0, stopped.stderr
     assert source_db.execute("SELECT count(*) FROM pg_replication_slots") == [(0,)]

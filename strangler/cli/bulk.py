@@ -192,6 +192,10 @@ def decoder(
     stop_group: Annotated[
         bool, typer.Option("--stop", help="Drop the group's slot, publication and positions.")
     ] = False,
+    leave: Annotated[
+        str | None,
+        typer.Option(help="Give this service its own slot again (before its cutover)."),
+    ] = None,
     file: SpecOpt = None,
     operator: OperatorOpt = None,
     output: OutputOpt = Output.text,
@@ -203,6 +207,12 @@ def decoder(
             data: dict[str, object] = {
                 "group": group,
                 "joined": decoder_step.join(s.spec, s.journal, group),
+            }
+        elif leave:
+            data = {
+                "group": group,
+                "left": leave,
+                "position": decoder_step.leave(s.spec, s.journal, group, leave),
             }
         elif status:
             data = {"group": group, **decoder_step.status(s.spec, group)}

@@ -19,7 +19,7 @@ from strangler.spec import Spec
 from strangler.steps.records import Event
 from strangler.steps.wiring import sync_route
 
-__all__ = ["group_route", "join", "run", "status", "stop"]
+__all__ = ["group_route", "join", "leave", "run", "status", "stop"]
 
 
 def group_route(spec: Spec, group: str) -> shared.SharedRoute:
@@ -75,3 +75,22 @@ def stop(spec: Spec, journal: Journal, group: str) -> dict[str, Any]:
     for m in route.members:
         journal.event(m.service, Event.STOP_SYNC, status="ok", details={"decoder": group, **done})
     return done
+
+
+def leave(spec: Spec, journal: Journal, group: str, service: str) -> str:
+    """Give one member its own slot again (before its cutover); the others keep streaming."""
+    route = group_route(spec, group)
+    member = next((m for m in route.members if m.service == service), None)
+    if member is None:
+        raise BadInput(
+            f"{service} is not in decoder group {group!r}",
+            hint=f"its members: {', '.join(m.service for m in route.members)}",
+        )
+    position = shared.leave(route, member)
+    journal.event(
+        service,
+        Event.ATTACH_SYNC,
+        status="ok",
+        details={"left_decoder": group, "position": position},
+    )
+    return position

@@ -14,8 +14,8 @@ any moment loses and doubles nothing for any member.
 Joining (:func:`join`): the shared slot is created first, then each member's own slot is
 drained past a mark written after it, dropped, and its position carried over to the shared
 key: nothing between the two slots is missed (the shared slot starts before the mark) or
-applied twice (the member skips what its position covers). Leaving the group before a
-member's cutover is not built yet: a member is cut over after the group is taken apart.
+applied twice (the member skips what its position covers). Leaving (:func:`leave`, before
+a member's cutover) is the same handover backwards, and the others keep streaming.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ from strangler.pg.sync.slot import (
 )
 from strangler.pg.sync.stream import SlotStream, StreamLost
 
-__all__ = ["GroupRound", "SharedRoute", "join", "leave_all", "run", "status"]
+__all__ = ["GroupRound", "SharedRoute", "join", "leave", "leave_all", "run", "status"]
 
 
 @dataclass(frozen=True)
@@ -153,6 +153,62 @@ def join(route: SharedRoute, *, slot_timeout: float = 30.0) -> dict[str, str]:
     return moved
 
 
+def leave(route: SharedRoute, member: SyncRoute, *, timeout: float = 600.0) -> str:
+    """Give ``member`` its own slot again (before its cutover), the others untouched.
+
+    Its own slot is created first (consistent point C), a mark M is written after it, and the
+    shared stream is applied until the member's position passes M: everything before C is
+    then applied, and the own slot's stream starts at C, so the member's position, carried to
+    its own key, skips what it already has. Its shared row is removed last: a decoder still
+    running with it as a member stops there (NoPosition) instead of applying twice; start it
+    again without the member. Returns the position carried over."""
+    with (
+        connect(route.source_dsn, role="monolith") as src,
+        connect(member.target_dsn, role=member.target_role) as dst,
+    ):
+        shared_pos = read_position(dst, route.key(member))
+        if shared_pos is None:
+            own = read_position(dst, member.slot)
+            if own is not None and slot_status(src, member.slot).exists:
+                return format_lsn(own["lsn"])  # left already
+            raise CheckFailed(f"{member.service} is not in decoder group {route.group!r}")
+        if not slot_status(src, member.slot).exists:
+            create_publication(src, member.slot, member.source_schema, member.tables)
+            with exported_slot(route.source_dsn, src, member.slot, export_snapshot=False):
+                pass
+        mark = emit_mark(src)
+        busy = slot_status(src, route.slot).active_pid is not None
+    if busy:
+        # The group's decoder is running: it applies the member's share past the mark.
+        deadline = time.monotonic() + timeout
+        while True:
+            with connect(member.target_dsn, role=member.target_role) as dst:
+                now = read_position(dst, route.key(member))
+            if now is None or now["lsn"] >= mark or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    else:
+        stop = threading.Event()
+        timer = threading.Timer(timeout, stop.set)
+        timer.start()
+        try:
+            # Only this member's share, and the shared slot is not confirmed: the others
+            # may still need what this member has applied.
+            run(SharedRoute(route.group, (member,)), stop=stop, until_lsn=mark, confirm=False)
+        finally:
+            timer.cancel()
+    with connect(member.target_dsn, role=member.target_role) as dst, dst.transaction():
+        now = read_position(dst, route.key(member))
+        if now is None or now["lsn"] < mark:
+            raise CheckFailed(
+                f"{member.service} did not catch up with the shared slot within {timeout:g}s",
+                hint=f"run 'strangler decoder {route.group} --leave {member.service}' again",
+            )
+        ensure_position(dst, member.slot, now["lsn"])
+        dst.execute("DELETE FROM _strangler.sync_position WHERE slot = %s", (route.key(member),))
+    return format_lsn(now["lsn"])
+
+
 def leave_all(route: SharedRoute) -> dict[str, Any]:
     """Drop the shared slot and publication and the members' shared positions."""
     with connect(route.source_dsn, role="monolith") as src:
@@ -243,11 +299,26 @@ def run(
     until_caught_up: bool = False,
     max_poll: float = 0.2,
     mark_every: float = 10.0,
+    confirm: bool = True,
 ) -> GroupRound:
-    """Stream the shared slot and apply each member's share until ``stop`` (or caught up)."""
+    """Stream the shared slot and apply each member's share until ``stop`` (or caught up).
+
+    Members without a position under the group's key (not joined yet, or left) are skipped:
+    their changes stay in their own slots. ``confirm=False`` never moves the shared slot (a
+    member leaving while the others stay behind it)."""
     stop = stop or threading.Event()
     with connect(route.source_dsn, role="monolith") as src:
-        members = [_Member(route, m, src) for m in route.members]
+        members: list[_Member] = []
+        for sync_route in route.members:
+            with connect(sync_route.target_dsn, role=sync_route.target_role) as dst:
+                joined = read_position(dst, route.key(sync_route)) is not None
+            if joined:
+                members.append(_Member(route, sync_route, src))
+        if not members:
+            raise CheckFailed(
+                f"no service of decoder group {route.group!r} has joined it",
+                hint=f"run 'strangler decoder {route.group} --join' first",
+            )
         relations: dict[int, str] = {}
         stream: SlotStream | None = None
         last = GroupRound()
@@ -279,7 +350,8 @@ def run(
                         else Round(position=m.applier.stored_position(), caught_up=True)
                     )
                 last.position = min(r.position for r in last.members.values())
-                stream.confirm(last.position)
+                if confirm:
+                    stream.confirm(last.position)
                 if on_round:
                     on_round(last)
                 if until_lsn is not None and last.position >= until_lsn:
