@@ -171,3 +171,22 @@ def test_a_full_load_through_dms_then_keys_indexes_sequences_and_verify(
     password = psycopg.conninfo.conninfo_to_dict(target_db.dsn)["password"]
     assert password not in history
     journal.close()
+
+
+def test_the_plan_refuses_a_table_dms_cannot_select_before_any_row_moves() -> None:
+    from strangler.steps.copy import plan
+    from strangler.steps.types import Subject
+
+    spec = parse_spec_text(
+        "version: 1\nsource: {dsn: x}\nservices:\n  a:\n    tables: [orders, '50%_off']\n"
+        "    target: {schema: a, dsn: y}\n"
+        "    copy: {engine: dms, dms: {replication_instance: ri}}\n"
+    )
+    with pytest.raises(BadInput, match="cannot be selected exactly"):
+        plan(Subject(spec, "a"))
+    ok = parse_spec_text(
+        "version: 1\nsource: {dsn: x}\nservices:\n  a:\n    tables: [orders]\n"
+        "    target: {schema: a, dsn: y}\n"
+        "    copy: {engine: dms, dms: {replication_instance: ri}}\n"
+    )
+    assert "AWS DMS full-load task" in plan(Subject(ok, "a")).operations[0].what

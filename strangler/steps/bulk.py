@@ -21,7 +21,7 @@ from strangler.pg.copy.extract import Loader
 from strangler.pg.copy.rows import load_rows
 from strangler.spec import Spec, ThrottleSpec
 from strangler.steps.records import ChunkRecord, Event
-from strangler.steps.types import JournaledRef
+from strangler.steps.types import JournaledRef, ServiceRef
 from strangler.throttle.brake import NO_BRAKE, Brake, Decision, Limits, MonolithBrake
 from strangler.throttle.control import read_pause
 from strangler.verify.report import VerifyReport
@@ -32,12 +32,30 @@ from strangler.work.worker import WorkTarget, default_worker_name
 
 __all__ = [
     "brake",
+    "engine_summary",
     "limits",
     "loader",
     "reconcile_queue",
     "verify_by_workers",
     "work_target",
 ]
+
+
+def engine_summary(rb: ServiceRef, builtin: str) -> str:
+    """How the plan says rows move; for DMS the table mappings are written (and checked)
+    here, so a table DMS cannot select exactly fails ``strangler plan``, before any row."""
+    svc = rb.service
+    if svc.copy_.engine == "workers":
+        return (
+            "chunks on a queue in the service's database, taken by 'strangler worker' "
+            "processes, each copied and marked done in one transaction"
+        )
+    if svc.copy_.engine == "dms":
+        from strangler.dms.rules import table_mappings
+
+        table_mappings(rb.spec.source.schema_, list(svc.tables), svc.target.schema_)
+        return "an AWS DMS full-load task (DO_NOTHING) with strangler's table mappings"
+    return builtin
 
 
 def work_target(spec: Spec, service: str) -> WorkTarget:

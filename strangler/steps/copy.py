@@ -193,6 +193,7 @@ def plan(rb: ServiceRef, *, inspect: bool = False) -> StepPlan:
     where = schema_step.target_name(rb)
     same = svc.target.dsn is None
     how = "INSERT … SELECT in the server" if same else "binary COPY between the servers"
+    how = bulk.engine_summary(rb, how)  # issue 17: copy.engine workers | dms
     ops = []
     if svc.strategy == "online":
         ops.append(
