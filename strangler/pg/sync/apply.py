@@ -236,17 +236,6 @@ class Applier:
             committed = datetime.now(UTC)
             done.lags = [(committed - t).total_seconds() for t in done.commit_times]
 
-    def apply_messages(self, messages: Sequence[Any]) -> Round:
-        """One round of messages decoded elsewhere: a shared decoder (issue 17,
-        :mod:`strangler.pg.sync.shared`) hands each service the Begin/Commit of every
-        transaction and the changes of its own tables, whole transactions only. Same target
-        transaction, position and skipping rules as :meth:`stream_round`."""
-        done = Round()
-        with self._round(done) as stored:
-            self._apply_stream(iter(messages), stored, done)
-            done.caught_up = True
-        return done
-
     def stored_position(self) -> int:
         """The position the target holds (another applier may be moving it)."""
         return self._lock_position(lock=False)

@@ -5,7 +5,7 @@ Every logical slot decodes all of the monolith's WAL, so N services on N slots c
 the decoding on the monolith's CPU. A :class:`SharedRoute` groups services of one monolith:
 one publication over all their tables and one slot (``strangler_shared_<group>``); a single
 process streams it, and for each round hands every member the Begin and Commit of each
-transaction and the changes of its own tables (:meth:`Applier.apply_messages`). Each member
+transaction and the changes of its own tables (the applier's own round, :func:`_apply`). Each member
 commits its rows and its position (``<slot>/<service>`` in its own target) in one target
 transaction, exactly as a service's own sync does, and skips transactions its position
 already covers; the slot is confirmed only up to the lowest member position. So a kill -9 at
@@ -220,6 +220,17 @@ def leave_all(route: SharedRoute) -> dict[str, Any]:
     return {"slot": route.slot, **dropped}
 
 
+def _apply(applier: Applier, messages: Sequence[Any]) -> Round:
+    """One member's share of a round, in its own target transaction with its position: the
+    applier's round and message loop, fed by the shared stream instead of its own slot
+    (same skipping of what the position covers as :meth:`Applier.stream_round`)."""
+    done = Round()
+    with applier._round(done) as stored:
+        applier._apply_stream(iter(messages), stored, done)
+        done.caught_up = True
+    return done
+
+
 class _Member:
     def __init__(self, route: SharedRoute, m: SyncRoute, src: psycopg.Connection[Any]) -> None:
         self.route = m
@@ -345,7 +356,7 @@ def run(
                 shares = _route_round(messages, members, relations)
                 for m in members:
                     last.members[m.route.service] = (
-                        m.applier.apply_messages(shares[m.route.service])
+                        _apply(m.applier, shares[m.route.service])
                         if messages
                         else Round(position=m.applier.stored_position(), caught_up=True)
                     )
