@@ -91,45 +91,65 @@ def _wait_for(predicate: Any, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
+def _workers_waiting(target_dsn: str) -> int:
+    with psycopg.connect(target_dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(DISTINCT application_name) FROM pg_stat_activity"
+            " WHERE application_name LIKE 'strangler worker w_'"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def _run_with_killed_workers(
     coordinator: list[str], job: str, tmp: Path, target_dsn: str, spec: Path
 ) -> tuple[subprocess.Popen[str], list[str]]:
-    """Start ``coordinator``, then 4 workers once the queue is filled; kill -9 two of them at
-    random moments after they took a chunk. Returns the finished coordinator and the names
-    of the workers killed while they were alive."""
-    boss = _strangler(coordinator, tmp)
-
-    def queued() -> bool:
-        try:
-            return bool(queue_rows(target_dsn, job))
-        except psycopg.errors.UndefinedTable:
-            return False
-
-    _wait_for(queued)
+    """Start 4 workers, and once all four wait for the queue, ``coordinator``; kill -9 two
+    of them at random moments after each took a chunk. Returns the finished coordinator and
+    the workers killed while they were alive."""
     names = [f"w{i}" for i in range(4)]
     workers = {
-        n: _strangler(["worker", "order_service", "--job", job, "--name", n, "-f", str(spec)], tmp)
+        n: _strangler(
+            [
+                "worker",
+                "order_service",
+                "--job",
+                job,
+                "--name",
+                n,
+                "--wait-for-queue",
+                "300",
+                "-f",
+                str(spec),
+            ],
+            tmp,
+        )
         for n in names
     }
+    # all four are up (their start-up is seconds of imports on a busy machine) before any
+    # chunk exists, so they work side by side from the first chunk
+    _wait_for(lambda: _workers_waiting(target_dsn) == 4, timeout=180)
+    boss = _strangler(coordinator, tmp)
     rng = random.Random()
     killed: list[str] = []
     for victim in rng.sample(names, 2):
-        # a random moment after the victim finished its first chunk, or while it started
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline and workers[victim].poll() is None:
-            if any(r[3] == victim for r in queue_rows(target_dsn, job)):
-                break
+            try:
+                if any(r[3] == victim for r in queue_rows(target_dsn, job)):
+                    break
+            except psycopg.errors.UndefinedTable:
+                pass
             time.sleep(0.02)
         time.sleep(rng.uniform(0.0, 0.3))
         if workers[victim].poll() is None:
             os.kill(workers[victim].pid, signal.SIGKILL)
             killed.append(victim)
     for n, w in workers.items():
-        _out, err = w.communicate(timeout=120)
+        _out, err = w.communicate(timeout=300)
         if n not in killed:
             assert w.returncode == 0, err
             assert "Traceback" not in err
-    boss.wait(timeout=120)
+    boss.wait(timeout=300)
     return boss, killed
 
 

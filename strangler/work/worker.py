@@ -159,6 +159,7 @@ class _Loop:
         self.dead: set[str] = set()
         self.wait_for_queue = 0.0
         self.started = time.monotonic()
+        self.app = f"strangler worker {name}"[:63]  # how a DBA sees it in pg_stat_activity
 
     def _wait_or_finish(self, scout: psycopg.Connection[Any], job: Job, idle: float) -> bool:
         """After finding nothing to take: True when the job is finished; else wait a poll."""
@@ -192,8 +193,8 @@ class _Loop:
         t = self.target
         pool = Connections(t.endpoints)
         with (
-            connect(t.target_dsn, role=f"{t.service} target") as scout,
-            connect(t.source_dsn, role="monolith") as source,
+            connect(t.target_dsn, role=f"{t.service} target", application_name=self.app) as scout,
+            connect(t.source_dsn, role="monolith", application_name=self.app) as source,
         ):
             catalog: Catalog | None = None
             binary: dict[str, bool] = {}
@@ -261,8 +262,8 @@ class _Loop:
     def verify(self) -> None:
         t = self.target
         with (
-            connect(t.target_dsn, role=f"{t.service} target") as tgt,
-            connect(t.source_dsn, role="monolith") as src,
+            connect(t.target_dsn, role=f"{t.service} target", application_name=self.app) as tgt,
+            connect(t.source_dsn, role="monolith", application_name=self.app) as src,
             ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify-chunk") as pool,
         ):
             for conn in (src, tgt):
