@@ -172,6 +172,8 @@ def test_a_critical_limit_stops_the_copy_with_nothing_half_done(
     assert "slot retained WAL" in stopped.stderr
     status = cli("status", "-f", str(spec), "-o", "json").json()["services"][0]
     assert status["throttle"]["last_decision"] == "abort"
+    text = cli("status", "-f", str(spec)).stdout
+    assert "shop: throttle not paused · last decision abort for copy (slot retained WAL" in text
     source_db.execute("SELECT pg_drop_replication_slot('old_consumer')")
     again = cli("copy", "shop", "-f", str(spec))  # resumes: nothing was half-done
     assert again.code == 0, again.stderr
