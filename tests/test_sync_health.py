@@ -139,10 +139,50 @@ def test_traffic_needs_a_reverse_sync_that_exists_and_keeps_up(
         with rb.step(Action.SHIFT_TRAFFIC, weight=5):
             pass
         assert rb.phase is Phase.TRAFFIC
-        assert cli("sync", "shop", "-f", str(path), "--stop").code == 0
+        assert cli("sync", "shop", "-f", str(path), "--stop", "--yes").code == 0
         gone = Runbook(spec, journal, "shop")
         with pytest.raises(CheckFailed, match="reverse sync slot 'strangler_shop_rev' does not"):
             gone.step(Action.SHIFT_TRAFFIC, weight=20).__enter__()
     finally:
         journal.close()
-        cli("sync", "shop", "-f", str(path), "--stop")
+        cli("sync", "shop", "-f", str(path), "--stop", "--yes")
+
+
+def test_lag_counts_only_the_moved_tables_changes_not_the_monoliths_other_wal(
+    source_db, target_db
+) -> None:
+    """A running sync moves its position over WAL that holds nothing of the moved tables
+    (the walsender's keepalives say how far it decoded), so a monolith busy elsewhere shows
+    no lag; marks, which would also move it, are switched off here (issue 12)."""
+    import threading
+    import time
+
+    from strangler.pg.sync import cdc
+    from tests.cdc_world import copier, route
+
+    make_shop(source_db, target_db, rows=50)
+    source_db.execute("CREATE TABLE public.noise (id bigserial PRIMARY KEY, v text)")
+    r = route(source_db, target_db)
+    cdc.begin(r, copy=copier(r))
+    stop = threading.Event()
+    worker = threading.Thread(
+        target=cdc.run, kwargs={"route": r, "stop": stop, "mark_every": 3600.0}, daemon=True
+    )
+    worker.start()
+    try:
+        before = source_db.execute("SELECT pg_current_wal_insert_lsn()")[0][0]
+        source_db.execute(
+            "INSERT INTO public.noise (v) SELECT repeat('n', 100) FROM generate_series(1, 100000)"
+        )
+        noise = source_db.execute("SELECT pg_current_wal_insert_lsn() - %s", (before,))[0][0]
+        assert noise > 8 << 20  # far more than the lag allowed below
+        source_db.execute("INSERT INTO public.orders (customer) VALUES ('moved table')")
+        deadline = time.monotonic() + 60
+        while cdc.status(r).lag_bytes > 1 << 20 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert cdc.status(r).lag_bytes <= 1 << 20
+        assert target_db.execute("SELECT count(*) FROM svc.orders WHERE customer = 'moved table'")
+    finally:
+        stop.set()
+        worker.join()
+        cdc.end(r)
