@@ -7,8 +7,8 @@ Forward path (``online`` adds the two steps in brackets)::
 
 Rollback edges: traffic back to 0 % from any traffic phase; writes back to the monolith
 while reverse sync holds (writes_cut_over → syncing); the schema dropped (→ planned) only
-before writes have been cut over. Each refusal names what must happen first, as the next
-command to run.
+before writes have been cut over. ``stop_sync`` (``strangler sync --stop``) leaves the phase
+where it is. Each refusal names what must happen first, as the next command to run.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ class Action(StrEnum):
     ROLLBACK_TRAFFIC = "rollback_traffic"
     ROLLBACK_WRITES = "rollback_writes"
     ROLLBACK_SCHEMA = "rollback_schema"
+    STOP_SYNC = "stop_sync"
 
 
 # The command that performs each action, for "what to run next" hints.
@@ -73,6 +74,7 @@ _COMMAND = {
     Action.ROLLBACK_TRAFFIC: "strangler rollback {service} --traffic",
     Action.ROLLBACK_WRITES: "strangler rollback {service} --writes",
     Action.ROLLBACK_SCHEMA: "strangler rollback {service} --schema",
+    Action.STOP_SYNC: "strangler sync {service} --stop",
 }
 
 _DESCRIBE = {
@@ -88,6 +90,7 @@ _DESCRIBE = {
     Action.ROLLBACK_TRAFFIC: "roll traffic back",
     Action.ROLLBACK_WRITES: "roll writes back",
     Action.ROLLBACK_SCHEMA: "drop the service schema",
+    Action.STOP_SYNC: "stop sync",
 }
 
 P = Phase
@@ -165,6 +168,10 @@ def _allowed(phase: Phase, action: Action, strategy: str, weight: float | None) 
         return None
     if action is Action.ROLLBACK_TRAFFIC:
         return ready if phase in _TRAFFIC_PHASES else None
+    if action is Action.STOP_SYNC:
+        # Removing a slot moves no phase; what it may cost is the business of its evidence
+        # (a reverse sync is the way back for writes).
+        return phase if strategy == "online" and phase is not P.DECOMMISSIONED else None
     if action is Action.ROLLBACK_WRITES:
         return P.SYNCING if phase == P.WRITES_CUT_OVER and strategy == "online" else None
     if action is Action.ROLLBACK_SCHEMA:
@@ -188,9 +195,12 @@ def _why_not(phase: Phase, action: Action, strategy: str, service: str) -> tuple
     if action is Action.ROLLBACK_SCHEMA and phase in _TRAFFIC_PHASES | {P.WRITES_CUT_OVER}:
         first = Action.ROLLBACK_TRAFFIC if phase in _TRAFFIC_PHASES else Action.ROLLBACK_WRITES
         return "the service schema already takes writes", _COMMAND[first].format(**fmt)
-    if action in (Action.START_SYNC, Action.CUTOVER_WRITES, Action.ROLLBACK_WRITES) and (
-        strategy != "online"
-    ):
+    if action in (
+        Action.START_SYNC,
+        Action.CUTOVER_WRITES,
+        Action.ROLLBACK_WRITES,
+        Action.STOP_SYNC,
+    ) and (strategy != "online"):
         return (
             f"{service} uses strategy 'copy'; online sync and write cutover need strategy: online",
             None,
@@ -226,8 +236,13 @@ def transition(
     raise PhaseRefused(message, hint=hint)
 
 
-def forced_target(action: Action, *, strategy: str, weight: float | None) -> Phase:
-    """Where ``action`` leads when an operator overrides the rules with --force."""
+def forced_target(
+    action: Action, *, strategy: str, weight: float | None, phase: Phase | None = None
+) -> Phase:
+    """Where ``action`` leads when an operator overrides the rules with --force (``phase``:
+    where the service stands, which a step that keeps the phase stays at)."""
+    if action is Action.STOP_SYNC and phase is not None:
+        return phase
     if action is Action.SHIFT_TRAFFIC:
         if weight is not None and weight <= 0:
             return _ready_for_traffic(strategy)

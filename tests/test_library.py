@@ -50,7 +50,7 @@ print(json.dumps({{
     "plans": [build_plan(spec, s).to_dict() for s in sorted(spec.services)],
     "steps": sorted(STEPS),
     "rollbacks": sorted(ROLLBACKS),
-    "requirements": {{str(a): [f.__name__ for f in fs] for a, fs in REQUIREMENTS.items()}},
+    "requirements": {{str(a): [r.name for r in rs] for a, rs in REQUIREMENTS.items()}},
     "cli_loaded": "strangler.cli" in sys.modules,
     "rich_loaded": "rich" in sys.modules,
 }}, default=str))
@@ -92,7 +92,16 @@ def test_plan_and_steps_are_the_same_with_or_without_the_cli(tmp_path: Path) -> 
     ]
     requirements = alone["requirements"]
     assert isinstance(requirements, dict)
-    assert requirements["shift_traffic"] == ["fresh_verification", "reverse_sync_healthy"]
+    assert requirements["shift_traffic"] == [
+        "no_rollback_since",
+        "fresh_verification",
+        "reverse_sync_healthy",
+    ]
+    assert requirements["remove_old_path"] == [
+        "passing_decommission_check",
+        "old_tables_quiet",
+        "no_dependents",
+    ]
 
 
 def test_every_forward_action_has_a_step_and_every_step_plans_without_a_server(

@@ -60,6 +60,9 @@ ONLINE = {
     (P.TRAFFIC, A.ROLLBACK_TRAFFIC, None): P.WRITES_CUT_OVER,
     (P.TRAFFIC_COMPLETE, A.ROLLBACK_TRAFFIC, None): P.WRITES_CUT_OVER,
     (P.STABLE, A.ROLLBACK_TRAFFIC, None): P.WRITES_CUT_OVER,
+    # sync --stop removes a slot and leaves the phase alone (its evidence decides, issue 13);
+    # a slot may be left over from the first copy to the last old-path phase.
+    **{(p, A.STOP_SYNC, None): p for p in Phase if p is not P.DECOMMISSIONED},
 }
 TABLES = {"copy": COPY, "online": ONLINE}
 WEIGHTS = {A.SHIFT_TRAFFIC: [0, 5, 20, 50, 100]}

@@ -6,40 +6,32 @@ stable for ``stable_for`` since 100 %      the journal: when traffic last reache
 error rate no higher than the baseline     metric source: service now vs monolith before
 latency within 10 % of the baseline        metric source: p99 now vs monolith's before
 no P1/P2 incident                          attestation ``no_incident``, made after the window
-old tables no longer written               guard trigger log + write counters over a window
+old tables no longer written               guard log + write counters: none in the window
 no dependents left on the old tables       catalog: views / foreign keys that would break
 old route at 0 requests                    metric source: monolith's requests on the route
 =========================================  =================================================
 
-The baseline is the monolith's own figures for the route over a window of the same length
-ending when traffic first moved; without a metric source those items are skipped, saying why.
-The step (:mod:`strangler.steps.decommission`) puts the write guard on first and journals the
-verdicts; these checks only read.
+The metric items are :mod:`strangler.checks.decommission_metrics`. The step
+(:mod:`strangler.steps.decommission`) puts the write guard on first, journals the verdicts
+and keeps the write window's new start; these checks only read.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from strangler.checks.attestations import attestation_check
 from strangler.checks.base import CheckContext, CheckResult, Verdict, run_checks
+from strangler.checks.decommission_metrics import MetricWindowSource, metric_items
 from strangler.durations import format_duration
 from strangler.pg.connect import connect
 from strangler.pg.copy import retire as T
 
-__all__ = ["RESTART_WINDOW", "MetricWindowSource", "decommission_checks"]
+__all__ = ["BASELINE", "MetricWindowSource", "decommission_checks", "old_tables_written"]
 
-# Evidence key a result carries when the write window must start again (statistics reset).
-RESTART_WINDOW = "restart_window"
-
-
-class MetricWindowSource(Protocol):
-    """Any metric source with history: ``measure(start, end)`` returns an object with
-    ``monolith`` and ``service`` stats (``requests``, ``errors``, ``error_rate``, ``p99``),
-    as :class:`strangler.metrics.base.MetricSource` does."""
-
-    def measure(self, start: datetime, end: datetime) -> Any: ...
+# Evidence key of "old tables no longer written" when the quiet window must start again (a
+# write was seen, or the statistics were reset): its new start, for the step to keep.
+BASELINE = "window_restarts"
 
 
 def _stable(ctx: CheckContext) -> CheckResult:
@@ -92,7 +84,15 @@ def _no_incident(ctx: CheckContext) -> CheckResult:
     )
 
 
-def _old_tables(ctx: CheckContext) -> CheckResult:
+def old_tables_written(ctx: CheckContext) -> CheckResult:
+    """ "Old tables no longer written", measured now: no write recorded by the guard or
+    counted by the server's statistics within ``write_window``.
+
+    A write counts in the window it was seen in, not forever: when this check sees writes
+    (log rows after the guard's ``seen_id``, or counters that moved since its baseline) it
+    fails and its result carries :data:`BASELINE`, the new start of the quiet window (now,
+    the counters now, the newest log row seen), for the step to keep. After a full window
+    without a write it passes again; nobody has to clear the log by hand."""
     name = "old tables no longer written"
     schema, tables = ctx.spec.source.schema_, list(ctx.svc.tables)
     window = ctx.svc.decommission.write_window
@@ -109,8 +109,13 @@ def _old_tables(ctx: CheckContext) -> CheckResult:
             return CheckResult(
                 name, Verdict.FAIL, "no write guard on the old tables yet (dry run: not installed)"
             )
+        on = T.guard_installed(conn, schema, tables)
         counters = T.write_counters(conn, schema, tables)
-        writes = [] if guard.installed_now else T.recorded_writes(conn, schema, tables)
+        writes = (
+            []
+            if guard.installed_now
+            else T.recorded_writes(conn, schema, tables, after_id=guard.seen_id)
+        )
     if guard.installed_now:
         return CheckResult(
             name,
@@ -121,14 +126,27 @@ def _old_tables(ctx: CheckContext) -> CheckResult:
             {"counters": dict(guard.counters)},
             until=now + window,
         )
-    start = guard.installed_at
+    start = guard.quiet_since or guard.installed_at
     then = dict(guard.counters)
+    seen = max([w["id"] for w in writes], default=guard.seen_id or 0)
+    restart = {"quiet_since": now.isoformat(), "counters": counters, "seen_id": seen}
     evidence: dict[str, Any] = {
         "since": start.isoformat(),
         "counters_then": then,
         "counters_now": counters,
         "writes": writes[-10:],
+        "seen_id": guard.seen_id,
     }
+    if not on:
+        return CheckResult(
+            name,
+            Verdict.FAIL,
+            f"the write guard is no longer on every one of {', '.join(tables)} (dropped?), so "
+            "writes to them would go unrecorded; 'strangler decommission … --check' puts it "
+            "back",
+            evidence,
+        )
+    again = f"the write window ({format_duration(window)}) starts again now"
     if writes:
         w = writes[-1]
         return CheckResult(
@@ -136,8 +154,8 @@ def _old_tables(ctx: CheckContext) -> CheckResult:
             Verdict.FAIL,
             f"{len(writes)} write(s) to the old tables recorded since {start:%Y-%m-%d %H:%M} "
             f"UTC, the last: {w['operation']} on {w['schema']}.{w['table']} by {w['by']} at "
-            f"{w['at']}",
-            evidence,
+            f"{w['at']}; {again}",
+            {**evidence, BASELINE: restart},
         )
     changed = {t: (then.get(t, 0), c) for t, c in counters.items() if c != then.get(t, 0)}
     if changed:
@@ -146,7 +164,7 @@ def _old_tables(ctx: CheckContext) -> CheckResult:
                 name,
                 Verdict.FAIL,
                 "the server's statistics were reset; the write window starts again now",
-                {**evidence, RESTART_WINDOW: True},
+                {**evidence, BASELINE: restart},
                 until=now + window,
             )
         text = ", ".join(f"{schema}.{t} {a} → {b}" for t, (a, b) in sorted(changed.items()))
@@ -155,8 +173,8 @@ def _old_tables(ctx: CheckContext) -> CheckResult:
             Verdict.FAIL,
             f"write counters changed since {start:%Y-%m-%d %H:%M} UTC: {text} (writes the "
             "guard cannot see: a session in replica mode, such as a still running reverse "
-            "sync, or a dropped guard)",
-            evidence,
+            f"sync, or a dropped guard); {again}",
+            {**evidence, BASELINE: restart},
         )
     held = now - start
     if held < window:
@@ -188,69 +206,6 @@ def _dependents(ctx: CheckContext) -> CheckResult:
     return CheckResult(name, Verdict.PASS, "no view or foreign key outside uses them")
 
 
-def _metrics(ctx: CheckContext, source: MetricWindowSource | None) -> list[CheckResult]:
-    names = ("error rate vs baseline", "latency vs baseline", "old route at 0 requests")
-    if source is None:
-        why = (
-            "no metric source in the spec (traffic.metrics); compare with the monolith's "
-            "baseline by hand"
-        )
-        return [CheckResult(n, Verdict.SKIPPED, why) for n in names]
-    d = ctx.svc.decommission
-    first, since = ctx.history.first_shift, ctx.history.complete_since
-    if first is None or since is None:
-        return [
-            CheckResult(n, Verdict.FAIL, "traffic is not at 100% on the new service") for n in names
-        ]
-    span = min(d.stable_for, ctx.now() - since) or timedelta(minutes=1)
-    base = source.measure(first - span, first).monolith
-    now = source.measure(ctx.now() - span, ctx.now())
-    out = []
-    ev = {"baseline": _stats(base), "service": _stats(now.service), "window": str(span)}
-    if base.error_rate is None or now.service.error_rate is None:
-        out.append(CheckResult(names[0], Verdict.FAIL, "no requests to compare error rates", ev))
-    else:
-        limit = base.error_rate + d.max_error_rate_increase
-        verdict = Verdict.PASS if now.service.error_rate <= limit else Verdict.FAIL
-        out.append(
-            CheckResult(
-                names[0],
-                verdict,
-                f"service {now.service.error_rate:.4%} vs baseline "
-                f"{base.error_rate:.4%} (limit {limit:.4%})",
-                ev,
-            )
-        )
-    if base.p99 is None or now.service.p99 is None:
-        out.append(CheckResult(names[1], Verdict.SKIPPED, "the metric source has no p99", ev))
-    else:
-        limit = base.p99 * d.max_latency_ratio
-        verdict = Verdict.PASS if now.service.p99 <= limit else Verdict.FAIL
-        out.append(
-            CheckResult(
-                names[1],
-                verdict,
-                f"p99 {now.service.p99 * 1000:.0f} ms vs baseline "
-                f"{base.p99 * 1000:.0f} ms (limit {limit * 1000:.0f} ms)",
-                ev,
-            )
-        )
-    old = now.monolith.requests
-    out.append(
-        CheckResult(
-            names[2],
-            Verdict.PASS if old == 0 else Verdict.FAIL,
-            f"{old} request(s) reached the monolith's route in the last {format_duration(span)}",
-            ev,
-        )
-    )
-    return out
-
-
-def _stats(s: Any) -> dict[str, Any]:
-    return {"requests": s.requests, "errors": s.errors, "p99": s.p99}
-
-
 def decommission_checks(
     ctx: CheckContext, source: MetricWindowSource | None = None
 ) -> list[CheckResult]:
@@ -260,8 +215,8 @@ def decommission_checks(
         [
             ("stable since traffic reached 100%", _stable),
             ("no P1/P2 incident", _no_incident),
-            ("old tables no longer written", _old_tables),
+            ("old tables no longer written", old_tables_written),
             ("nothing else depends on the old tables", _dependents),
         ],
     )
-    return results + _metrics(ctx, source)
+    return results + metric_items(ctx, source)

@@ -66,7 +66,7 @@ def render_status(
             r.last_step or "-",
             r.last_status or "-",
             _age(now, r.last_at),
-            f"{v.status} {_age(now, v.at)}" if v else "never",
+            f"{v.shown} {_age(now, v.at)}" if v else "never",
         ]
         if wide:
             s = r.sync

@@ -20,6 +20,7 @@ from strangler.phases import Action, Phase
 from strangler.steps import bulk, online_copy, preflight
 from strangler.steps import create_schema as schema_step
 from strangler.steps.records import ChunkRecord, CopyPlan, CopyWatermark
+from strangler.steps.requirements import stated
 from strangler.steps.runbook import Runbook
 from strangler.steps.types import Advanced, Operation, Outcome, RunOptions, ServiceRef, StepPlan
 from strangler.steps.wiring import endpoints
@@ -101,19 +102,35 @@ def copy(
     online = rb.service.strategy == "online" and snapshot is None
     if online and not dry_run:
         online_copy.refuse_unpublishable(rb)
-    if rb.phase == Phase.PLANNED:
-        if dry_run:
-            created = schema_step.create_schema(rb, dry_run=True)
-            out.schema = created
+    if dry_run:
+        if rb.phase == Phase.PLANNED:
+            out.schema = schema_step.create_schema(rb, dry_run=True)
             out.note = "the rows are copied between the two parts of the SQL"
             return out
-        out.schema = schema_step.create_schema(rb)
-    elif dry_run:
         rb.check(Action.COPY)
         ops = schema_step.exact_operations(rb, schema=False)
         out.sql = "\n".join(o.what for o in ops) + "\n"
         out.tables = list(rb.service.tables)
         return out
+    # One lock from the first change to the last: the copy's own evidence is checked before
+    # the schema it creates first, so a refused copy leaves the target as it found it.
+    with rb.journal.lock(rb.name):
+        if rb.phase == Phase.PLANNED:
+            rb.require(Action.COPY)
+            out.schema = schema_step.create_schema(rb)
+        _copy_step(rb, out, online, jobs, snapshot, chunk_rows, progress)
+    return out
+
+
+def _copy_step(
+    rb: Runbook,
+    out: CopyResult,
+    online: bool,
+    jobs: int,
+    snapshot: str | None,
+    chunk_rows: int,
+    progress: CopyProgress | None,
+) -> None:
     with rb.step(Action.COPY, resumable=True) as step:
         bulk.reconcile_queue(rb)  # chunks workers finished after a coordinator stopped
 
@@ -127,7 +144,6 @@ def copy(
         else:
             out.figures = run(snapshot)
         step.details.update({k: v for k, v in out.to_dict().items() if k != "schema"})
-    return out
 
 
 def _copy(
@@ -214,7 +230,7 @@ def plan(rb: ServiceRef, *, inspect: bool = False) -> StepPlan:
         summary=f"copy {', '.join(svc.tables)} from one snapshot, then keys, indexes, foreign "
         "keys, sequences",
         operations=tuple(ops),
-        requires=("a recent passing preflight",) if svc.preflight else (),
+        requires=stated(Action.COPY, svc),
     )
 
 

@@ -32,6 +32,7 @@ from strangler.phases import Action, Phase
 from strangler.spec import ServiceSpec
 from strangler.steps import preflight
 from strangler.steps.records import SchemaCreated
+from strangler.steps.requirements import stated
 from strangler.steps.runbook import Runbook
 from strangler.steps.types import Advanced, Operation, Outcome, RunOptions, ServiceRef, StepPlan
 from strangler.steps.wiring import endpoints
@@ -274,6 +275,7 @@ def plan(rb: ServiceRef, *, inspect: bool = False) -> StepPlan:
         summary=f"create schema {svc.target.schema_}: types, tables, sequences, role "
         f"{role.name if role else '(none)'}",
         operations=tuple(ops),
+        requires=stated(Action.CREATE_SCHEMA, svc),
         sections=sections,
     )
 

@@ -14,6 +14,7 @@ from typing import Any
 from strangler.pg.sync import cutover as switch
 from strangler.phases import Action, Phase
 from strangler.steps import preflight
+from strangler.steps.requirements import stated
 from strangler.steps.runbook import Runbook
 from strangler.steps.types import Advanced, Operation, Outcome, RunOptions, ServiceRef, StepPlan
 from strangler.steps.wiring import sync_route
@@ -59,16 +60,13 @@ def plan(rb: ServiceRef, *, inspect: bool = False) -> StepPlan:
     rev = sync_route(rb.spec, rb.name, "reverse")
     where = f"monolith and {rb.name} database" if rb.service.target.dsn else "monolith"
     ops = tuple(Operation(where, s) for s in switch.cutover_stages(fwd, rev))
-    requires = ["a passing verification newer than the last change to the copy"]
-    if rb.service.preflight:
-        requires.append("a recent passing preflight")
     return StepPlan(
         action=Action.CUTOVER_WRITES.value,
         source=Phase.VERIFIED.value,
         target=Phase.WRITES_CUT_OVER.value,
         summary="block writes on the old tables, drain sync, start reverse sync",
         operations=ops,
-        requires=tuple(requires),
+        requires=stated(Action.CUTOVER_WRITES, rb.service),
     )
 
 

@@ -58,7 +58,6 @@ class Event(StrEnum):
     APPROVE_TRAFFIC = "approve_traffic"
     AWAITING_APPROVAL = "shift_traffic"  # status awaiting_approval, under the step's own name
     ATTACH_SYNC = "attach_sync"
-    STOP_SYNC = "stop_sync"
     SYNC = "sync"  # a sync run that failed, or ended because a cutover took its slot
     GUARD_INSTALLED = "guard_installed"
     RUN = "run"
@@ -189,11 +188,15 @@ class Approved(Record):
 
 @dataclass(frozen=True)
 class GuardState(Record):
-    """When the write guard went on the old tables, and their write counters then."""
+    """When the write guard went on the old tables, and where their quiet window starts:
+    since when no write was seen (``quiet_since``, ISO; None: since it went on), their write
+    counters then, and the newest write-log row accounted for (``seen_id``)."""
 
     KEY: ClassVar[str] = "decommission:guard"
     installed_at: str
     counters: Mapping[str, int] = field(default_factory=dict)
+    quiet_since: str | None = None
+    seen_id: int | None = None
 
 
 @dataclass(frozen=True)

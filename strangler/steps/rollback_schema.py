@@ -1,10 +1,13 @@
 """``strangler rollback SERVICE --schema`` (→ planned): drop the service schema (and the role
 strangler made) while nothing wrote to it.
 
-Copy strategy: the copy's watermark proves it (:func:`strangler.pg.schema.drop.
-writes_since_copy`). Online, until writes are cut over (the phase rules refuse this step
-after), the write gate refuses the application's writes, so every row came from the monolith
-by the copy or by sync: nothing would be lost, and the sync's slot goes with the schema.
+The proof is measured inside the step's lock right before the drop
+(:func:`strangler.steps.proofs.no_writes_since_copy`). Copy strategy: the copy's watermark
+(:func:`strangler.pg.schema.drop.writes_since_copy`). Online, until writes are cut over (the
+phase rules refuse this step after), the write gate on the service's tables refuses the
+application's writes, so every row came from the monolith by the copy or by sync: the gate
+must be closed on every table now. The sync's slot goes with the schema, and the
+verification of the dropped copy is obsolete (``strangler status`` says so).
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ from typing import Any
 
 from strangler.errors import CheckFailed
 from strangler.pg.connect import connect
-from strangler.pg.schema.drop import drop, drop_statements, writes_since_copy
+from strangler.pg.schema.drop import drop, drop_statements
 from strangler.pg.sync import cdc
 from strangler.phases import Action, Phase
-from strangler.steps.records import CopyWatermark, SchemaCreated
+from strangler.steps.records import SchemaCreated
+from strangler.steps.requirements import stated
 from strangler.steps.rollbacks import RollbackRequest
 from strangler.steps.runbook import Runbook
 from strangler.steps.types import Operation, ServiceRef, StepPlan
@@ -55,21 +59,12 @@ def rollback_schema(rb: Runbook, request: RollbackRequest) -> SchemaRollback:
     statements = drop_statements(schema, role)
     online = rb.service.strategy == "online"
     with connect(rb.spec.target_dsn(rb.name), role="service target") as conn:
-        if not online:
-            mark = rb.progress.load(CopyWatermark)
-            changed = writes_since_copy(
-                conn, schema, mark.xid if mark else None, mark.rows if mark else {}
-            )
-            if changed:
-                raise CheckFailed(
-                    f"refusing to drop schema {schema!r}: writes reached it since the copy "
-                    f"({'; '.join(changed)})",
-                    hint="the service schema holds data the monolith may not have; reconcile "
-                    "first (strangler verify) and roll back writes if they were cut over",
-                )
         text = [s.as_string(conn) + ";" for s in statements]
         if request.dry_run:
+            rb.require(Action.ROLLBACK_SCHEMA)  # the refusal a real run would meet, now
             return SchemaRollback(text, dropped=False)
+        # "Nothing wrote to it" is measured inside the step's lock, right before the drop
+        # (requirements.no_writes_since_copy), and recorded in its intent.
         with rb.step(Action.ROLLBACK_SCHEMA, reason=request.reason) as step:
             drop(conn, statements)
             sync = None
@@ -97,5 +92,5 @@ def plan(rb: ServiceRef, *, inspect: bool = False) -> StepPlan:
         target=Phase.PLANNED.value,
         summary="drop the service schema (and its role) while nothing wrote to it",
         operations=tuple(ops),
-        requires=("no write reached the schema since the copy",),
+        requires=stated(Action.ROLLBACK_SCHEMA, svc),
     )

@@ -10,6 +10,7 @@ from typing import Any
 
 from strangler.pg.sync import cutover as switch
 from strangler.phases import Action, Phase
+from strangler.steps.requirements import stated
 from strangler.steps.runbook import Runbook
 from strangler.steps.types import Operation, ServiceRef, StepPlan
 from strangler.steps.wiring import sync_route
@@ -61,4 +62,5 @@ def plan(rb: ServiceRef, *, inspect: bool = False) -> StepPlan:
         target=Phase.SYNCING.value,
         summary="writes back to the monolith; reverse sync drained first",
         operations=tuple(Operation(where, s) for s in switch.rollback_stages(fwd, rev)),
+        requires=stated(Action.ROLLBACK_WRITES, rb.service),
     )

@@ -10,8 +10,9 @@ from typing import Any
 from strangler.errors import StranglerError
 from strangler.journal import Journal, LockHolder
 from strangler.pg.sync import cdc
-from strangler.phases import Phase
+from strangler.phases import Action, Phase
 from strangler.spec import Spec
+from strangler.steps.facts import current_verification
 from strangler.steps.records import Event
 from strangler.steps.sync import direction_in
 from strangler.steps.throttle import ThrottleLine, throttle_status
@@ -50,8 +51,18 @@ class SyncLine:
 
 @dataclass(frozen=True)
 class Verification:
+    """The newest verification's verdict; ``obsoleted_by``: the later step that changed the
+    copy (a schema rollback, a re-copy), when there is one: then it proves nothing."""
+
     status: str
     at: datetime
+    obsoleted_by: str | None = None
+    obsoleted_at: datetime | None = None
+
+    @property
+    def shown(self) -> str:
+        """The verdict as status shows it: an obsolete one is never shown as passed."""
+        return "obsolete" if self.obsoleted_by else self.status
 
 
 @dataclass(frozen=True)
@@ -134,15 +145,7 @@ class ServiceStatus:
             "last_status": self.last_status,
             "last_at": self.last_at.isoformat() if self.last_at else None,
             "last_age_seconds": age(self.last_at),
-            "last_verification": (
-                {
-                    "status": self.last_verification.status,
-                    "at": self.last_verification.at.isoformat(),
-                    "age_seconds": age(self.last_verification.at),
-                }
-                if self.last_verification
-                else None
-            ),
+            "last_verification": _verification(self.last_verification, age),
             "incomplete_steps": [e.to_dict() for e in self.incomplete_steps],
         }
         if self.sync is not None:
@@ -151,6 +154,19 @@ class ServiceStatus:
         if self.throttle is not None:
             out["throttle"] = self.throttle.to_dict()
         return out
+
+
+def _verification(v: Verification | None, age: Any) -> dict[str, Any] | None:
+    if v is None:
+        return None
+    out: dict[str, Any] = {"status": v.shown, "at": v.at.isoformat(), "age_seconds": age(v.at)}
+    if v.obsoleted_by:
+        out.update(
+            was=v.status,
+            obsoleted_by=v.obsoleted_by,
+            obsoleted_at=v.obsoleted_at.isoformat() if v.obsoleted_at else None,
+        )
+    return out
 
 
 def _sync_line(
@@ -170,7 +186,7 @@ def _sync_line(
     failed = journal.last(service, Event.SYNC, status="failed")
     if not info.slot_exists:
         state = "stopped"
-        stop = journal.last(service, Event.STOP_SYNC)
+        stop = journal.last(service, Action.STOP_SYNC, status="ok")
         how = (
             f"removed by 'strangler sync {service} --stop' at {stop.at:%Y-%m-%d %H:%M} UTC "
             f"({stop.operator})"
@@ -216,8 +232,18 @@ def service_status(spec: Spec, journal: Journal, name: str) -> ServiceStatus:
     st = journal.state(name)
     hist = journal.history(name, limit=1)
     last = hist[-1] if hist else None
-    verdicts = [journal.last(name, Event.VERIFY, status=v) for v in ("passed", "failed")]
-    verified = max((e for e in verdicts if e), key=lambda e: e.id, default=None)
+    # Only verify events are verdicts (a verify step that could not connect is none), and
+    # a change to the copy after one makes it obsolete.
+    found = current_verification(journal.history(name))
+    verified = None
+    if found is not None:
+        later = found.obsoleted_by
+        verified = Verification(
+            found.entry.status or "",
+            found.entry.at,
+            later.step if later else None,
+            later.at if later else None,
+        )
     sync, warnings = _sync_line(spec, journal, name, Phase(st.phase))
     return ServiceStatus(
         service=name,
@@ -227,7 +253,7 @@ def service_status(spec: Spec, journal: Journal, name: str) -> ServiceStatus:
         last_step=last.step if last else None,
         last_status=(last.status or last.kind) if last else None,
         last_at=last.at if last else None,
-        last_verification=Verification(verified.status or "", verified.at) if verified else None,
+        last_verification=verified,
         incomplete_steps=running_steps(journal, name),
         sync=sync,
         warnings=warnings,

@@ -4,7 +4,7 @@
   cutover) created must be there; sync never copies.
 - :func:`apply` runs the applier in the direction the phase calls for (forward until writes
   are cut over, reverse after) until stopped, caught up, or one round done.
-- :func:`stop` drops the slot, publication and position, and journals that it did.
+- :func:`stop` drops the slot, publication and position, as the ``stop_sync`` step.
 - :func:`status` is the slot, lag and WAL warning of the current direction;
   :func:`record_lag` keeps the lag over time for ``strangler report``.
 - :func:`plan` (with ``inspect``) explains the mechanism and checks what the monolith allows.
@@ -47,6 +47,7 @@ __all__ = [
     "start",
     "status",
     "stop",
+    "stop_direction",
 ]
 
 _BEFORE_SLOT = {Phase.PLANNED, Phase.SCHEMA_READY}
@@ -225,12 +226,30 @@ class Stopped:
         return dict(self.__dict__)
 
 
-def stop(rb: Runbook) -> Stopped:
-    """Drop the slot, publication and stored position of the current direction."""
-    r = route(rb)
-    with rb.journal.lock(rb.name):
+def stop_direction(rb: Runbook) -> Direction:
+    """Which slot ``sync --stop`` removes: the reverse one from the write cutover on (also
+    once the old path is gone: a reverse slot left behind still holds WAL), else forward."""
+    order = list(Phase)
+    return "reverse" if order.index(rb.phase) >= order.index(Phase.WRITES_CUT_OVER) else "forward"
+
+
+def stop(rb: Runbook, *, force: bool = False, reason: str | None = None) -> Stopped:
+    """Drop the slot, publication and stored position of the current direction.
+
+    A step (``stop_sync``) that leaves the phase alone: a reverse stop removes the way back
+    for writes, so it waits for its evidence
+    (:data:`strangler.steps.requirements.reverse_sync_not_needed`); a forward stop makes the
+    verification obsolete (the copy no longer follows the monolith)."""
+    way = stop_direction(rb)
+    r = sync_route(rb.spec, rb.name, way)
+    with rb.step(
+        Action.STOP_SYNC,
+        details={"direction": way, "slot": r.slot},
+        force=force,
+        reason=reason,
+    ) as step:
         result = cdc.end(r)
-        rb.journal.event(rb.name, Event.STOP_SYNC, status="ok", details=result)
+        step.details.update(result)
     return Stopped(
         r.slot, bool(result.get("slot_dropped")), bool(result.get("publication_dropped"))
     )

@@ -6,7 +6,9 @@ found none different. Every result is a ``verify`` event in the journal (the eve
 after the step, so ``strangler status`` shows the verdict); :func:`strangler.steps.
 requirements.fresh_verification` reads it before writes or traffic move. A mistake in the
 request (a table the service does not move, an unknown mode) is refused before anything is
-journaled: it is not evidence.
+journaled: it is not evidence, and neither is a server it cannot reach (a wrong password).
+A verification made obsolete by a later change to the copy (a schema rollback, a re-copy) is
+history, not evidence: requirements and ``strangler status`` say so.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from strangler.errors import BadInput, CheckFailed, StranglerError
+from strangler.pg.connect import connect
 from strangler.pg.sync import cdc
 from strangler.pg.sync.position import read_position
 from strangler.pg.sync.slot import slot_status
@@ -72,6 +75,17 @@ def _tables(spec: Spec, service: str, tables: list[str] | None, mode: str) -> li
     return chosen
 
 
+def _reachable(spec: Spec, service: str) -> None:
+    """Both servers answer with the spec's credentials, before the step is journaled: a
+    wrong password or a server that is down is a mistake to fix (exit 3), not a verification
+    that failed. (One that drops mid-way ends the step ``failed``, which is no verdict
+    either: only ``verify`` events are, see :func:`strangler.steps.facts.last_verification`.)"""
+    with connect(spec.source.dsn, role="monolith"):
+        pass
+    with connect(spec.target_dsn(service), role="service target"):
+        pass
+
+
 def verify_service(
     spec: Spec,
     service: str,
@@ -123,6 +137,7 @@ def verify(
     keys. Resumable: a verification killed halfway changed nothing, so it simply runs again.
     """
     _tables(rb.spec, rb.name, tables, mode)
+    _reachable(rb.spec, rb.name)
     mark = sync_watermark(rb.spec, rb.name) if isinstance(watermark, _Auto) else watermark
     with rb.step(Action.VERIFY, force=force, reason=reason, resumable=True) as step:
         report = verify_service(

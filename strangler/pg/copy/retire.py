@@ -5,6 +5,9 @@ of the way, and (a later run) drop them.
   UPDATE, DELETE or TRUNCATE into ``strangler_guard.old_table_writes`` (who, when, what). It
   never blocks: its job is evidence. Its function is ``SECURITY DEFINER`` so an application
   role that still writes gets recorded rather than failing on the log table's permissions.
+  Readers ask for the writes after the newest row they already accounted for
+  (``after_id``), and the rows they accounted for can be pruned: a write counts once, in
+  the window it happened in, not forever.
 * **Write counters**: ``n_tup_ins + n_tup_upd + n_tup_del`` from ``pg_stat_user_tables``,
   snapshotted when the guard is installed and compared later: they catch writes that happened
   while the guard was not there (or was dropped).
@@ -34,6 +37,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from strangler.errors import CheckFailed, Unreachable
 from strangler.pg.embedded import debian_bin_dir, embedded_bin_dir
+from strangler.pg.own import GUARD_SCHEMA
 from strangler.secrets import scrub
 
 __all__ = [
@@ -45,7 +49,9 @@ __all__ = [
     "existing",
     "guard_installed",
     "install_guard",
+    "last_write_id",
     "pg_tool",
+    "prune_writes",
     "recorded_writes",
     "remove_guard",
     "retire_tables",
@@ -54,7 +60,6 @@ __all__ = [
     "write_counters",
 ]
 
-GUARD_SCHEMA = "strangler_guard"
 _TRIGGER = "strangler_guard_write"
 
 _GUARD_DDL = """
@@ -138,24 +143,65 @@ def guard_installed(conn: psycopg.Connection[Any], schema: str, tables: Sequence
     return all(_has_trigger(conn, schema, t) for t in tables)
 
 
-def recorded_writes(
-    conn: psycopg.Connection[Any], schema: str, tables: Sequence[str]
-) -> list[dict[str, Any]]:
-    """Writes the guard recorded on these tables, oldest first."""
+def _log_exists(conn: psycopg.Connection[Any]) -> bool:
     present = conn.execute(
         "SELECT to_regclass(%s)", (f'"{GUARD_SCHEMA}".old_table_writes',)
     ).fetchone()
-    if not present or present[0] is None:
+    return bool(present and present[0] is not None)
+
+
+def recorded_writes(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    tables: Sequence[str],
+    *,
+    after_id: int | None = None,
+) -> list[dict[str, Any]]:
+    """Writes the guard recorded on these tables, oldest first (``after_id``: only those
+    after that log row, the newest one a reader already accounted for). Each has its log
+    ``id`` (int) and ``schema``, ``table``, ``operation``, ``at``, ``by``, ``application``."""
+    if not _log_exists(conn):
         return []
     rows = conn.execute(
         sql.SQL(
-            "SELECT table_schema, table_name, operation, at, by_role, application FROM {} "
-            "WHERE table_schema = %s AND table_name = ANY(%s) ORDER BY id"
+            "SELECT id, table_schema, table_name, operation, at, by_role, application FROM {} "
+            "WHERE table_schema = %s AND table_name = ANY(%s) AND id > %s ORDER BY id"
         ).format(sql.Identifier(GUARD_SCHEMA, "old_table_writes")),
-        (schema, list(tables)),
+        (schema, list(tables), after_id or 0),
     ).fetchall()
     keys = ("schema", "table", "operation", "at", "by", "application")
-    return [dict(zip(keys, (str(v) for v in r), strict=True)) for r in rows]
+    return [
+        {"id": int(r[0]), **dict(zip(keys, (str(v) for v in r[1:]), strict=True))} for r in rows
+    ]
+
+
+def last_write_id(conn: psycopg.Connection[Any]) -> int:
+    """The newest row of the write log (0 when it is empty or missing): what a guard put on
+    now has already accounted for, so rows left by an earlier guard do not count again."""
+    if not _log_exists(conn):
+        return 0
+    row = conn.execute(
+        sql.SQL("SELECT coalesce(max(id), 0) FROM {}").format(
+            sql.Identifier(GUARD_SCHEMA, "old_table_writes")
+        )
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def prune_writes(
+    conn: psycopg.Connection[Any], schema: str, tables: Sequence[str], up_to_id: int
+) -> int:
+    """Delete the log rows of these tables up to ``up_to_id`` (their evidence is in the
+    journal by then); returns how many went."""
+    if not _log_exists(conn):
+        return 0
+    done = conn.execute(
+        sql.SQL(
+            "DELETE FROM {} WHERE table_schema = %s AND table_name = ANY(%s) AND id <= %s"
+        ).format(sql.Identifier(GUARD_SCHEMA, "old_table_writes")),
+        (schema, list(tables), up_to_id),
+    )
+    return int(done.rowcount or 0)
 
 
 def write_counters(

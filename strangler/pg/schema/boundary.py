@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 
 from strangler.errors import BadInput
+from strangler.pg.own import OWN_SCHEMAS
 from strangler.pg.schema.catalog import Catalog
 
 __all__ = ["Boundary", "Reference", "analyze"]
@@ -85,6 +86,7 @@ _FUNCTIONS = """
 SELECT p.oid, n.nspname, p.proname, p.prosrc, p.prorettype = 'trigger'::regtype AS is_trigger
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%%'
+  AND NOT n.nspname = ANY(%(own)s)  -- strangler's own gate and guard functions
   AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_proc'::regclass
                   AND e.objid = p.oid AND e.deptype = 'e')
 ORDER BY 2, 3
@@ -229,7 +231,8 @@ def analyze(
     }
     pattern = re.compile(r"\b(" + "|".join(re.escape(n) for n in sorted(moved)) + r")\b")
     touching: dict[int, tuple[str, str, list[str]]] = {}
-    for oid, nsp, name, src, _is_trigger in conn.execute(_FUNCTIONS).fetchall():
+    own = {"own": list(OWN_SCHEMAS)}
+    for oid, nsp, name, src, _is_trigger in conn.execute(_FUNCTIONS, own).fetchall():
         found = sorted(set(pattern.findall(src or "")))
         if (nsp, name) in carried_triggers:
             out.references.append(

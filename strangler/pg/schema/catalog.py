@@ -26,6 +26,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from strangler.errors import BadInput
+from strangler.pg.own import OWN_SCHEMAS
 from strangler.pg.schema.catalog_queries import (
     COLUMN_GRANTS,
     COLUMNS,
@@ -395,7 +396,7 @@ def _read(cur: psycopg.Cursor[Any], schema: str, names: list[str], version: int)
             Index(r["relname"], definition, r["comment"], r["inherited"])
         )
     trigger_fns: set[str] = set()
-    for r in cur.execute(TRIGGERS, p).fetchall():
+    for r in cur.execute(TRIGGERS, {**p, "own": list(OWN_SCHEMAS)}).fetchall():
         by_oid[r["tgrelid"]]["trg"].append(
             Trigger(r["tgname"], r["def"], r["enabled"], r["proname"], r["fschema"])
         )

@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from strangler.pg.own import GATE_SCHEMA
 from strangler.pg.sync.pgoutput import format_lsn, parse_lsn
 
 __all__ = [
@@ -23,7 +24,7 @@ __all__ = [
     "read_position",
 ]
 
-POSITION_SCHEMA = "_strangler"
+POSITION_SCHEMA = GATE_SCHEMA
 POSITION_TABLE = "sync_position"
 
 
