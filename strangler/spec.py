@@ -291,6 +291,17 @@ class ExtensionPolicy(_Model):
     )
 
 
+class CodePolicy(_Model):
+    reaches_behind: Literal["refuse", "accept"] = Field(
+        default="refuse",
+        description="A trigger function, default, check or generated expression the service "
+        "will run that reads or writes tables staying behind (or calls monolith functions "
+        "strangler does not carry): refuse (default; 'strangler plan' names each, and copy "
+        "stops before any row) or accept (carried anyway: you have changed it, or accept "
+        "that it fails on the service).",
+    )
+
+
 class DecommissionSpec(_Model):
     stable_for: Duration = timedelta(days=14)
     drop_old_tables_after: Duration = timedelta(days=14)
@@ -488,6 +499,7 @@ class ServiceSpec(_Model):
     foreign_keys: ForeignKeyPolicy = ForeignKeyPolicy()
     sequences: SequencePolicy = SequencePolicy()
     extensions: ExtensionPolicy = ExtensionPolicy()
+    code: CodePolicy = CodePolicy()
     traffic: TrafficSpec | None = None
     decommission: DecommissionSpec = DecommissionSpec()
     preflight: PreflightSpec | None = None

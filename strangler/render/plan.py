@@ -25,10 +25,10 @@ def render_boundary(console: Console, report: BoundaryReport) -> None:
     )
     if refs and console.width < 140:
         for r in refs:
-            colour = "red" if r["action"] == "cannot carry" else "cyan"
+            colour = "red" if r["action"] in ("cannot carry", "breaks") else "cyan"
             console.print(
                 f"   · {r['kind']}: {r['from']} → {r['to']} "
-                f"[{colour}]\\[{r['action']}][/]\n       {r['breaks']}"
+                f"[{colour}]\\[{r['action']}][/]{_sure(r)}\n       {r['breaks']}"
             )
     elif refs:
         table = Table(header_style="bold", box=None, padding=(0, 2))
@@ -38,9 +38,9 @@ def render_boundary(console: Console, report: BoundaryReport) -> None:
         table.add_column("action", no_wrap=True)
         table.add_column("what will break", overflow="fold", ratio=1)
         for r in refs:
-            style = "red" if r["action"] == "cannot carry" else ""
+            style = "red" if r["action"] in ("cannot carry", "breaks") else ""
             action = f"[{style}]{r['action']}[/]" if style else r["action"]
-            table.add_row(r["kind"], r["from"], r["to"], action, r["breaks"])
+            table.add_row(r["kind"], r["from"], r["to"], action + _sure(r), r["breaks"])
         console.print(table)
     for e in report.extensions:
         console.print(
@@ -49,6 +49,12 @@ def render_boundary(console: Console, report: BoundaryReport) -> None:
         )
     for w in report.warnings:
         console.print(f"  [yellow]warning:[/] {w}")
+
+
+def _sure(ref: dict[str, str]) -> str:
+    """How sure a finding in code is, when it is less than the catalogs' word."""
+    sure = ref.get("certainty", "certain")
+    return "" if sure == "certain" else f" ({sure})"
 
 
 def render_sync(console: Console, sync: SyncMechanism) -> None:

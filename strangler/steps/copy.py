@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from strangler.errors import CheckFailed
+from strangler.errors import CheckFailed, translate
 from strangler.pg.copy.extract import CopyFigures, Resume, copy_rows
 from strangler.pg.copy.rows import ChunkDone, CopyProgress, check_snapshot_id
 from strangler.phases import Action, Phase
@@ -131,7 +131,16 @@ def _copy_step(
     chunk_rows: int,
     progress: CopyProgress | None,
 ) -> None:
-    with rb.step(Action.COPY, resumable=True) as step:
+    # A copy that fails halfway (a server restarts, a connection drops) is resumed by the same
+    # command, or undone: the rows it placed are its own (pg/schema/drop.py).
+    resume_hint = (
+        f"run 'strangler copy {rb.name}' again: it resumes from the chunks already copied; or "
+        f"undo it with 'strangler rollback {rb.name} --schema --reason …'"
+    )
+    with (
+        rb.step(Action.COPY, resumable=True) as step,
+        translate(f"copy of {rb.name}", hint=resume_hint),
+    ):
         bulk.reconcile_queue(rb)  # chunks workers finished after a coordinator stopped
 
         def run(snap: str | None) -> CopyFigures:
@@ -181,6 +190,7 @@ def _copy(
         on_snapshot=lambda snap: details.update(snapshot=snap),
         progress=progress,
         loader=bulk.loader(rb, bulk.brake(rb, "copy")),  # issue 17: copy.engine, throttle
+        on_xact=lambda chunk, xid: rb.progress.save_copy_xact(xid, chunk.id),
     )
     rb.progress.save(
         CopyWatermark(figures.watermark_xid, {t: c.target_rows for t, c in figures.tables.items()})
@@ -199,7 +209,7 @@ def _copy(
         raise CheckFailed(
             f"row counts differ after the copy ({lines})",
             hint=f"inspect the target schema; roll back with 'strangler rollback {rb.name} "
-            "--schema' and copy again",
+            "--schema --reason …' and copy again",
         )
     return figures
 

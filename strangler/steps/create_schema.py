@@ -83,6 +83,7 @@ def policy(svc: ServiceSpec) -> Policy:
         leaving=svc.foreign_keys.leaving,
         shared_sequences=svc.sequences.shared,
         create_extensions=svc.extensions.create,
+        reaches_behind=svc.code.reaches_behind,
     )
 
 
@@ -205,6 +206,7 @@ def boundary_report(rb: ServiceRef) -> BoundaryReport:
                 leaving=leaving,
                 same_instance=svc.target.dsn is None,
                 shared_sequences=svc.sequences.shared,
+                reaches_behind=svc.code.reaches_behind,
             )
             needs = needed(conn, [t.oid for t in catalog.tables], sorted(catalog.carried_type_oids))
     except StranglerError as exc:

@@ -15,6 +15,7 @@ from typing import Any
 from strangler.errors import BadInput
 from strangler.journal import Journal
 from strangler.pg.sync import shared
+from strangler.phases import Action
 from strangler.spec import Spec
 from strangler.steps.records import Event
 from strangler.steps.wiring import sync_route
@@ -73,7 +74,10 @@ def stop(spec: Spec, journal: Journal, group: str) -> dict[str, Any]:
     route = group_route(spec, group)
     done = shared.leave_all(route)
     for m in route.members:
-        journal.event(m.service, Event.STOP_SYNC, status="ok", details={"decoder": group, **done})
+        journal.event(
+            m.service, str(Action.STOP_SYNC), status="ok",
+            details={"decoder": group, "direction": "forward", **done},
+        )  # fmt: skip
     return done
 
 

@@ -202,19 +202,34 @@ def no_writes_since_copy(rb: JournaledRef, moment: Moment) -> Evidence:
     """Before the service schema is dropped: nothing but strangler wrote to it, measured now.
 
     Copy strategy: the copy's watermark (the target's xid after its last write, each
-    table's rows) against the tables now. Online, before writes are cut over, the write gate
-    on the service's tables refuses every application write (sync applies as a replica):
-    the gate must be on every table and closed now, or not on yet because the copy never
-    finished (its rows are the copy's), or the schema must hold no row at all.
+    table's rows) against the tables now; before the copy finished (it crashed or failed),
+    the rows of the transactions it journaled before writing are its own (issue 12).
+    Online, before writes are cut over, the write gate on the service's tables refuses every
+    application write (sync applies as a replica): the gate must be on every table and
+    closed now, or not on yet because the copy never finished (its rows are the copy's), or
+    the schema must hold no row at all.
     """
     schema = rb.service.target.schema_
     tables = list(rb.service.tables)
     with connect(rb.spec.target_dsn(rb.name), role="service target") as conn:
         if rb.service.strategy != "online":
-            mark = Progress(rb.journal, rb.name).load(CopyWatermark)
+            progress = Progress(rb.journal, rb.name)
+            mark = progress.load(CopyWatermark)
             changed = writes_since_copy(
-                conn, schema, mark.xid if mark else None, mark.rows if mark else {}
+                conn,
+                schema,
+                mark.xid if mark else None,
+                mark.rows if mark else {},
+                progress.copy_xacts(),
             )
+            if changed and mark is None:  # the copy never finished (crashed or failed)
+                raise CheckFailed(
+                    f"refusing to drop schema {schema!r}: rows reached it that strangler's "
+                    f"copy did not write ({'; '.join(changed)})",
+                    hint="find out who wrote them (their xmin is not one of the copy's "
+                    "transactions); delete them, or keep them and drop the schema yourself, "
+                    f"then run 'strangler rollback {rb.name} --schema --reason …' again",
+                )
             if changed:
                 raise CheckFailed(
                     f"refusing to drop schema {schema!r}: writes reached it since the copy "

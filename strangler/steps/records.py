@@ -248,6 +248,19 @@ class Progress:
     def save_chunk(self, chunk_id: str, record: ChunkRecord) -> None:
         self.journal.put(self.service, ChunkRecord.PREFIX + chunk_id, record.to_json())
 
+    _XACT = "copy/xact/"
+
+    def save_copy_xact(self, xid: str, chunk_id: str) -> None:
+        """The target transaction ``xid`` that writes chunk ``chunk_id``: recorded before it
+        writes, so rows the copy placed are known as strangler's even if it dies before the
+        chunk's own record (``rollback --schema`` after a crashed copy)."""
+        self.journal.put(self.service, self._XACT + xid, chunk_id)
+
+    def copy_xacts(self) -> list[str]:
+        """Every target transaction id a copy of this service wrote rows in."""
+        found = self.journal.items(self.service, self._XACT)
+        return sorted(k.removeprefix(self._XACT) for k in found)
+
     def forget_chunks(self) -> None:
         self.journal.forget(self.service, ChunkRecord.PREFIX)
 

@@ -64,7 +64,8 @@ def rollback_schema(rb: Runbook, request: RollbackRequest) -> SchemaRollback:
             rb.require(Action.ROLLBACK_SCHEMA)  # the refusal a real run would meet, now
             return SchemaRollback(text, dropped=False)
         # "Nothing wrote to it" is measured inside the step's lock, right before the drop
-        # (requirements.no_writes_since_copy), and recorded in its intent.
+        # (requirements.no_writes_since_copy), and recorded in its intent. A copy that died
+        # halfway is undone by this step, not in its way.
         with rb.step(Action.ROLLBACK_SCHEMA, reason=request.reason) as step:
             drop(conn, statements)
             sync = None

@@ -44,6 +44,14 @@ from strangler.steps.types import Moment
 
 __all__ = ["Runbook", "StepRecord"]
 
+# Steps whose crashed run a step undoes instead of being refused by it: a schema rollback
+# after a copy killed halfway drops what the copy placed (issue 12), and a traffic rollback
+# always wins, even over a move that died between the router and its outcome (issue 13).
+SUPERSEDES: dict[Action, frozenset[str]] = {
+    Action.ROLLBACK_SCHEMA: frozenset({Action.COPY.value}),
+    Action.ROLLBACK_TRAFFIC: frozenset({Action.SHIFT_TRAFFIC.value}),
+}
+
 
 @dataclass
 class StepRecord:
@@ -212,6 +220,14 @@ class Runbook:
     def _handle_dangling(self, action: Action, resumable: bool) -> Entry | None:
         resumed: Entry | None = None
         for entry in self.journal.dangling(self.name):
+            if entry.step in SUPERSEDES.get(action, ()):
+                # We hold the lock, so the process that began it is gone; this step undoes
+                # what it did (or, a traffic rollback, sets 0 % wherever the move left the
+                # router and reads it back). The record says which step closed it.
+                who = self.journal.command or str(action)
+                closed = {"detected_by": who, "superseded_by": str(action)}
+                self.journal.outcome(entry.id, "crashed", details=closed)
+                continue
             if resumable and entry.step == str(action):
                 # The same resumable step died halfway: close its record and carry on from the
                 # progress it stored. Saying so in the journal keeps the repeat visible.
@@ -221,13 +237,6 @@ class Runbook:
                     details={"detected_by": self.journal.command or str(action)},
                 )
                 resumed = entry
-                continue
-            if action is Action.ROLLBACK_TRAFFIC and entry.step == str(Action.SHIFT_TRAFFIC):
-                # A rollback always wins, even over a move that died halfway: wherever that
-                # move left the router, the rollback sets 0 % and reads it back.
-                who = self.journal.command or str(action)
-                closed = {"detected_by": who, "superseded_by": str(action)}
-                self.journal.outcome(entry.id, "crashed", details=closed)
                 continue
             raise IncompleteStep(
                 f"{self.name}: step {entry.step!r} began at {entry.at:%Y-%m-%d %H:%M:%S} UTC "

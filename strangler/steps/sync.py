@@ -76,7 +76,7 @@ def _slot_gone(r: cdc.SyncRoute) -> CheckFailed:
             f"sync of {r.service} has no replication slot {r.slot!r}: it was removed "
             "(sync --stop) or the copy was made without one, so the rows in the service schema "
             "no longer meet a change stream",
-            hint=f"'strangler rollback {r.service} --schema', then 'strangler copy "
+            hint=f"'strangler rollback {r.service} --schema --reason …', then 'strangler copy "
             f"{r.service}' copies again and creates the slot with the copy",
         )
     return CheckFailed(

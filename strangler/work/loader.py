@@ -20,7 +20,7 @@ from strangler.errors import CheckFailed
 from strangler.pg.connect import connect
 from strangler.pg.copy.chunks import Chunk
 from strangler.pg.copy.extract import Loader
-from strangler.pg.copy.rows import ChunkDone, CopyProgress, Endpoints
+from strangler.pg.copy.rows import ChunkDone, CopyProgress, Endpoints, OnXact
 from strangler.pg.schema.catalog import Catalog
 from strangler.throttle.brake import NO_BRAKE, Brake
 from strangler.work import queue
@@ -74,7 +74,10 @@ def queue_loader(
         progress: CopyProgress | None = None,
         then: Mapping[str, Sequence[Sequence[Callable[[], object]]]] | None = None,
         between: Callable[[], None] | None = None,
+        on_xact: OnXact | None = None,
     ) -> list[ChunkDone]:
+        # The queue's own rows say which chunk a worker's transaction wrote; ``on_xact``
+        # (the journal's record of a threaded copy's transactions) is not called here.
         by_id = {c.id: c for parts in chunks.values() for c in parts}
         rows = work_chunks(target.service, catalog, chunks, snapshot, redo)
         with connect(target.target_dsn, role=f"{target.service} target") as conn:

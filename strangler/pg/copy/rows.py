@@ -16,6 +16,10 @@ How (issue 3):
   others are one chunk. The caller records the plan of chunks before the first row moves,
   and each finished chunk (``on_done``); a re-run after a kill -9 skips finished chunks,
   deletes what a broken chunk left behind and copies it again.
+- **Whose rows**: each chunk's transaction id on the target is handed to ``on_xact`` before
+  that transaction writes, so every row the copy placed can later be told from a row someone
+  else wrote (its ``xmin``), even after a crash between the commit and the chunk's record:
+  ``rollback --schema`` after a failed copy drops only what is provably strangler's.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ __all__ = [
     "Connections",
     "CopyProgress",
     "Endpoints",
+    "OnXact",
     "check_snapshot_id",
     "copy_claimed_chunk",
     "copy_tables",
@@ -69,6 +74,19 @@ class Endpoints:
     @property
     def same_instance(self) -> bool:
         return self.target_dsn is None
+
+
+# Called with a chunk and the target transaction id (xid8, as text) that writes it, before
+# that transaction writes anything; it must have recorded the pair when it returns.
+OnXact = Callable[[Chunk, str], None]
+
+
+def _xact(conn: psycopg.Connection[Any], chunk: Chunk, on_xact: OnXact | None) -> None:
+    """Hand the open transaction's id to ``on_xact`` (assigning one: it is about to write)."""
+    if on_xact is None:
+        return
+    row = conn.execute("SELECT pg_current_xact_id()::text").fetchone()
+    on_xact(chunk, str(row[0]) if row else "")
 
 
 @dataclass(frozen=True)
@@ -172,9 +190,9 @@ def _rollback_on_error(*conns: psycopg.Connection[Any]) -> Iterator[None]:
 def _clear(conn: psycopg.Connection[Any], target: sql.Composable, chunk: Chunk) -> None:
     """Remove what a broken run of ``chunk`` may have committed before it was journaled."""
     if chunk.pk is None:
-        conn.execute(sql.SQL("TRUNCATE {}").format(target))
+        conn.execute(sql.SQL("TRUNCATE ONLY {}").format(target))
     else:
-        conn.execute(sql.SQL("DELETE FROM {}{}").format(target, chunk.where()))
+        conn.execute(sql.SQL("DELETE FROM ONLY {}{}").format(target, chunk.where()))
 
 
 def _copy_chunk(
@@ -185,10 +203,14 @@ def _copy_chunk(
     redo: bool,
     binary: bool,
     progress: CopyProgress | None,
+    on_xact: OnXact | None = None,
 ) -> ChunkDone:
     ends = pool.ends
     table = catalog.table(chunk.table)
-    cols = sql.SQL(", ").join(map(sql.Identifier, table.copy_columns()))
+    names = table.copy_columns()
+    cols = sql.SQL(", ").join(map(sql.Identifier, names))
+    # A table of no columns (or only generated ones) still has rows: no column list then.
+    listed = sql.SQL(" ({})").format(cols) if names else sql.SQL("")
     src = sql.Identifier(ends.source_schema, table.name)
     dst = sql.Identifier(ends.target_schema, table.name)
     if ends.same_instance:
@@ -206,11 +228,12 @@ def _copy_chunk(
         with _rollback_on_error(conn):
             snapshot_transaction(conn, snapshot, read_only=False)
             conn.execute(search_path(ends.target_schema, local=True))
+            _xact(conn, chunk, on_xact)
             if redo:
                 _clear(conn, dst, chunk)
             cur = conn.execute(
-                sql.SQL("INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE SELECT {} FROM {}{}").format(
-                    dst, cols, select, src, chunk.where()
+                sql.SQL("INSERT INTO {}{} OVERRIDING SYSTEM VALUE SELECT {} FROM ONLY {}{}").format(
+                    dst, listed, select, src, chunk.where()
                 )
             )
             rows = cur.rowcount
@@ -220,13 +243,17 @@ def _copy_chunk(
         return ChunkDone(chunk, rows, 0, "sql")
     fmt = "binary" if binary else "text"
     try:
-        return _stream(pool, table, chunk, snapshot, redo, fmt, progress, src, dst, cols)
+        return _stream(
+            pool, table, chunk, snapshot, redo, fmt, progress, src, dst, cols, on_xact=on_xact
+        )
     except (psycopg.errors.DataError, psycopg.errors.DatatypeMismatch):
         if fmt != "binary":
             raise
         # The target read the binary stream differently (types differ between versions):
         # the same chunk again, as text, which every version parses alike.
-        return _stream(pool, table, chunk, snapshot, True, "text", progress, src, dst, cols)
+        return _stream(
+            pool, table, chunk, snapshot, True, "text", progress, src, dst, cols, on_xact=on_xact
+        )
 
 
 def _result(conn: psycopg.Connection[Any], expect: pq.ExecStatus) -> pq.abc.PGresult:
@@ -260,28 +287,33 @@ def _stream(
     dst: sql.Composable,
     cols: sql.Composable,
     claim: ChunkClaim | None = None,
+    on_xact: OnXact | None = None,
 ) -> ChunkDone:
     """COPY out of the source straight into COPY in on the target, through libpq.
 
     psycopg's ``Copy`` objects cost a Python generator round trip per row; talking to libpq
     directly (blocking ``PQgetCopyData``, batched ``PQputCopyData``) moves the same bytes
     about three times faster, which matters because the bytes pass through this process.
+    ``cols`` may be empty (a table of no columns, or only generated ones): no list then.
+    Rows are read from the table ``ONLY``: an inheritance child's rows are its own to copy.
     """
     s, t = pool.source(), pool.target()
     options = sql.SQL(" (FORMAT BINARY)" if fmt == "binary" else "")
+    listed = sql.SQL(" ({})").format(cols) if table.copy_columns() else sql.SQL("")
     if chunk.pk is None:
-        out_sql = sql.SQL("COPY {} ({}) TO STDOUT{}").format(src, cols, options)
+        out_sql = sql.SQL("COPY {}{} TO STDOUT{}").format(src, listed, options)
     else:
-        out_sql = sql.SQL("COPY (SELECT {} FROM {}{}) TO STDOUT{}").format(
+        out_sql = sql.SQL("COPY (SELECT {} FROM ONLY {}{}) TO STDOUT{}").format(
             cols, src, chunk.where(), options
         )
-    in_sql = sql.SQL("COPY {} ({}) FROM STDIN{}").format(dst, cols, options)
+    in_sql = sql.SQL("COPY {}{} FROM STDIN{}").format(dst, listed, options)
     nbytes = pending = 0
     with _rollback_on_error(s, t):
         snapshot_transaction(s, snapshot, read_only=True)
         t.execute("BEGIN")
         if claim is not None:
             claim.take(t)
+        _xact(t, chunk, on_xact)
         if redo:
             _clear(t, dst, chunk)
         sp, tp = s.pgconn, t.pgconn
@@ -382,6 +414,7 @@ def load_rows(
     progress: CopyProgress | None = None,
     then: Mapping[str, Sequence[Sequence[Callable[[], object]]]] | None = None,
     between: Callable[[], None] | None = None,
+    on_xact: OnXact | None = None,
 ) -> list[ChunkDone]:
     """Copy ``chunks`` with ``jobs`` workers in ``snapshot``; ``on_done`` runs in this thread.
 
@@ -391,7 +424,9 @@ def load_rows(
     the same workers, ahead of the chunks still waiting, as soon as the table's last chunk
     (or the wave before) is done, so index builds overlap the load of the other tables and
     share the workers at the end, as pgcopydb's do. ``between`` runs in this thread before
-    each chunk starts (issue 17: the throttle, which may wait or raise there).
+    each chunk starts (issue 17: the throttle, which may wait or raise there). ``on_xact``
+    (called from the workers) receives each chunk's target transaction id before that
+    transaction writes.
     """
     waves = {t: deque(list(w) for w in ws if w) for t, ws in (then or {}).items()}
     pool = _Connections(ends)
@@ -416,7 +451,7 @@ def load_rows(
         queue.append(
             (None, functools.partial(
                 _copy_chunk, pool, catalog, c, snapshot, c.id in redo,
-                binary.get(c.table, False), progress,
+                binary.get(c.table, False), progress, on_xact,
             ))
         )  # fmt: skip
     done: list[ChunkDone] = []
