@@ -17,8 +17,8 @@ from strangler.errors import CheckFailed, translate
 from strangler.pg.copy.extract import CopyFigures, Resume, copy_rows
 from strangler.pg.copy.rows import ChunkDone, CopyProgress, check_snapshot_id
 from strangler.phases import Action, Phase
+from strangler.steps import bulk, online_copy, preflight
 from strangler.steps import create_schema as schema_step
-from strangler.steps import online_copy, preflight
 from strangler.steps.records import ChunkRecord, CopyPlan, CopyWatermark
 from strangler.steps.requirements import stated
 from strangler.steps.runbook import Runbook
@@ -84,7 +84,7 @@ def copy(
     *,
     jobs: int = 2,
     snapshot: str | None = None,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    chunk_rows: int | None = None,
     progress: CopyProgress | None = None,
     dry_run: bool = False,
 ) -> CopyResult:
@@ -97,6 +97,7 @@ def copy(
     """
     if snapshot is not None:
         check_snapshot_id(snapshot)
+    chunk_rows = chunk_rows or rb.service.copy_.chunk_rows  # the spec's copy.chunk_rows
     out = CopyResult(rb.name)
     online = rb.service.strategy == "online" and snapshot is None
     if online and not dry_run:
@@ -140,6 +141,7 @@ def _copy_step(
         rb.step(Action.COPY, resumable=True) as step,
         translate(f"copy of {rb.name}", hint=resume_hint),
     ):
+        bulk.reconcile_queue(rb)  # chunks workers finished after a coordinator stopped
 
         def run(snap: str | None) -> CopyFigures:
             return _copy(rb, jobs, snap, chunk_rows, progress, step.details)
@@ -187,6 +189,7 @@ def _copy(
         on_statement=rb.progress.statement_done,
         on_snapshot=lambda snap: details.update(snapshot=snap),
         progress=progress,
+        loader=bulk.loader(rb, bulk.brake(rb, "copy")),  # issue 17: copy.engine, throttle
         on_xact=lambda chunk, xid: rb.progress.save_copy_xact(xid, chunk.id),
     )
     rb.progress.save(
@@ -216,6 +219,7 @@ def plan(rb: ServiceRef, *, inspect: bool = False) -> StepPlan:
     where = schema_step.target_name(rb)
     same = svc.target.dsn is None
     how = "INSERT … SELECT in the server" if same else "binary COPY between the servers"
+    how = bulk.engine_summary(rb, how)  # issue 17: copy.engine workers | dms
     ops = []
     if svc.strategy == "online":
         ops.append(

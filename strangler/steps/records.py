@@ -62,6 +62,9 @@ class Event(StrEnum):
     SYNC = "sync"  # a sync run that failed, or ended because a cutover took its slot
     GUARD_INSTALLED = "guard_installed"
     RUN = "run"
+    THROTTLE = "throttle"  # issue 17: a brake's decision changed (go, wait, abort, paused)
+    WORKER = "worker"  # issue 17: a `strangler worker` finished its share of the queue
+    WORKERS_JOB = "workers_job"  # issue 17: `strangler k8s --apply` created the Indexed Job
 
 
 class Record:

@@ -15,6 +15,7 @@ from strangler.spec import Spec
 from strangler.steps.facts import current_verification
 from strangler.steps.records import Event
 from strangler.steps.sync import direction_in
+from strangler.steps.throttle import ThrottleLine, throttle_status
 from strangler.steps.wiring import sync_route
 
 __all__ = ["RunningStep", "ServiceStatus", "SyncLine", "running_steps", "service_status", "status"]
@@ -127,6 +128,7 @@ class ServiceStatus:
     incomplete_steps: list[RunningStep]
     sync: SyncLine | None = None
     warnings: list[str] = field(default_factory=list)
+    throttle: ThrottleLine | None = None  # issue 17: the pause and the last brake decision
 
     def to_dict(self, now: datetime) -> dict[str, Any]:
         """For programs: ISO-8601 timestamps and ages in seconds, never "5m ago"."""
@@ -149,6 +151,8 @@ class ServiceStatus:
         if self.sync is not None:
             out["sync"] = self.sync.to_dict()
             out["warnings"] = self.warnings
+        if self.throttle is not None:
+            out["throttle"] = self.throttle.to_dict()
         return out
 
 
@@ -253,6 +257,7 @@ def service_status(spec: Spec, journal: Journal, name: str) -> ServiceStatus:
         incomplete_steps=running_steps(journal, name),
         sync=sync,
         warnings=warnings,
+        throttle=throttle_status(spec, journal, name),
     )
 
 

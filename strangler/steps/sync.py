@@ -28,10 +28,12 @@ from strangler.pg.sync.partitions import partitioned_roots
 from strangler.pg.sync.slot import Direction, check_replica_identity, slot_name
 from strangler.phases import Action, Phase
 from strangler.spec import SyncSpec
+from strangler.steps import bulk
 from strangler.steps.records import Event, LagHistory, Progress
 from strangler.steps.runbook import Runbook
 from strangler.steps.types import Advanced, Operation, Outcome, RunOptions, ServiceRef, StepPlan
 from strangler.steps.wiring import sync_route
+from strangler.throttle.brake import NO_BRAKE
 
 __all__ = [
     "SyncMechanism",
@@ -92,6 +94,12 @@ def start(rb: Runbook) -> cdc.SyncRoute:
         rb.check(Action.START_SYNC)  # refuses, naming 'strangler copy' as the step first
     r = route(rb)
     now = cdc.status(r)
+    group = rb.service.sync.decoder if rb.service.sync else None
+    if not now.slot_exists and group and r.direction == "forward":
+        raise CheckFailed(  # issue 17: the group's decoder applies this service's changes
+            f"{rb.name} shares decoder group {group!r}: its changes are applied there",
+            hint=f"run 'strangler decoder {group}' (--status shows where each service stands)",
+        )
     if not now.slot_exists:
         raise _slot_gone(r)
     if now.applied_lsn is None:
@@ -158,12 +166,16 @@ def apply(
     """Start (if needed) and apply changes until ``stop`` is set, caught up, or one round."""
     r = start(rb)
     run = SyncRun(r)
+    # issue 17: a running sync waits while the monolith is hurt; a drain (before verify,
+    # cutover or a traffic step) does not, it is bounded by its own timeout.
+    brake = NO_BRAKE if until_caught_up else bulk.brake(rb, "sync", for_sync=True)
 
     def count(rnd: Round) -> None:
         run.rows += rnd.rows
         run.transactions += rnd.transactions
         if on_round:
             on_round(rnd)
+        brake.between("round")
 
     try:
         last = cdc.run(r, stop=stop, on_round=count, once=once, until_caught_up=until_caught_up)

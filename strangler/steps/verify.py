@@ -22,11 +22,12 @@ from strangler.pg.sync.position import read_position
 from strangler.pg.sync.slot import slot_status
 from strangler.phases import Action, Phase
 from strangler.spec import Spec
-from strangler.steps import sync
+from strangler.steps import bulk, sync
 from strangler.steps.records import Event
 from strangler.steps.runbook import Runbook
 from strangler.steps.types import Advanced, Operation, Outcome, RunOptions, ServiceRef, StepPlan
 from strangler.steps.wiring import sync_route
+from strangler.throttle.brake import NO_BRAKE, Brake
 from strangler.verify.report import VerifyReport
 from strangler.verify.service import MODES, verify_tables
 from strangler.verify.watermark import SyncWatermark
@@ -93,12 +94,14 @@ def verify_service(
     mode: str = "rows",
     recheck: int = 0,
     watermark: SyncWatermark | None = None,
+    brake: Brake = NO_BRAKE,
     **tuning: Any,
 ) -> VerifyReport:
     """Compare each table of ``service`` in the monolith with its copy. Changes nothing.
 
     ``strategy: move``: each of the service's tables with the monolith's compatibility view
-    of it, the table as the source (its primary key names the rows), on the one instance."""
+    of it, the table as the source (its primary key names the rows), on the one instance.
+    With ``copy.engine: workers`` the chunks go through the queue (``brake`` between them)."""
     chosen = _tables(spec, service, tables, mode)
     svc = spec.service(service)
     if svc.strategy == "move":
@@ -113,6 +116,9 @@ def verify_service(
             recheck=recheck,
             **tuning,
         )
+    if svc.copy_.engine == "workers" and mode != "counts" and watermark is None:
+        # issue 17: chunks hashed by `strangler worker` processes through the queue
+        return bulk.verify_by_workers(spec, service, chosen, mode=mode, brake_=brake, **tuning)
     return verify_tables(
         service,
         spec.source.dsn,
@@ -149,8 +155,9 @@ def verify(
     mark = sync_watermark(rb.spec, rb.name) if isinstance(watermark, _Auto) else watermark
     with rb.step(Action.VERIFY, force=force, reason=reason, resumable=True) as step:
         report = verify_service(
-            rb.spec, rb.name, tables=tables, mode=mode, recheck=recheck, watermark=mark, **tuning
-        )
+            rb.spec, rb.name, tables=tables, mode=mode, recheck=recheck, watermark=mark,
+            brake=bulk.brake(rb, "verify"), **tuning,
+        )  # fmt: skip
         step.details.update(status=report.status, mode=report.mode)
         step.advance = report.passed and report.mode != "counts"
     rb.journal.event(rb.name, Event.VERIFY, status=report.status, details=report.summary())

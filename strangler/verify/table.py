@@ -177,6 +177,18 @@ class TableVerifier:
         self.report.seconds = time.monotonic() - started
         return self.report
 
+    def range_hashes(
+        self, low: int | None, high: int | None
+    ) -> tuple[tuple[int, str | None], tuple[int, str | None]]:
+        """``(rows, sum of row hashes)`` on each side of one range of an integer key, or of
+        the whole table when both ends are None: one chunk of a queue's verification (issue
+        17), hashed like the first pass of :meth:`run`."""
+        if low is None and high is None:
+            return self._whole()
+        rng = KeyRange(None if low is None else str(low), None if high is None else str(high))
+        src, tgt = self._chunk_hashes(Plan(), rng)
+        return src.get(0, (0, None)), tgt.get(0, (0, None))
+
     def _counts(self) -> None:
         def count(side: Side) -> int:
             row = side.conn.execute(

@@ -45,11 +45,14 @@ from strangler.pg.schema.catalog import Catalog, Table, read_catalog
 from strangler.pg.schema.ddl import search_path
 
 __all__ = [
+    "ChunkClaim",
     "ChunkDone",
+    "Connections",
     "CopyProgress",
     "Endpoints",
     "OnXact",
     "check_snapshot_id",
+    "copy_claimed_chunk",
     "copy_tables",
     "load_rows",
     "snapshot_transaction",
@@ -100,6 +103,19 @@ class CopyProgress(Protocol):
     def table_started(self, table: str, estimated_rows: int, chunks: int) -> None: ...
 
     def advance(self, table: str, rows: int, nbytes: int) -> None: ...
+
+
+class ChunkClaim(Protocol):
+    """A queue's hold on one chunk (issue 17: ``strangler worker``), inside the target
+    transaction that copies it, so "copy chunk + mark it done" commits as one."""
+
+    def take(self, target: psycopg.Connection[Any]) -> None:
+        """Right after the target's BEGIN: lock the chunk's queue row; raise to give it up."""
+        ...
+
+    def finish(self, target: psycopg.Connection[Any], done: ChunkDone) -> None:
+        """Right before the target's COMMIT: mark the chunk done with its figures."""
+        ...
 
 
 def check_snapshot_id(snapshot: str) -> str:
@@ -155,6 +171,9 @@ class _Connections:
     def close(self) -> None:
         for conn in self._all:
             conn.close()
+
+
+Connections = _Connections  # one source and one target connection per thread (workers)
 
 
 @contextmanager
@@ -224,14 +243,16 @@ def _copy_chunk(
         return ChunkDone(chunk, rows, 0, "sql")
     fmt = "binary" if binary else "text"
     try:
-        return _stream(pool, table, chunk, snapshot, redo, fmt, progress, src, dst, cols, on_xact)
+        return _stream(
+            pool, table, chunk, snapshot, redo, fmt, progress, src, dst, cols, on_xact=on_xact
+        )
     except (psycopg.errors.DataError, psycopg.errors.DatatypeMismatch):
         if fmt != "binary":
             raise
         # The target read the binary stream differently (types differ between versions):
         # the same chunk again, as text, which every version parses alike.
         return _stream(
-            pool, table, chunk, snapshot, True, "text", progress, src, dst, cols, on_xact
+            pool, table, chunk, snapshot, True, "text", progress, src, dst, cols, on_xact=on_xact
         )
 
 
@@ -265,6 +286,7 @@ def _stream(
     src: sql.Composable,
     dst: sql.Composable,
     cols: sql.Composable,
+    claim: ChunkClaim | None = None,
     on_xact: OnXact | None = None,
 ) -> ChunkDone:
     """COPY out of the source straight into COPY in on the target, through libpq.
@@ -289,6 +311,8 @@ def _stream(
     with _rollback_on_error(s, t):
         snapshot_transaction(s, snapshot, read_only=True)
         t.execute("BEGIN")
+        if claim is not None:
+            claim.take(t)
         _xact(t, chunk, on_xact)
         if redo:
             _clear(t, dst, chunk)
@@ -337,11 +361,44 @@ def _stream(
                     _drain(s)
             raise
         rows = int(done.command_tuples or 0) if done is not None else 0
+        if claim is not None:
+            claim.finish(t, ChunkDone(chunk, rows, nbytes + pending, fmt))
         t.execute("COMMIT")
         s.execute("COMMIT")
     if progress:
         progress.advance(table.name, rows, pending)
     return ChunkDone(chunk, rows, nbytes + pending, fmt)
+
+
+def copy_claimed_chunk(
+    pool: _Connections,
+    catalog: Catalog,
+    chunk: Chunk,
+    snapshot: str,
+    *,
+    binary: bool,
+    redo: bool,
+    claim: ChunkClaim,
+    progress: CopyProgress | None = None,
+) -> ChunkDone:
+    """Copy one chunk inside the target transaction ``claim`` holds (a queue's worker).
+
+    Always streams COPY between two connections, also on one instance (``pool``'s endpoints
+    then name the same database twice): ``INSERT … SELECT`` would need the queue's row and
+    the exported snapshot in one transaction, and the snapshot cannot see that row.
+    """
+    ends = pool.ends
+    table = catalog.table(chunk.table)
+    cols = sql.SQL(", ").join(map(sql.Identifier, table.copy_columns()))
+    src = sql.Identifier(ends.source_schema, table.name)
+    dst = sql.Identifier(ends.target_schema, table.name)
+    fmt = "binary" if binary else "text"
+    try:
+        return _stream(pool, table, chunk, snapshot, redo, fmt, progress, src, dst, cols, claim)
+    except (psycopg.errors.DataError, psycopg.errors.DatatypeMismatch):
+        if fmt != "binary":
+            raise
+        return _stream(pool, table, chunk, snapshot, True, "text", progress, src, dst, cols, claim)
 
 
 def load_rows(
@@ -356,6 +413,7 @@ def load_rows(
     on_done: Callable[[ChunkDone], None],
     progress: CopyProgress | None = None,
     then: Mapping[str, Sequence[Sequence[Callable[[], object]]]] | None = None,
+    between: Callable[[], None] | None = None,
     on_xact: OnXact | None = None,
 ) -> list[ChunkDone]:
     """Copy ``chunks`` with ``jobs`` workers in ``snapshot``; ``on_done`` runs in this thread.
@@ -365,8 +423,10 @@ def load_rows(
     work in waves (its indexes, then the constraints that attach them): a wave's tasks run on
     the same workers, ahead of the chunks still waiting, as soon as the table's last chunk
     (or the wave before) is done, so index builds overlap the load of the other tables and
-    share the workers at the end, as pgcopydb's do. ``on_xact`` (called from the workers)
-    receives each chunk's target transaction id before that transaction writes.
+    share the workers at the end, as pgcopydb's do. ``between`` runs in this thread before
+    each chunk starts (issue 17: the throttle, which may wait or raise there). ``on_xact``
+    (called from the workers) receives each chunk's target transaction id before that
+    transaction writes.
     """
     waves = {t: deque(list(w) for w in ws if w) for t, ws in (then or {}).items()}
     pool = _Connections(ends)
@@ -400,6 +460,8 @@ def load_rows(
         with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="copy") as ex:
             while queue or running:
                 while queue and len(running) < max(1, jobs):
+                    if between is not None and queue[0][0] is None:
+                        between()
                     owner, task = queue.popleft()
                     running[ex.submit(task)] = owner
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
