@@ -215,9 +215,17 @@ def test_rollback_moves_the_tables_back_and_the_catalogs_are_as_before(
     assert dry.code == 0, dry.stderr
     assert 'ALTER TABLE "order_service"."orders" SET SCHEMA "public";' in dry.stdout
     assert catalog_state(world.db) == during
-    done = cli(
+    # Without a terminal it asks for --yes, saying what a move's rollback does.
+    asked = cli(
         "rollback", "order_service", "--schema", "--reason", "rehearsal", "-f", str(world.spec)
     )
+    assert asked.code == 2 and "pass --yes" in asked.stderr
+    assert "move the tables of order_service back" in asked.stderr
+    assert catalog_state(world.db) == during
+    done = cli(
+        "rollback", "order_service", "--schema", "--reason", "rehearsal", "--yes", "-f",
+        str(world.spec),
+    )  # fmt: skip
     assert done.code == 0, done.stderr
     after = catalog_state(world.db)
     for key in before:
@@ -284,7 +292,10 @@ def test_move_on_postgresql_15(cli: Cli, pg15_db: Db, tmp_path: Path) -> None:
                 "ON CONFLICT (code) DO NOTHING RETURNING id"
             ).fetchone()
             assert row == (201,)
-        done = cli("rollback", "order_service", "--schema", "--reason", "t", "-f", str(world.spec))
+        done = cli(
+            "rollback", "order_service", "--schema", "--reason", "t", "--yes", "-f",
+            str(world.spec),
+        )  # fmt: skip
         assert done.code == 0, done.stderr
         assert pg15_db.execute("SELECT to_regclass('public.orders')::text") == [("orders",)]
 
@@ -390,7 +401,9 @@ def test_a_partitioned_table_moves_with_its_partitions(cli: Cli, move_world: Mov
     ]
     done = cli("verify", "order_service", "-f", str(world.spec), "-o", "json")
     assert done.code == 0, done.stdout
-    back = cli("rollback", "order_service", "--schema", "--reason", "t", "-f", str(world.spec))
+    back = cli(
+        "rollback", "order_service", "--schema", "--reason", "t", "--yes", "-f", str(world.spec)
+    )
     assert back.code == 0, back.stderr
     assert world.db.execute(
         "SELECT count(*) FROM pg_class WHERE relname LIKE 'events%' AND relkind IN ('r', 'p') "

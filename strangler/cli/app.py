@@ -66,7 +66,8 @@ MORE = "5. More"
 # The commands in the order a migration uses them, within and across the panels above.
 WORKFLOW = (
     "init", "plan", "preflight", "attest", "validate", "alarms",
-    "run", "copy", "sync", "verify", "cutover", "shift", "decommission",
+    "run", "copy", "move", "worker", "k8s", "throttle", "sync", "decoder", "verify",
+    "cutover", "shift", "decommission",
     "status", "describe", "history", "report", "dashboard",
     "rollback", "resolve",
     "demo", "schema", "completion",

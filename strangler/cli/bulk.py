@@ -12,6 +12,7 @@ import typer
 import yaml
 
 from strangler.cli.app import (
+    MIGRATE,
     OperatorOpt,
     Output,
     OutputOpt,
@@ -37,7 +38,7 @@ class JobChoice(StrEnum):
     all = "all"
 
 
-@app.command()
+@app.command(rich_help_panel=MIGRATE)
 def worker(
     service: ServiceArg,
     job: Annotated[JobChoice, typer.Option(help="Which queue to drain.")] = JobChoice.all,
@@ -63,6 +64,10 @@ def worker(
     service's database; start any number of workers on any machine (or 'strangler k8s' for an
     Indexed Job). Each chunk is copied and marked done in one transaction: kill a worker at
     any moment and its chunk goes back to the queue.
+
+    Examples:
+      strangler worker order_service
+      strangler worker order_service --job copy --name batch-host-1
     """
     jobs = ("copy", "verify") if job is JobChoice.all else (job.value,)
     with session(file, operator) as s:
@@ -88,7 +93,7 @@ def worker(
     emit(output, data, render)
 
 
-@app.command()
+@app.command(rich_help_panel=MIGRATE)
 def throttle(
     service: ServiceArg,
     pause: Annotated[bool, typer.Option("--pause", help="Hold every brake of SERVICE.")] = False,
@@ -99,7 +104,13 @@ def throttle(
     output: OutputOpt = Output.text,
 ) -> None:
     """Pause or resume SERVICE's copy, verification, sync and workers between two chunks or
-    rounds; without an option, show the pause and the last decision of its brakes."""
+    rounds; without an option, show the pause and the last decision of its brakes.
+
+    Examples:
+      strangler throttle order_service
+      strangler throttle order_service --pause --reason "month-end close"
+      strangler throttle order_service --resume --reason "close done"
+    """
     if pause and resume:
         raise BadInput("--pause and --resume together", hint="give one of them")
     with session(file, operator) as s:
@@ -136,7 +147,7 @@ def throttle(
     emit(output, data, render)
 
 
-@app.command("k8s")
+@app.command("k8s", rich_help_panel=MIGRATE)
 def k8s(
     service: ServiceArg,
     parallelism: Annotated[
@@ -155,6 +166,10 @@ def k8s(
     Two objects: a ConfigMap with the spec file as written, and the Job. Every ${VAR} of the
     spec comes from a Secret key (secretKeyRef), never from the manifest. Both are checked
     against the official Kubernetes client's models before they are printed or applied.
+
+    Examples:
+      strangler k8s order_service --parallelism 8 > workers.yaml
+      strangler k8s order_service --apply
     """
     with session(file, operator) as s:
         rb = s.runbook(service)
@@ -179,7 +194,7 @@ def k8s(
     emit(output, data, render)
 
 
-@app.command()
+@app.command(rich_help_panel=MIGRATE)
 def decoder(
     group: Annotated[str, typer.Argument(help="The decoder group (services' sync.decoder).")],
     join: Annotated[
@@ -201,7 +216,13 @@ def decoder(
     output: OutputOpt = Output.text,
 ) -> None:
     """One decoding of the monolith's WAL for every service of GROUP: each change goes to its
-    service's target with that service's remap, each service keeping its own position."""
+    service's target with that service's remap, each service keeping its own position.
+
+    Examples:
+      strangler decoder billing --join
+      strangler decoder billing                          # until Ctrl-C
+      strangler decoder billing --leave order_service    # before its cutover
+    """
     with session(file, operator) as s:
         if join:
             data: dict[str, object] = {

@@ -95,7 +95,7 @@ def copy_cmd(
     emit(output, data, render)
 
 
-@app.command("move")
+@app.command("move", rich_help_panel=MIGRATE)
 def move_cmd(
     service: Annotated[str, typer.Argument(help="The service whose tables to move.")],
     lock_timeout: Annotated[
@@ -118,6 +118,10 @@ def move_cmd(
     ALTER TABLE … SET SCHEMA in one short transaction, nothing copied; the monolith keeps
     working through compatibility views under the old names, with the tables' grants.
     --dry-run prints what moves, what the monolith will see and every SQL statement.
+
+    Examples:
+      strangler move order_service --dry-run
+      strangler move order_service --lock-timeout 0.5 --attempts 20
     """
     with session(file, operator) as s:
         result = move(

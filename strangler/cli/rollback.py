@@ -78,12 +78,17 @@ def rollback(
     request = RollbackRequest(
         reason=reason, dry_run=dry_run, yes=yes, target=terraform, to_revision=to_revision
     )
-    if chosen[0] == "schema" and not dry_run:
-        confirm(
-            f"drop the schema of {service} on its target (and the role strangler made)?", yes=yes
-        )
     with session(file, operator) as s:
-        done = step.run(s.runbook(service), request)
+        rb = s.runbook(service)
+        if chosen[0] == "schema" and not dry_run:
+            question = (
+                f"move the tables of {service} back into the monolith's schema and drop the "
+                "compatibility views?"
+                if rb.service.strategy == "move"
+                else f"drop the schema of {service} on its target (and the role strangler made)?"
+            )
+            confirm(question, yes=yes)
+        done = step.run(rb, request)
     result: dict[str, Any] = done.to_dict() if hasattr(done, "to_dict") else dict(done)
     data = {"service": service, "rollback": chosen[0], "dry_run": dry_run, **result}
 
