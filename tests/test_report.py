@@ -83,6 +83,10 @@ def test_report_of_a_whole_migration_in_a_browser(  # type: ignore[no-untyped-de
     evidence = json.loads((out / "evidence.json").read_text())
     archive = Path(evidence["decommission"][0]["archive_path"])
     assert hashlib.sha256(archive.read_bytes()).hexdigest() in md  # the real archive's digest
+    # Copy figures per table: rows, bytes, and the time its chunks took, hence a rate.
+    copied = evidence["copies"][-1]["tables"]
+    assert copied and all(t["seconds"] is not None and t["seconds"] > 0 for t in copied)
+    assert "| seconds | rows/s |" in md
     for weight in ("5", "20", "50", "100"):
         assert f"**Bake at {weight} %**" in md
     assert env["ORDER_SERVICE_DB_PASSWORD"] not in (md + (out / "report.html").read_text())

@@ -20,7 +20,7 @@ from strangler.render.charts import (
     traffic_chart,
     verification_chart,
 )
-from strangler.render.report_md import iso
+from strangler.render.report_md import iso, rate_text, seconds_text
 from strangler.steps.evidence import Evidence
 
 __all__ = ["render_html"]
@@ -157,8 +157,18 @@ def render_html(ev: Evidence) -> str:
         f" in {c.seconds_load:.1f} s ({_e(format_bytes(c.bytes_per_second))}/s, "
         f"{c.rows_per_second:,.0f} rows/s); {c.seconds_total:.1f} s in all.</p>"
         + _table(
-            ["table", "rows copied", "rows in source snapshot", "bytes"],
-            [(t.table, f"{t.rows:,}", t.source_rows, format_bytes(t.bytes)) for t in c.tables],
+            ["table", "rows copied", "rows in source snapshot", "bytes", "seconds", "rows/s"],
+            [
+                (
+                    t.table,
+                    f"{t.rows:,}",
+                    t.source_rows,
+                    format_bytes(t.bytes),
+                    seconds_text(t.seconds),
+                    rate_text(t.rows_per_second),
+                )
+                for t in c.tables
+            ],
         )
         for c in ev.copies
     )

@@ -146,10 +146,10 @@ def render_markdown(ev: Evidence) -> str:
             "",
         ]
         out += md_table(
-            ["table", "rows copied", "rows in source snapshot", "bytes"],
+            ["table", "rows copied", "rows in source snapshot", "bytes", "seconds", "rows/s"],
             [
                 (t.table, f"{t.rows:,}", "-" if t.source_rows is None else f"{t.source_rows:,}",
-                 format_bytes(t.bytes))
+                 format_bytes(t.bytes), seconds_text(t.seconds), rate_text(t.rows_per_second))
                 for t in c.tables
             ],
         )  # fmt: skip
@@ -239,3 +239,12 @@ def render_markdown(ev: Evidence) -> str:
         [(e.id, iso(e.at), e.operator, e.step, e.kind, e.status, e.reason) for e in ev.journal],
     )
     return "\n".join(out) + "\n"
+
+
+def seconds_text(value: float | None) -> str:
+    """A table's copy time (its chunks' worker time, summed); ``-`` when not timed."""
+    return "-" if value is None else f"{value:.2f}"
+
+
+def rate_text(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"

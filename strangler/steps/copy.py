@@ -173,7 +173,9 @@ def _copy(
     details.update(resumed=stored is not None, chunks_skipped=len(done))
 
     def chunk_done(d: ChunkDone, snap: str) -> None:
-        rb.progress.save_chunk(d.chunk.id, ChunkRecord(d.rows, d.bytes, d.format, snap))
+        rb.progress.save_chunk(
+            d.chunk.id, ChunkRecord(d.rows, d.bytes, d.format, snap, round(d.seconds, 3))
+        )
 
     figures = copy_rows(
         endpoints(rb.spec, rb.name),

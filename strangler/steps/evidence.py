@@ -97,6 +97,12 @@ class TableCopy:
     rows: int
     bytes: int | None
     source_rows: int | None
+    # Seconds its chunks took, summed (worker time); None when a chunk was not timed.
+    seconds: float | None = None
+
+    @property
+    def rows_per_second(self) -> float | None:
+        return self.rows / self.seconds if self.seconds else None
 
 
 @dataclass(frozen=True)
@@ -330,15 +336,19 @@ def _copy(e: Entry, chunks: dict[str, ChunkRecord]) -> CopyFigures:
     d = e.details
     seconds = {k: float(v) for k, v in (d.get("seconds") or {}).items()}
     per_table: dict[str, int] = {}
+    timed: dict[str, float | None] = {}
     for chunk_id, rec in chunks.items():
         table = chunk_id.rsplit("/", 1)[0]
         per_table[table] = per_table.get(table, 0) + rec.bytes
+        before = timed.get(table, 0.0)
+        timed[table] = None if before is None or rec.seconds is None else before + rec.seconds
     tables = [
         TableCopy(
             name,
             int(t.get("target_rows") or 0),
             per_table.get(name),
             _int(t.get("source_rows")),
+            timed.get(name),
         )
         for name, t in (d.get("tables") or {}).items()
     ]

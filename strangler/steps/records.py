@@ -135,6 +135,7 @@ class ChunkRecord(Record):
     bytes: int
     format: str
     snapshot: str | None = None
+    seconds: float | None = None  # None: a journal from before chunks were timed, or a queue's
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ import contextlib
 import functools
 import re
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -95,6 +96,9 @@ class ChunkDone:
     rows: int
     bytes: int
     format: str  # sql | binary | text
+    # Seconds from the chunk's first statement to its commit: a table's copy time is the sum
+    # of its chunks' (worker time, not wall time: chunks of one table may run side by side).
+    seconds: float = 0.0
 
 
 class CopyProgress(Protocol):
@@ -225,6 +229,7 @@ def _copy_chunk(
             for c in table.columns
             if not c.generated
         )
+        began = time.monotonic()
         with _rollback_on_error(conn):
             snapshot_transaction(conn, snapshot, read_only=False)
             conn.execute(search_path(ends.target_schema, local=True))
@@ -240,7 +245,7 @@ def _copy_chunk(
             conn.execute("COMMIT")
         if progress:
             progress.advance(table.name, rows, 0)
-        return ChunkDone(chunk, rows, 0, "sql")
+        return ChunkDone(chunk, rows, 0, "sql", time.monotonic() - began)
     fmt = "binary" if binary else "text"
     try:
         return _stream(
@@ -297,6 +302,7 @@ def _stream(
     ``cols`` may be empty (a table of no columns, or only generated ones): no list then.
     Rows are read from the table ``ONLY``: an inheritance child's rows are its own to copy.
     """
+    began = time.monotonic()
     s, t = pool.source(), pool.target()
     options = sql.SQL(" (FORMAT BINARY)" if fmt == "binary" else "")
     listed = sql.SQL(" ({})").format(cols) if table.copy_columns() else sql.SQL("")
@@ -362,12 +368,12 @@ def _stream(
             raise
         rows = int(done.command_tuples or 0) if done is not None else 0
         if claim is not None:
-            claim.finish(t, ChunkDone(chunk, rows, nbytes + pending, fmt))
+            claim.finish(t, ChunkDone(chunk, rows, nbytes + pending, fmt, time.monotonic() - began))
         t.execute("COMMIT")
         s.execute("COMMIT")
     if progress:
         progress.advance(table.name, rows, pending)
-    return ChunkDone(chunk, rows, nbytes + pending, fmt)
+    return ChunkDone(chunk, rows, nbytes + pending, fmt, time.monotonic() - began)
 
 
 def copy_claimed_chunk(
