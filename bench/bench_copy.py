@@ -50,6 +50,7 @@ from copy_facts import (
     machine_facts,
     phases_from_journal,
     render_phases,
+    server_cpu,
     server_version,
     tool_version,
 )
@@ -102,6 +103,7 @@ class Bench:
         self.pg = pg
         self.split_mb = split_mb
         self.results: dict[str, list[tuple[float, int]]] = {}
+        self.cpu: dict[str, list[tuple[float, float]]] = {}  # (source, target) server CPU s
         self.exits: dict[str, list[int]] = {}
         self.phases: dict[str, list[RunPhases]] = {}
         self.notes: dict[str, str] = {}
@@ -120,11 +122,13 @@ class Bench:
         )
         passfile.chmod(0o600)
         # Client tools (pg_dump, pg_restore, psql; pgcopydb finds pg_dump through PATH) are
-        # PostgreSQL 18's: a pg_dump must be at least as new as the server it dumps.
+        # the source server's own. PostgreSQL 18's pg_dump fails 15 → 18 on this machine:
+        # Debian's 15 here puts a column option pg_attver on every column, which its own
+        # pg_dump leaves out, 18's dumps, and PostgreSQL 18 rejects ("unrecognized parameter").
         self.env = {
             **os.environ,
             "PGPASSFILE": str(passfile),
-            "PATH": f"{target_bin}:{os.environ['PATH']}",
+            "PATH": f"{source_bin}:{target_bin}:{os.environ['PATH']}",
         }
 
     def uri(self, inst: PgInstance, db: str) -> str:
@@ -470,9 +474,12 @@ services:
             for sc in scenarios:
                 self.current = sc.name
                 sc.prepare()
+                cpu0 = (server_cpu(self.src.data_dir), server_cpu(self.dst.data_dir))
                 t0 = time.perf_counter()
                 rss = sc.body()
                 wall = time.perf_counter() - t0
+                cpu1 = (server_cpu(self.src.data_dir), server_cpu(self.dst.data_dir))
+                self.cpu.setdefault(sc.name, []).append((cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]))
                 if sc.after is not None:
                     sc.after()
                 self.results.setdefault(sc.name, []).append((wall, rss))
@@ -491,7 +498,9 @@ services:
         self.facts["source server"] = f"{server_version(self.src.dsn())} ({self.src.bin_dir})"
         self.facts["target server"] = f"{server_version(self.dst.dsn())} ({self.dst.bin_dir})"
         env = self.env
-        self.facts["pg_dump / pg_restore / psql"] = tool_version(["pg_dump", "--version"], env)
+        self.facts["pg_dump / pg_restore / psql (the source's own)"] = tool_version(
+            ["pg_dump", "--version"], env
+        )
         for binary in (PGCOPYDB_18, PGCOPYDB_10):
             found = shutil.which(binary)
             self.facts[binary] = (
@@ -538,18 +547,29 @@ services:
             "after every table reached 'r'. Row counts of every peer's result are checked "
             "against the source after its clock stops.",
             "",
-            "| path | median s | runs s | exit codes | peak client RSS MB |",
-            "|---|---|---|---|---|",
+            "| path | median s | runs s | exit codes | server CPU s, source / target (median) "
+            "| peak client RSS MB |",
+            "|---|---|---|---|---|---|",
         ]
         for k, v in self.results.items():
             runs = ", ".join(f"{w:.2f}" for w, _ in v)
             mem = f"{rss[k] / 1024:.0f}" if rss[k] else "- (in-server)"
             codes = ", ".join(str(c) for c in self.exits.get(k, [])) or "-"
-            lines.append(f"| {_cell(k)} | {med[k]:.2f} | {runs} | {codes} | {mem} |")
+            cpu = self.cpu.get(k)
+            cpus = (
+                f"{statistics.median(c[0] for c in cpu):.2f} / "
+                f"{statistics.median(c[1] for c in cpu):.2f}"
+                if cpu
+                else "(inside floor + hand rebuild)"
+            )
+            lines.append(f"| {_cell(k)} | {med[k]:.2f} | {runs} | {codes} | {cpus} | {mem} |")
         lines += [
             "",
             "pg_restore exits 1 in every run: the dump carries the FKs to customers/products, "
-            "which stay in the monolith. A pgcopydb run that exits non-zero copied nothing "
+            "which stay in the monolith. Server CPU: user + system seconds of each server's "
+            "processes (postmaster, its live children, and the backends it reaped) over the "
+            "timed part; on 2 cores, source + target near 2x the wall means the CPUs were the "
+            "limit. A pgcopydb run that exits non-zero copied nothing "
             "usable; its ratio is left out.",
             "",
             "| ratio (strangler / peer) | value | goal |",

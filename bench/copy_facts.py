@@ -165,3 +165,34 @@ def machine_facts() -> dict[str, str]:
 def load_average() -> str:
     one, five, fifteen = os.getloadavg()
     return f"{one:.2f} / {five:.2f} / {fifteen:.2f} (1 / 5 / 15 min)"
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2 :].split()  # fields from 3 (state) on
+
+
+def server_cpu(data_dir: Path) -> float:
+    """CPU seconds (user + system) a PostgreSQL server has used so far: the postmaster's own,
+    its reaped children's (backends that ended: ``cutime``/``cstime``) and its live
+    children's. The difference around a scenario is that server's share of the work."""
+    try:
+        pid = int((data_dir / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    own = _stat(pid)
+    if own is None:
+        return 0.0
+    # after "(comm) ": [0] state, [1] ppid, … [11] utime, [12] stime, [13] cutime, [14] cstime
+    total = sum(int(own[i]) for i in (11, 12, 13, 14))
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat(int(entry.name))
+        if fields is not None and fields[1] == str(pid):
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
