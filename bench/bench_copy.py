@@ -109,6 +109,7 @@ class Bench:
         self.notes: dict[str, str] = {}
         self.counts: dict[str, int] = {}
         self.current = ""  # the scenario running now
+        self.left: dict[str, str] = {}  # what each scenario's last run left on its target
         self.facts = machine_facts()
         target_bin = embedded_bin_dir()
         source_bin = target_bin if pg == 18 else debian_bin_dir(pg)
@@ -443,6 +444,25 @@ services:
         ]  # fmt: skip
         return out
 
+    def structure(self, name: str) -> str:
+        """What a scenario left on its target for the three tables: indexes and constraints
+        by kind, so a path that skips work shows it beside its time."""
+        same = name.startswith("same:")
+        inst, db = (self.src, "monolith") if same else (self.dst, "service")
+        schema = "public" if "subscription" in name else "order_service"
+        with psycopg.connect(inst.dsn(db)) as conn:
+            rows = conn.execute(
+                "SELECT 'index', count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
+                "WHERE c.relnamespace = %(s)s::regnamespace AND c.relname = ANY(%(t)s) "
+                "UNION ALL SELECT contype::text, count(*) FROM pg_constraint c "
+                "JOIN pg_class r ON r.oid = c.conrelid WHERE r.relnamespace = %(s)s::regnamespace "
+                "AND r.relname = ANY(%(t)s) AND contype IN ('p', 'f', 'c') GROUP BY contype "
+                "ORDER BY 1",
+                {"s": schema, "t": TABLES},
+            ).fetchall()
+        kinds = {"index": "indexes", "p": "PK", "f": "FK", "c": "CHECK"}
+        return ", ".join(f"{kinds[k]} {n}" for k, n in rows) or "nothing"
+
     def after_pgcopydb(self) -> None:
         if self.exits[self.current][-1] == 0:
             self.check_counts("order_service")
@@ -482,6 +502,7 @@ services:
                 self.cpu.setdefault(sc.name, []).append((cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]))
                 if sc.after is not None:
                     sc.after()
+                self.left[sc.name] = self.structure(sc.name)
                 self.results.setdefault(sc.name, []).append((wall, rss))
                 print(
                     f"  run {run} {sc.name}: {wall:.2f} s, peak RSS {rss / 1024:.0f} MB", flush=True
@@ -559,8 +580,8 @@ services:
             "against the source after its clock stops.",
             "",
             "| path | median s | runs s | exit codes | server CPU s, source / target (median) "
-            "| peak client RSS MB |",
-            "|---|---|---|---|---|---|",
+            "| peak client RSS MB | left on the target (last run) |",
+            "|---|---|---|---|---|---|---|",
         ]
         for k, v in self.results.items():
             runs = ", ".join(f"{w:.2f}" for w, _ in v)
@@ -573,7 +594,10 @@ services:
                 if cpu
                 else "(inside floor + hand rebuild)"
             )
-            lines.append(f"| {_cell(k)} | {med[k]:.2f} | {runs} | {codes} | {cpus} | {mem} |")
+            left = self.left.get(k, "(see floor + hand rebuild)")
+            lines.append(
+                f"| {_cell(k)} | {med[k]:.2f} | {runs} | {codes} | {cpus} | {mem} | {left} |"
+            )
         lines += [
             "",
             "pg_restore exits 1 in every run: the dump carries the FKs to customers/products, "
