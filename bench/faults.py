@@ -1,0 +1,283 @@
+# ruff: noqa: E501  (a benchmark script: long lines in the report's text)
+"""The fault campaign (issue 15): every step × every fault that applies, counted.
+
+For each step of :data:`tests.faults.steps.STEPS` and each fault of
+:data:`tests.faults.faults.FAULTS` that applies to it, ``--trials`` trials: a fresh world
+prepared to the step's start, pgbench writing, the step run as ``strangler …`` in a child
+process, the fault injected at a random moment (or right inside the step), then the
+documented recovery, then the checks (rows equal on both sides by our own digest, the same end
+state as an uninterrupted run, the router's weights equal to the journal's, no traceback, no
+password printed). Each result is appended to ``--results`` as it ends, so the campaign runs
+in parts: run the same command again and it carries on where it stopped. ``--report`` only
+rewrites ``--out`` from the results.
+
+Run from the repository root (it imports the harness from ``tests/faults``), as root (the
+disk faults mount small tmpfs filesystems)::
+
+    PYTHONPATH=. .venv/bin/python bench/faults.py --trials 10 --results docs/reliability-results.jsonl --out docs/reliability.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.faults.faults import FAULTS, Fault
+from tests.faults.steps import STEPS, StepCase
+from tests.faults.trial import Calm, Campaign
+
+COMMAND = "PYTHONPATH=. .venv/bin/python bench/faults.py --trials {trials} --results {results} --out {out}"
+
+
+def pairs(steps: list[StepCase], faults: list[Fault]) -> list[tuple[StepCase, Fault]]:
+    """Every (step, fault) where the fault applies to at least one of the step's worlds."""
+    return [(s, f) for s in steps for f in faults if any(f.applies(s, c) for c in s.configs)]
+
+
+def seed_of(base: int, step: str, fault: str, index: int) -> int:
+    return zlib.crc32(f"{base}/{step}/{fault}/{index}".encode())
+
+
+def load_results(path: Path) -> tuple[dict[tuple[str, str, int], dict[str, Any]], dict[str, Calm]]:
+    trials: dict[tuple[str, str, int], dict[str, Any]] = {}
+    calms: dict[str, Calm] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            if row.get("kind") == "calm":
+                calm = Calm(**{k: v for k, v in row.items() if k != "kind"})
+                calms[f"{calm.step}|{calm.config}"] = calm
+            else:
+                trials[(row["step"], row["fault"], row["index"])] = row
+    return trials, calms
+
+
+def _append(path: Path, row: dict[str, Any]) -> None:
+    with path.open("a") as f:
+        f.write(json.dumps(row, default=str, sort_keys=True) + "\n")
+
+
+def run(args: argparse.Namespace) -> None:
+    results = Path(args.results)
+    results.parent.mkdir(parents=True, exist_ok=True)
+    done, calms = load_results(results)
+    steps = [s for s in STEPS if not args.steps or s.name in args.steps]
+    faults = [f for f in FAULTS if not args.faults or f.name in args.faults]
+    todo = [
+        (index, step, fault)
+        for index in range(args.trials)
+        for step, fault in pairs(steps, faults)
+        if (step.name, fault.name, index) not in done
+    ]
+    print(f"{len(done)} trials on record, {len(todo)} to run", flush=True)
+    if not todo:
+        return
+    root = Path(args.root or tempfile.mkdtemp(prefix="strangler-faults-", dir="/tmp"))
+    campaign = Campaign(root)
+    campaign.calms.update(calms)
+    deadline = time.monotonic() + args.hours * 3600 if args.hours else None
+    try:
+        for n, (index, step, fault) in enumerate(todo, 1):
+            if deadline and time.monotonic() > deadline:
+                print("time is up; run the same command again to continue", flush=True)
+                break
+            if campaign.no_disks and fault.name in ("target-disk-full", "journal-disk"):
+                _append(
+                    results,
+                    {
+                        "step": step.name,
+                        "fault": fault.name,
+                        "index": index,
+                        "skipped": campaign.no_disks,
+                    },
+                )
+                continue
+            known = set(campaign.calms)
+            result = campaign.trial(
+                step, fault, index, seed_of(args.seed, step.name, fault.name, index)
+            )
+            for key in set(campaign.calms) - known:
+                _append(results, {"kind": "calm", **campaign.calms[key].__dict__})
+            _append(results, result.to_dict())
+            mark = "ok " if result.ok else "FAIL"
+            print(
+                f"[{n}/{len(todo)}] {mark} {step.name:<22} {fault.name:<18} #{index} "
+                f"{result.seconds:>5.1f}s {result.injected} "
+                f"{'' if result.ok else json.dumps({k: v for k, v in result.to_dict().items() if k in ('first_exit', 'recovery', 'rows_lost', 'rows_doubled', 'tables_differing', 'state_diff', 'problems', 'home')}, default=str)}",
+                flush=True,
+            )
+    finally:
+        campaign.close()
+        if not args.root:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------ report
+
+DEFECTS: list[str] = []  # one line per defect the campaign found: what, the fix, the test
+
+
+def machine() -> list[str]:
+    mem = ""
+    with contextlib.suppress(OSError, StopIteration):
+        mem = next(
+            f"{int(line.split()[1]) // 1024 // 1024} GiB"
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        )
+    from strangler.pg.embedded import embedded_bin_dir
+
+    pg = subprocess.run(
+        [str(embedded_bin_dir() / "postgres"), "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return [
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared), {mem} memory",
+        f"{platform.system()} {platform.release()}; Python {platform.python_version()}; {pg} (embedded wheel)",
+    ]
+
+
+def report(args: argparse.Namespace) -> str:
+    done, calms = load_results(Path(args.results))
+    rows = [r for r in done.values() if "skipped" not in r]
+    table: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for r in rows:
+        cell = table[(r["step"], r["fault"])]
+        cell["trials"] += 1
+        cell["recovered"] += bool(r["recovered"])
+        cell["ok"] += bool(r["ok"])
+        cell["lost"] += int(r["rows_lost"])
+        cell["doubled"] += int(r["rows_doubled"])
+        cell["differ"] += bool(r["tables_differing"])
+        cell["state"] += bool(r["state_diff"])
+        cell["problems"] += bool(r["problems"])
+    lines = [
+        "# Reliability: faults survived, counted",
+        "",
+        "Generated by `bench/faults.py` (issue 15). Each trial: a fresh monolith (the demo's, 300",
+        "orders) and service, prepared to the step's start, **pgbench writing** (to the moved",
+        "tables on the side that owns the writes; to a table that stays when the moved tables",
+        "must not change), the step run as `strangler …` in a child process, one fault injected",
+        "at a random moment or right inside the step, then the documented recovery: the same",
+        "command again, with `strangler resolve` first when strangler says a step never recorded",
+        "its outcome. Then our own checks, not strangler's: every moved table's rows equal on",
+        "both sides by an md5 digest (sync drained first), the same end state as an",
+        "uninterrupted run (phase, weight, slots, publications, write gates, schemas, role,",
+        "stored positions, no step left open, no lock record), the router's weight equal to the",
+        "journal's, no traceback and no password in any output or journal.",
+        "",
+        "Reproduce (as root, from the repository root; resumable, results appended as they end):",
+        "",
+        "```",
+        COMMAND.format(trials=args.trials, results=args.results, out=args.out),
+        "```",
+        "",
+        "Machine: " + "; ".join(machine()),
+        "",
+        "## Per step and fault",
+        "",
+        "`trials` run, `recovered` (the recovery ended as the uninterrupted run did), rows",
+        "`lost` / `doubled` (must be 0), trials whose data or end `state` differed, and trials",
+        "with other `problems` (traceback, password printed, router ≠ journal, harness error).",
+        "",
+        "| step | fault | trials | recovered | lost | doubled | data differ | state differs | problems |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    totals: dict[str, int] = defaultdict(int)
+    for step in STEPS:
+        for fault in FAULTS:
+            cell = table.get((step.name, fault.name))
+            if not cell:
+                continue
+            for k, v in cell.items():
+                totals[k] += v
+            lines.append(
+                f"| {step.name} | {fault.name} | {cell['trials']} | {cell['recovered']} | "
+                f"{cell['lost']} | {cell['doubled']} | {cell['differ']} | {cell['state']} | "
+                f"{cell['problems']} |"
+            )
+    lines.append(
+        f"| **all** | | **{totals['trials']}** | **{totals['recovered']}** | **{totals['lost']}** | "
+        f"**{totals['doubled']}** | **{totals['differ']}** | **{totals['state']}** | **{totals['problems']}** |"
+    )
+    lines += ["", "## Steps", ""]
+    for step in STEPS:
+        lines.append(f"- **{step.name}** (`strangler {' '.join(step.args)}`): {step.description}")
+    lines += ["", "## Faults", ""]
+    for fault in FAULTS:
+        lines.append(f"- **{fault.name}**: {fault.summary}")
+    lines += ["", "## Uninterrupted runs (what each trial is compared with)", ""]
+    lines += ["| step | world | exit | seconds | end phase |", "|---|---|---:|---:|---|"]
+    for calm in sorted(calms.values(), key=lambda c: (c.step, c.config)):
+        lines.append(
+            f"| {calm.step} | {calm.config} | {calm.exit_code} | {calm.seconds:.1f} | {calm.end_phase} |"
+        )
+    failed = [r for r in rows if not r["ok"]]
+    lines += ["", "## Trials that did not end well", ""]
+    if not failed:
+        lines.append("None.")
+    for r in failed:
+        what = {
+            k: r[k]
+            for k in (
+                "first_exit",
+                "recovery",
+                "rows_lost",
+                "rows_doubled",
+                "tables_differing",
+                "state_diff",
+                "problems",
+            )
+            if r.get(k)
+        }
+        lines.append(
+            f"- {r['step']} × {r['fault']} #{r['index']} ({r['config']}): {r['injected']}; {json.dumps(what, default=str)}"
+        )
+    lines += ["", "## Defects the campaign found (each fixed, with its own regression test)", ""]
+    lines += [f"- {d}" for d in DEFECTS] or ["None yet."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    # SIGTERM ends the campaign like Ctrl-C: servers stopped, small filesystems unmounted.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--trials", type=int, default=10, help="trials per step × fault pair")
+    parser.add_argument("--steps", nargs="*", help="only these steps")
+    parser.add_argument("--faults", nargs="*", help="only these faults")
+    parser.add_argument("--seed", type=int, default=15)
+    parser.add_argument("--results", default="docs/reliability-results.jsonl")
+    parser.add_argument("--out", default="docs/reliability.md")
+    parser.add_argument("--root", help="keep the campaign's servers and worlds here")
+    parser.add_argument("--hours", type=float, help="stop after this long (resume later)")
+    parser.add_argument("--report", action="store_true", help="only rewrite --out from --results")
+    args = parser.parse_args()
+    if not args.report:
+        run(args)
+    Path(args.out).write_text(report(args))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
