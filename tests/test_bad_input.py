@@ -164,6 +164,25 @@ SPEC_CASES = [
         spec={"source": "host=127.0.0.1 port= = dbname"},
     ),
     Case("duplicate-table", 2, ("orders",), spec={"tables": "[orders, orders]"}),
+    # Found by this suite: both were taken, and both services would gate, cut over and
+    # retire the same monolith table.
+    Case(
+        "same-table-in-two-services",
+        2,
+        ("'orders' is moved by services order_service and other_service",),
+        spec={"extra": OTHER_SERVICE},
+    ),
+    Case(
+        "two-services-one-target-schema",
+        2,
+        ("share one target schema",),
+        spec={
+            "extra": OTHER_SERVICE.replace("[orders]", "[customers]").replace(
+                "other }", 'order_service, dsn: "{dsn}" }'
+            )
+        },
+        prepare="same-target",
+    ),
     Case(
         "table-not-in-the-monolith", 2, ("has no table 'nope'",), spec={"tables": "[orders, nope]"}
     ),
@@ -295,6 +314,8 @@ def _prepare(case: Case, source: Db, target: Db, spec: Path, replica: PgInstance
         )
         url = target.instance.dsn(target.name, user=journal, password=ROLE_PASSWORD)
         text = text.replace("sqlite:///state.db", url)
+    elif what == "same-target":
+        text = text.replace("{dsn}", target.dsn)
     elif what == "role-create-false":
         text = text.replace('password: "${SVC_PW}" }', 'password: "${SVC_PW}", create: false }')
     spec.write_text(text)
