@@ -219,6 +219,15 @@ SERVER_CASES = [
         spec={"strategy": "online"},
         prepare="no-primary-key",
     ),
+    # Found by this suite: the first write to a read-only journal reached the command line's
+    # last resort as a foreign exception.
+    Case("read-only-journal", 1, ("the journal at", "read-only"), prepare="read-only-journal"),
+    Case(
+        "read-only-journal-file",
+        2,
+        ("cannot open the journal", "writable"),
+        prepare="read-only-journal-file",
+    ),
     Case(
         "role-missing-and-not-to-be-created",
         2,
@@ -260,7 +269,14 @@ def _spec_text(case: Case, source: Db, target: Db, tmp: Path) -> str:
     return BASE.format(**fields)
 
 
-def _prepare(case: Case, source: Db, target: Db, spec: Path, replica: PgInstance) -> None:
+def _prepare(
+    case: Case,
+    source: Db,
+    target: Db,
+    spec: Path,
+    replica: PgInstance,
+    cleanups: list[Callable[[], object]],
+) -> None:
     text = spec.read_text()
     what = case.prepare
     if what == "wrong-password":
@@ -300,6 +316,18 @@ def _prepare(case: Case, source: Db, target: Db, spec: Path, replica: PgInstance
         text = text.replace(source.dsn, replica.dsn(name))
     elif what == "no-primary-key":
         source.execute("ALTER TABLE public.order_items DROP CONSTRAINT order_items_pkey")
+    elif what == "read-only-journal-file":
+        from strangler.journal import Journal
+        from tests.faults.mounts import Tmpfs, can_mount
+
+        why = can_mount(spec.parent)
+        if why:
+            pytest.skip(why)
+        disk = Tmpfs(spec.parent / "ro", 4)
+        cleanups.append(disk.unmount)
+        Journal(f"sqlite:///{disk.path / 'state.db'}").close()
+        disk.read_only()
+        text = text.replace("sqlite:///state.db", f"sqlite:///{disk.path / 'state.db'}")
     elif what == "read-only-journal":
         journal = "ro_" + uuid.uuid4().hex[:8]
         target.execute(
@@ -332,13 +360,21 @@ def _snapshot(source: Db, target: Db, spec: Path) -> dict[str, object]:
 
 @pytest.mark.parametrize("case", SPEC_CASES + SERVER_CASES, ids=lambda c: c.id)
 def test_bad_input_is_refused_clearly_and_changes_nothing(
-    cli: Cli, source_db: Db, target_db: Db, tmp_path: Path, case: Case, replica_server: PgInstance
+    cli: Cli,
+    source_db: Db,
+    target_db: Db,
+    tmp_path: Path,
+    case: Case,
+    replica_server: PgInstance,
+    request: pytest.FixtureRequest,
 ) -> None:
     with source_db.connect() as conn:
         build_monolith(conn, orders=20)
     spec = tmp_path / "strangler.yaml"
     spec.write_text(_spec_text(case, source_db, target_db, tmp_path))
-    _prepare(case, source_db, target_db, spec, replica_server)
+    cleanups: list[Callable[[], object]] = []
+    request.addfinalizer(lambda: [c() for c in cleanups])
+    _prepare(case, source_db, target_db, spec, replica_server, cleanups)
     before = _snapshot(source_db, target_db, spec)
     env = {"SVC_PW": ROLE_PASSWORD}
     # One run per case (the command line is slow to start): spec mistakes as a person reads
