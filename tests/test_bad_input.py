@@ -206,6 +206,14 @@ SERVER_CASES = [
     Case("wrong-password", 3, ("refused the credentials",), prepare="wrong-password"),
     Case("missing-database", 3, ("no such database",), prepare="missing-database"),
     Case("missing-role", 3, ("nobody_at_all",), prepare="missing-role"),
+    # Found by this suite: the copy created the service schema, then failed on the first
+    # table it could not read, saying "could not import the requested snapshot".
+    Case(
+        "missing-select-privilege",
+        1,
+        ("cannot read public.orders", "GRANT SELECT ON"),
+        prepare="no-select",
+    ),
     Case(
         "target-holds-another-schema",
         2,

@@ -20,6 +20,7 @@ from strangler.pg.schema.boundary import analyze
 from strangler.pg.schema.catalog import read_catalog
 from strangler.pg.schema.ddl import to_lines, to_text
 from strangler.pg.schema.prepare import Prepared, RoleRequest, prepare, schema_state
+from strangler.pg.schema.privileges import check_readable
 from strangler.phases import Action, Phase
 from strangler.spec import ServiceSpec
 from strangler.steps import preflight
@@ -73,7 +74,7 @@ def prepared(
 ) -> Prepared:
     """The catalog and DDL of ``rb``'s service (reading ``source`` in its transaction)."""
     ends = endpoints(rb.spec, rb.name)
-    return prepare(
+    prep = prepare(
         source,
         target,
         source_schema=ends.source_schema,
@@ -83,6 +84,14 @@ def prepared(
         leaving=rb.service.foreign_keys.leaving,
         same_instance=ends.same_instance,
     )
+    # Before anything is created: the copy must be able to read all it will read.
+    check_readable(
+        source,
+        ends.source_schema,
+        [t.name for t in prep.catalog.tables],
+        [s.name for s in prep.catalog.sequences],
+    )
+    return prep
 
 
 def create_schema(rb: Runbook, *, dry_run: bool = False) -> SchemaResult:
