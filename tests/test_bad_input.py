@@ -220,6 +220,14 @@ SERVER_CASES = [
         ("already has a schema", "order_service"),
         prepare="foreign-schema",
     ),
+    # Found by this suite: the schema and role were created before the slot failed on it.
+    Case(
+        "no-logical-wal",
+        1,
+        ("wal_level = replica", "ALTER SYSTEM SET wal_level = logical"),
+        spec={"strategy": "online"},
+        prepare="replica-wal",
+    ),
     Case(
         "online-table-without-key",
         1,
