@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import psycopg
@@ -65,6 +66,34 @@ def test_restart_keeps_data_and_password(tmp_path: Path, pg_root: Path) -> None:
         assert again.password == inst.password
         with psycopg.connect(again.dsn("keep")) as conn:
             assert conn.execute("SELECT x FROM kept").fetchone() == (1,)
+    finally:
+        inst.destroy()
+
+
+def test_a_server_restarts_on_its_own_port_while_old_sessions_linger_in_time_wait(
+    pg_root: Path,
+) -> None:
+    """A server that ends its sessions first (a stop, a crash) leaves its ends of them in
+    TIME_WAIT on its port. PostgreSQL binds with SO_REUSEADDR and starts there all the same;
+    strangler must not take the port for busy and move the server elsewhere, or every DSN
+    naming it breaks (issue 15's fault campaign met it after restarts). The lingering
+    session is made here by hand, so that it is there every time."""
+    inst = PgInstance.create(pg_root / "same-port")
+    port = inst.port
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen()
+        client = socket.create_connection(("127.0.0.1", port))
+        served, _ = listener.accept()
+        served.close()  # the server's side closes first: its end goes to TIME_WAIT
+        client.recv(1)
+        client.close()
+    try:
+        inst.start()
+        assert inst.port == port
+        with psycopg.connect(inst.dsn()) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
     finally:
         inst.destroy()
 
