@@ -24,6 +24,7 @@ __all__ = [
     "differences",
     "digest",
     "journal_state",
+    "left_behind",
     "router_agrees",
     "signature",
 ]
@@ -175,6 +176,34 @@ def _neutral(value: Any, tag: str) -> Any:
     if isinstance(value, list):
         return [_neutral(v, tag) for v in value]
     return value
+
+
+_FORWARD = {"copied", "syncing", "verified"}
+_REVERSE = {"writes_cut_over", "traffic", "traffic_complete", "stable"}
+
+
+def left_behind(world: World, sig: Signature) -> list[str]:
+    """What exists that the journal's phase does not account for (checked on every run, the
+    uninterrupted ones too): a slot or publication of the wrong direction or of none, a step
+    that never ended, a lock record."""
+    v = sig.values
+    phase, online = v["journal.phase"], world.config.strategy == "online"
+    forward, reverse = "strangler_s<tag>", "strangler_s<tag>_rev"
+    want_source = [forward] if online and phase in _FORWARD else []
+    want_target = [reverse] if online and phase in _REVERSE else []
+    if world.config.same_instance:
+        want_source = want_target = sorted(want_source + want_target)
+    out = []
+    for side, want in (("source", want_source), ("target", want_target)):
+        for what in ("slots", "publications"):
+            got = [n for n in v[f"{side}.{what}"] if n.startswith("strangler_")]
+            if got != want:
+                out.append(f"{side} {what} {got}, where phase {phase!r} accounts for {want}")
+    if v["journal.dangling"]:
+        out.append(f"steps that never recorded an outcome: {v['journal.dangling']}")
+    if v["journal.locks"]:
+        out.append(f"lock records of processes that are gone: {v['journal.locks']}")
+    return out
 
 
 def router_agrees(world: World) -> str | None:

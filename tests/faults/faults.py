@@ -19,8 +19,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import psycopg
 from psycopg import sql
 
+from strangler.pg.embedded import PgInstance
 from strangler.phases import Phase
 from tests.faults.steps import StepCase
 from tests.faults.world import World, WorldConfig
@@ -217,23 +219,33 @@ class SlotLost(Fault):
         server = m.world.target_server if reverse else m.world.servers.source
         db = m.world.target_db if reverse else m.world.source_db
         slot = f"strangler_{m.world.service}" + ("_rev" if reverse else "")
-        invalidate(server, db, slot)
+        invalidate(server.instance, db, slot)
         m.notes.append(f"slot {slot} invalidated before the step")
 
     def during(self, m: Moment) -> str:
         return "slot invalidated before the step (sync stopped)"
 
 
-def invalidate(server: object, db: str, slot: str, timeout: float = 60) -> None:
+def invalidate(instance: PgInstance, db: str, slot: str, timeout: float = 60) -> None:
     """Push ``slot`` past ``max_slot_wal_keep_size``: a tiny limit, WAL switched and
     checkpointed until the server marks the slot lost; then the limit is lifted."""
-    from tests.faults.servers import Server
 
-    assert isinstance(server, Server)
-    server.set_system("max_slot_wal_keep_size", "1MB")
+    def system(value: str | None) -> None:
+        with psycopg.connect(instance.dsn(), autocommit=True) as conn:
+            if value is None:
+                conn.execute("ALTER SYSTEM RESET max_slot_wal_keep_size")
+            else:
+                conn.execute(
+                    sql.SQL("ALTER SYSTEM SET max_slot_wal_keep_size = {}").format(
+                        sql.Literal(value)
+                    )
+                )
+            conn.execute("SELECT pg_reload_conf()")
+
+    system("1MB")
     try:
         deadline = time.monotonic() + timeout
-        with server.connect(db) as conn:
+        with psycopg.connect(instance.dsn(db), autocommit=True) as conn:
             while True:
                 status = conn.execute(
                     "SELECT wal_status FROM pg_replication_slots WHERE slot_name = %s", (slot,)
@@ -244,14 +256,15 @@ def invalidate(server: object, db: str, slot: str, timeout: float = 60) -> None:
                     return
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"slot {slot} still {status[0]} after {timeout}s")
-                conn.execute("CREATE TEMP TABLE IF NOT EXISTS wal_filler (x text)")
+                # WAL of no table: a few megabytes of logical messages, then a new segment.
                 conn.execute(
-                    "INSERT INTO wal_filler SELECT repeat('x', 1000) FROM generate_series(1, 2000)"
+                    "SELECT pg_logical_emit_message(false, 'faults', repeat('x', 1 << 20))"
+                    " FROM generate_series(1, 4)"
                 )
                 conn.execute("SELECT pg_switch_wal()")
                 conn.execute("CHECKPOINT")
     finally:
-        server.set_system("max_slot_wal_keep_size", None)
+        system(None)
 
 
 class Timeouts(Fault):

@@ -184,7 +184,7 @@ class Campaign:
             result = TrialResult(step.name, "none", config_key(config, backend), 0, 0)
             self._check(world, step, before, result)
             signature = checks.signature(world)
-            problems = list(result.problems)
+            problems = list(result.problems) + checks.left_behind(world, signature)
             if code != step.calm_exit:
                 problems.append(f"the uninterrupted run exited {code}, not {step.calm_exit}")
             if result.rows_lost or result.rows_doubled or result.tables_differing:
@@ -232,8 +232,9 @@ class Campaign:
                     world.backend.heal()
             result.recovered = self._recover(world, step, calm, result)
             self._check(world, step, before, result)
-            got = checks.Signature(checks.signature(world).values)
+            got = checks.signature(world)
             result.state_diff = got.diff(checks.Signature(calm.signature))
+            result.problems += checks.left_behind(world, got)
         except Exception as exc:  # the harness itself failed: count it, keep the world
             result.problems.append(f"harness: {type(exc).__name__}: {exc}")
         finally:
@@ -270,6 +271,13 @@ class Campaign:
                 result.recovery.append(f"strangler resolve → {rcode}")
             elif "is locked by" in text:
                 time.sleep(1.0)
+            elif "was invalidated by the server" in text:
+                # The way back the error names: rollback --schema, then copy again.
+                for args in _hinted(text, ("rollback", "copy")):
+                    if args[0] == "rollback":
+                        args += ["--reason", "fault campaign: slot invalidated"]
+                    hcode = _wait(world.popen(*args, log=f"hinted-{attempt}-{args[0]}.log"))
+                    result.recovery.append(f"strangler {' '.join(args[:3])} → {hcode}")
             child = world.popen(*step.command(world.service), log=f"attempt-{attempt}.log")
             code = _wait(child)
             result.recovery.append(f"strangler {' '.join(step.args[:1])} again → {code}")
@@ -378,6 +386,13 @@ def _wait(child: subprocess.Popen[str]) -> int:
         child.kill()
         child.wait()
         return -999  # hung
+
+
+def _hinted(text: str, verbs: tuple[str, ...]) -> list[list[str]]:
+    """The ``'strangler …'`` commands a hint names, in its order, those of ``verbs`` only."""
+    hints = [line for line in text.splitlines() if line.strip().startswith("hint:")]
+    found = re.findall(r"'strangler ([^']+)'", "\n".join(hints[-1:]))
+    return [cmd.split() for cmd in found if cmd.split()[0] in verbs]
 
 
 def _last_output(world: World) -> str:
