@@ -15,26 +15,57 @@ The public API: load a spec, open its journal, and run one step or the whole run
 Every step lives in :mod:`strangler.steps` (one module each; :data:`STEPS` and
 :data:`ROLLBACKS` list them), and every error strangler raises is a
 :class:`StranglerError` (:mod:`strangler.errors` draws the tree).
+
+The names are resolved when first used (PEP 562), so importing a submodule (the command line,
+``strangler.errors``) does not load the whole library first.
 """
 
-from strangler import errors, steps
-from strangler.errors import (
-    BadInput,
-    CheckFailed,
-    PhaseRefused,
-    StranglerError,
-    Unreachable,
-)
-from strangler.journal import Journal, open_journal
-from strangler.phases import Action, Phase
-from strangler.spec import Spec, load_spec
-from strangler.steps.plan import build_plan
-from strangler.steps.run import EXIT_WAITING, RunResult, run, run_all, run_until_done
-from strangler.steps.runbook import Runbook
-from strangler.steps.table import ROLLBACKS, STEPS
-from strangler.steps.types import RunOptions, Waiting
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from strangler import errors, steps
+    from strangler.errors import BadInput, CheckFailed, PhaseRefused, StranglerError, Unreachable
+    from strangler.journal import Journal, open_journal
+    from strangler.phases import Action, Phase
+    from strangler.spec import Spec, load_spec
+    from strangler.steps.plan import build_plan
+    from strangler.steps.run import EXIT_WAITING, RunResult, run, run_all, run_until_done
+    from strangler.steps.runbook import Runbook
+    from strangler.steps.table import ROLLBACKS, STEPS
+    from strangler.steps.types import RunOptions, Waiting
 
 __version__ = "0.1.0"
+
+# Where each public name lives: written out, resolved on first access.
+_WHERE = {
+    "errors": "strangler.errors",
+    "steps": "strangler.steps",
+    "BadInput": "strangler.errors",
+    "CheckFailed": "strangler.errors",
+    "PhaseRefused": "strangler.errors",
+    "StranglerError": "strangler.errors",
+    "Unreachable": "strangler.errors",
+    "Journal": "strangler.journal",
+    "open_journal": "strangler.journal",
+    "Action": "strangler.phases",
+    "Phase": "strangler.phases",
+    "Spec": "strangler.spec",
+    "load_spec": "strangler.spec",
+    "build_plan": "strangler.steps.plan",
+    "EXIT_WAITING": "strangler.steps.run",
+    "RunResult": "strangler.steps.run",
+    "run": "strangler.steps.run",
+    "run_all": "strangler.steps.run",
+    "run_until_done": "strangler.steps.run",
+    "Runbook": "strangler.steps.runbook",
+    "ROLLBACKS": "strangler.steps.table",
+    "STEPS": "strangler.steps.table",
+    "RunOptions": "strangler.steps.types",
+    "Waiting": "strangler.steps.types",
+}
 
 __all__ = [
     "EXIT_WAITING",
@@ -63,3 +94,18 @@ __all__ = [
     "run_until_done",
     "steps",
 ]
+_MODULES = {"errors", "steps"}  # names that are modules themselves
+
+
+def __getattr__(name: str) -> Any:
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module 'strangler' has no attribute {name!r}")
+    module = importlib.import_module(where)
+    value = module if name in _MODULES else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

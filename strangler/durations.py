@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-__all__ = ["format_duration", "parse_duration"]
+__all__ = ["format_bytes", "format_duration", "parse_duration"]
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|w|d|h|m|s)")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -54,3 +54,18 @@ def format_duration(delta: timedelta) -> str:
             out.append(f"{remaining // size}{unit}")
             remaining %= size
     return "".join(out)
+
+
+def format_bytes(value: int | float | None) -> str:
+    """A byte count for people, in postgresql.conf's units (multiples of 1024): ``0 B``,
+    ``812 B``, ``4.2 kB``, ``1.5 MB``, ``12 GB``; ``-`` for None (unknown)."""
+    if value is None:
+        return "-"
+    size = float(value)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(size) < 1024 or unit == "TB":
+            if unit == "B":
+                return f"{int(size)} B"
+            return f"{size:.1f} {unit}" if abs(size) < 10 else f"{size:.0f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")

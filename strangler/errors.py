@@ -182,7 +182,13 @@ class Diverged(SyncError):
 
 class CannotFold(SyncError):
     """A round's changes to a table cannot be folded to one per key; they are replayed in
-    order instead (caught inside the applier, never shown)."""
+    order instead (caught inside the applier, never shown). ``at``: the index of the one
+    change that needs order (what comes before and after it still folds); None when none of
+    the table's changes can be folded."""
+
+    def __init__(self, message: str, *, at: int | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.at = at
 
 
 class StreamLost(SyncError):

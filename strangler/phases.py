@@ -60,7 +60,8 @@ class Action(StrEnum):
 
 # The command that performs each action, for "what to run next" hints.
 _COMMAND = {
-    Action.CREATE_SCHEMA: "strangler copy {service} --schema-only",
+    # 'copy' creates the schema too: a new user told '--schema-only' ends up with no rows.
+    Action.CREATE_SCHEMA: "strangler copy {service}",
     Action.COPY: "strangler copy {service}",
     Action.START_SYNC: "strangler sync {service}",
     Action.VERIFY: "strangler verify {service}",

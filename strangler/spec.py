@@ -76,8 +76,10 @@ def _check_identifier(value: str) -> str:
         raise ValueError("must be a non-empty name")
     if len(value.encode()) > 63:
         raise ValueError(f"is {len(value.encode())} bytes long; PostgreSQL names are at most 63")
-    if any(ord(c) < 32 or c == "\x7f" for c in value):
-        raise ValueError("contains a control character; PostgreSQL names cannot")
+    # PostgreSQL allows any character but NUL in a quoted name (a newline too), and strangler
+    # always quotes: refuse only what the server would.
+    if "\x00" in value:
+        raise ValueError("contains a NUL character; PostgreSQL names cannot")
     return value
 
 
@@ -267,6 +269,24 @@ class ForeignKeyPolicy(_Model):
     )
 
 
+class SequencePolicy(_Model):
+    shared: Literal["refuse", "copy"] = Field(
+        default="refuse",
+        description="A sequence a moved column draws from that a table staying behind draws "
+        "from too: refuse (default; 'strangler plan' names it) or copy (the service gets its "
+        "own copy, set past the monolith's value; after the cutover each side draws from its "
+        "own, so values are unique per side only).",
+    )
+
+
+class ExtensionPolicy(_Model):
+    create: bool = Field(
+        default=False,
+        description="Create the extensions the moved tables need and the target lacks "
+        "(CREATE EXTENSION, before any row is copied); false: refuse and print the statement.",
+    )
+
+
 class DecommissionSpec(_Model):
     stable_for: Duration = timedelta(days=14)
     drop_old_tables_after: Duration = timedelta(days=14)
@@ -350,6 +370,8 @@ class ServiceSpec(_Model):
     strategy: Literal["copy", "online"] = "copy"
     sync: SyncSpec | None = None
     foreign_keys: ForeignKeyPolicy = ForeignKeyPolicy()
+    sequences: SequencePolicy = SequencePolicy()
+    extensions: ExtensionPolicy = ExtensionPolicy()
     traffic: TrafficSpec | None = None
     decommission: DecommissionSpec = DecommissionSpec()
     preflight: PreflightSpec | None = None

@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fix_aws",
     "tests.fix_k8s",
     "tests.fix_traffic",
+    "tests.fix_browser",
 ]

@@ -52,7 +52,7 @@ def test_init_writes_a_spec_that_plans(cli: Cli, tmp_path: Path) -> None:
         "ORDER_SERVICE_DSN": "postgresql://svc@orders-db/orders",
         "ORDER_SERVICE_DB_PASSWORD": "role-pw-7",
     }
-    plan = cli("plan", "--output", "json", env=env)
+    plan = cli("plan", "--offline", "--output", "json", env=env)
     assert plan.code == 0, plan.stderr
     data = plan.json()
     svc = data["services"][0]
@@ -65,8 +65,12 @@ def test_init_writes_a_spec_that_plans(cli: Cli, tmp_path: Path) -> None:
     ]
     assert svc["source"].startswith("postgresql://app:***@db/monolith")
     assert "monolith-pw-1" not in plan.stdout and "role-pw-7" not in plan.stdout
-    text = cli("plan", env=env)
+    text = cli("plan", "--offline", env=env)
     assert text.code == 0 and "create_schema" in text.stdout
+    # Connecting, as terraform plan does: the hosts do not exist, a finding, exit 1.
+    reached = cli("plan", env=env)
+    assert reached.code == 1 and "finding: order_service: monolith" in reached.stderr
+    assert "monolith-pw-1" not in reached.stdout + reached.stderr
     # Without the variables the plan names what is missing, and no value.
     missing = cli("plan")
     assert missing.code == 2
@@ -95,7 +99,7 @@ def test_status_and_history_json(cli: Cli, write_spec, source_db: Db) -> None:  
             "last_step": None,
             "last_status": None,
             "last_at": None,
-            "last_age": None,
+            "last_age_seconds": None,
             "last_verification": None,
             "incomplete_steps": [],
         }

@@ -128,8 +128,12 @@ def test_alarms_terraform_parses_and_prometheus_rules(
     spec = write_spec(spec_text(DSN))
     r = cli("alarms", "order_service", "-f", str(spec), "--format", "terraform")
     assert r.code == 0
-    assert 'metric_name         = "HTTPCode_Target_5XX_Count"' in r.stdout
+    assert 'metric_name = "HTTPCode_Target_5XX_Count"' in r.stdout
     assert 'alarm_name          = "strangler-order_service-error-rate"' in r.stdout
+    # Missing data is never healthy (issue 14): the lag alarm breaches, the others notify.
+    assert "notBreaching" not in r.stdout
+    assert r.stdout.count('treat_missing_data = "breaching"') == 1
+    assert r.stdout.count("insufficient_data_actions") == 2
     tf = tmp_path / "alarms" / "main.tf"
     tf.parent.mkdir()
     tf.write_text(r.stdout)
@@ -223,6 +227,6 @@ def test_decommission_refuses_before_traffic(
     write_spec: Callable[..., Path], cli: Callable[..., Any]
 ) -> None:
     spec = write_spec(spec_text(DSN))
-    r = cli("decommission", "order_service", "-f", str(spec))
+    r = cli("decommission", "order_service", "-f", str(spec), "--yes")
     assert r.code == 1
     assert "cannot declare the service stable: order_service is 'planned'" in r.stderr

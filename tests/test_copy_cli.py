@@ -241,8 +241,11 @@ def test_plan_shows_the_boundary_and_what_breaks(
 def test_plan_without_a_database_still_plans(tmp_path: Path, cli: Any) -> None:
     spec, _ = write_service_spec(tmp_path, f"postgresql://u@127.0.0.1:{free_port()}/m", None)
     done = cli("plan", "-f", str(spec), "--output", "json")
-    assert done.code == 0
+    assert done.code == 1  # terraform-like: an unreachable database is a finding (issue 14)
     assert "could not be reached" in done.json()["services"][0]["boundary"]["error"]
+    assert done.json()["findings"][0]["where"] == "monolith"
+    offline = cli("plan", "-f", str(spec), "--offline", "--output", "json")
+    assert offline.code == 0 and offline.json()["findings"] == []
 
 
 def test_rollback_schema_drops_only_while_unwritten(
@@ -252,13 +255,17 @@ def test_rollback_schema_drops_only_while_unwritten(
     spec, _ = write_service_spec(tmp_path, source_db.dsn, None)
     assert cli("copy", "order_service", "-f", str(spec)).code == 0
     source_db.execute("UPDATE order_service.audit_log SET line = 'changed' WHERE line = 'line 3'")
-    refused = cli("rollback", "order_service", "--schema", "--reason", "test", "-f", str(spec))
+    refused = cli(
+        "rollback", "order_service", "--schema", "--reason", "test", "--yes", "-f", str(spec)
+    )
     assert refused.code == 1
     assert "audit_log has 1 row(s) written after the copy" in refused.stderr
     assert _schemas(source_db) == ["order_service"]
     source_db.execute("DELETE FROM order_service.empty_one")  # nothing there: still unwritten
     source_db.execute("DELETE FROM order_service.audit_log WHERE line = 'changed'")
-    refused = cli("rollback", "order_service", "--schema", "--reason", "test", "-f", str(spec))
+    refused = cli(
+        "rollback", "order_service", "--schema", "--reason", "test", "--yes", "-f", str(spec)
+    )
     assert refused.code == 1 and "audit_log has 29 rows, the copy left 30" in refused.stderr
 
 
@@ -270,7 +277,9 @@ def test_rollback_schema_after_a_clean_copy(source_db: Db, tmp_path: Path, cli: 
     assert dry.code == 0, dry.stderr
     assert dry.json()["sql"] == ['DROP SCHEMA "order_service" CASCADE;', f'DROP ROLE "{role}";']
     assert _schemas(source_db) == ["order_service"]
-    done = cli("rollback", "order_service", "--schema", "--reason", "redo", "-f", str(spec))
+    done = cli(
+        "rollback", "order_service", "--schema", "--reason", "redo", "--yes", "-f", str(spec)
+    )
     assert done.code == 0, done.stderr
     assert _schemas(source_db) == []
     assert source_db.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)) == []

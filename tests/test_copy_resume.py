@@ -181,7 +181,7 @@ def test_kill_9_after_the_schema_commit_recovers(
     assert again.json()["schema"]["recovered"] is True
     assert again.json()["tables"]["orders"]["target_rows"] == 20
     # the recovered record still knows strangler made the role, so rollback removes it
-    back = cli("rollback", "order_service", "--schema", "--reason", "t", "-f", str(spec))
+    back = cli("rollback", "order_service", "--schema", "--reason", "t", "--yes", "-f", str(spec))
     assert back.code == 0, back.stderr
     assert target_db.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)) == []
 

@@ -16,6 +16,7 @@ def test_faulty_demo_rolls_back_by_itself(cli: Callable[..., CliResult], demo_di
     assert done.code == 0, done.stdout + done.stderr
     out = done.stdout
     assert "automatic rollback" in out and "gates failed at 20 %" in out
+    assert out.count("consecutive failed intervals") == 1  # the rollback is told once
     assert "proxy now sends 0 % of /api/v1/orders*" in out
     assert "50 % interval" not in out  # it never went past the failing step
     env = dict(line.split("=", 1) for line in (demo_dir / "env").read_text().splitlines())

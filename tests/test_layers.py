@@ -164,9 +164,14 @@ def test_top_level_packages_import_each_other_without_a_cycle() -> None:
 
 
 def test_no_registry_is_filled_by_importing_modules_by_name() -> None:
-    """Static tables written out in code: nothing calls ``import_module``/``__import__``."""
+    """Static tables written out in code: nothing calls ``import_module``/``__import__``.
+
+    The one exception is the package's own ``__init__``: its public names are a table written
+    out in code, resolved on first use so that importing a submodule stays cheap."""
     bad = []
     for path in sorted(ROOT.rglob("*.py")):
+        if path == ROOT / "__init__.py":
+            continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call):
                 name = getattr(node.func, "attr", None) or getattr(node.func, "id", None)

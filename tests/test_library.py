@@ -135,6 +135,7 @@ def test_the_plan_of_a_copy_strategy_service_lists_its_steps_in_order(tmp_path: 
 
 
 def test_public_api_lists_what_it_exports() -> None:
+    assert set(strangler.__all__) == {*strangler._WHERE, "__version__"}
     for name in strangler.__all__:
         assert hasattr(strangler, name), name
     assert strangler.run is strangler.steps.run.run

@@ -45,3 +45,40 @@ def test_label_values_are_escaped() -> None:
     m = Metrics()
     m.set("x", 1, service='a"b\\c')
     assert 'x{service="a\\"b\\\\c"} 1' in m.render()
+
+
+def test_gate_verdicts_and_a_failing_probe_are_exported(tmp_path: Path) -> None:
+    from strangler.errors import Unreachable
+    from strangler.metrics_export import Collector
+
+    with Journal(f"sqlite:///{tmp_path / 'j.db'}") as journal:
+        journal.event(
+            "order_service",
+            "gate",
+            status="fail",
+            details={
+                "consecutive_failures": 2,
+                "checks": [
+                    {"check": "error_rate.max", "status": "fail"},
+                    {"check": "request_count.min", "status": "pass"},
+                ],
+            },
+        )
+        metrics = Metrics()
+
+        def down(m: Metrics) -> None:
+            raise Unreachable("the monolith is down")
+
+        with Collector(
+            metrics,
+            [("journal", lambda m: m.observe_gates(journal, "order_service")), ("sync", down)],
+            every=3600,
+        ):
+            lines = metrics.render().splitlines()
+    assert 'strangler_gate_check_passing{check="error_rate.max",service="order_service"} 0' in lines
+    assert (
+        'strangler_gate_check_passing{check="request_count.min",service="order_service"} 1' in lines
+    )
+    assert 'strangler_gate_consecutive_failures{service="order_service"} 2' in lines
+    assert 'strangler_probe_up{probe="sync"} 0' in lines
+    assert 'strangler_probe_up{probe="journal"} 1' in lines

@@ -101,11 +101,11 @@ def test_sync_without_the_copys_slot_refuses_and_never_copies(source_db, target_
     assert _slots(source_db) == []
     assert target_db.execute("SELECT count(*) FROM svc.orders") == [(100,)]
     # The way out the error names: drop the schema, copy again (a new slot), sync.
-    assert cli("rollback", "shop", "--schema", "-f", str(spec), "--reason", "t").code == 0
+    assert cli("rollback", "shop", "--schema", "-f", str(spec), "--reason", "t", "--yes").code == 0
     assert cli("copy", "shop", "-f", str(spec)).code == 0
     assert cli("sync", "shop", "-f", str(spec), "--until-caught-up").code == 0
     assert target_db.execute("SELECT count(*) FROM svc.orders") == [(101,)]
-    assert cli("rollback", "shop", "--schema", "-f", str(spec), "--reason", "t").code == 0
+    assert cli("rollback", "shop", "--schema", "-f", str(spec), "--reason", "t", "--yes").code == 0
     assert _slots(source_db) == []  # the schema rollback removed the slot too
 
 
@@ -189,5 +189,21 @@ def test_online_copy_refuses_a_table_without_replica_identity_before_creating_an
     assert refused.code == 1
     assert "public.items has REPLICA IDENTITY NOTHING" in refused.stderr
     assert 'ALTER TABLE "public"."items" REPLICA IDENTITY FULL' in refused.stderr
+    assert target_db.execute("SELECT count(*) FROM pg_namespace WHERE nspname = 'svc'") == [(0,)]
+    assert _slots(source_db) == []
+
+
+def test_online_copy_refuses_an_unlogged_table_in_plan_and_before_creating_anything(
+    source_db, target_db, tmp_path, cli
+):
+    make_shop(source_db, None, rows=10)
+    source_db.execute("ALTER TABLE public.items SET UNLOGGED")
+    spec = _spec(tmp_path, source_db, target_db)
+    planned = cli("plan", "shop", "-f", str(spec))
+    # A finding that will stop the copy: plan says so with exit 1, as terraform would.
+    assert planned.code == 1 and "UNLOGGED" in planned.stdout + planned.stderr
+    refused = cli("copy", "shop", "-f", str(spec))
+    assert refused.code == 1
+    assert "public.items is UNLOGGED" in refused.stderr and "SET LOGGED" in refused.stderr
     assert target_db.execute("SELECT count(*) FROM pg_namespace WHERE nspname = 'svc'") == [(0,)]
     assert _slots(source_db) == []

@@ -195,7 +195,7 @@ def test_the_service_role_cannot_touch_strangers_machinery(
             with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
                 conn.execute("DELETE FROM order_service.orders")
     finally:
-        assert cli("sync", "order_service", "--stop", "-f", str(spec), env=env).code == 0
+        assert cli("sync", "order_service", "--stop", "--yes", "-f", str(spec), env=env).code == 0
 
 
 BYPASSES = [
@@ -270,8 +270,18 @@ def test_the_write_gate_cannot_be_bypassed_by_the_monoliths_role(
             for stmt in SWITCH_OFFS:
                 assert _denied(conn, stmt), stmt
     finally:
-        cli("rollback", "order_service", "--writes", "--reason", "test", "-f", str(spec), env=env)
-        cli("sync", "order_service", "--stop", "-f", str(spec), env=env)
+        cli(
+            "rollback",
+            "order_service",
+            "--writes",
+            "--reason",
+            "test",
+            "--yes",
+            "-f",
+            str(spec),
+            env=env,
+        )
+        cli("sync", "order_service", "--stop", "--yes", "-f", str(spec), env=env)
 
 
 def test_the_endpoints_strangler_serves_bind_to_loopback() -> None:

@@ -116,7 +116,7 @@ def test_status_warns_when_the_slot_retains_more_wal_than_allowed(
             == []
         )
     finally:
-        cli("sync", "shop", "-f", str(spec), "--stop")
+        cli("sync", "shop", "-f", str(spec), "--stop", "--yes")
 
 
 def test_traffic_needs_a_reverse_sync_that_exists_and_keeps_up(
@@ -144,13 +144,13 @@ def test_traffic_needs_a_reverse_sync_that_exists_and_keeps_up(
         with rb.step(Action.SHIFT_TRAFFIC, weight=5):
             pass
         assert rb.phase is Phase.TRAFFIC
-        assert cli("sync", "shop", "-f", str(path), "--stop").code == 0
+        assert cli("sync", "shop", "-f", str(path), "--stop", "--yes").code == 0
         gone = Runbook(spec, journal, "shop")
         with pytest.raises(CheckFailed, match="reverse sync slot 'strangler_shop_rev' does not"):
             gone.step(Action.SHIFT_TRAFFIC, weight=20).__enter__()
     finally:
         journal.close()
-        cli("sync", "shop", "-f", str(path), "--stop")
+        cli("sync", "shop", "-f", str(path), "--stop", "--yes")
 
 
 def test_a_slot_the_server_invalidated_is_refused_with_the_way_back(
@@ -182,11 +182,52 @@ def test_a_slot_the_server_invalidated_is_refused_with_the_way_back(
         with pytest.raises(SlotGone, match="was invalidated"):
             cdc.run(sync_route(load_spec(spec), "shop"), until_caught_up=True)
         # The way back the hint names.
-        assert cli("rollback", "shop", "--schema", "-f", str(spec), "--reason", "t").code == 0
+        back = ("rollback", "shop", "--schema", "-f", str(spec), "--reason", "t", "--yes")
+        assert cli(*back).code == 0
         assert cli("copy", "shop", "-f", str(spec)).code == 0
         assert cli("sync", "shop", "-f", str(spec), "--until-caught-up").code == 0
         digest = "SELECT md5(string_agg(o::text, ',' ORDER BY id)) FROM {}.orders o"
         assert source.execute(digest.format("public")) == target_db.execute(digest.format("svc"))
     finally:
-        cli("sync", "shop", "-f", str(spec), "--stop")
+        cli("sync", "shop", "-f", str(spec), "--stop", "--yes")
         inst.destroy()
+
+
+def test_lag_counts_only_the_moved_tables_changes_not_the_monoliths_other_wal(
+    source_db, target_db
+) -> None:
+    """A running sync moves its position over WAL that holds nothing of the moved tables
+    (the walsender's keepalives say how far it decoded), so a monolith busy elsewhere shows
+    no lag; marks, which would also move it, are switched off here (issue 12)."""
+    import threading
+    import time
+
+    from strangler.pg.sync import cdc
+    from tests.cdc_world import copier, route
+
+    make_shop(source_db, target_db, rows=50)
+    source_db.execute("CREATE TABLE public.noise (id bigserial PRIMARY KEY, v text)")
+    r = route(source_db, target_db)
+    cdc.begin(r, copy=copier(r))
+    stop = threading.Event()
+    worker = threading.Thread(
+        target=cdc.run, kwargs={"route": r, "stop": stop, "mark_every": 3600.0}, daemon=True
+    )
+    worker.start()
+    try:
+        before = source_db.execute("SELECT pg_current_wal_insert_lsn()")[0][0]
+        source_db.execute(
+            "INSERT INTO public.noise (v) SELECT repeat('n', 100) FROM generate_series(1, 100000)"
+        )
+        noise = source_db.execute("SELECT pg_current_wal_insert_lsn() - %s", (before,))[0][0]
+        assert noise > 8 << 20  # far more than the lag allowed below
+        source_db.execute("INSERT INTO public.orders (customer) VALUES ('moved table')")
+        deadline = time.monotonic() + 60
+        while cdc.status(r).lag_bytes > 1 << 20 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert cdc.status(r).lag_bytes <= 1 << 20
+        assert target_db.execute("SELECT count(*) FROM svc.orders WHERE customer = 'moved table'")
+    finally:
+        stop.set()
+        worker.join()
+        cdc.end(r)

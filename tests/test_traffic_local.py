@@ -243,3 +243,19 @@ def test_approval_pause_then_continue_and_rollback_is_never_blocked(
     assert (done.status, done.weight) == ("complete", 100)
     assert journal.last("order_service", "approve_traffic") is not None
     journal.close()
+
+
+def test_a_stalled_walk_exits_with_the_waiting_code(
+    traffic_world: TrafficWorld,
+    traffic_spec: Callable[..., Path],
+    tmp_path: Path,
+    cli: Callable[..., CliResult],
+) -> None:
+    # More requests than the load generator can send in an interval: no interval is judged.
+    traffic_spec(_router(traffic_world), steps="[50, 100]", min_requests=10**8)
+    at_phase(tmp_path / "state.db", "verified")
+    walk = cli("shift", "order_service", "--auto", "-o", "json")
+    assert walk.code == 75, walk.stdout + walk.stderr  # not 0: the walk is not done
+    data = walk.json()
+    assert data["status"] == "stalled" and data["weight"] == 50
+    assert "without a judgement" in data["message"]

@@ -67,14 +67,14 @@ def test_plan_warns_when_the_baseline_is_not_per_route(
         "gates: [{ metric: error_rate, max: 0.01 }]"
     )
     write_spec(_spec(extra))
-    done = cli("plan", "order_service", "-o", "json")
+    done = cli("plan", "order_service", "--offline", "-o", "json")
     assert done.code == 0, done.stderr
     plan = done.json()["services"][0]
     assert any("not a fair baseline" in w for w in plan["warnings"])
     assert plan["traffic"]["baseline"].startswith("the monolith's whole target group")
     assert plan["traffic"]["steps"][-1] == {"weight": 100.0, "bake": "2d", "approval": True}
     write_spec(_spec("gates: [{ metric: error_rate, max: 0.01 }]"))
-    plan = cli("plan", "order_service", "-o", "json").json()["services"][0]
+    plan = cli("plan", "order_service", "--offline", "-o", "json").json()["services"][0]
     assert not any("fair baseline" in w for w in plan["warnings"])
     assert plan["traffic"]["baseline"] == "the monolith on the same route, same interval"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 
 # Importing the command modules registers their commands on the app.
@@ -16,8 +17,10 @@ from strangler.cli import (  # noqa: F401
     checks,
     copy,
     core,
+    dashboard,
     decommission,
     demo,
+    report,
     rollback,
     run,
     sync,
@@ -59,20 +62,48 @@ def _report(exc: StranglerError, args: list[str]) -> int:
     return exc.exit_code
 
 
+# What a second run of an interrupted command does, for the Ctrl-C message (issue 14).
+_RESUMES = {
+    "copy": "finished chunks are kept and skipped",
+    "sync": "it applies from the position stored with the rows",
+    "verify": "verification starts again; nothing was changed",
+    "run": "it continues from the journal",
+    "shift": "a bake resumes where it was",
+    "cutover": "it resumes or refuses from the journal",
+    "decommission": "it resumes from the journal (an archive already written is kept)",
+    "demo": "the demo starts afresh",
+}
+
+
+def _resume_hint(args: list[str]) -> str:
+    command = next((a for a in args if not a.startswith("-")), "")
+    again = "strangler " + " ".join(shlex.quote(scrub(a)) for a in args)
+    if command in _RESUMES:
+        return f"Run '{again}' again to continue ({_RESUMES[command]})."
+    return f"Nothing is half-done that the journal does not show; run '{again}' again if needed."
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code (the console script exits with it)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if "_STRANGLER_COMPLETE" in os.environ:
+        # The shell asks for completions ('strangler completion bash' wrote the hook).
+        from typer._completion_classes import completion_init
+
+        completion_init()
     try:
         # Standalone mode: click/typer handle usage errors (exit 2) and --help themselves and
         # end with SystemExit; our own errors pass through to be mapped below.
         app(args=args, prog_name="strangler", standalone_mode=True)
     except SystemExit as done:
         code = done.code
+        if code == 130:  # click turned a Ctrl-C into exit 130: say how to go on
+            err_console.print(f"interrupted. {_resume_hint(args)}", markup=False, highlight=False)
         return code if isinstance(code, int) else (0 if code is None else 1)
     except StranglerError as exc:
         return _report(exc, args)
     except KeyboardInterrupt:
-        err_console.print("interrupted")
+        err_console.print(f"interrupted. {_resume_hint(args)}", markup=False, highlight=False)
         return 130
     except Exception as exc:
         _note_escape(exc, args)

@@ -12,6 +12,7 @@ from strangler.alarms import alarm_set, render_prometheus, render_terraform
 from strangler.checks.attestations import KNOWN, check_attestation
 from strangler.checks.base import CheckResult, blocking
 from strangler.cli.app import (
+    PREPARE,
     DryRunOpt,
     OperatorOpt,
     Output,
@@ -22,7 +23,8 @@ from strangler.cli.app import (
     emit,
     session,
 )
-from strangler.errors import file_problem
+from strangler.durations import parse_duration
+from strangler.errors import BadInput, file_problem
 from strangler.render.checks import render_results as _render
 from strangler.steps import preflight as checklists
 
@@ -53,7 +55,7 @@ def _finish(output: Output, service: str, what: str, results: list[CheckResult])
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(rich_help_panel=PREPARE)
 def preflight(
     service: ServiceArg,
     file: SpecOpt = None,
@@ -63,13 +65,18 @@ def preflight(
     """Run the runbook's pre-migration checklist; exit 1 when a required item fails.
 
     The verdicts are journaled; copy and write cutover need a recent passing preflight when
-    the spec has a preflight: section."""
+    the spec has a preflight: section.
+
+    Examples:
+      strangler preflight order_service
+      strangler preflight order_service -o json
+    """
     with session(file, operator) as s:
         done = checklists.preflight(s.runbook(service))
     _finish(output, service, "preflight", done.results)
 
 
-@app.command(name="attest")
+@app.command(name="attest", rich_help_panel=PREPARE)
 def attest_cmd(
     service: ServiceArg,
     what: Annotated[
@@ -81,7 +88,12 @@ def attest_cmd(
     dry_run: DryRunOpt = False,
     output: OutputOpt = Output.text,
 ) -> None:
-    """Record that a person did something no API can show (on-call alerted, ticket, …)."""
+    """Record that a person did something no API can show (on-call alerted, ticket, …).
+
+    Examples:
+      strangler attest order_service oncall --note 'paged #orders-oncall'
+      strangler attest order_service change_ticket --note CHG-1234
+    """
     with session(file, operator) as s:
         s.spec.service(service)
         if dry_run:
@@ -118,15 +130,20 @@ def attest_cmd(
     )
 
 
-@app.command()
+@app.command(rich_help_panel=PREPARE)
 def validate(
     service: ServiceArg,
     file: SpecOpt = None,
     operator: OperatorOpt = None,
     output: OutputOpt = Output.text,
 ) -> None:
-    """The runbook's validate-service.sh: pods ready, /health/ready through the Kubernetes API,
-    ExternalSecret synced, HPA shown. Exit 1 when one fails."""
+    """The runbook's validate-service.sh: pods, health, ExternalSecret, HPA; exit 1 on a fail.
+
+    Pods ready, /health/ready through the Kubernetes API, ExternalSecret synced, HPA shown.
+
+    Examples:
+      strangler validate order_service
+    """
     with session(file, operator) as s:
         results = checklists.validate(s.runbook(service)).results
     _finish(output, service, "validate", results)
@@ -137,19 +154,31 @@ class AlarmFormat(StrEnum):
     prometheus = "prometheus"
 
 
-@app.command()
+@app.command(rich_help_panel=PREPARE)
 def alarms(
     service: ServiceArg,
     format: Annotated[
         AlarmFormat, typer.Option("--format", help="terraform or prometheus.")
     ] = AlarmFormat.terraform,
     prefix: Annotated[str, typer.Option(help="Alarm name prefix.")] = "strangler-",
+    sync_lag: Annotated[
+        str, typer.Option("--sync-lag", help="Sync lag that alarms (a duration: 60s, 5m).")
+    ] = "60s",
     out: Annotated[Path | None, typer.Option("--out", help="Write to this file.")] = None,
     file: SpecOpt = None,
 ) -> None:
-    """Print the service's 5xx, latency and sync-lag alarms as Terraform or Prometheus rules."""
+    """Print the service's 5xx, latency and sync-lag alarms as Terraform or Prometheus rules.
+
+    Examples:
+      strangler alarms order_service --format terraform --out alarms.tf
+      strangler alarms order_service --format prometheus --sync-lag 2m > rules.yaml
+    """
+    try:
+        lag = parse_duration(sync_lag).total_seconds()
+    except ValueError as exc:
+        raise BadInput(f"--sync-lag: {exc}", hint="for example --sync-lag 60s") from None
     with session(file) as s:
-        a = alarm_set(service, s.spec.service(service), prefix)
+        a = alarm_set(service, s.spec.service(service), prefix, lag_seconds=lag)
     text = render_terraform(a) if format is AlarmFormat.terraform else render_prometheus(a)
     if out is None:
         typer.echo(text, nl=False)

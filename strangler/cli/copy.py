@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 from strangler.cli.app import (
+    MIGRATE,
     DryRunOpt,
     OperatorOpt,
     Output,
@@ -16,15 +17,17 @@ from strangler.cli.app import (
     app,
     console,
     emit,
+    machine,
     session,
 )
+from strangler.cli.observe import LogFormat, LogFormatOpt, LoggedCopyProgress, Logger
 from strangler.render.copy import render_copy
 from strangler.render.progress import RichCopyProgress
 from strangler.steps.copy import copy
 from strangler.steps.create_schema import create_schema
 
 
-@app.command("copy")
+@app.command("copy", rich_help_panel=MIGRATE)
 def copy_cmd(
     service: Annotated[str, typer.Argument(help="The service whose tables to copy.")],
     schema_only: Annotated[
@@ -32,6 +35,7 @@ def copy_cmd(
         typer.Option("--schema-only", help="Create the schema, types, tables and role; no rows."),
     ] = False,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=64, help="Parallel workers.")] = 2,
+    log_format: LogFormatOpt = LogFormat.text,
     file: SpecOpt = None,
     operator: OperatorOpt = None,
     dry_run: DryRunOpt = False,
@@ -42,6 +46,11 @@ def copy_cmd(
     Runs the runbook's step 1 (schema and role) if it has not run, then copies the rows and
     rebuilds keys, indexes, foreign keys, triggers and sequences. Run it again after a crash:
     finished chunks are skipped. --dry-run prints every SQL statement and changes nothing.
+
+    Examples:
+      strangler copy order_service --dry-run      # every SQL statement, nothing changed
+      strangler copy order_service --jobs 4
+      strangler copy order_service --schema-only  # schema and role, no rows
     """
     with session(file, operator) as s:
         rb = s.runbook(service)
@@ -59,7 +68,11 @@ def copy_cmd(
 
             emit(output, data, render_schema)
             return
-        if dry_run or output is Output.json:
+        if log_format is LogFormat.json and not dry_run:
+            log = Logger(log_format, f"strangler copy {service}", to_stderr=True)
+            result = copy(rb, jobs=jobs, progress=LoggedCopyProgress(log))
+            log.info(f"copy of {service} done")
+        elif dry_run or machine(output):
             result = copy(rb, jobs=jobs, dry_run=dry_run)
         else:
             with RichCopyProgress(Console(stderr=True, highlight=False)) as progress:

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from strangler.cli.app import (
+    MIGRATE,
     DryRunOpt,
     ForceOpt,
     OperatorOpt,
@@ -14,29 +15,41 @@ from strangler.cli.app import (
     OutputOpt,
     ReasonOpt,
     SpecOpt,
+    YesOpt,
     app,
+    confirm,
     console,
     emit,
     session,
 )
 from strangler.cli.checks import render_results
 from strangler.errors import BadInput
+from strangler.render.status import describe_details
 from strangler.steps import decommission as steps
 
 
-@app.command()
+@app.command(rich_help_panel=MIGRATE)
 def decommission(
     service: Annotated[str, typer.Argument(help="The service.")],
     check: Annotated[bool, typer.Option("--check", help="Only gather the evidence.")] = False,
     force: ForceOpt = False,
     reason: ReasonOpt = None,
+    yes: YesOpt = False,
     file: SpecOpt = None,
     operator: OperatorOpt = None,
     dry_run: DryRunOpt = False,
     output: OutputOpt = Output.text,
 ) -> None:
-    """The runbook's post-migration checklist (--check), then: remove the old route, archive
-    and rename the old tables, and in a later run drop them and tag the infrastructure repo."""
+    """The post-migration checklist (--check), then remove the old path, archive, drop.
+
+    Removes the old route, archives and renames the old tables, and in a later run drops
+    them and tags the infrastructure repo. Asks before it acts (--yes without a terminal).
+
+    Examples:
+      strangler decommission order_service --check
+      strangler decommission order_service --dry-run
+      strangler decommission order_service --yes
+    """
     if force and not reason:
         raise BadInput("--force needs --reason '…' (it is journaled)")
     with session(file, operator) as s:
@@ -58,6 +71,12 @@ def decommission(
             if not found.passed:
                 raise typer.Exit(1)
             return
+        if not dry_run:
+            confirm(
+                f"decommission {service}: remove its old route, archive and retire the old "
+                "tables (a later run drops them after the grace period)?",
+                yes=yes,
+            )
         report = steps.decommission(
             rb,
             source=source,
@@ -72,9 +91,12 @@ def decommission(
             render_results(f"decommission evidence: {service}", report.evidence)
         for done in report.done:
             what = done.get("would") or {k: v for k, v in done.items() if k != "step"}
-            console.print(f"[bold]{done['step']}[/]: {what}")
+            text = what if isinstance(what, str) else describe_details(what, limit=None)
+            console.print(f"[bold]{done['step']}[/]: ", end="")
+            console.print(text, markup=False)
         console.print(f"{service} is now [cyan]{report.phase}[/]")
         if report.waiting:
-            console.print(f"[yellow]waiting[/]: {report.waiting}")
+            console.print("[yellow]waiting[/]: ", end="")
+            console.print(str(report.waiting), markup=False)
 
     emit(output, report.to_dict(), render_report)

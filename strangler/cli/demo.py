@@ -7,12 +7,12 @@ from typing import Annotated
 
 import typer
 
-from strangler.cli.app import app, console
+from strangler.cli.app import MORE, app, console
 from strangler.demo.script import run_demo
 from strangler.demo.world import DemoOptions
 
 
-@app.command()
+@app.command(rich_help_panel=MORE)
 def demo(
     scale: Annotated[int, typer.Option(help="Orders in the sample monolith.", min=100)] = 100_000,
     directory: Annotated[
@@ -23,11 +23,21 @@ def demo(
         bool, typer.Option("--faulty", help="Make the new service fail at 20 % traffic.")
     ] = False,
     fast_forward: Annotated[
-        bool, typer.Option("--fast-forward", help="Move the clock to show decommission.")
-    ] = False,
+        bool,
+        typer.Option(
+            "--fast-forward/--no-fast-forward",
+            help="Move the journal's clock over the weeks decommission waits, to show it.",
+        ),
+    ] = True,
     keep: Annotated[bool, typer.Option("--keep", help="Leave the servers running.")] = False,
 ) -> None:
-    """Rehearse the runbook end to end on two embedded PostgreSQL servers."""
+    """Rehearse the runbook end to end on two embedded PostgreSQL servers.
+
+    Examples:
+      strangler demo
+      strangler demo --scale 1000000 --keep
+      strangler demo --faulty    # the service fails at 20 %, the gates roll it back
+    """
     if strategy not in ("copy", "online"):
         raise typer.BadParameter("strategy must be copy or online", param_hint="--strategy")
     run_demo(

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from strangler.cli.app import (
+    UNDO,
     DryRunOpt,
     OperatorOpt,
     Output,
@@ -14,16 +15,18 @@ from strangler.cli.app import (
     SpecOpt,
     YesOpt,
     app,
+    confirm,
     console,
     emit,
     session,
 )
 from strangler.errors import BadInput
+from strangler.render.status import describe_details
 from strangler.steps.rollbacks import RollbackRequest
 from strangler.steps.table import ROLLBACKS, rollback_for
 
 
-@app.command()
+@app.command(rich_help_panel=UNDO)
 def rollback(
     service: Annotated[str, typer.Argument(help="The service.")],
     traffic: Annotated[
@@ -49,7 +52,13 @@ def rollback(
     dry_run: DryRunOpt = False,
     output: OutputOpt = Output.text,
 ) -> None:
-    """Undo one layer of the migration, as the runbook's rollback procedures do."""
+    """Undo one layer of the migration, as the runbook's rollback procedures do.
+
+    Examples:
+      strangler rollback order_service --traffic --reason 'p99 doubled'
+      strangler rollback order_service --writes --reason 'bad migration in the service'
+      strangler rollback order_service --schema --reason 'start again' --yes
+    """
     asked = {
         "traffic": traffic,
         "writes": writes,
@@ -69,13 +78,20 @@ def rollback(
     request = RollbackRequest(
         reason=reason, dry_run=dry_run, yes=yes, target=terraform, to_revision=to_revision
     )
+    if chosen[0] == "schema" and not dry_run:
+        confirm(
+            f"drop the schema of {service} on its target (and the role strangler made)?", yes=yes
+        )
     with session(file, operator) as s:
         done = step.run(s.runbook(service), request)
     result: dict[str, Any] = done.to_dict() if hasattr(done, "to_dict") else dict(done)
     data = {"service": service, "rollback": chosen[0], "dry_run": dry_run, **result}
 
     def render() -> None:
-        for key, value in result.items():
-            console.print(f"{key}: {value}", markup=False)
+        what = "would roll back" if dry_run else "rolled back"
+        console.print(
+            f"{service}: {what} --{chosen[0]}: {describe_details(result, limit=None)}",
+            markup=False,
+        )
 
     emit(output, data, render)

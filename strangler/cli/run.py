@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from strangler.cli.app import (
+    MIGRATE,
     DryRunOpt,
     OperatorOpt,
     Output,
@@ -16,9 +17,9 @@ from strangler.cli.app import (
     app,
     console,
     emit,
-    err_console,
     session,
 )
+from strangler.cli.observe import LogFormat, LogFormatOpt, Logger, MetricsPortOpt, observing
 from strangler.errors import BadInput
 from strangler.phases import Phase
 from strangler.render.plan import render_step_plan
@@ -27,7 +28,7 @@ from strangler.steps.run import next_plan, run, run_until_done
 from strangler.steps.types import RunOptions
 
 
-@app.command("run")
+@app.command("run", rich_help_panel=MIGRATE)
 def run_cmd(
     service: Annotated[str | None, typer.Argument(help="The service; or --all.")] = None,
     all_services: Annotated[
@@ -44,13 +45,16 @@ def run_cmd(
         ),
     ] = False,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=64, help="Copy workers.")] = 2,
+    metrics_port: MetricsPortOpt = None,
+    log_format: LogFormatOpt = LogFormat.text,
     file: SpecOpt = None,
     operator: OperatorOpt = None,
     dry_run: DryRunOpt = False,
     output: OutputOpt = Output.text,
 ) -> None:
-    """Advance a service as far as its evidence, gates and schedule allow, then stop and say
-    what it waits for. Call it again at any time (by hand, from cron or CI) to continue.
+    """Take every step the evidence, gates and schedule allow; say what it waits for.
+
+    Call it again at any time (by hand, from cron or CI) to continue.
 
     Exit codes: 0 done (or at --until), 75 waiting (nothing wrong: call again later),
     1 a step or gate failed, 2 bad input, 3 a system could not be reached.
@@ -71,8 +75,8 @@ def run_cmd(
                 f"--until {until!r} is not a phase",
                 hint="one of: " + ", ".join(p.value for p in Phase),
             ) from None
-    say = err_console.print if output is Output.json else console.print
-    opts = RunOptions(jobs=jobs, say=lambda text: say(text, markup=False))
+    log = Logger(log_format, "strangler run", to_stderr=output is Output.json)
+    opts = RunOptions(jobs=jobs, say=lambda text: log.info(text))
     with session(file, operator) as s:
         names = sorted(s.spec.services) if all_services else [str(service)]
         for name in names:
@@ -91,13 +95,14 @@ def run_cmd(
             emit(output, {"dry_run": True, "services": data}, render_plans)
             return
         results = []
-        for name in names:
-            rb = s.runbook(name)
-            results.append(
-                run_until_done(rb, until=stop_at, options=opts)
-                if wait
-                else run(rb, until=stop_at, options=opts)
-            )
+        with observing(s.spec, names, metrics_port, log):
+            for name in names:
+                rb = s.runbook(name)
+                results.append(
+                    run_until_done(rb, until=stop_at, options=opts)
+                    if wait
+                    else run(rb, until=stop_at, options=opts)
+                )
 
     def render() -> None:
         for r in results:

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 import signal
+import sys
 import threading
 import time
 from typing import Annotated
@@ -11,30 +13,49 @@ from typing import Annotated
 import typer
 
 from strangler.cli.app import (
+    MIGRATE,
     DryRunOpt,
     OperatorOpt,
     Output,
     OutputOpt,
     SpecOpt,
+    YesOpt,
     app,
+    confirm,
     console,
     emit,
+    err_console,
+    machine,
     session,
 )
+from strangler.cli.observe import LogFormat, LogFormatOpt, Logger, MetricsPortOpt, observing
+from strangler.cli.watch import IntervalOpt, TimeoutOpt, WatchOpt, timeout_seconds
+from strangler.cli.watch import watch as watch_loop
+from strangler.durations import format_bytes
+from strangler.errors import BadInput
+from strangler.metrics_export import Metrics
+from strangler.pg.sync import cdc
 from strangler.pg.sync.apply import Round
 from strangler.phases import Action
 from strangler.render.plan import render_step_plan
+from strangler.secrets import scrub
 from strangler.steps import cutover as cutover_step
 from strangler.steps import sync as sync_step
+from strangler.steps.runbook import Runbook
 
 ServiceArg = Annotated[str, typer.Argument(help="The service, as named in the spec.")]
 
 
-@app.command()
+@app.command(rich_help_panel=MIGRATE)
 def sync(
     service: ServiceArg,
     status: Annotated[
-        bool, typer.Option("--status", help="Show slot, lag and WAL retained.")
+        bool,
+        typer.Option(
+            "--status",
+            help="Show slot, lag and WAL retained (--watch: again on every change; exit 1 "
+            "if the slot goes).",
+        ),
     ] = False,
     stop_sync: Annotated[
         bool, typer.Option("--stop", help="Remove the slot, publication and position.")
@@ -43,6 +64,12 @@ def sync(
     until_caught_up: Annotated[
         bool, typer.Option("--until-caught-up", help="Exit when everything committed is applied.")
     ] = False,
+    watch: WatchOpt = False,
+    timeout: TimeoutOpt = None,
+    interval: IntervalOpt = 2.0,
+    yes: YesOpt = False,
+    metrics_port: MetricsPortOpt = None,
+    log_format: LogFormatOpt = LogFormat.text,
     file: SpecOpt = None,
     operator: OperatorOpt = None,
     dry_run: DryRunOpt = False,
@@ -52,22 +79,20 @@ def sync(
 
     Applies changes from the slot that 'strangler copy' created with the copy's snapshot (or
     'strangler cutover' for the reverse direction); it never copies rows itself.
+
+    Examples:
+      strangler sync order_service                       # until Ctrl-C
+      strangler sync order_service --metrics-port 9464 --log-format json
+      strangler sync order_service --status --watch --timeout 10m
     """
     with session(file, operator) as s:
         rb = s.runbook(service)
         route = sync_step.route(rb)
         if status:
-            info = sync_step.status(rb)
-
-            def show_status() -> None:
-                for k, v in info.to_dict().items():
-                    if k != "warnings":
-                        console.print(f"{k}: {v}", markup=False)
-                for w in info.warnings:
-                    console.print(f"[yellow]warning:[/] {w}")
-
-            emit(output, info.to_dict(), show_status)
+            _status(rb, service, output, watch, timeout, interval)
             return
+        if watch or timeout:
+            raise BadInput("--watch and --timeout go with --status", hint="add --status")
         if stop_sync:
             if dry_run:
                 emit(
@@ -76,6 +101,12 @@ def sync(
                     lambda: console.print(f"would drop slot and publication {route.slot}"),
                 )
                 return
+            if route.direction == "reverse":
+                confirm(
+                    f"stop reverse sync of {service}? It keeps the monolith's tables current; "
+                    f"without it 'strangler rollback {service} --writes' cannot go back",
+                    yes=yes,
+                )
             stopped = sync_step.stop(rb)
             emit(
                 output,
@@ -91,32 +122,121 @@ def sync(
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
         started, total = time.monotonic(), 0
+        if output is Output.text:
+            console.print(
+                f"{route.direction} sync of {service}: {route.source_schema} → "
+                f"{route.target_schema} ({route.source_role} → {route.target_role}), slot "
+                f"{route.slot}",
+                markup=False,
+            )
+        log = Logger(log_format, f"strangler sync {service}", to_stderr=output is Output.json)
+        exported: list[Metrics] = []
 
         def show(r: Round) -> None:
             nonlocal total
             total += r.rows
-            if output is Output.text and (r.rows or once):
-                rate = total / max(1e-6, time.monotonic() - started)
+            rate = total / max(1e-6, time.monotonic() - started)
+            for metrics in exported:
+                metrics.set(
+                    "strangler_sync_apply_rows_per_second",
+                    rate,
+                    service=service,
+                    direction=route.direction,
+                )
+            if r.rows or once:
                 lag = max(r.lags) if r.lags else 0.0
-                console.print(
+                log.info(
                     f"{route.direction}: {r.rows} rows in {r.transactions} txns · "
                     f"{rate:,.0f} rows/s · lag {lag:.3f}s · last xid {r.last_xid} · "
                     f"position {r.position:X}"
-                    + (f" · TRUNCATE {r.truncated}" if r.truncated else "")
+                    + (f" · TRUNCATE {', '.join(r.truncated)}" if r.truncated else ""),
+                    direction=route.direction,
+                    rows=r.rows,
+                    transactions=r.transactions,
+                    rows_per_second=round(rate, 1),
+                    lag_seconds=round(lag, 3),
+                    position=f"{r.position:X}",
                 )
 
-        done = sync_step.apply(
-            rb, stop=stop, on_round=show, once=once, until_caught_up=until_caught_up
-        )
+        with observing(s.spec, [service], metrics_port, log, keep_lag=True) as served:
+            exported.extend([served] if served else [])
+            done = sync_step.apply(
+                rb, stop=stop, on_round=show, once=once, until_caught_up=until_caught_up
+            )
     lag = done.status.lag_bytes if done.status else None
+    if done.handed_over:
+        # Not a crash: a cutover (or its rollback) took the slot over, on purpose (exit 0).
+        emit(output, done.to_dict(), lambda: console.print(done.handed_over, markup=False))
+        return
     emit(
         output,
         done.to_dict(),
-        lambda: console.print(f"stopped; lag {lag} bytes, slot {route.slot} kept"),
+        lambda: console.print(
+            f"{route.direction} sync stopped; lag {format_bytes(lag)}, slot {route.slot} "
+            f"kept; run 'strangler sync {service}' again to continue"
+        ),
     )
 
 
-@app.command("cutover")
+def _show(info: cdc.SyncStatus, output: Output, watching: bool) -> None:
+    data = info.to_dict()
+    if watching and machine(output):
+        line = json.dumps(data, default=lambda v: v.isoformat() if hasattr(v, "isoformat") else v)
+        sys.stdout.write(scrub(line) + "\n")
+        sys.stdout.flush()
+        return
+
+    def human() -> None:
+        applied = info.last_commit_time
+        console.print(
+            f"{info.service} {info.direction} sync · slot {info.slot} "
+            + (f"(streaming to pid {info.active_pid})" if info.active_pid else "")
+            + ("" if info.slot_exists else "[red]missing[/]")
+            + f" · lag {format_bytes(info.lag_bytes)} · WAL retained "
+            f"{format_bytes(info.retained_wal_bytes)} · applied {info.rows_applied:,} rows in "
+            f"{info.transactions_applied:,} transactions"
+            + (f", last committed {applied:%Y-%m-%d %H:%M:%S} UTC" if applied else ""),
+            highlight=False,
+        )
+        for w in info.warnings:
+            console.print(f"[yellow]warning:[/] {w}")
+
+    emit(output, data, human)
+
+
+def _status(
+    rb: Runbook, service: str, output: Output, watch: bool, timeout: str | None, interval: float
+) -> None:
+    if not watch:
+        if timeout:
+            raise BadInput("--timeout goes with --watch", hint="add --watch")
+        _show(sync_step.status(rb), output, False)
+        return
+
+    def verdict(info: cdc.SyncStatus) -> int | None:
+        if not info.slot_exists:
+            err_console.print(
+                f"the slot {info.slot} is gone: sync of {service} has ended or was stopped",
+                markup=False,
+            )
+            return 1
+        return None
+
+    code = watch_loop(
+        lambda: sync_step.status(rb),
+        lambda info: _show(info, output, True),
+        key=lambda info: (info.lag_bytes, info.retained_wal_bytes, info.rows_applied),
+        verdict=verdict,
+        interval=interval,
+        timeout=timeout_seconds(timeout),
+        on_timeout=lambda: None,
+    )
+    # A watch that ran its time with the slot in place is fine: 0, not "waiting".
+    if code not in (0, 75):
+        raise typer.Exit(code)
+
+
+@app.command("cutover", rich_help_panel=MIGRATE)
 def cutover_cmd(
     service: ServiceArg,
     reason: Annotated[str, typer.Option(help="Why; journaled.")] = "",
@@ -128,8 +248,15 @@ def cutover_cmd(
     dry_run: DryRunOpt = False,
     output: OutputOpt = Output.text,
 ) -> None:
-    """Cut writes over to the service schema in under a second; reverse sync keeps the
-    monolith's tables current so 'strangler rollback SERVICE --writes' can always go back."""
+    """Cut writes over to the service schema in under a second, with reverse sync started.
+
+    Reverse sync keeps the monolith's tables current so 'strangler rollback SERVICE --writes'
+    can always go back.
+
+    Examples:
+      strangler cutover order_service --dry-run
+      strangler cutover order_service
+    """
     with session(file, operator) as s:
         rb = s.runbook(service)
         if dry_run:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from strangler.cli.app import (
+    MIGRATE,
     DryRunOpt,
     ForceOpt,
     OperatorOpt,
@@ -22,12 +23,14 @@ from strangler.cli.app import (
     err_console,
     session,
 )
+from strangler.cli.observe import LogFormat, LogFormatOpt, Logger, MetricsPortOpt, observing
 from strangler.errors import BadInput
+from strangler.steps.run import EXIT_WAITING
 from strangler.steps.shift import Shifter
 from strangler.steps.wiring import router, router_context, traffic_of
 
 
-@app.command()
+@app.command(rich_help_panel=MIGRATE)
 def shift(
     service: Annotated[str, typer.Argument(help="The service.")],
     to: Annotated[
@@ -45,17 +48,28 @@ def shift(
     yes: YesOpt = False,
     force: ForceOpt = False,
     reason: ReasonOpt = None,
+    metrics_port: MetricsPortOpt = None,
+    log_format: LogFormatOpt = LogFormat.text,
     file: SpecOpt = None,
     operator: OperatorOpt = None,
     dry_run: DryRunOpt = False,
     output: OutputOpt = Output.text,
 ) -> None:
-    """Shift the service's route from the monolith, one step or the whole gated walk."""
+    """Shift the service's route from the monolith, one step or the whole gated walk.
+
+    Examples:
+      strangler shift order_service --to 5
+      strangler shift order_service --auto --metrics-port 9464
+      strangler shift order_service --approve
+    """
     if sum([to is not None, auto, approve]) != 1:
         raise BadInput("choose one of --to N, --auto or --approve")
     if force and not reason:
         raise BadInput("--force needs --reason '…' (it is journaled)")
+    if metrics_port is not None and not auto:
+        raise BadInput("--metrics-port goes with --auto (the long-running walk)")
     say_to = err_console if output is Output.json else console
+    log = Logger(log_format, f"strangler shift {service}", to_stderr=output is Output.json)
 
     def confirm(question: str) -> bool:
         if yes:
@@ -71,13 +85,14 @@ def shift(
             s.spec, service, confirm=confirm, say=say_to.print, assume_yes=yes, reason=reason or ""
         )
         route_to = router(s.spec, service, ctx)
-        shifter = Shifter(rb, route_to, say=say_to.print)
+        shifter = Shifter(rb, route_to, say=lambda text: log.info(str(text)))
         data: dict[str, Any]
         if approve:
             step = shifter.approve(reason)
             data = {"service": service, "approved": step}
         elif auto:
-            data = shifter.auto(retry=retry, force=force, reason=reason).to_dict()
+            with observing(s.spec, [service], metrics_port, log):
+                data = shifter.auto(retry=retry, force=force, reason=reason).to_dict()
         else:
             assert to is not None
             if not dry_run:
@@ -100,3 +115,7 @@ def shift(
             console.print(f"{service}: step {data['approved']:g} % approved")
 
     emit(output, data, render)
+    if auto and data.get("status") != "complete":
+        # Paused for an approval, a bake still running, or stalled for lack of traffic: not
+        # done and nothing failed, so the waiting code, as 'strangler run' uses (issue 14).
+        raise typer.Exit(EXIT_WAITING)

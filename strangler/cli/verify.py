@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from strangler.cli.app import (
+    MIGRATE,
     DryRunOpt,
     OperatorOpt,
     Output,
@@ -18,8 +19,10 @@ from strangler.cli.app import (
     app,
     console,
     emit,
+    machine,
     session,
 )
+from strangler.cli.observe import LogFormat, LogFormatOpt, Logger
 from strangler.durations import parse_duration
 from strangler.errors import BadInput, file_problem
 from strangler.pg.connect import describe_dsn
@@ -33,7 +36,7 @@ class Mode(StrEnum):
     rows = "rows"
 
 
-@app.command()
+@app.command(rich_help_panel=MIGRATE)
 def verify(
     service: Annotated[str, typer.Argument(help="The service whose copy to verify.")],
     file: SpecOpt = None,
@@ -59,6 +62,7 @@ def verify(
         Path | None, typer.Option(help="Also write the report's Markdown section here.")
     ] = None,
     output: OutputOpt = Output.text,
+    log_format: LogFormatOpt = LogFormat.text,
     operator: OperatorOpt = None,
     dry_run: DryRunOpt = False,
 ) -> None:
@@ -67,6 +71,11 @@ def verify(
     Each side hashes key ranges of each table on its own server, both at once; only ranges
     that differ are cut further, down to the rows. Every result is journaled, and a passing
     one is the evidence write and traffic cutover require.
+
+    Examples:
+      strangler verify order_service
+      strangler verify order_service --table orders --mode checksum
+      strangler verify order_service --every 1h --markdown verify.md
     """
     if recheck < 0:
         raise BadInput("--recheck must be 0 or more", hint="for example --recheck 3")
@@ -106,6 +115,7 @@ def verify(
             return
         failed = False
         done = 0
+        log = Logger(log_format, f"strangler verify {service}", to_stderr=True)
         while True:
             report = verify_step(s.runbook(service), tables=table, mode=mode.value, recheck=recheck)
             failed = failed or not report.passed
@@ -114,7 +124,16 @@ def verify(
                     markdown.write_text(report.markdown())
                 except OSError as exc:
                     raise file_problem(markdown, exc, "write the Markdown report to") from exc
-            emit(output, report.to_dict(), lambda r=report: render_report(r, show, console))  # type: ignore[misc]
+            if log_format is LogFormat.json:
+                log.info(
+                    f"verify {service}: {'passed' if report.passed else 'differences found'}",
+                    passed=report.passed,
+                    mode=mode.value,
+                    seconds=round(report.seconds, 3),
+                    run=done + 1,
+                )
+            if log_format is not LogFormat.json or machine(output):
+                emit(output, report.to_dict(), lambda r=report: render_report(r, show, console))  # type: ignore[misc]
             done += 1
             if interval is None or (runs is not None and done >= runs):
                 break

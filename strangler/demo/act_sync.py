@@ -24,7 +24,9 @@ import psycopg
 
 from strangler.demo.load import DemoLoad
 from strangler.demo.world import SERVICE, World
+from strangler.durations import format_bytes
 from strangler.errors import CheckFailed, SlotGone
+from strangler.metrics_export import Collector, Metrics, service_probes
 from strangler.pg.sync import cdc
 from strangler.pg.sync.apply import Round
 from strangler.phases import Phase
@@ -85,7 +87,17 @@ def act_sync(world: World) -> None:
             running.rows += r.rows
 
         try:
-            cdc.run(route, stop=running.stop, on_round=count)
+            # The lag is sampled beside the applier, as 'strangler sync' does, so the
+            # report's lag chart has the demo's sync in it.
+            with (
+                world.journal(f"strangler sync {SERVICE}") as journal,
+                Collector(
+                    Metrics(),
+                    service_probes(world.spec, journal, [SERVICE], keep_lag=True, lag_every=1),
+                    every=1.0,
+                ),
+            ):
+                cdc.run(route, stop=running.stop, on_round=count)
         except SlotGone:
             pass  # the cutover drained the slot and dropped it: sync's work is done
         except BaseException as exc:
@@ -102,9 +114,10 @@ def act_sync(world: World) -> None:
     caught_up = mark.wait_applied(mark.source_position(), timeout=120)
     info = cdc.status(route)
     world.console.print(
-        f"caught up: {caught_up} in {time.monotonic() - started:.1f}s · "
+        ("caught up" if caught_up else "NOT caught up")
+        + f" in {time.monotonic() - started:.1f}s · "
         f"{info.transactions_applied:,} transactions, {info.rows_applied:,} rows applied "
-        f"so far · lag {info.lag_bytes} bytes"
+        f"so far · lag {format_bytes(info.lag_bytes)}"
     )
     world.facts["sync"] = f"caught up {caught_up}, {info.rows_applied} rows applied"
     if not caught_up:

@@ -10,10 +10,13 @@ themselves.
 
 from __future__ import annotations
 
+import re
+
 from strangler.demo.apps import LoadGenerator, SampleApp
 from strangler.demo.world import SERVICE, World
 from strangler.errors import GateFailed
 from strangler.phases import Phase
+from strangler.render.run import render_run
 from strangler.steps.run import run_until_done
 from strangler.steps.runbook import Runbook
 from strangler.steps.types import RunOptions
@@ -47,6 +50,11 @@ def _add_traffic(world: World, admin: str) -> None:
         )
 
 
+def _failed_weight(message: str) -> str:
+    found = re.search(r"gates failed at ([\d.]+ %)", message)
+    return found.group(1) if found else "a traffic step"
+
+
 def act_traffic(world: World) -> None:
     console = world.console
     monolith = SampleApp("monolith").start()
@@ -75,15 +83,23 @@ def act_traffic(world: World) -> None:
             console.print(f"[green]complete: {done.phase}[/]")
             world.facts["traffic"] = "complete"
         elif isinstance(done.error, GateFailed):
-            console.print(f"[bold red]automatic rollback:[/] {done.error.message}")
+            # The reason was said once, as the rollback happened (issue 14: not twice).
+            console.print(
+                f"[bold red]automatic rollback[/]: the gates failed at "
+                f"{_failed_weight(done.error.message)}; all of {ROUTE} is back on the monolith "
+                f"('strangler history {SERVICE}' has every evaluation)"
+            )
             world.facts["traffic"] = "rolled_back"
         else:
-            console.print(f"[yellow]{done.status}: {done.to_dict()}[/]")
+            render_run(console, done)
             world.facts["traffic"] = done.status
         world.facts["traffic_weight"] = journal.state(SERVICE).weight
     stats = proxy.stats()["targets"]
-    route_counts = {t: stats[t].get("route", {}).get("requests", 0) for t in stats}
+    served = ", ".join(
+        f"{t} {stats[t].get('route', {}).get('requests', 0):,}" for t in sorted(stats)
+    )
+    seen = ", ".join(f"{n:,} × {code}" for code, n in sorted(load.statuses.items()))
     console.print(
         f"proxy now sends {proxy.service_percent():g} % of {ROUTE} to order_service; "
-        f"route requests served: {route_counts}; client saw {dict(load.statuses)}"
+        f"route requests served: {served}; the client saw {seen}"
     )

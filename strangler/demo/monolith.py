@@ -6,6 +6,7 @@ fixed seed, so every demo and test run sees the same data for the same scale.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
@@ -68,8 +69,16 @@ _DATA = [
 ]
 
 
-def build_monolith(conn: psycopg.Connection[Any], *, orders: int = 100_000) -> dict[str, int]:
-    """Create and fill the sample monolith in ``public``; returns rows per table."""
+def build_monolith(
+    conn: psycopg.Connection[Any],
+    *,
+    orders: int = 100_000,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, int]:
+    """Create and fill the sample monolith in ``public``; returns rows per table.
+
+    ``progress(table, i, n)`` is told before each of the ``n`` tables is filled, so the demo
+    can say what it is doing while a big monolith builds (issue 14)."""
     sizes = {
         "orders": orders,
         "customers": max(10, orders // 10),
@@ -79,8 +88,12 @@ def build_monolith(conn: psycopg.Connection[Any], *, orders: int = 100_000) -> d
     with conn.transaction():
         conn.execute("SELECT setseed(0.42)")
         conn.execute(ddl.encode())  # our own file, not input
-        for _table, stmt in _DATA:
+        for i, (table, stmt) in enumerate(_DATA, 1):
+            if progress:
+                progress(table, i, len(_DATA))
             conn.execute(stmt.encode(), sizes)
+    if progress:
+        progress("statistics (ANALYZE)", len(_DATA), len(_DATA))
     conn.execute("ANALYZE")
     return monolith_counts(conn)
 

@@ -7,7 +7,11 @@ its error, like a failing runbook step would.
 
 from __future__ import annotations
 
+import shlex
+import shutil
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from rich.console import Console
 from rich.panel import Panel
@@ -20,7 +24,7 @@ from strangler.demo.act_preflight import act_preflight
 from strangler.demo.act_sync import act_cutover, act_load, act_sync
 from strangler.demo.act_traffic import act_traffic
 from strangler.demo.act_verify import act_verify
-from strangler.demo.world import DemoOptions, World, demo_world
+from strangler.demo.world import SERVICE, DemoOptions, World, demo_world
 
 __all__ = ["ACTS", "run_demo"]
 
@@ -38,6 +42,33 @@ ACTS: list[tuple[str, Act]] = [
     ("traffic", act_traffic),
     ("decommission", act_decommission),
 ]
+
+
+def _strangler() -> str:
+    """How this shell can run strangler: the console script if it is on PATH, else this
+    Python with ``-m strangler`` (``make demo`` does not put .venv/bin on PATH)."""
+    found = shutil.which("strangler")
+    if found and Path(found).resolve().parent == Path(sys.executable).resolve().parent:
+        return "strangler"
+    exe = Path(sys.executable)
+    return shlex.quote(str(exe)) + " -m strangler"
+
+
+def explore(world: World) -> list[str]:
+    """The demo's ending: commands that work as printed, in a shell, after the demo."""
+    spec = shlex.quote(str(world.spec_path))
+    env = shlex.quote(str(world.spec_path.parent / "env"))
+    run = f"{_strangler()} "
+    report = shlex.quote(str(world.spec_path.parent / "report"))
+    lines = [
+        "explore (the journal stays; 'strangler demo --keep' leaves the servers running too):",
+        f"  set -a; . {env}; set +a",
+        f"  {run}history {SERVICE} -f {spec}",
+        f"  {run}describe {SERVICE} -f {spec}",
+        f"  {run}report {SERVICE} -f {spec} --out {report}",
+        f"  {run}dashboard -f {spec}          # http://127.0.0.1:8484/, Ctrl-C to stop",
+    ]
+    return lines
 
 
 def run_demo(options: DemoOptions, console: Console | None = None) -> World:
@@ -63,9 +94,6 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> World:
             act(world)
         console.rule("[bold green]demo complete")
         console.print(f"spec: {world.spec_path}")
-        console.print(
-            "explore: set -a; . "
-            f"{world.spec_path.parent / 'env'}; set +a; "
-            f"strangler status -f {world.spec_path}"
-        )
+        for line in explore(world):
+            console.print(line, markup=False, highlight=False)
     return world

@@ -145,8 +145,12 @@ def demo_world(options: DemoOptions, console: Console) -> Iterator[World]:
             monolith.create_database("monolith")
             service.create_database("order_service")
             building = f"building the sample monolith ({options.scale:,} orders)"
-            with console.status(building), world.connect_monolith() as conn:
-                world.counts = build_monolith(conn, orders=options.scale)
+            with console.status(building) as shown, world.connect_monolith() as conn:
+
+                def step(table: str, i: int, n: int) -> None:
+                    shown.update(f"{building}: {table} ({i}/{n})")
+
+                world.counts = build_monolith(conn, orders=options.scale, progress=step)
         try:
             yield world
         finally:

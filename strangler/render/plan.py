@@ -42,6 +42,11 @@ def render_boundary(console: Console, report: BoundaryReport) -> None:
             action = f"[{style}]{r['action']}[/]" if style else r["action"]
             table.add_row(r["kind"], r["from"], r["to"], action, r["breaks"])
         console.print(table)
+    for e in report.extensions:
+        console.print(
+            f"   · extension {e['extension']}: monolith {e['monolith']}; target {e['target']}",
+            markup=False,
+        )
     for w in report.warnings:
         console.print(f"  [yellow]warning:[/] {w}")
 
@@ -51,7 +56,12 @@ def render_sync(console: Console, sync: SyncMechanism) -> None:
     console.print(f"   · why: {sync.why}")
     if sync.native:
         console.print(f"   · native publication/subscription: {sync.native}")
-    for key, value in (("slots", sync.slots), ("limits", sync.limits), ("monolith", sync.monolith)):
+    for key, value in (
+        ("slots", sync.slots),
+        ("limits", sync.limits),
+        ("monolith", sync.monolith),
+        ("partitions", sync.partitions),
+    ):
         if value:
             console.print(f"   · {key}: {value}")
     for w in sync.warnings:

@@ -43,6 +43,11 @@ class RichCopyProgress:
         )
         self._tasks: dict[str, TaskID] = {}
         self._bytes: dict[str, int] = {}
+        # Rows and bytes of the chunks finished, per table: rows are only known when a chunk
+        # ends, bytes flow every few MB, so in between the bar moves by bytes at the bytes
+        # per row measured so far (issue 14: it jumped chunk by chunk).
+        self._rows_done: dict[str, int] = {}
+        self._bytes_done: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def __enter__(self) -> RichCopyProgress:
@@ -60,6 +65,10 @@ class RichCopyProgress:
                 table, total=max(estimated_rows, 1), size="", rate=""
             )
             self._bytes[table] = 0
+            self._rows_done[table] = 0
+            self._bytes_done[table] = 0
+
+    _GUESS = 100  # bytes per row before a first chunk of the table has ended
 
     def advance(self, table: str, rows: int, nbytes: int) -> None:
         with self._lock:
@@ -68,7 +77,22 @@ class RichCopyProgress:
                 return
             self._bytes[table] += nbytes
             current = self._progress.tasks[task]
-            done = current.completed + rows
+            if rows:
+                # A chunk ended: its rows are exact; what flowed meanwhile was its bytes.
+                self._rows_done[table] += rows
+                self._bytes_done[table] = self._bytes[table]
+                # Never backwards: an estimate ahead of the rows counted waits for them.
+                done = max(float(self._rows_done[table]), current.completed)
+            else:
+                per_row = (
+                    self._bytes_done[table] / self._rows_done[table]
+                    if self._rows_done[table]
+                    else self._GUESS
+                )
+                in_flight = (self._bytes[table] - self._bytes_done[table]) / max(per_row, 1)
+                ceiling = max((current.total or 0) - 1, self._rows_done[table])
+                done = min(self._rows_done[table] + in_flight, ceiling)
+                done = max(done, current.completed)
             total = max(current.total or 0, done)
             speed = current.speed or 0
             self._progress.update(
@@ -82,8 +106,7 @@ class RichCopyProgress:
     def finish(self) -> None:
         """Mark every table complete (the estimate of rows was only an estimate)."""
         with self._lock:
-            for task in self._tasks.values():
+            for table, task in self._tasks.items():
                 current = self._progress.tasks[task]
-                self._progress.update(
-                    task, total=current.completed or 1, completed=current.completed or 1
-                )
+                rows = self._rows_done.get(table) or current.completed or 1
+                self._progress.update(task, total=rows, completed=rows)

@@ -152,7 +152,7 @@ def _copy(
         endpoints(rb.spec, rb.name),
         tables=list(rb.service.tables),
         role=schema_step.role_request(rb.service),
-        leaving=rb.service.foreign_keys.leaving,
+        policy=schema_step.policy(rb.service),
         jobs=jobs,
         snapshot=snapshot,
         chunk_rows=chunk_rows,

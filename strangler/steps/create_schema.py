@@ -19,7 +19,15 @@ from strangler.pg.copy.extract import create_schema_objects
 from strangler.pg.schema.boundary import analyze
 from strangler.pg.schema.catalog import read_catalog
 from strangler.pg.schema.ddl import to_lines, to_text
-from strangler.pg.schema.prepare import Prepared, RoleRequest, prepare, schema_state
+from strangler.pg.schema.extensions import needed, on_target
+from strangler.pg.schema.prepare import (
+    Policy,
+    Prepared,
+    RoleRequest,
+    prepare,
+    refuse_missing,
+    schema_state,
+)
 from strangler.pg.schema.privileges import check_readable
 from strangler.phases import Action, Phase
 from strangler.spec import ServiceSpec
@@ -69,6 +77,15 @@ def role_request(svc: ServiceSpec) -> RoleRequest | None:
     return RoleRequest(role.name, password, role.create)
 
 
+def policy(svc: ServiceSpec) -> Policy:
+    """The spec's word on what crosses the boundary, as the plain values mechanism takes."""
+    return Policy(
+        leaving=svc.foreign_keys.leaving,
+        shared_sequences=svc.sequences.shared,
+        create_extensions=svc.extensions.create,
+    )
+
+
 def prepared(
     rb: ServiceRef, source: psycopg.Connection[Any], target: psycopg.Connection[Any]
 ) -> Prepared:
@@ -81,7 +98,7 @@ def prepared(
         tables=list(rb.service.tables),
         target_schema=ends.target_schema,
         role=role_request(rb.service),
-        leaving=rb.service.foreign_keys.leaving,
+        policy=policy(rb.service),
         same_instance=ends.same_instance,
     )
     # Before anything is created: the copy must be able to read all it will read.
@@ -132,8 +149,12 @@ def create_schema(rb: Runbook, *, dry_run: bool = False) -> SchemaResult:
                 + (f" holding {', '.join(relations[:10])}" if relations else " (empty)")
                 + "; strangler creates the service schema itself and never writes into one it "
                 "did not make",
-                hint=f"choose another target.schema, or drop it if it is a leftover: "
-                f"'strangler rollback {rb.name} --schema' when strangler made it",
+                # The journal has no record of making it (else the phase would not be
+                # 'planned'): 'rollback --schema' would be refused, so do not send the
+                # operator there (issue 14: a hint loop after a lost journal).
+                hint="this journal has no record of strangler making it (a new or lost "
+                "journal?); inspect it, then choose another target.schema or drop it by hand "
+                f"on the target: DROP SCHEMA {_quoted(ends.target_schema)} CASCADE;",
             )
         if dry_run:
             sql_text = to_text(prep.ddl, ends.target_schema, target)
@@ -162,6 +183,9 @@ class BoundaryReport:
     warnings: list[str] = field(default_factory=list)
     tables_without_primary_key: list[str] = field(default_factory=list)
     error: str | None = None  # the monolith could not be read: the section says so
+    # each extension the moved tables need: where it lives on both sides, or the exact
+    # CREATE EXTENSION the target lacks (pg/schema/extensions.py)
+    extensions: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -170,6 +194,7 @@ class BoundaryReport:
             "blocking": self.blocking,
             "warnings": self.warnings,
             "tables_without_primary_key": self.tables_without_primary_key,
+            "extensions": self.extensions,
             "error": self.error,
         }
 
@@ -182,18 +207,48 @@ def boundary_report(rb: ServiceRef) -> BoundaryReport:
     try:
         with connect(rb.spec.source.dsn, role="monolith", connect_timeout=5) as conn:
             catalog = read_catalog(conn, rb.spec.source.schema_, list(svc.tables))
-            found = analyze(conn, catalog, leaving=leaving, same_instance=svc.target.dsn is None)
+            found = analyze(
+                conn,
+                catalog,
+                leaving=leaving,
+                same_instance=svc.target.dsn is None,
+                shared_sequences=svc.sequences.shared,
+            )
+            needs = needed(conn, [t.oid for t in catalog.tables], sorted(catalog.carried_type_oids))
     except StranglerError as exc:
         return BoundaryReport(leaving, error=exc.message)
+    warnings = list(found.warnings)
+    extensions: list[dict[str, Any]] = []
+    blocking = len(found.blocking)
+    try:
+        with connect(rb.spec.target_dsn(rb.name), role="service target", connect_timeout=5) as t:
+            plans = on_target(t, needs, svc.target.schema_)
+        extensions = [e.to_dict() for e in plans]
+        try:
+            refuse_missing(plans, create=svc.extensions.create)
+        except BadInput as exc:
+            blocking += 1
+            warnings.append(exc.message)
+    except StranglerError as exc:
+        extensions = [
+            {"extension": n.name, "monolith": f"{n.version} in schema {n.schema}",
+             "target": f"not checked: {exc.message}", "uses": list(n.uses)}
+            for n in needs
+        ]  # fmt: skip
     return BoundaryReport(
         leaving,
         references=[r.to_dict() for r in found.references],
-        blocking=len(found.blocking),
-        warnings=list(found.warnings),
+        blocking=blocking,
+        extensions=extensions,
+        warnings=warnings,
         tables_without_primary_key=[
             t.name for t in catalog.tables if t.has_data and t.primary_key is None
         ],
     )
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def target_name(rb: ServiceRef) -> str:

@@ -21,12 +21,13 @@ under another snapshot (the stream starts at one point only). Two cases:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from strangler.pg.copy.extract import CopyFigures
 from strangler.pg.sync import cdc
 from strangler.pg.sync.decoding import check_logical_decoding
+from strangler.pg.sync.partitions import partitioned_roots
 from strangler.pg.sync.pgoutput import format_lsn
 from strangler.pg.sync.slot import check_replica_identity, slot_status
 from strangler.steps.records import CopyPlan, OnlineCopy
@@ -44,13 +45,18 @@ class OnlineResult:
     slot: str
     consistent_lsn: str
     restarted: bool
+    # partitioned tables, published through their root (publish_via_partition_root)
+    partitioned: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "slot": self.slot,
             "consistent_lsn": self.consistent_lsn,
             "restarted": self.restarted,
         }
+        if self.partitioned:
+            out["published_via_partition_root"] = self.partitioned
+        return out
 
 
 def refuse_unpublishable(rb: Runbook) -> None:
@@ -89,6 +95,8 @@ def copy_online(rb: Runbook, copy: Copy) -> OnlineResult:
     given None it exports its own (used here only when every row is already copied).
     """
     route = sync_route(rb.spec, rb.name, "forward")
+    with route.connect_source() as src:
+        partitioned = partitioned_roots(src, route.source_schema, route.tables)
     started_before = (
         rb.progress.load(OnlineCopy) is not None or rb.progress.load(CopyPlan) is not None
     )
@@ -97,7 +105,7 @@ def copy_online(rb: Runbook, copy: Copy) -> OnlineResult:
         figures = copy(None)
         lsn = cdc.attach(route)
         figures.snapshot = mine.snapshot or figures.snapshot
-        return OnlineResult(figures, route.slot, format_lsn(lsn), restarted=False)
+        return OnlineResult(figures, route.slot, format_lsn(lsn), False, partitioned)
     if started_before:
         # The snapshot the finished chunks were read in is gone: start over, cleanly.
         cdc.end(route)
@@ -111,4 +119,4 @@ def copy_online(rb: Runbook, copy: Copy) -> OnlineResult:
         result.append(copy(snapshot))
 
     lsn = cdc.begin(route, copy=under_slot)
-    return OnlineResult(result[0], route.slot, format_lsn(lsn), restarted=started_before)
+    return OnlineResult(result[0], route.slot, format_lsn(lsn), started_before, partitioned)

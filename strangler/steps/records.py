@@ -35,6 +35,7 @@ __all__ = [
     "CopyWatermark",
     "Event",
     "GuardState",
+    "LagHistory",
     "OnlineCopy",
     "Progress",
     "Record",
@@ -58,6 +59,7 @@ class Event(StrEnum):
     AWAITING_APPROVAL = "shift_traffic"  # status awaiting_approval, under the step's own name
     ATTACH_SYNC = "attach_sync"
     STOP_SYNC = "stop_sync"
+    SYNC = "sync"  # a sync run that failed, or ended because a cutover took its slot
     GUARD_INSTALLED = "guard_installed"
     RUN = "run"
 
@@ -198,6 +200,15 @@ class ArchiveRecord(Record):
 
     KEY: ClassVar[str] = "decommission:archive"
     archive: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class LagHistory(Record):
+    """Sync lag over time, for the report: ``[at (ISO), direction, lag bytes, lag seconds,
+    WAL retained]`` per sample, every few seconds; older samples are thinned to keep it small."""
+
+    KEY: ClassVar[str] = "sync/lag"
+    samples: list[list[Any]] = field(default_factory=list)
 
 
 class Progress:

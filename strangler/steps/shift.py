@@ -322,7 +322,7 @@ def plan(rb: ServiceRef, *, inspect: bool = False) -> StepPlan:
             action=Action.SHIFT_TRAFFIC.value,
             source=ready.value,
             target=Phase.TRAFFIC.value,
-            summary="shift (no traffic section) in steps [], gated on metrics",
+            summary="shift traffic: no traffic: section in the spec yet",
             requires=tuple(requires),
         )
     ops = []
@@ -342,7 +342,9 @@ def plan(rb: ServiceRef, *, inspect: bool = False) -> StepPlan:
         action=Action.SHIFT_TRAFFIC.value,
         source=ready.value,
         target=Phase.TRAFFIC.value,
-        summary=f"shift {traffic.route} in steps {traffic.steps}, gated on metrics",
+        summary=f"shift {traffic.route} in steps of "
+        + ", ".join(f"{s:g}" for s in traffic.steps)
+        + " %, gated on metrics",
         operations=tuple(ops),
         requires=tuple(requires),
         sections={"traffic": section} if section else {},

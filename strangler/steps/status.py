@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from strangler.durations import format_duration
 from strangler.errors import StranglerError
-from strangler.journal import Journal
+from strangler.journal import Journal, LockHolder
 from strangler.pg.sync import cdc
 from strangler.phases import Phase
 from strangler.spec import Spec
@@ -17,7 +16,7 @@ from strangler.steps.records import Event
 from strangler.steps.sync import direction_in
 from strangler.steps.wiring import sync_route
 
-__all__ = ["ServiceStatus", "SyncLine", "service_status", "status"]
+__all__ = ["RunningStep", "ServiceStatus", "SyncLine", "running_steps", "service_status", "status"]
 
 
 @dataclass(frozen=True)
@@ -29,12 +28,17 @@ class SyncLine:
     retained_wal_bytes: int | None = None
     applied_at: Any = None
     error: str | None = None
+    # running (a reader holds the slot) | idle (the slot waits for 'strangler sync') |
+    # stopped (no slot: 'sync --stop' or a failed copy removed it) | failed (the last run
+    # stopped on an error, see strangler history)
+    state: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         if self.error is not None:
             return {"direction": self.direction, "error": self.error}
         return {
             "direction": self.direction,
+            "state": self.state,
             "slot": self.slot,
             "slot_exists": self.slot_exists,
             "lag_bytes": self.lag_bytes,
@@ -50,10 +54,53 @@ class Verification:
 
 
 @dataclass(frozen=True)
-class Unfinished:
+class RunningStep:
+    """A step whose intent has no outcome: ``running`` in a live process that holds the
+    service's lock now (pid, host), or ``unfinished``: its process died halfway (issue 14:
+    before, a step running elsewhere was shown as "never finished")."""
+
     step: str
-    at: datetime
+    since: datetime
     operator: str
+    state: str  # running | unfinished
+    pid: int | None = None
+    host: str | None = None
+    command: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "since": self.since.isoformat(),
+            "operator": self.operator,
+            "state": self.state,
+            "pid": self.pid,
+            "host": self.host,
+            "command": self.command,
+        }
+
+
+def running_steps(journal: Journal, service: str) -> list[RunningStep]:
+    """The steps of ``service`` that began and have no outcome, each running or unfinished."""
+    dangling = journal.dangling(service)
+    if not dangling:
+        return []
+    holder: LockHolder | None = journal.lock_holder(service)
+    out = []
+    for e in dangling:
+        pid, host = e.details.get("pid"), e.details.get("host")
+        alive = holder is not None and (holder.pid, holder.host) == (pid, host)
+        out.append(
+            RunningStep(
+                e.step,
+                e.at,
+                e.operator,
+                "running" if alive else "unfinished",
+                pid if isinstance(pid, int) else None,
+                host if isinstance(host, str) else None,
+                e.command,
+            )
+        )
+    return out
 
 
 @dataclass(frozen=True)
@@ -66,13 +113,15 @@ class ServiceStatus:
     last_status: str | None
     last_at: datetime | None
     last_verification: Verification | None
-    incomplete_steps: list[Unfinished]
+    incomplete_steps: list[RunningStep]
     sync: SyncLine | None = None
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self, now: datetime) -> dict[str, Any]:
-        def age(at: datetime | None) -> str | None:
-            return None if at is None else format_duration(now - at) + " ago"
+        """For programs: ISO-8601 timestamps and ages in seconds, never "5m ago"."""
+
+        def age(at: datetime | None) -> float | None:
+            return None if at is None else round((now - at).total_seconds(), 3)
 
         out: dict[str, Any] = {
             "service": self.service,
@@ -82,20 +131,17 @@ class ServiceStatus:
             "last_step": self.last_step,
             "last_status": self.last_status,
             "last_at": self.last_at.isoformat() if self.last_at else None,
-            "last_age": age(self.last_at),
+            "last_age_seconds": age(self.last_at),
             "last_verification": (
                 {
                     "status": self.last_verification.status,
                     "at": self.last_verification.at.isoformat(),
-                    "age": age(self.last_verification.at),
+                    "age_seconds": age(self.last_verification.at),
                 }
                 if self.last_verification
                 else None
             ),
-            "incomplete_steps": [
-                {"step": e.step, "at": e.at.isoformat(), "operator": e.operator}
-                for e in self.incomplete_steps
-            ],
+            "incomplete_steps": [e.to_dict() for e in self.incomplete_steps],
         }
         if self.sync is not None:
             out["sync"] = self.sync.to_dict()
@@ -103,7 +149,9 @@ class ServiceStatus:
         return out
 
 
-def _sync_line(spec: Spec, service: str, phase: Phase) -> tuple[SyncLine | None, list[str]]:
+def _sync_line(
+    spec: Spec, journal: Journal, service: str, phase: Phase
+) -> tuple[SyncLine | None, list[str]]:
     if spec.service(service).strategy != "online":
         return None, []
     direction = direction_in(phase)
@@ -113,6 +161,39 @@ def _sync_line(spec: Spec, service: str, phase: Phase) -> tuple[SyncLine | None,
         info = cdc.status(sync_route(spec, service, direction))
     except StranglerError as exc:
         return SyncLine(direction, error=exc.message), []
+    warnings = list(info.warnings)
+    state = "running" if info.active_pid else "idle"
+    failed = journal.last(service, Event.SYNC, status="failed")
+    if not info.slot_exists:
+        state = "stopped"
+        stop = journal.last(service, Event.STOP_SYNC)
+        how = (
+            f"removed by 'strangler sync {service} --stop' at {stop.at:%Y-%m-%d %H:%M} UTC "
+            f"({stop.operator})"
+            if stop
+            else "gone"
+        )
+        follows = (
+            "the service's schema no longer follows the monolith: 'strangler rollback "
+            f"{service} --schema' then 'strangler copy {service}' start over"
+            if direction == "forward"
+            else "the monolith's tables no longer follow the service's, so 'strangler "
+            f"rollback {service} --writes' would lose what the service writes from now on"
+        )
+        warnings.insert(0, f"{direction} sync is stopped: slot {info.slot} was {how}; {follows}")
+    elif (
+        failed is not None
+        and failed.details.get("direction") == direction
+        and not info.active_pid
+        and (info.applied_at is None or info.applied_at < failed.at)
+    ):
+        # Nothing applied since it failed: it is still stopped on that error.
+        state = "failed"
+        warnings.insert(
+            0,
+            f"the last {direction} sync stopped on an error at {failed.at:%Y-%m-%d %H:%M} "
+            f"UTC and nothing was applied since: {failed.details.get('error')}",
+        )
     return (
         SyncLine(
             direction,
@@ -121,8 +202,9 @@ def _sync_line(spec: Spec, service: str, phase: Phase) -> tuple[SyncLine | None,
             info.lag_bytes,
             info.retained_wal_bytes,
             info.applied_at,
+            state=state,
         ),
-        list(info.warnings),
+        warnings,
     )
 
 
@@ -132,7 +214,7 @@ def service_status(spec: Spec, journal: Journal, name: str) -> ServiceStatus:
     last = hist[-1] if hist else None
     verdicts = [journal.last(name, Event.VERIFY, status=v) for v in ("passed", "failed")]
     verified = max((e for e in verdicts if e), key=lambda e: e.id, default=None)
-    sync, warnings = _sync_line(spec, name, Phase(st.phase))
+    sync, warnings = _sync_line(spec, journal, name, Phase(st.phase))
     return ServiceStatus(
         service=name,
         strategy=spec.services[name].strategy,
@@ -142,7 +224,7 @@ def service_status(spec: Spec, journal: Journal, name: str) -> ServiceStatus:
         last_status=(last.status or last.kind) if last else None,
         last_at=last.at if last else None,
         last_verification=Verification(verified.status or "", verified.at) if verified else None,
-        incomplete_steps=[Unfinished(e.step, e.at, e.operator) for e in journal.dangling(name)],
+        incomplete_steps=running_steps(journal, name),
         sync=sync,
         warnings=warnings,
     )

@@ -5,7 +5,8 @@
 - :func:`apply` runs the applier in the direction the phase calls for (forward until writes
   are cut over, reverse after) until stopped, caught up, or one round done.
 - :func:`stop` drops the slot, publication and position, and journals that it did.
-- :func:`status` is the slot, lag and WAL warning of the current direction.
+- :func:`status` is the slot, lag and WAL warning of the current direction;
+  :func:`record_lag` keeps the lag over time for ``strangler report``.
 - :func:`plan` (with ``inspect``) explains the mechanism and checks what the monolith allows.
 """
 
@@ -14,16 +15,20 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from strangler.errors import CheckFailed, StranglerError
+from strangler.errors import CheckFailed, SlotGone, StranglerError
+from strangler.journal import Journal
 from strangler.pg.connect import connect
 from strangler.pg.sync import cdc
 from strangler.pg.sync.apply import Round
+from strangler.pg.sync.lag import LagSample
+from strangler.pg.sync.partitions import partitioned_roots
 from strangler.pg.sync.slot import Direction, check_replica_identity, slot_name
 from strangler.phases import Action, Phase
 from strangler.spec import SyncSpec
-from strangler.steps.records import Event
+from strangler.steps.records import Event, LagHistory, Progress
 from strangler.steps.runbook import Runbook
 from strangler.steps.types import Advanced, Operation, Outcome, RunOptions, ServiceRef, StepPlan
 from strangler.steps.wiring import sync_route
@@ -35,6 +40,7 @@ __all__ = [
     "direction",
     "direction_in",
     "plan",
+    "record_lag",
     "route",
     "start",
     "status",
@@ -101,18 +107,45 @@ def start(rb: Runbook) -> cdc.SyncRoute:
 
 @dataclass
 class SyncRun:
-    """What one :func:`apply` did."""
+    """What one :func:`apply` did. ``handed_over``: the slot was dropped by a write cutover
+    or its rollback, which now runs sync the other way; this run ended because of it."""
 
     route: cdc.SyncRoute
     rows: int = 0
     transactions: int = 0
     caught_up: bool = False
     status: cdc.SyncStatus | None = None
+    handed_over: str | None = None  # what happened, when the other direction took over
 
     def to_dict(self) -> dict[str, Any]:
         out = self.status.to_dict() if self.status else {}
-        out.update(rows_this_run=self.rows, caught_up=self.caught_up)
+        out.update(
+            direction=self.route.direction, rows_this_run=self.rows, caught_up=self.caught_up
+        )
+        if self.handed_over:
+            out["handed_over"] = self.handed_over
         return out
+
+
+_SWITCHES = {str(Action.CUTOVER_WRITES), str(Action.ROLLBACK_WRITES)}
+
+
+def _handed_over(rb: Runbook, r: cdc.SyncRoute) -> str | None:
+    """Why the slot ``r`` read from is gone, when a write cutover (or its rollback) took it:
+    the switch is under way (its intent has no outcome yet) or done (the phase now runs
+    sync the other way). None: something else dropped it."""
+    switching = [e for e in rb.journal.dangling(rb.name) if e.step in _SWITCHES]
+    now = direction_in(rb.phase)
+    if not switching and now == r.direction:
+        return None
+    other = "reverse" if r.direction == "forward" else "forward"
+    what = "writes were cut over" if other == "reverse" else "writes were rolled back"
+    return (
+        f"{r.direction} sync of {rb.name} ended: {what} ('strangler "
+        f"{'cutover' if other == 'reverse' else 'rollback'} {rb.name}'), which drained it and "
+        f"dropped slot {r.slot}; {other} sync now carries the changes: run 'strangler sync "
+        f"{rb.name}' again to apply them"
+    )
 
 
 def apply(
@@ -133,10 +166,43 @@ def apply(
         if on_round:
             on_round(rnd)
 
-    last = cdc.run(r, stop=stop, on_round=count, once=once, until_caught_up=until_caught_up)
+    try:
+        last = cdc.run(r, stop=stop, on_round=count, once=once, until_caught_up=until_caught_up)
+    except SlotGone as exc:
+        handed = _handed_over(rb, r)
+        if handed is None:
+            _journal_failure(rb, r, exc, run)
+            raise
+        run.handed_over = handed
+        rb.journal.event(
+            rb.name, Event.SYNC, status="handed_over",
+            details={"direction": r.direction, "rows": run.rows, "why": handed},
+        )  # fmt: skip
+        run.status = cdc.status(r)
+        return run
+    except StranglerError as exc:
+        _journal_failure(rb, r, exc, run)
+        raise
     run.caught_up = last.caught_up
     run.status = cdc.status(r)
     return run
+
+
+def _journal_failure(rb: Runbook, r: cdc.SyncRoute, exc: StranglerError, run: SyncRun) -> None:
+    """A sync that stopped on an error is part of the service's history (issue 12)."""
+    rb.journal.event(
+        rb.name,
+        Event.SYNC,
+        status="failed",
+        details={
+            "direction": r.direction,
+            "slot": r.slot,
+            "rows": run.rows,
+            "error": exc.message,
+            "error_type": type(exc).__name__,
+            "hint": exc.hint,
+        },
+    )
 
 
 @dataclass(frozen=True)
@@ -164,6 +230,35 @@ def status(rb: Runbook) -> cdc.SyncStatus:
     return cdc.status(route(rb))
 
 
+def record_lag(
+    journal: Journal, service: str, sample: LagSample, *, every: float = 5.0, keep: int = 1500
+) -> bool:
+    """Keep ``sample`` in the service's lag history (what ``strangler report`` charts) when the
+    newest kept one is at least ``every`` seconds older; returns whether it was kept.
+
+    The history stays under ``keep`` samples by thinning its older half (every other sample
+    dropped) when full: recent lag at full detail, a long sync's early days coarser."""
+    progress = Progress(journal, service)
+    history = progress.load(LagHistory) or LagHistory()
+    if history.samples:
+        newest = datetime.fromisoformat(str(history.samples[-1][0]))
+        if (sample.at - newest).total_seconds() < every:
+            return False
+    row = [
+        sample.at.isoformat(),
+        sample.direction,
+        sample.lag_bytes,
+        None if sample.lag_seconds is None else round(sample.lag_seconds, 3),
+        sample.retained_wal_bytes,
+    ]
+    samples = [*history.samples, row]
+    if len(samples) > keep:
+        half = len(samples) // 2
+        samples = samples[:half:2] + samples[half:]
+    progress.save(LagHistory(samples))
+    return True
+
+
 # --------------------------------------------------------------------------------- plan
 
 
@@ -178,6 +273,7 @@ class SyncMechanism:
     slots: str | None = None
     limits: str | None = None
     monolith: str | None = None
+    partitions: str | None = None
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -197,6 +293,7 @@ def mechanism(rb: ServiceRef, *, inspect: bool) -> SyncMechanism:
     limits = svc.sync or SyncSpec()
     warnings: list[str] = []
     monolith = None
+    partitions = None
     if inspect:
         try:
             with connect(rb.spec.source.dsn, role="monolith", connect_timeout=5) as conn:
@@ -213,6 +310,15 @@ def mechanism(rb: ServiceRef, *, inspect: bool) -> SyncMechanism:
                     check_replica_identity(conn, src, list(svc.tables))
                 except CheckFailed as exc:
                     warnings.append(exc.message)
+                roots = partitioned_roots(conn, src, list(svc.tables))
+                if roots:
+                    partitions = (
+                        f"{', '.join(roots)} partitioned: published through the root "
+                        "(publish_via_partition_root), so every partition's changes, and rows "
+                        "moving between partitions, arrive as changes of the moved table; a "
+                        "partition attached, detached or created on either side during sync "
+                        "stops sync until both trees are equal again"
+                    )
         except StranglerError as exc:
             monolith = f"not inspected: {exc.message}"
     return SyncMechanism(
@@ -241,6 +347,7 @@ def mechanism(rb: ServiceRef, *, inspect: bool) -> SyncMechanism:
             f"max_lag {limits.max_lag} bytes before traffic may shift"
         ),
         monolith=monolith,
+        partitions=partitions,
         warnings=warnings,
     )
 

@@ -275,7 +275,7 @@ class Campaign:
                 # The way back the error names: rollback --schema, then copy again.
                 for args in _hinted(text, ("rollback", "copy")):
                     if args[0] == "rollback":
-                        args += ["--reason", "fault campaign: slot invalidated"]
+                        args += ["--reason", "fault campaign: slot invalidated", "--yes"]
                     hcode = _wait(world.popen(*args, log=f"hinted-{attempt}-{args[0]}.log"))
                     result.recovery.append(f"strangler {' '.join(args[:3])} → {hcode}")
             child = world.popen(*step.command(world.service), log=f"attempt-{attempt}.log")

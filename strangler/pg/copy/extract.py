@@ -44,7 +44,7 @@ from strangler.pg.copy.rows import (
 )
 from strangler.pg.schema.catalog import Catalog
 from strangler.pg.schema.ddl import Ddl, search_path
-from strangler.pg.schema.prepare import Prepared, RoleRequest, prepare
+from strangler.pg.schema.prepare import Policy, Prepared, RoleRequest, prepare
 from strangler.pg.schema.statement import Statement
 
 __all__ = [
@@ -110,7 +110,7 @@ _TARGET_LACKS = (
 def create_schema_objects(target: psycopg.Connection[Any], ddl: Ddl, schema: str) -> None:
     """The schema part of ``ddl`` (schema, types, tables, sequences, role) in one transaction."""
     with target.transaction():
-        target.execute(search_path(schema, local=True))
+        target.execute(search_path(schema, local=True, then=ddl.path))
         for stmt in ddl.schema:
             _run_schema_statement(target, stmt, schema)
 
@@ -171,7 +171,7 @@ def copy_rows(
     *,
     tables: list[str],
     role: RoleRequest | None,
-    leaving: str,
+    policy: Policy,
     jobs: int,
     snapshot: str | None,
     chunk_rows: int,
@@ -209,7 +209,7 @@ def copy_rows(
             tables=tables,
             target_schema=ends.target_schema,
             role=role,
-            leaving=leaving,
+            policy=policy,
             same_instance=ends.same_instance,
         )
         catalog = prepared.catalog
@@ -281,8 +281,9 @@ def _load_and_finish(
 
     def run(stmts: list[Statement]) -> Callable[[], object]:
         return lambda: run_statements(
-            target_dsn, ends.target_schema, stmts, jobs=1, skip=set(skip), on_done=ddl_done
-        )
+            target_dsn, ends.target_schema, stmts, jobs=1, skip=set(skip), on_done=ddl_done,
+            path=prepared.ddl.path,
+        )  # fmt: skip
 
     def keys_of(table: str) -> list[list[Callable[[], object]]]:
         """Each index on its own (they build side by side), then the constraints."""
@@ -320,8 +321,9 @@ def _load_and_finish(
         )  # fmt: skip
         for wave in waves:
             run_statements(
-                target_dsn, ends.target_schema, wave, jobs=parallel, skip=skip, on_done=ddl_done
-            )
+                target_dsn, ends.target_schema, wave, jobs=parallel, skip=skip, on_done=ddl_done,
+                path=prepared.ddl.path,
+            )  # fmt: skip
         seconds[phase] = round(time.monotonic() - clock, 3)
     clock = time.monotonic()
     sequences = set_sequences(source, target, catalog, ends.target_schema)

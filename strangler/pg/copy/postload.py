@@ -9,7 +9,7 @@ have committed just before a crash, asks the catalog whether their object alread
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -22,6 +22,8 @@ from strangler.pg.schema.ddl import Statement, search_path
 
 __all__ = ["count_rows", "existing_keys", "run_statements", "set_sequences"]
 
+_INTEGERS = frozenset({20, 21, 23, 1700})  # int8, int2, int4, numeric
+
 
 def existing_keys(conn: psycopg.Connection[Any], schema: str) -> set[str]:
     """Statement keys (see :mod:`strangler.pg.schema.ddl`) whose objects exist in ``schema``."""
@@ -29,7 +31,7 @@ def existing_keys(conn: psycopg.Connection[Any], schema: str) -> set[str]:
     rows = conn.execute(
         """SELECT c.relname, con.conname, con.contype::text, con.convalidated
            FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid
-           WHERE c.relnamespace = to_regnamespace(%s)""",
+           WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = %s)""",
         (schema,),
     ).fetchall()
     for table, name, kind, valid in rows:
@@ -39,13 +41,15 @@ def existing_keys(conn: psycopg.Connection[Any], schema: str) -> set[str]:
             out.add(f"validate:{table}:{name}")
     for table, name in conn.execute(
         """SELECT t.relname, i.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
-           JOIN pg_class t ON t.oid = x.indrelid WHERE t.relnamespace = to_regnamespace(%s)""",
+           JOIN pg_class t ON t.oid = x.indrelid
+           WHERE t.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = %s)""",
         (schema,),
     ).fetchall():
         out.add(f"index:{table}:{name}")
     for table, name in conn.execute(
         """SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-           WHERE c.relnamespace = to_regnamespace(%s) AND NOT t.tgisinternal""",
+           WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = %s)
+             AND NOT t.tgisinternal""",
         (schema,),
     ).fetchall():
         out.add(f"trigger:{table}:{name}")
@@ -60,6 +64,7 @@ def run_statements(
     jobs: int,
     skip: set[str],
     on_done: Callable[[Statement], None],
+    path: Sequence[str] = (),
 ) -> int:
     """Run ``statements`` not in ``skip`` with ``jobs`` connections; returns how many ran."""
     todo = [s for s in statements if s.key not in skip]
@@ -73,7 +78,7 @@ def run_statements(
         conn = getattr(local, "conn", None)
         if conn is None:
             conn = connect(dsn, role="service target")
-            conn.execute(search_path(schema, local=False))
+            conn.execute(search_path(schema, local=False, then=path))
             local.conn = conn
             with lock:
                 opened.append(conn)
@@ -115,13 +120,21 @@ def set_sequences(
             )
         ).fetchone()
         candidates = [int(row[0])] if row and row[1] else []
+        # Every moved column that draws from it: its owner, and defaults that name it
+        # without owning it (a sequence several tables share).
+        users = set(seq.used_by)
         if seq.owner_table and seq.owner_column:
-            agg = "max" if seq.increment > 0 else "min"
+            users.add((seq.owner_table, seq.owner_column))
+        agg = "max" if seq.increment > 0 else "min"
+        numeric = {
+            (t.name, c.name) for t in catalog.tables for c in t.columns if c.type_oid in _INTEGERS
+        }
+        for table, column in sorted(users & numeric):
             top = target.execute(
-                sql.SQL("SELECT {}({}) FROM {}").format(
+                sql.SQL("SELECT {}({})::numeric FROM {}").format(
                     sql.SQL(agg),
-                    sql.Identifier(seq.owner_column),
-                    sql.Identifier(target_schema, seq.owner_table),
+                    sql.Identifier(column),
+                    sql.Identifier(target_schema, table),
                 )
             ).fetchone()
             if top and top[0] is not None:

@@ -52,8 +52,8 @@ class Boundary:
             lines = "; ".join(f"{r.source} → {r.target}: {r.breaks}" for r in self.blocking)
             raise BadInput(
                 f"the service boundary has references strangler cannot carry: {lines}",
-                hint="see 'strangler plan'; move the function out of the expression or into "
-                "the list of moved objects, then try again",
+                hint="'strangler plan' lists each finding with what to change (in the spec "
+                "or the monolith); nothing was changed",
             )
 
 
@@ -120,20 +120,64 @@ WHERE d.refclassid = 'pg_proc'::regclass AND t.oid = ANY(%(oids)s)
 ORDER BY 1, 3
 """
 
+# Sequences the moved tables draw from (defaults, ownership), and who else draws from them:
+# a table that stays behind, or any table of another schema.
+_SEQUENCE_USERS = """
+WITH mine AS (
+    SELECT d.refobjid AS seq FROM pg_attrdef ad
+    JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
+         AND d.refclassid = 'pg_class'::regclass
+    WHERE ad.adrelid = ANY(%(oids)s)
+    UNION
+    SELECT d.objid FROM pg_depend d
+    WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+      AND d.refobjid = ANY(%(oids)s) AND d.deptype IN ('a', 'i')
+    UNION
+    SELECT c.oid FROM unnest(%(called_ns)s::text[], %(called)s::text[]) u(ns, name)
+    JOIN pg_namespace n ON n.nspname = u.ns JOIN pg_class c ON c.relnamespace = n.oid
+         AND c.relname = u.name
+)
+SELECT sn.nspname, s.relname,
+       ARRAY(SELECT DISTINCT format('%%s(%%s)', t.relname, a.attname)
+             FROM pg_attrdef ad
+             JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
+                  AND d.refclassid = 'pg_class'::regclass AND d.refobjid = s.oid
+             JOIN pg_class t ON t.oid = ad.adrelid
+             JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
+             WHERE ad.adrelid = ANY(%(oids)s) ORDER BY 1) AS users,
+       ARRAY(SELECT DISTINCT format('%%s.%%s(%%s)', tn.nspname, t.relname, a.attname)
+             FROM pg_attrdef ad
+             JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
+                  AND d.refclassid = 'pg_class'::regclass AND d.refobjid = s.oid
+             JOIN pg_class t ON t.oid = ad.adrelid JOIN pg_namespace tn ON tn.oid = t.relnamespace
+             JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
+             WHERE NOT ad.adrelid = ANY(%(oids)s) ORDER BY 1) AS others
+FROM mine JOIN pg_class s ON s.oid = mine.seq AND s.relkind = 'S'
+JOIN pg_namespace sn ON sn.oid = s.relnamespace
+ORDER BY 1, 2
+"""
+
 _PUBLIC_READABLE = """
 SELECT c.relname FROM pg_class c, aclexplode(c.relacl) a
-WHERE c.relnamespace = to_regnamespace(%(schema)s) AND c.relkind IN ('r', 'p', 'v', 'm')
+WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = %(schema)s)
+  AND c.relkind IN ('r', 'p', 'v', 'm')
   AND a.grantee = 0 AND a.privilege_type = 'SELECT' AND NOT c.oid = ANY(%(oids)s)
 ORDER BY 1
 """
 
 
 def analyze(
-    conn: psycopg.Connection[Any], catalog: Catalog, *, leaving: str, same_instance: bool
+    conn: psycopg.Connection[Any],
+    catalog: Catalog,
+    *,
+    leaving: str,
+    same_instance: bool,
+    shared_sequences: str = "refuse",
 ) -> Boundary:
     """The boundary of ``catalog``'s tables in the monolith ``conn`` points at.
 
-    ``leaving``: the spec's ``foreign_keys.leaving`` (``drop`` or ``keep``)."""
+    ``leaving``: the spec's ``foreign_keys.leaving`` (``drop`` or ``keep``);
+    ``shared_sequences``: the spec's ``sequences.shared`` (``refuse`` or ``copy``)."""
     out = Boundary()
     schema = catalog.schema
     oids = [t.oid for t in catalog.tables]
@@ -239,6 +283,7 @@ def analyze(
                     "cannot carry",
                 )
             )
+    out.references += _sequences(conn, catalog, p, shared_sequences)
     if catalog.foreign_types and not same_instance:
         out.warnings.append(
             "the target must already have these types: " + ", ".join(catalog.foreign_types)
@@ -249,4 +294,52 @@ def analyze(
             "PUBLIC may read these monolith tables, so the service role can too "
             f"(revoke PUBLIC's read access for least privilege): {', '.join(readable)}"
         )
+    return out
+
+
+def _sequences(
+    conn: psycopg.Connection[Any], catalog: Catalog, p: dict[str, Any], policy: str
+) -> list[Reference]:
+    """Sequences that tie the moved tables to what stays: one another table draws from too,
+    and one that lives in another schema (strangler carries only the source schema's)."""
+    called = {
+        "called_ns": [c[0] for c in catalog.called_sequences],
+        "called": [c[1] for c in catalog.called_sequences],
+    }
+    out = []
+    for nsp, seq, used, others in conn.execute(_SEQUENCE_USERS, {**p, **called}).fetchall():
+        users = ", ".join(used) or "a carried trigger function"
+        if nsp != catalog.schema:
+            out.append(
+                Reference(
+                    "sequence",
+                    f"{nsp}.{seq}",
+                    users,
+                    f"lives in schema {nsp}, which strangler does not carry: the service "
+                    "would keep drawing its ids from the monolith; fix: move the sequence "
+                    f"into {catalog.schema} (ALTER SEQUENCE … SET SCHEMA) or give the column "
+                    "its own",
+                    "cannot carry",
+                )
+            )
+        elif others:
+            copy = policy == "copy"
+            out.append(
+                Reference(
+                    "sequence",
+                    f"{nsp}.{seq}",
+                    ", ".join(others) + " (stays)",
+                    "shared with tables that stay: "
+                    + (
+                        "the service gets its own copy, set past the monolith's value; from "
+                        "the cutover on each side draws from its own copy, so a value can "
+                        "appear on both sides (still unique within each table)"
+                        if copy
+                        else "say in the spec what happens to it: sequences: {shared: copy} "
+                        "gives the service its own copy (values then unique per side only), "
+                        "or move those tables too"
+                    ),
+                    "copied" if copy else "cannot carry",
+                )
+            )
     return out

@@ -18,6 +18,7 @@ Usage::
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,7 @@ from strangler.pg.schema.catalog_types import (
     read_collations,
     read_types,
 )
+from strangler.pg.schema.extensions import extension_schemas
 
 __all__ = [
     "Catalog",
@@ -59,6 +61,7 @@ __all__ = [
     "TypeDef",
     "TypeFunction",
     "read_catalog",
+    "sequences_called",
 ]
 
 
@@ -137,6 +140,8 @@ class Sequence:
     owner_table: str | None  # OWNED BY table.column (serial) or identity
     owner_column: str | None
     identity: bool
+    # moved (table, column) pairs whose defaults draw from it (serial or not, shared or not)
+    used_by: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -219,6 +224,8 @@ class Catalog:
     foreign_types: tuple[str, ...] = field(default=())
     collations: tuple[CollationDef, ...] = field(default=())
     type_functions: tuple[TypeFunction, ...] = field(default=())  # a range's subtype_diff
+    # sequences the carried trigger functions call by name, as (schema, name)
+    called_sequences: tuple[tuple[str, str], ...] = field(default=())
 
     @property
     def carried_type_oids(self) -> frozenset[int]:
@@ -238,16 +245,39 @@ class Catalog:
 
 # --------------------------------------------------------------------------------- reading
 
+# nextval('name'), currval('name'), setval('name', …) in a function body; the name as the
+# function would resolve it (a text cast to regclass, under the caller's search_path).
+_SEQUENCE_CALL = re.compile(r"\b(?:nextval|currval|setval)\s*\(\s*'((?:[^']|'')+)'", re.I)
+
+
+def sequences_called(cur: psycopg.Cursor[Any], bodies: list[str]) -> list[tuple[int, str, str]]:
+    """The sequences ``bodies`` call by name, as (oid, schema, name), resolved under the
+    search_path in force (the source schema): a sequence a carried trigger function draws
+    from must be carried too, or the service's INSERTs fail on it."""
+    names = sorted({m.replace("''", "'") for b in bodies for m in _SEQUENCE_CALL.findall(b)})
+    if not names:
+        return []
+    rows = cur.execute(
+        "SELECT c.oid, n.nspname, c.relname FROM unnest(%s::text[]) u(name) "
+        "JOIN pg_class c ON c.oid = to_regclass(u.name) "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'S' ORDER BY 2, 3",
+        (names,),
+    ).fetchall()
+    return [(int(r["oid"]), r["nspname"], r["relname"]) for r in rows]
+
 
 def _resolve(cur: psycopg.Cursor[Any], schema: str, names: list[str]) -> list[int]:
     """The OIDs of the named tables plus all their partitions; BadInput lists what is missing."""
     cur.execute(
         "SELECT c.relname, c.oid, c.relkind FROM pg_class c "
-        "WHERE c.relnamespace = to_regnamespace(%(schema)s) AND c.relname = ANY(%(names)s)",
+        "WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = %(schema)s) "
+        "AND c.relname = ANY(%(names)s)",
         {"schema": schema, "names": names},
     )
     found = {r["relname"]: r for r in cur.fetchall()}
-    absent = cur.execute("SELECT to_regnamespace(%s) IS NULL AS a", (schema,)).fetchone()
+    absent = cur.execute(
+        "SELECT NOT EXISTS (SELECT FROM pg_namespace WHERE nspname = %s) AS a", (schema,)
+    ).fetchone()
     if absent and absent["a"]:
         raise BadInput(
             f"the monolith has no schema {schema!r}",
@@ -257,7 +287,8 @@ def _resolve(cur: psycopg.Cursor[Any], schema: str, names: list[str]) -> list[in
     not_tables = [n for n in names if n in found and found[n]["relkind"] not in ("r", "p")]
     if missing or not_tables:
         cur.execute(
-            "SELECT relname FROM pg_class WHERE relnamespace = to_regnamespace(%s) "
+            "SELECT relname FROM pg_class "
+            "WHERE relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = %s) "
             "AND relkind IN ('r', 'p') AND NOT relispartition ORDER BY relname",
             (schema,),
         )
@@ -274,7 +305,9 @@ def _resolve(cur: psycopg.Cursor[Any], schema: str, names: list[str]) -> list[in
         )
     roots = [found[n]["oid"] for n in names]
     cur.execute(
-        "SELECT t.relid::oid AS oid, c.relnamespace = to_regnamespace(%(schema)s) AS same_schema, "
+        "SELECT t.relid::oid AS oid, "
+        "c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = %(schema)s) "
+        "AS same_schema, "
         "c.relname, t.level FROM unnest(%(roots)s::oid[]) r, pg_partition_tree(r) t "
         "JOIN pg_class c ON c.oid = t.relid ORDER BY t.level, c.relname",
         {"schema": schema, "roots": roots},
@@ -310,10 +343,15 @@ def read_catalog(conn: psycopg.Connection[Any], schema: str, names: list[str]) -
 
 
 def _read(cur: psycopg.Cursor[Any], schema: str, names: list[str], version: int) -> Catalog:
-    # Names in the source schema come out unqualified from here on (see the module docstring).
-    cur.execute("SELECT set_config('search_path', quote_ident(%s), true)", (schema,))
+    # Names in the source schema come out unqualified from here on (see the module docstring),
+    # and so do extensions' objects, wherever they live (see pg/schema/extensions.py).
+    cur.execute(
+        "SELECT set_config('search_path', array_to_string(ARRAY(SELECT quote_ident(s) FROM "
+        "unnest(%s::text[]) WITH ORDINALITY u(s, o) ORDER BY o), ', '), true)",
+        ([schema, *(s for s in extension_schemas(cur.connection) if s != schema)],),
+    )
     oids = _resolve(cur, schema, names)
-    p = {"schema": schema, "oids": oids}
+    p: dict[str, Any] = {"schema": schema, "oids": oids}
     by_oid: dict[int, dict[str, list[Any]]] = {
         o: {"cols": [], "cons": [], "fks": [], "idx": [], "trg": [], "grants": []} for o in oids
     }
@@ -392,18 +430,20 @@ def _read(cur: psycopg.Cursor[Any], schema: str, names: list[str], version: int)
         )  # fmt: skip
     types, type_functions, foreign = read_types(cur, schema, type_roots)
     collations, foreign_collations = read_collations(cur, schema, oids, types)
-    sequences = [
-        Sequence(
-            r["relname"], r["type_sql"], r["seqstart"], r["seqincrement"], r["seqmin"],
-            r["seqmax"], r["seqcache"], r["seqcycle"], r["owner_table"], r["owner_column"],
-            r["identity"],
-        )
-        for r in cur.execute(SEQUENCES, p).fetchall()
-    ]  # fmt: skip
     functions = [
         TriggerFunction(r["proname"], r["lanname"], r["prosrc"], r["prosecdef"], r["volatility"])
         for r in cur.execute(TRIGGER_FUNCTIONS, {**p, "names": sorted(trigger_fns)}).fetchall()
     ]
+    called = sequences_called(cur, [f.body for f in functions])
+    p["called"] = [c[0] for c in called]
+    sequences = [
+        Sequence(
+            r["relname"], r["type_sql"], r["seqstart"], r["seqincrement"], r["seqmin"],
+            r["seqmax"], r["seqcache"], r["seqcycle"], r["owner_table"], r["owner_column"],
+            r["identity"], tuple((u[0], u[1]) for u in r["used_by"]),
+        )
+        for r in cur.execute(SEQUENCES, p).fetchall()
+    ]  # fmt: skip
     return Catalog(
         schema=schema,
         server_version=version,
@@ -414,4 +454,5 @@ def _read(cur: psycopg.Cursor[Any], schema: str, names: list[str], version: int)
         foreign_types=tuple(sorted(foreign + foreign_collations)),
         collations=tuple(collations),
         type_functions=tuple(type_functions),
+        called_sequences=tuple((c[1], c[2]) for c in called),
     )

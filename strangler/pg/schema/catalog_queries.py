@@ -31,7 +31,8 @@ SELECT c.oid, c.relname, c.relkind, c.relpersistence = 'u' AS unlogged, c.relisp
        greatest(c.reltuples, 0)::bigint AS estimated_rows,
        pg_table_size(c.oid) AS bytes
 FROM pg_class c
-WHERE c.relnamespace = %(schema)s::regnamespace AND c.relkind IN ('r', 'p')
+WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = %(schema)s)
+  AND c.relkind IN ('r', 'p')
   AND c.oid = ANY(%(oids)s)
 """
 
@@ -100,7 +101,8 @@ ORDER BY t.tgrelid, t.tgname
 TRIGGER_FUNCTIONS = """
 SELECT p.proname, l.lanname, p.prosrc, p.prosecdef, p.provolatile::text AS volatility
 FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
-WHERE p.pronamespace = %(schema)s::regnamespace AND p.proname = ANY(%(names)s)
+WHERE p.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = %(schema)s)
+  AND p.proname = ANY(%(names)s)
   AND p.prorettype = 'trigger'::regtype AND p.pronargs = 0
 ORDER BY p.proname
 """
@@ -126,34 +128,47 @@ WHERE a.attrelid = ANY(%(oids)s) AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attrelid, grantee, x.privilege_type, x.is_grantable, a.attnum
 """
 
+# Every sequence a moved column draws from in the source schema: owned by a moved table
+# (serial, identity), or named by a moved table's default without being owned (shared ones
+# too), or called by a carried trigger function (``%(called)s``, found in its body). With each,
+# the moved columns whose defaults draw from it, so the copy can set it past their values.
 SEQUENCES = """
-SELECT DISTINCT ON (s.seqrelid) sc.relname, format_type(s.seqtypid, NULL) AS type_sql,
+WITH seqs AS (
+    SELECT d.objid AS seq FROM pg_depend d
+    WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+      AND d.refobjid = ANY(%(oids)s) AND d.deptype IN ('a', 'i')
+    UNION
+    SELECT d.refobjid FROM pg_attrdef ad
+    JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
+         AND d.refclassid = 'pg_class'::regclass
+    WHERE ad.adrelid = ANY(%(oids)s)
+    UNION
+    SELECT unnest(%(called)s::oid[])
+)
+SELECT sc.relname, format_type(s.seqtypid, NULL) AS type_sql,
        s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle,
-       CASE WHEN d.deptype IN ('a', 'i') THEN tc.relname END AS owner_table,
-       CASE WHEN d.deptype IN ('a', 'i') THEN a.attname END AS owner_column,
-       d.deptype = 'i' AS identity
-FROM pg_depend d
-JOIN pg_sequence s ON s.seqrelid = d.objid
+       o.owner_table, o.owner_column, coalesce(o.identity, false) AS identity,
+       ARRAY(SELECT ARRAY[tc.relname::text, a.attname::text]
+             FROM pg_attrdef ad
+             JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
+                  AND d.refclassid = 'pg_class'::regclass AND d.refobjid = s.seqrelid
+             JOIN pg_class tc ON tc.oid = ad.adrelid
+             JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
+             WHERE ad.adrelid = ANY(%(oids)s)
+             ORDER BY tc.relname, a.attname) AS used_by
+FROM seqs
+JOIN pg_sequence s ON s.seqrelid = seqs.seq
 JOIN pg_class sc ON sc.oid = s.seqrelid
-JOIN pg_class tc ON tc.oid = d.refobjid
-LEFT JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
-WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
-  AND d.refobjid = ANY(%(oids)s) AND d.deptype IN ('a', 'i')
-  AND sc.relnamespace = %(schema)s::regnamespace
-UNION ALL
--- sequences that defaults draw from without a moved table owning them
-SELECT DISTINCT ON (s.seqrelid) sc.relname, format_type(s.seqtypid, NULL),
-       s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle,
-       NULL, NULL, false
-FROM pg_attrdef ad
-JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
-     AND d.refclassid = 'pg_class'::regclass
-JOIN pg_sequence s ON s.seqrelid = d.refobjid
-JOIN pg_class sc ON sc.oid = s.seqrelid
-WHERE ad.adrelid = ANY(%(oids)s) AND sc.relnamespace = %(schema)s::regnamespace
-  AND NOT EXISTS (SELECT 1 FROM pg_depend o WHERE o.objid = s.seqrelid
-                  AND o.classid = 'pg_class'::regclass AND o.deptype IN ('a', 'i')
-                  AND o.refobjid = ANY(%(oids)s))
+LEFT JOIN LATERAL (
+    SELECT tc.relname AS owner_table, a.attname AS owner_column, d.deptype = 'i' AS identity
+    FROM pg_depend d JOIN pg_class tc ON tc.oid = d.refobjid
+    JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+    WHERE d.classid = 'pg_class'::regclass AND d.objid = s.seqrelid
+      AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+      AND d.refobjid = ANY(%(oids)s)
+    LIMIT 1
+) o ON true
+WHERE sc.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = %(schema)s)
 """
 
 TYPE = """

@@ -101,12 +101,14 @@ def read_types(
         for oid, r in rows.items()
         if r["nspname"] == schema and r["kind"] in ("e", "d", "c", "r") and not r["from_extension"]
     }
+    # Extensions' types are the extension check's to report (pg/schema/extensions.py).
     foreign = sorted(
         f"{r['nspname']}.{r['typname']}"
         for r in rows.values()
         if r["nspname"] not in ("pg_catalog", "information_schema")
         and r["category"] != "A"
-        and (r["nspname"] != schema or r["from_extension"])
+        and r["nspname"] != schema
+        and not r["from_extension"]
     )
     functions: set[int] = set()
     for r in wanted.values():
@@ -209,7 +211,9 @@ def read_collations(
     out: list[CollationDef] = []
     foreign: list[str] = []
     for r in cur.execute(COLLATIONS, {"oids": oids, "types": type_oids}).fetchall():
-        if r["nspname"] != schema or r["from_extension"]:
+        if r["from_extension"]:
+            continue  # the extension check reports it
+        if r["nspname"] != schema:
             foreign.append(f"{r['nspname']}.{r['collname']} (collation)")
             continue
         d = r["def"]

@@ -52,6 +52,9 @@ class Ddl:
     validate: list[Statement] = field(default_factory=list)
     finish: list[Statement] = field(default_factory=list)
     analyze: list[Statement] = field(default_factory=list)
+    # schemas after the service's on the search_path the DDL runs under: where the
+    # extensions the moved tables use live on the target (pg/schema/extensions.py)
+    path: tuple[str, ...] = ()
 
     def phases(self) -> list[tuple[str, list[Statement]]]:
         return [
@@ -76,11 +79,11 @@ def to_lines(ddl: Ddl, target: str, context: Any = None, *, schema: bool = True)
     """:func:`to_text`, one statement (or comment) a line."""
     out: list[str] = []
     if schema:
-        out = ["BEGIN;", search_path(target, local=True).as_string(context) + ";"]
+        out = ["BEGIN;", search_path(target, local=True, then=ddl.path).as_string(context) + ";"]
         out += [(s.shown or s.query).as_string(context) + ";" for s in ddl.schema]
         out.append("COMMIT;")
     out.append(f"-- rows are copied here; then, one transaction per statement ({target}):")
-    out.append(search_path(target, local=False).as_string(context) + ";")
+    out.append(search_path(target, local=False, then=ddl.path).as_string(context) + ";")
     for _name, stmts in ddl.phases()[1:]:
         out += [(s.shown or s.query).as_string(context) + ";" for s in stmts]
     return out
@@ -134,12 +137,15 @@ def _create_table(t: str, table: Table, catalog: Catalog) -> Query:
     if table.partition_of:
         body: list[sql.Composable] = checks
         inner = sql.SQL(" ({})").format(sql.SQL(", ").join(body)) if body else sql.SQL("")
-        return sql.SQL("CREATE {}TABLE {} PARTITION OF {}{} {}{}").format(
+        # A partition may be partitioned in turn (sub-partitions).
+        sub = sql.SQL(" PARTITION BY " + table.partition_key if table.partition_key else "")
+        return sql.SQL("CREATE {}TABLE {} PARTITION OF {}{} {}{}{}").format(
             unlogged,
             name,
             sql.Identifier(t, table.partition_of),
             inner,
             sql.SQL(table.partition_bound or ""),
+            sub,
             options,
         )
     cols = [_column(t, table, c, catalog) for c in table.columns]

@@ -26,7 +26,8 @@ def writes_since_copy(
     id ``xid`` after its last write, and each table's ``counts``); with no ``xid`` (no copy
     was made) any row is a change."""
     rows = conn.execute(
-        "SELECT c.relname FROM pg_class c WHERE c.relnamespace = to_regnamespace(%s) "
+        "SELECT c.relname FROM pg_class c "
+        "WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = %s) "
         "AND c.relkind = 'r' ORDER BY 1",
         (schema,),
     ).fetchall()

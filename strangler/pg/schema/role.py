@@ -27,6 +27,9 @@ class RolePlan:
     password: str | None
     create: bool
     exists: bool
+    # schemas after the service's on the role's search_path: where the extensions the moved
+    # tables use live, so carried trigger functions find their objects at run time
+    search_path: tuple[str, ...] = ()
 
 
 def role_statements(t: str, role: RolePlan) -> list[Statement]:
@@ -45,7 +48,12 @@ def role_statements(t: str, role: RolePlan) -> list[Statement]:
         out.append(
             Statement(
                 f"role:{role.name}:search_path",
-                sql.SQL("ALTER ROLE {} SET search_path TO {}").format(r, s),
+                sql.SQL("ALTER ROLE {} SET search_path TO {}").format(
+                    r,
+                    sql.SQL(", ").join(
+                        map(sql.Identifier, [t, *(x for x in role.search_path if x != t)])
+                    ),
+                ),
             )
         )
     tables = sql.SQL(", ").join(map(sql.SQL, TABLE_PRIVILEGES))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from psycopg import sql
@@ -22,7 +23,10 @@ class Statement:
     shown: Query | None = None
 
 
-def search_path(schema: str, *, local: bool) -> sql.Composed:
+def search_path(schema: str, *, local: bool, then: Sequence[str] = ()) -> sql.Composed:
+    """``SET search_path TO schema[, then…]``: the service's schema first, then the schemas
+    where the extensions the moved tables use live on that server."""
+    names = [schema, *(s for s in then if s != schema)]
     return sql.SQL("SET {}search_path TO {}").format(
-        sql.SQL("LOCAL " if local else ""), sql.Identifier(schema)
+        sql.SQL("LOCAL " if local else ""), sql.SQL(", ").join(map(sql.Identifier, names))
     )

@@ -44,9 +44,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from strangler.errors import NoPosition, SchemaChanged, StranglerError
-from strangler.pg.sync.fold import CannotFold, fold
+from strangler.errors import NoPosition, SchemaChanged, StranglerError, SyncError
+from strangler.pg.sync.fold import CannotFold, Folded, fold
 from strangler.pg.sync.ordered import replay
+from strangler.pg.sync.partitions import partition_tree, partitioned_roots, tree_differences
 from strangler.pg.sync.pgoutput import (
     Begin,
     Commit,
@@ -91,6 +92,8 @@ class Round:
     commit_times: list[datetime] = field(default_factory=list)
     truncated: list[str] = field(default_factory=list)
     caught_up: bool = False
+    # changes of tables the publication no longer carries (taken out by an operator)
+    foreign_skipped: int = 0
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,19 @@ class Applier:
         self._batches: dict[str, _Batch] = {}
         self._used: set[int] = set()  # stages holding rows in this round's transaction
         self.folded = self.replayed = 0  # tables applied each way, for the benchmark's notes
+        self.replayed_changes = 0  # changes that went one by one
+        self._clean_at = 0.0  # when an idle round last moved the position over other WAL
+        # Partitioned tables travel through their root; their trees are watched each round.
+        self._partitioned = partitioned_roots(source, source_schema, tables)
+        # The moved tables' OIDs: a change under another name is one of them renamed.
+        self._moved_oids: dict[int, str] = {
+            int(r[0]): r[1]
+            for r in source.execute(
+                "SELECT c.oid, c.relname FROM pg_class c JOIN pg_namespace n "
+                "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = ANY(%s)",
+                (source_schema, sorted(tables)),
+            ).fetchall()
+        }
         target.execute("SET session_replication_role = replica")
         # The staged statements join a few thousand rows to a big table by its key: an index
         # lookup per row. Without statistics on the temporary table a hash join over the
@@ -154,6 +170,7 @@ class Applier:
         For a drain or a single step; a long-running sync streams (:meth:`stream_round`).
         """
         done = Round()
+        self.check_partitions()
         with self._round(done) as stored:
             with (
                 self.source.transaction(),
@@ -172,7 +189,13 @@ class Applier:
         return done
 
     def stream_round(
-        self, stream: SlotStream, *, wait: float, linger: float = 0.005, budget: float = 0.1
+        self,
+        stream: SlotStream,
+        *,
+        wait: float,
+        linger: float = 0.005,
+        budget: float = 0.1,
+        clean_every: float = 1.0,
     ) -> Round:
         """One round from a replication stream: collect whole transactions, apply them in one
         target transaction, then confirm the stored position to the server.
@@ -207,10 +230,22 @@ class Applier:
         done = Round()
         if not messages:
             done.position, done.caught_up = stream.confirmed, True
+            clean = stream.server_lsn
+            if clean > stream.confirmed and time.monotonic() - self._clean_at >= clean_every:
+                # Idle, and the monolith wrote WAL of other tables: move the position over
+                # it, so lag counts only the moved tables' changes still to apply.
+                with self._round(done) as stored:
+                    done.position = max(stored, clean)
+                self._clean_at = time.monotonic()
+                stream.confirm(done.position)
             return done
+        self.check_partitions()
         with self._round(done) as stored:
             self._apply_stream(iter(messages), stored, done)
             done.caught_up = quiet
+            # Every message read so far is in this round: the walsender's decoded end is
+            # behind us too.
+            done.position = max(done.position, stream.server_lsn)
         stream.confirm(done.position)
         return done
 
@@ -226,15 +261,47 @@ class Applier:
                 yield stored
                 if done.position != stored:
                     self._store_position(done)
-        except BaseException:
+        except BaseException as exc:
             # The rollback took the staging tables this round created with it.
             for ident in set(self._stages) - stages_before:
                 del self._stages[ident]
             self._batches.clear()
+            if isinstance(exc, psycopg.errors.IntegrityError | Diverged):
+                # A row with no partition to go to, or one that is missing, is how a changed
+                # partition tree shows itself mid-round: say that rather than the symptom.
+                self.check_partitions()
             raise
         if done.transactions:
             committed = datetime.now(UTC)
             done.lags = [(committed - t).total_seconds() for t in done.commit_times]
+
+    @property
+    def partitioned(self) -> list[str]:
+        """The moved tables that are partitioned."""
+        return list(self._partitioned)
+
+    def check_partitions(self) -> None:
+        """Stop (SchemaChanged) before a round when the partition trees of the two sides
+        differ: a partition attached, detached or created during sync is a change the stream
+        cannot carry (:mod:`strangler.pg.sync.partitions`)."""
+        if not self._partitioned:
+            return
+        src = partition_tree(self.source, self.source_schema, self._partitioned)
+        dst = partition_tree(self.target, self.target_schema, self._partitioned)
+        found = tree_differences(src, dst, self.source_schema, self.target_schema)
+        if found:
+            raise SchemaChanged(
+                "the partitions of a moved table changed during sync: "
+                + "; ".join(found)
+                + ". Sync stopped before applying anything after that; nothing was applied "
+                "wrongly",
+                hint=f"make the two trees equal again: create or attach the same partition in "
+                f"{self.target_schema} and copy the rows it held (INSERT … SELECT, in a session "
+                "with SET session_replication_role = replica, which the write gate lets "
+                f"through), or detach it there too; or undo the change on {self.source_schema}. "
+                "Then run 'strangler sync' again (it gates the new partition) and 'strangler "
+                "verify'",
+            )
 
     def stored_position(self) -> int:
         """The position the target holds (another applier may be moving it)."""
@@ -255,7 +322,10 @@ class Applier:
                     done.skipped += 1
                 continue
             if isinstance(msg, Relation):
-                self._check_relation(msg)
+                # Through the root, pgoutput describes a partition as well as the moved
+                # table; only a change of a relation strangler does not move is an error.
+                if self._moves(msg):
+                    self._check_relation(msg)
                 old = self._relations.get(msg.relid)
                 batch = self._batches.get(msg.name)
                 if batch is not None and old is not None and old.columns != msg.columns:
@@ -277,6 +347,9 @@ class Applier:
                 continue
             if isinstance(msg, Insert | Update | Delete):
                 rel = self._relations[msg.relid]
+                if not self._moves(rel):
+                    self._foreign(rel, done)
+                    continue
                 self._target(rel)
                 batch = self._batches.get(rel.name)
                 if batch is None:
@@ -284,7 +357,13 @@ class Applier:
                 batch.changes.append(msg)
                 done.rows += 1
             elif isinstance(msg, Truncate):
-                names = [self._target(self._relations[r]) for r in msg.relids]
+                rels = [self._relations[r] for r in msg.relids]
+                for rel in rels:
+                    if not self._moves(rel):
+                        self._foreign(rel, done)
+                names = [self._target(rel) for rel in rels if self._moves(rel)]
+                if not names:
+                    continue
                 self._flush_all()
                 self.target.execute(
                     sql.SQL("TRUNCATE {}{}").format(
@@ -314,16 +393,37 @@ class Applier:
             return
         rel, target = batch.rel, self._target(batch.rel)
         key = tuple(i for i, c in enumerate(rel.columns) if c.key)
-        try:
-            folded = fold(
-                batch.changes, key if rel.replica_identity != "f" else (), len(rel.columns)
-            )
-        except CannotFold as why:
-            log.debug("%s: replayed change by change (%s)", target.label, why)
-            self._replay(target, batch)
+        width = len(rel.columns)
+        changes = batch.changes
+        while changes:
+            try:
+                folded = fold(changes, key if rel.replica_identity != "f" else (), width)
+            except CannotFold as why:
+                if why.at is None:  # nothing of this table folds: all of it in order
+                    log.debug("%s: replayed change by change (%s)", target.label, why)
+                    self._replay(target, rel, changes)
+                    return
+                # Only the change that needs order is replayed on its own; what comes before
+                # it is folded and applied first, what comes after is folded next (issue 12).
+                log.debug("%s: one change replayed in order (%s)", target.label, why)
+                head, odd, changes = changes[: why.at], changes[why.at], changes[why.at + 1 :]
+                if head:
+                    self._apply_folded(target, rel, key, head, fold(head, key, width))
+                self._replay(target, rel, [odd])
+                continue
+            self._apply_folded(target, rel, key, changes, folded)
             return
+
+    def _apply_folded(
+        self,
+        target: _Target,
+        rel: Relation,
+        key: tuple[int, ...],
+        changes: list[_RowChange],
+        folded: Folded,
+    ) -> None:
         stage = self._stage(target, rel, key)
-        if id(stage) in self._used:  # flushed before in this round (a TRUNCATE came between)
+        if id(stage) in self._used:  # flushed before in this round
             self.target.execute(sql.SQL("DELETE FROM {}").format(stage.name))
         self._used.add(id(stage))
         try:
@@ -333,13 +433,14 @@ class Applier:
             # Unique values swapped between rows within the round: only the source's order
             # of changes passes the constraint.
             log.debug("%s: replayed change by change (%s)", target.label, why)
-            self._replay(target, batch)
+            self._replay(target, rel, changes)
             return
         self.folded += 1
 
-    def _replay(self, target: _Target, batch: _Batch) -> None:
-        replay(self.target, target.name, [(batch.rel, c) for c in batch.changes])
+    def _replay(self, target: _Target, rel: Relation, changes: list[_RowChange]) -> None:
+        replay(self.target, target.name, [(rel, c) for c in changes])
         self.replayed += 1
+        self.replayed_changes += len(changes)
 
     def _stage(self, target: _Target, rel: Relation, key: tuple[int, ...]) -> Stage:
         ident = (rel.name, rel.column_names)
@@ -354,13 +455,72 @@ class Applier:
 
     # ----------------------------------------------------------------------- relations
 
-    def _target(self, rel: Relation) -> _Target:
-        if rel.namespace != self.source_schema or rel.name not in self.tables:
-            raise StranglerError(
-                f"the slot sent changes of {rel.namespace}.{rel.name}, which this service does "
-                "not move; the publication holds more tables than the spec lists",
-                hint="'strangler sync … --stop' then start again to rebuild the publication",
+    def _moves(self, rel: Relation) -> bool:
+        return rel.namespace == self.source_schema and rel.name in self.tables
+
+    def _foreign(self, rel: Relation, done: Round) -> None:
+        """A change of a relation this service does not move. Skipped (and counted) when the
+        publication no longer carries it, which is how an operator answers the error below;
+        otherwise SyncError saying what happened and what will help, nothing applied."""
+        what = f"{rel.namespace}.{rel.name}"
+        row = self.source.execute(
+            "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n "
+            "ON n.oid = c.relnamespace WHERE c.oid = %s",
+            (rel.relid,),
+        ).fetchone()
+        now = f"{row[0]}.{row[1]}" if row else what
+        moved = self.source.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relname = ANY(%s) AND c.oid = %s",
+            (self.source_schema, sorted(self.tables), rel.relid),
+        ).fetchone()
+        gone = sorted(self.tables - set(self._moved_oids.values()))
+        if moved is not None or rel.relid in self._moved_oids or gone:
+            old = self._moved_oids.get(rel.relid) or ", ".join(gone) or what
+            raise SchemaChanged(
+                f"the moved table {self.source_schema}.{old} is now called {now} on the "
+                "monolith (renamed or moved to another schema during sync); nothing of that "
+                "transaction was applied",
+                hint=f"rename it back on the monolith (ALTER TABLE … RENAME TO {old}), then run "
+                "'strangler sync' again; to keep the new name, rename the service's table the "
+                "same way and change the spec's tables to match",
             )
+        published = self.source.execute(
+            "SELECT 1 FROM pg_publication_tables WHERE pubname = %s AND schemaname = %s "
+            "AND tablename = %s",
+            (self.publication, rel.namespace, rel.name),
+        ).fetchone()
+        if published is None:
+            # Taken out of the publication after these changes were written: they are not
+            # the service's, and the slot will send no more of them.
+            done.foreign_skipped += 1
+            return
+        listed = self.target.execute(
+            "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relname = %s",
+            (self.target_schema, rel.name),
+        ).fetchone()
+        pub = sql.Identifier(self.publication).as_string(self.source)
+        name = sql.Identifier(rel.namespace, rel.name).as_string(self.source)
+        if listed is not None and rel.namespace == self.source_schema:
+            raise SyncError(
+                f"the slot sent changes of {what}, which the service's schema "
+                f"{self.target_schema} holds and publication {self.publication} carries, but "
+                "the spec's tables no longer list it; nothing of that transaction was applied",
+                hint="put it back in the service's tables in the spec (it was copied and is "
+                "kept in sync), then run 'strangler sync' again",
+            )
+        raise SyncError(
+            f"the slot sent changes of {what}, which this service does not move: publication "
+            f"{self.publication} carries it (it was added to the publication outside "
+            "strangler); nothing of that transaction was applied",
+            hint=f"take it out of the publication on the monolith: ALTER PUBLICATION {pub} DROP "
+            f"TABLE {name}; then run 'strangler sync' again: changes of {what} already in the "
+            "slot are then skipped, and the slot is kept (do not use --stop: it drops the slot "
+            "and the service's schema then no longer meets a change stream)",
+        )
+
+    def _target(self, rel: Relation) -> _Target:
         found = self._targets.get(rel.name)
         if found is None:
             found = self._load_target(rel.name)

@@ -125,7 +125,11 @@ def begin(
 
 def _attach(route: SyncRoute, dst: psycopg.Connection[Any], lsn: int) -> None:
     ensure_position(dst, route.slot, lsn)
-    # The side that receives changes must not take the application's writes.
+    _gate_receiving_side(route, dst)
+
+
+def _gate_receiving_side(route: SyncRoute, dst: psycopg.Connection[Any]) -> None:
+    """The side that receives changes must not take the application's writes."""
     side: Side = "service" if route.direction == "forward" else "monolith"
     install_gate(dst, route.service, side, route.target_schema, route.tables, closed=True)
 
@@ -222,6 +226,10 @@ def run(
     stop = stop or threading.Event()
     with route.connect_source() as src, route.connect_target() as dst:
         worker = applier(route, src, dst)
+        if worker.partitioned:
+            # A partition made on the receiving side since the gate went up (the way out of
+            # a changed tree) gets the gate too.
+            _gate_receiving_side(route, dst)
         if until_caught_up:
             until_lsn = max(until_lsn or 0, emit_mark(src))
         idle_since, delay = time.monotonic(), poll

@@ -66,45 +66,52 @@ def wait_in_flight(
         conn.execute(sql.SQL("LOCK TABLE {} IN SHARE MODE").format(names))
 
 
+_SEQUENCES = """
+SELECT s.relname, q.seqincrement, v.last_value
+FROM pg_sequence q JOIN pg_class s ON s.oid = q.seqrelid
+JOIN pg_namespace n ON n.oid = s.relnamespace
+LEFT JOIN pg_sequences v ON v.schemaname = n.nspname AND v.sequencename = s.relname
+WHERE n.nspname = %s
+"""
+
+
 def move_sequences(
     src: psycopg.Connection[Any],
     src_schema: str,
     dst: psycopg.Connection[Any],
     dst_schema: str,
-    tables: Sequence[str],
+    tables: Sequence[str] = (),
 ) -> dict[str, int]:
-    """Set each target sequence to at least its source twin's value, so ids never collide."""
-    moved: dict[str, int] = {}
-    query = """
-        SELECT a.attname, pg_get_serial_sequence(format('%%I.%%I', %s::text, %s::text), a.attname)
-        FROM pg_attribute a
-        WHERE a.attrelid = format('%%I.%%I', %s::text, %s::text)::regclass
-          AND a.attnum > 0 AND NOT a.attisdropped
+    """Set every sequence of ``dst_schema`` that has a twin of the same name in ``src_schema``
+    past the twin's value, so the side that takes the writes next never draws an id the other
+    side already used.
+
+    Every sequence, not only those a table owns (issue 12): the copy carries each sequence a
+    moved column draws from (serial and identity, ``DEFAULT nextval('…')`` without OWNED BY,
+    one shared by several tables, one a carried trigger function calls) under its own name, so
+    the twins are exactly the sequences the moved tables use. ``tables`` is not needed any
+    more and kept for callers that pass it.
     """
-    for table in tables:
-        src_seqs = {c: s for c, s in src.execute(query, (src_schema, table) * 2).fetchall() if s}
-        dst_seqs = {c: s for c, s in dst.execute(query, (dst_schema, table) * 2).fetchall() if s}
-        for column, src_seq in src_seqs.items():
-            dst_seq = dst_seqs.get(column)
-            if dst_seq is None:
-                continue
-            row = src.execute(
-                sql.SQL("SELECT last_value, is_called FROM {}").format(
-                    sql.Identifier(*src_seq.replace('"', "").split(".", 1))
-                )
-            ).fetchone()
-            if row is None:
-                continue
-            value = int(row[0]) if row[1] else int(row[0]) - 1
-            if value < 1:
-                continue
-            got = dst.execute(
-                "SELECT setval(%s::regclass, greatest(%s, (SELECT last_value FROM "
-                "pg_sequences WHERE format('%%I.%%I', schemaname, sequencename)::regclass "
-                "= %s::regclass)))",
-                (dst_seq, value, dst_seq),
-            ).fetchone()
-            moved[f"{dst_schema}.{table}.{column}"] = int(got[0]) if got else value
+    theirs = {
+        name: (inc, value)
+        for name, inc, value in src.execute(_SEQUENCES, (src_schema,)).fetchall()
+        if value is not None
+    }
+    moved: dict[str, int] = {}
+    for name, inc, value in dst.execute(_SEQUENCES, (dst_schema,)).fetchall():
+        if name not in theirs:
+            continue
+        other = int(theirs[name][1])
+        mine = None if value is None else int(value)
+        # past the other side's value, in the direction the sequence runs
+        beyond = other if mine is None else (max(other, mine) if inc > 0 else min(other, mine))
+        if beyond == mine:
+            continue
+        dst.execute(
+            "SELECT setval(%s::regclass, %s, true)",
+            (sql.Identifier(dst_schema, name).as_string(dst), beyond),
+        )
+        moved[f"{dst_schema}.{name}"] = beyond
     return moved
 
 
@@ -217,7 +224,7 @@ def _switch(
             wait_in_flight(src, old.source_schema, old.tables, writers_timeout)
             mark = emit_mark(src)
             last = cdc.run(old, until_lsn=mark, poll=0.001, max_poll=0.01)
-            seqs = move_sequences(src, old.source_schema, dst, old.target_schema, old.tables)
+            seqs = move_sequences(src, old.source_schema, dst, old.target_schema)
             cdc.end(old)
             cdc.begin(new, copy=None)
             new_exists = True

@@ -85,7 +85,7 @@ def fold(changes: Iterable[Change], key: Sequence[int], width: int) -> Folded:
         if entry is None:
             entry = entries[k] = _Entry(True, unknown)
         elif entry.after is None:
-            raise CannotFold(f"{what} of a key the round already deleted")
+            raise CannotFold(f"{what} of a key the round already deleted", at=count - 1)
         return entry
 
     for change in changes:
@@ -98,7 +98,7 @@ def fold(changes: Iterable[Change], key: Sequence[int], width: int) -> Folded:
             elif entry.after is None:
                 entry.after = change.new
             else:
-                raise CannotFold("an insert onto a key the round already holds")
+                raise CannotFold("an insert onto a key the round already holds", at=count - 1)
         elif isinstance(change, Update):
             new_key = key_of(change.new)
             if change.old is not None and not change.old_is_key:
@@ -111,7 +111,9 @@ def fold(changes: Iterable[Change], key: Sequence[int], width: int) -> Folded:
                 entry.after = row
                 continue
             if UNCHANGED in row:
-                raise CannotFold("a key moved while some of its row's values are absent")
+                raise CannotFold(
+                    "a key moved while some of its row's values are absent", at=count - 1
+                )
             entry.after = None
             moved = entries.get(new_key)
             if moved is None:
@@ -119,7 +121,7 @@ def fold(changes: Iterable[Change], key: Sequence[int], width: int) -> Folded:
             elif moved.after is None:
                 moved.after = row
             else:
-                raise CannotFold("a key moved onto a key the round already holds")
+                raise CannotFold("a key moved onto a key the round already holds", at=count - 1)
         elif isinstance(change, Delete):
             if not change.old_is_key:
                 raise CannotFold("the old row is the whole row (REPLICA IDENTITY FULL)")

@@ -16,7 +16,7 @@ from psycopg import sql
 
 from strangler.pg.sync.slot import lock_waits_named
 
-__all__ = ["Side", "close_gate", "install_gate", "open_gate", "remove_gate"]
+__all__ = ["Side", "close_gate", "install_gate", "open_gate", "remove_gate", "with_partitions"]
 
 Side = Literal["monolith", "service"]
 _SCHEMA = "_strangler"
@@ -76,7 +76,7 @@ def install_gate(
     """
     conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(_SCHEMA)))
     _define(conn, service, side, _refusal(service, side) if closed else None)
-    for table in tables:
+    for table in with_partitions(conn, schema, tables):
         exists = conn.execute(
             "SELECT 1 FROM pg_trigger WHERE tgrelid = %s::regclass AND tgname = %s",
             (sql.Identifier(schema, table).as_string(conn), _TRIGGER),
@@ -100,6 +100,21 @@ def install_gate(
             )
 
 
+def with_partitions(conn: psycopg.Connection[Any], schema: str, tables: Sequence[str]) -> list[str]:
+    """``tables`` and every partition under them (at any depth), in ``schema``.
+
+    A statement trigger on a partitioned table fires only for statements naming that table;
+    an ``INSERT INTO events_2024`` would pass a gate installed on ``events`` alone.
+    """
+    rows = conn.execute(
+        "SELECT c.relname FROM pg_class r JOIN pg_namespace n ON n.oid = r.relnamespace "
+        "CROSS JOIN LATERAL pg_partition_tree(r.oid) t JOIN pg_class c ON c.oid = t.relid "
+        "WHERE n.nspname = %s AND r.relname = ANY(%s) AND t.level > 0 ORDER BY t.level, 1",
+        (schema, list(tables)),
+    ).fetchall()
+    return list(tables) + [r[0] for r in rows if r[0] not in tables]
+
+
 def close_gate(conn: psycopg.Connection[Any], service: str, side: Side) -> None:
     _define(conn, service, side, _refusal(service, side))
 
@@ -111,7 +126,7 @@ def open_gate(conn: psycopg.Connection[Any], service: str, side: Side) -> None:
 def remove_gate(
     conn: psycopg.Connection[Any], service: str, side: Side, schema: str, tables: Sequence[str]
 ) -> None:
-    for table in tables:
+    for table in with_partitions(conn, schema, tables):
         conn.execute(
             sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(
                 sql.Identifier(_TRIGGER), sql.Identifier(schema, table)

@@ -90,13 +90,28 @@ def _fix_sql(schema: str, table: str, unique_indexes: Sequence[str]) -> list[str
     return fixes
 
 
+def _slot_hint(message: str, name: str) -> str:
+    """The real next step for a slot the monolith would not create (issue 14: it used to
+    suggest 'sync --stop' whatever the cause, even for wal_level)."""
+    if "wal_level" in message:
+        return (
+            "logical decoding needs wal_level = logical on the monolith: ALTER SYSTEM SET "
+            "wal_level = logical; then restart it (or use strategy: copy)"
+        )
+    if "max_replication_slots" in message or "all replication slots are in use" in message:
+        return "raise max_replication_slots on the monolith (a restart), or drop unused slots"
+    if "already exists" in message:
+        return f"an old slot remains: 'strangler sync … --stop' removes {name!r}"
+    return "the message above is PostgreSQL's; the role needs REPLICATION (or superuser)"
+
+
 def check_replica_identity(
     conn: psycopg.Connection[Any], schema: str, tables: Sequence[str]
 ) -> None:
     """Refuse (CheckFailed, nothing changed) if a table could not be published safely."""
     rows = conn.execute(
         """
-        SELECT c.relname, c.relreplident,
+        SELECT c.relname, c.relreplident, c.relpersistence = 'u' AS unlogged,
                EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary),
                coalesce(array(
                    SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
@@ -119,8 +134,18 @@ def check_replica_identity(
             hint="check the table names in the spec",
         )
     problems: list[str] = []
+    unlogged = [t for t in tables if found[t][2]]
+    if unlogged:
+        names = ", ".join(f"{schema}.{t}" for t in unlogged)
+        raise CheckFailed(
+            f"refusing to start sync: {names} is UNLOGGED, so its changes never reach the WAL "
+            "and logical decoding cannot see them (sync would miss every write). Nothing was "
+            "created.",
+            hint="make it logged (ALTER TABLE … SET LOGGED, which rewrites it) or move it "
+            "with strategy: copy",
+        )
     for table in tables:
-        _, ident, has_pk, uniques = found[table]
+        _, ident, _unlogged, has_pk, uniques = found[table]
         if ident == "n" or (ident == "d" and not has_pk):
             why = "REPLICA IDENTITY NOTHING" if ident == "n" else "no primary key"
             problems.append(f"{schema}.{table} has {why}; fix with one of:")
@@ -140,12 +165,20 @@ def check_replica_identity(
 def create_publication(
     conn: psycopg.Connection[Any], name: str, schema: str, tables: Sequence[str]
 ) -> None:
-    """``CREATE PUBLICATION name FOR TABLE …`` unless it exists with these tables already."""
+    """``CREATE PUBLICATION name FOR TABLE … WITH (publish_via_partition_root)`` unless it
+    exists already.
+
+    Through the root: a partitioned table's changes arrive as changes of the moved table,
+    whichever partition holds the row (see :mod:`strangler.pg.sync.partitions`); for a plain
+    table the option changes nothing.
+    """
     exists = conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (name,)).fetchone()
     if exists:
         return
     conn.execute(
-        sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(
+        sql.SQL(
+            "CREATE PUBLICATION {} FOR TABLE {} WITH (publish_via_partition_root = true)"
+        ).format(
             sql.Identifier(name), sql.SQL(", ").join(sql.Identifier(schema, t) for t in tables)
         )
     )
@@ -253,7 +286,7 @@ def exported_slot(
             )
             raise CheckFailed(
                 f"could not create replication slot {name!r}: {message}",
-                hint=f"an old slot may remain: 'strangler sync … --stop' removes {name!r}",
+                hint=_slot_hint(message, name),
             )
         lsn = parse_lsn(result.get_value(0, 1).decode())
         snapshot = result.get_value(0, 2)

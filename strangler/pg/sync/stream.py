@@ -47,6 +47,11 @@ class SlotStream:
 
     def __init__(self, dsn: str, *, role: str, slot: str, publication: str, start_lsn: int) -> None:
         self.confirmed = start_lsn
+        # The WAL position the walsender last said it had decoded (its keepalives): every
+        # transaction that committed before it and touched a published table has been sent
+        # before that keepalive, so once the messages read so far are applied the position
+        # may move there, over WAL of tables the service does not move (issue 12: lag).
+        self.server_lsn = start_lsn
         self._last_feedback = time.monotonic()
         self.conn: psycopg.Connection[Any] = connect(
             dsn,
@@ -87,8 +92,11 @@ class SlotStream:
                 kind = data[0]
                 if kind == 0x77:  # 'w': XLogData, the plugin's message after the header
                     return bytes(data[_XLOGDATA_HEADER:])
-                if kind == 0x6B and _KEEPALIVE.unpack_from(data, 1)[2]:  # 'k', reply now
-                    self._feedback()
+                if kind == 0x6B:  # 'k': keepalive (the server's WAL end, reply-now flag)
+                    wal_end, _, reply = _KEEPALIVE.unpack_from(data, 1)
+                    self.server_lsn = max(self.server_lsn, wal_end)
+                    if reply:
+                        self._feedback()
                 continue
             if n < 0:
                 raise StreamLost(
