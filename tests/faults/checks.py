@@ -102,9 +102,15 @@ def _positions(conn: psycopg.Connection[Any]) -> list[str]:
 
 def journal_state(world: World) -> dict[str, Any]:
     path = world.journal_path
+    untouched = {"phase": "planned", "weight": 0.0, "dangling": [], "locks": []}
     if not path.exists():
-        return {"phase": "planned", "weight": 0.0, "dangling": [], "locks": []}
+        return untouched
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10) as lite:
+        # A journal strangler opened on a full disk: the file is there, its tables are not.
+        if not lite.execute(
+            "SELECT 1 FROM sqlite_master WHERE name = 'strangler_services'"
+        ).fetchone():
+            return untouched
         state = lite.execute(
             "SELECT phase, weight FROM strangler_services WHERE service = ?", (world.service,)
         ).fetchone()
