@@ -61,6 +61,8 @@ def load_results(path: Path) -> tuple[dict[tuple[str, str, int], dict[str, Any]]
             if not line.strip():
                 continue
             row = json.loads(line)
+            if row.get("kind") == "run":
+                continue  # read by runs_on_record()
             if row.get("kind") == "calm":
                 calm = Calm(**{k: v for k, v in row.items() if k != "kind"})
                 calms[f"{calm.step}|{calm.config}"] = calm
@@ -93,6 +95,7 @@ def run(args: argparse.Namespace) -> None:
     campaign = Campaign(root)
     campaign.calms.update(calms)
     deadline = time.monotonic() + args.hours * 3600 if args.hours else None
+    started, ran = time.time(), 0
     try:
         for n, (index, step, fault) in enumerate(todo, 1):
             if deadline and time.monotonic() > deadline:
@@ -116,6 +119,7 @@ def run(args: argparse.Namespace) -> None:
             for key in set(campaign.calms) - known:
                 _append(results, {"kind": "calm", **campaign.calms[key].__dict__})
             _append(results, result.to_dict())
+            ran += 1
             mark = "ok " if result.ok else "FAIL"
             print(
                 f"[{n}/{len(todo)}] {mark} {step.name:<22} {fault.name:<18} #{index} "
@@ -124,6 +128,17 @@ def run(args: argparse.Namespace) -> None:
                 flush=True,
             )
     finally:
+        _append(
+            results,
+            {
+                "kind": "run",
+                "command": " ".join(["bench/faults.py", *sys.argv[1:]]),
+                "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+                "minutes": round((time.time() - started) / 60, 1),
+                "trials": ran,
+                "machine": "; ".join(machine()),
+            },
+        )
         campaign.close()
         if not args.root:
             shutil.rmtree(root, ignore_errors=True)
@@ -131,7 +146,21 @@ def run(args: argparse.Namespace) -> None:
 
 # ------------------------------------------------------------------------------ report
 
-DEFECTS: list[str] = []  # one line per defect the campaign found: what, the fix, the test
+# One line per defect the campaign found: what, the fix, the regression test.
+DEFECTS: list[str] = [
+    "A restarted server moved to another port while its old sessions lingered in TIME_WAIT "
+    "(every DSN naming it broke): `PgInstance` now asks whether the port is free as PostgreSQL "
+    "binds it, with SO_REUSEADDR. Test: tests/test_embedded.py::"
+    "test_a_server_restarts_on_its_own_port_while_old_sessions_linger_in_time_wait.",
+    "A slot invalidated by `max_slot_wal_keep_size` passed for a healthy one, and sync then "
+    "failed with PostgreSQL's bare message and a hint about privileges: status now flags it, "
+    "sync, `cdc.run` (verify, cutover, decommission) and the traffic gate refuse it naming the "
+    "cause and the way back (forward: rollback --schema, copy again). Test: "
+    "tests/test_sync_health.py::test_a_slot_the_server_invalidated_is_refused_with_the_way_back.",
+    "Decommission (removing the old path) left the reverse slot, publication and stored "
+    "position behind, holding the service server's WAL for ever: it now drains reverse sync "
+    "into the old tables, then ends it. Test: tests/test_decommission_sync.py.",
+]
 
 
 def machine() -> list[str]:
@@ -156,9 +185,18 @@ def machine() -> list[str]:
     ]
 
 
+def runs_on_record(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in rows if r.get("kind") == "run"]
+
+
 def report(args: argparse.Namespace) -> str:
     done, calms = load_results(Path(args.results))
     rows = [r for r in done.values() if "skipped" not in r]
+    planned = len(pairs(list(STEPS), list(FAULTS))) * args.trials
+    runs = runs_on_record(Path(args.results))
     table: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for r in rows:
         cell = table[(r["step"], r["fault"])]
@@ -192,6 +230,27 @@ def report(args: argparse.Namespace) -> str:
         "```",
         "",
         "Machine: " + "; ".join(machine()),
+        "",
+        "## How far the campaign has got",
+        "",
+        (
+            f"**Partial campaign: {len(rows)} of the {planned} planned trials** "
+            f"({len(pairs(list(STEPS), list(FAULTS)))} step × fault pairs × {args.trials}); "
+            "trials run index by index across every pair, so each pair has the same number or "
+            "one fewer. The figures below are what was measured, nothing extrapolated; run the "
+            "command again to carry on."
+            if len(rows) < planned
+            else f"Complete: {len(rows)} trials ({planned} planned)."
+        ),
+        "",
+        "Runs so far (each appended to the results file when it ends):",
+        "",
+        "| started | minutes | trials | command | machine |",
+        "|---|---:|---:|---|---|",
+        *[
+            f"| {r['started']} | {r['minutes']} | {r['trials']} | `{r['command']}` | {r['machine']} |"
+            for r in runs
+        ],
         "",
         "## Per step and fault",
         "",
