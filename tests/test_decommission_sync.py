@@ -60,7 +60,7 @@ def test_removing_the_old_path_drains_and_ends_reverse_sync(
     # brought to 'stable' as they would leave it.
     with Journal(f"sqlite:///{tmp_path / 'state.db'}", operator="test") as journal:
         journal.outcome(journal.intent("order_service", "mark_stable"), "ok", phase="stable")
-    done = cli("decommission", "order_service", "-f", str(spec))
+    done = cli("decommission", "order_service", "--yes", "-f", str(spec))
     assert done.code == 0, done.stdout + done.stderr
     history = cli("history", "order_service", "-f", str(spec), "-o", "json").json()
     assert [e for e in history["entries"] if e["step"] == "remove_old_path" and e["status"] == "ok"]
