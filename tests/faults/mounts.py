@@ -49,6 +49,7 @@ class Tmpfs:
         if done.returncode != 0:
             raise RuntimeError(f"cannot mount a tmpfs at {path}: {done.stderr.strip()}")
         self.balloon = path / ".balloon"
+        self._bound = False  # a read-only bind mount lies over the tmpfs
 
     def free_bytes(self) -> int:
         st = os.statvfs(self.path)
@@ -71,11 +72,29 @@ class Tmpfs:
         self.balloon.unlink(missing_ok=True)
 
     def read_only(self) -> None:
+        """A remount; the kernel refuses it while a file is open for writing (strangler's
+        journal, mid-step), and then a read-only bind mount goes over the same path instead:
+        every new open is refused (EROFS), as on a disk turned read-only under a running
+        process, while descriptors already open keep writing to the tmpfs beneath."""
         done = _run("mount", "-o", "remount,ro", str(self.path))
-        if done.returncode != 0:
+        if done.returncode == 0:
+            return
+        if "busy" not in done.stderr:
             raise RuntimeError(f"cannot remount {self.path} read-only: {done.stderr.strip()}")
+        bind = _run("mount", "--bind", str(self.path), str(self.path))
+        ro = _run("mount", "-o", "remount,ro,bind", str(self.path))
+        if bind.returncode != 0 or ro.returncode != 0:
+            if bind.returncode == 0:
+                _run("umount", str(self.path))
+            raise RuntimeError(
+                f"cannot make {self.path} read-only: {bind.stderr.strip()} {ro.stderr.strip()}"
+            )
+        self._bound = True
 
     def read_write(self) -> None:
+        if self._bound:
+            _run("umount", str(self.path))  # the read-only bind; the tmpfs beneath remains
+            self._bound = False
         _run("mount", "-o", "remount,rw", str(self.path))
 
     def heal(self) -> None:
