@@ -261,6 +261,7 @@ class Campaign:
 
     def _recover(self, world: World, step: StepCase, calm: Calm, result: TrialResult) -> bool:
         code = result.first_exit
+        command = step.command(world.service)
         for attempt in range(1, 7):
             if code == calm.exit_code or self._ended_as_calm(world, calm):
                 return True
@@ -271,16 +272,20 @@ class Campaign:
                 result.recovery.append(f"strangler resolve → {rcode}")
             elif "is locked by" in text:
                 time.sleep(1.0)
-            elif "was invalidated by the server" in text:
-                # The way back the error names: rollback --schema, then copy again.
+            elif "was invalidated by the server" in text and "copies again" in text:
+                # Forward: the way back the error names (rollback --schema, copy again), then
+                # the runbook up to where the uninterrupted run ended. (A lost reverse slot
+                # has no way back in strangler: its refusal is the outcome, not recovered.)
                 for args in _hinted(text, ("rollback", "copy")):
                     if args[0] == "rollback":
                         args += ["--reason", "fault campaign: slot invalidated", "--yes"]
                     hcode = _wait(world.popen(*args, log=f"hinted-{attempt}-{args[0]}.log"))
                     result.recovery.append(f"strangler {' '.join(args[:3])} → {hcode}")
-            child = world.popen(*step.command(world.service), log=f"attempt-{attempt}.log")
+                if step.args[0] not in ("copy", "sync"):
+                    command = ["run", world.service, "--wait", "--until", calm.end_phase]
+            child = world.popen(*command, log=f"attempt-{attempt}.log")
             code = _wait(child)
-            result.recovery.append(f"strangler {' '.join(step.args[:1])} again → {code}")
+            result.recovery.append(f"strangler {' '.join(command[:1])} again → {code}")
         return code == calm.exit_code
 
     @staticmethod
