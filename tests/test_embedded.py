@@ -49,6 +49,27 @@ def test_unreachable_host_and_missing_database(pg_source: PgInstance) -> None:
         connect(pg_source.dsn("no_such_db"))
 
 
+def test_what_strangler_commits_is_durable_where_the_server_commits_asynchronously(
+    source_db: Db,
+) -> None:
+    """Under ``synchronous_commit = off`` a commit returns before its WAL is written, and a
+    server crash forgets it. strangler acts on its commits at once: the applier confirms a
+    stored position to the monolith's slot (which then never sends those changes again), a
+    step journals 'ok'. The fault campaign lost 291 rows when the service's server restarted
+    during sync, and a cutover's publication change and reverse position when the monolith's
+    did. So every session strangler opens commits synchronously, whatever the server's
+    default (the test servers trade durability for speed: their default is off)."""
+    assert source_db.execute("SHOW synchronous_commit") == [("off",)]
+    for autocommit in (True, False):
+        with connect(source_db.dsn, autocommit=autocommit) as conn:
+            assert conn.execute("SHOW synchronous_commit").fetchone() == ("on",)
+            conn.rollback()
+    # An operator's own options in the DSN are kept beside it.
+    with connect(source_db.dsn + "?options=-c%20statement_timeout%3D7s") as conn:
+        assert conn.execute("SHOW synchronous_commit").fetchone() == ("on",)
+        assert conn.execute("SHOW statement_timeout").fetchone() == ("7s",)
+
+
 def test_describe_dsn_hides_the_password() -> None:
     assert describe_dsn("postgresql://app:pw@db.internal:6432/shop") == "app@db.internal:6432/shop"
     assert describe_dsn("host=h user=u password=p dbname=d") == "u@h:5432/d"
