@@ -95,6 +95,7 @@ SELECT t.tgrelid, t.tgname, pg_get_triggerdef(t.oid, true) AS def, t.tgenabled::
 FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace pn ON pn.oid = p.pronamespace
 WHERE t.tgrelid = ANY(%(oids)s) AND NOT t.tgisinternal
   AND NOT EXISTS (SELECT 1 FROM pg_trigger pt WHERE pt.oid = t.tgparentid)
+  AND pn.nspname <> '_strangler'  -- strangler's own write gate: not the monolith's to carry
 ORDER BY t.tgrelid, t.tgname
 """
 
