@@ -136,12 +136,20 @@ def run(args: argparse.Namespace) -> None:
                 "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
                 "minutes": round((time.time() - started) / 60, 1),
                 "trials": ran,
+                "commit": _head(),
                 "machine": "; ".join(machine()),
             },
         )
         campaign.close()
         if not args.root:
             shutil.rmtree(root, ignore_errors=True)
+
+
+def _head() -> str:
+    done = subprocess.run(
+        ["git", "describe", "--always", "--dirty"], capture_output=True, text=True, check=False
+    )
+    return done.stdout.strip() or "unknown"
 
 
 # ------------------------------------------------------------------------------ report
@@ -160,6 +168,33 @@ DEFECTS: list[str] = [
     "Decommission (removing the old path) left the reverse slot, publication and stored "
     "position behind, holding the service server's WAL for ever: it now drains reverse sync "
     "into the old tables, then ends it. Test: tests/test_decommission_sync.py.",
+    "Commits a crash forgot: under `synchronous_commit = off` (the campaign's servers) the "
+    "applier confirmed a stored position to the monolith's slot before its commit was durable; "
+    "the service's server restarted inside sync and 291 rows were never sent again "
+    "(sync-forward x restart #0); a cutover journaled 'ok' and the monolith's restart then "
+    "forgot its publication change and reverse position (cutover x restart #0). Every session "
+    "strangler opens now commits synchronously. Test: tests/test_embedded.py::"
+    "test_what_strangler_commits_is_durable_where_the_server_commits_asynchronously.",
+    "A copy made again once the write gate was installed (rollback --schema, copy: the way "
+    "back from a lost slot) carried strangler's own gate triggers to the service, where their "
+    "function does not exist, and failed (cutover x slot-invalidated #0). Extraction skips "
+    "them. Test: tests/test_copy_cli.py::"
+    "test_a_copy_made_again_leaves_stranglers_own_write_gate_behind.",
+]
+
+# What the reader must know about the runs on record (by hand: the results cannot say it).
+NOTES: list[str] = [
+    "The run of 2026-12-02 (93 trials, one per step x fault pair) measured branch i15 at "
+    "8b9224d, before the two fixes above that it led to (durable commits; gate triggers) and "
+    "before two harness fixes: a journal disk made read-only while strangler holds the journal "
+    "open (the kernel refused the remount: 5 trials below are harness errors, no fault was "
+    "injected) and the recovery after a forward slot lost on steps past sync (verify x "
+    "slot-invalidated). Its failures are listed below as measured; they have not been re-run.",
+    "A reverse slot lost (sync-reverse, rollback-writes, shift x slot-invalidated) has no way "
+    "back in strangler: the step refuses, naming the cause (tests/test_sync_health.py), and the "
+    "monolith's tables miss the service's writes since (counted as 'doubled': the service side "
+    "holds rows the old tables do not). Those trials cannot recover by design until a command "
+    "rebuilds reverse sync.",
 ]
 
 
@@ -242,6 +277,8 @@ def report(args: argparse.Namespace) -> str:
             if len(rows) < planned
             else f"Complete: {len(rows)} trials ({planned} planned)."
         ),
+        "",
+        *[f"- {note}" for note in NOTES],
         "",
         "Runs so far (each appended to the results file when it ends):",
         "",
