@@ -276,6 +276,7 @@ class Bench:
         self.fwd = sync_route(self.spec, "order_service")
         self.rev = sync_route(self.spec, "order_service", "reverse")
         self.facts: dict[str, Any] = {}
+        self.stages: dict[str, list[float]] = {}  # seconds per stage of each switch's window
         self.lines: list[str] = []
 
     def close(self) -> None:
@@ -354,6 +355,9 @@ class Bench:
             "orders": a.orders,
         }
 
+        if a.cutover_only:
+            self.cutovers(journal, sizes)
+            return
         # 2-3: without sync, then the backlog it left.
         self.facts["tps_without"] = self.pgbench(a.seconds, sizes)
         t0 = time.perf_counter()
@@ -416,8 +420,11 @@ class Bench:
             f"at {a.rate} tps: {self.facts['tps_rate']:.0f} tps; lag p50 {self.facts['rate_p50']:.3f}s p99 {self.facts['rate_p99']:.3f}s"
         )
         self.verify("the pgbench runs")
+        self.cutovers(journal, sizes)
 
-        # 5: cutovers and rollbacks.
+    def cutovers(self, journal: Journal, sizes: dict[str, int]) -> None:
+        """5: cutovers and rollbacks under the orders workload."""
+        a = self.args
         app = App(
             {"monolith": self.monolith, "service": self.service},
             {"monolith": "public", "service": "order_service"},
@@ -439,6 +446,8 @@ class Bench:
                     done = cut.rollback(self.fwd, self.rev)
                     app.owner, route = "monolith", self.fwd
                 windows.append(done.window_seconds)
+                for name, seconds in getattr(done, "stages", {}).items():
+                    self.stages.setdefault(name, []).append(seconds)
                 syncer.finish()
                 app.pause()
                 cdc.run(route, until_caught_up=True)
@@ -459,7 +468,30 @@ class Bench:
         )
         journal.close()
 
+    def stage_lines(self) -> str:
+        rows = [
+            f"| {name} | {pct(v, 0.5) * 1000:.1f} | {pct(v, 0.99) * 1000:.1f} | {max(v) * 1000:.1f} |"
+            for name, v in self.stages.items()
+        ]
+        return "\n".join(
+            ["| stage of the window | p50 ms | p99 ms | max ms |", "|---|---|---|---|", *rows]
+        )
+
+    def cutover_report(self) -> str:
+        f, a = self.facts, self.args
+        w = [x * 1000 for x in f["windows"]]
+        return f"""## Write cutover windows only (`--cutover-only`)
+
+Command: `.venv/bin/python bench/bench_sync.py --orders {a.orders} --cycles {a.cycles} --rate {a.rate} --cutover-only {"--pin" if a.pin else "--no-pin"} --out {a.out}`; load average at the end {os.getloadavg()[0]:.1f}.
+
+Write-refused window over {len(w)} switches, p50 / p99 / max: {pct(w, 0.5):.0f} / {pct(w, 0.99):.0f} / {max(w):.0f} ms; verifications clean: {f["verified"]} of {len(w)}; workload committed / refused: {f["app_committed"]:,} / {f["app_refused"]:,}.
+
+{self.stage_lines()}
+"""
+
     def report(self) -> str:
+        if self.args.cutover_only:
+            return self.cutover_report()
         f, a = self.facts, self.args
         w = [x * 1000 for x in f["windows"]]
         loss = 100 * (1 - f["tps_with"] / f["tps_without"])
@@ -521,7 +553,9 @@ transaction on the service (clocks of one machine). A round closes 100 ms after 
 at the latest, so the lag sits near that while a busy stream still moves thousands of rows per
 round (folded per key, staged with COPY, applied with a few set-based statements per table).
 The window is measured inside the switch: from closing the gate on the old side to opening it on
-the new one (wait for writers already past the gate, drain, sequences, reverse slot).
+the new one (wait for writers already past the gate, drain, sequences, reverse slot), stage by stage:
+
+{self.stage_lines()}
 """
 
 
@@ -540,6 +574,11 @@ def main() -> None:
     )
     p.add_argument("--settle", type=float, default=1.0, help="Seconds of load before each switch.")
     p.add_argument("--out", default="docs/benchmarks-cdc.md")
+    p.add_argument(
+        "--cutover-only",
+        action="store_true",
+        help="Skip the pgbench, backlog and lag runs: only the copy, then the switches.",
+    )
     p.add_argument(
         "--pin",
         action=argparse.BooleanOptionalAction,

@@ -1,4 +1,4 @@
-"""Benchmark: ``strangler verify`` against reladiff 0.6.0 and against the floor.
+"""Benchmark: ``strangler verify`` against reladiff 0.6.0, pg_comparator and the floor.
 
 Dataset: the peers' orders and order_items (``/work/shared/peers/generate.sql`` shape, without
 the customers/products FKs), copied to schema ``order_service`` on the same server and into a
@@ -10,8 +10,16 @@ Measured, each ``--repeat`` times (median reported), for both tables together:
 
 - strangler: ``python -m strangler verify order_service -o json`` (a subprocess, journal and
   all), and whether it named exactly the 100 rows;
-- reladiff 0.6.0: ``reladiff SRC public.T DST order_service.T -k id -c % --skip-sort-results``
-  per table (the peers' invocation), its +/- keys parsed as peers/diff_check.py does;
+- reladiff 0.6.0: ``reladiff SRC public.T DST order_service.T -k id -c % <flags>`` per table,
+  its +/- keys parsed as peers/diff_check.py does. ``<flags>`` default to the best found on
+  this dataset (1M orders, one sample each on a loaded machine: ``--skip-sort-results`` alone
+  (the peers' invocation) 27.7 s, with ``--assume-unique-key -j 2`` 22.3 s, with also
+  ``--bisection-factor 64 --bisection-threshold 4096`` 19.0 s, its ``joindiff`` on the same
+  database 22.4 s); ``--reladiff-flags`` sets others;
+- pg_comparator (Debian's ``postgresql-comparator``) with ``--use-key`` (an evenly spread
+  integer key) and its defaults (``ck`` checksum, ``sum``, folding factor 7): its checksum
+  functions are a C extension (``pgcmp``) that Debian builds for PostgreSQL 15 only, so it
+  runs when the servers are (``--pg 15``) and is reported as not run otherwise;
 - the floor: one server-side hash scan per table per side, both sides at once, with the same
   row hash strangler uses (``SELECT count(*), sum(<row hash>) FROM t``, planner defaults);
 - the peers' floor, for reference: ``sum(('x'||substr(md5(t::text),1,16))::bit(64)::bigint)``
@@ -24,7 +32,8 @@ time moves with the load and server CPU does much less.
 Usage::
 
     bench/.venv/bin/pip install 'reladiff==0.6.0' psycopg2-binary   # once (separate venv)
-    .venv/bin/python bench/bench_verify.py --orders 200000 --repeat 3
+    apt-get install postgresql-comparator                           # once, for --pg 15
+    .venv/bin/python bench/bench_verify.py --orders 200000 --repeat 3 [--pg 15]
 """
 
 from __future__ import annotations
@@ -48,7 +57,7 @@ import psycopg
 from psycopg import sql
 
 from strangler.journal import Journal
-from strangler.pg.embedded import PgInstance
+from strangler.pg.embedded import PgInstance, debian_bin_dir
 from strangler.phases import Action
 from strangler.spec import load_spec
 from strangler.steps.runbook import Runbook
@@ -57,6 +66,10 @@ from strangler.verify.canonical import pin_session, read_shape, row_hash
 ROOT = Path(__file__).resolve().parent.parent
 RELADIFF = ROOT / "bench" / ".venv" / "bin" / "reladiff"
 TABLES = ["orders", "order_items"]
+RELADIFF_FLAGS = (
+    "--skip-sort-results --assume-unique-key -j 2 --bisection-factor 64 --bisection-threshold 4096"
+)
+PG_COMPARATOR = shutil.which("pg_comparator")
 
 DDL = """
 CREATE TABLE {s}.orders (
@@ -131,11 +144,20 @@ FROM unnest(%(insert)s::bigint[]) i;
 """
 
 
-def setup(root: Path, orders: int) -> tuple[PgInstance, PgInstance]:
-    a = PgInstance.create(root / "a").start()
-    b = PgInstance.create(root / "b").start()
+def setup(root: Path, orders: int, pg: int) -> tuple[PgInstance, PgInstance]:
+    bin_dir = None if pg == 18 else debian_bin_dir(pg)
+    if pg != 18 and bin_dir is None:
+        sys.exit(f"PostgreSQL {pg} is not installed (apt-get install postgresql-{pg})")
+    a = PgInstance.create(root / "a", bin_dir=bin_dir).start()
+    b = PgInstance.create(root / "b", bin_dir=bin_dir).start()
     a.create_database("monolith")
     b.create_database("service")
+    for inst, db in ((a, "monolith"), (b, "service")):
+        with psycopg.connect(inst.dsn(db), autocommit=True) as conn:
+            if conn.execute(
+                "SELECT 1 FROM pg_available_extensions WHERE name = 'pgcmp'"
+            ).fetchone():
+                conn.execute("CREATE EXTENSION pgcmp")  # pg_comparator's checksum functions
     with psycopg.connect(a.dsn("monolith"), autocommit=True) as src:
         src.execute(DDL.format(s="public"))
         src.execute(sql.SQL(GENERATE).format(orders=sql.Literal(orders)))
@@ -233,6 +255,7 @@ def run_strangler(spec: Path, expect: dict[int, str] | None) -> tuple[float, dic
         "rc": done.returncode,
         "cpu": cpu,
         "engine_s": report["seconds"],
+        "first_pass": {t["source"]: t.get("first_pass") for t in report["tables"]},
         "found": len(found),
         "exact": found == want,
         "false_positives": len(found - want),
@@ -243,7 +266,9 @@ def run_strangler(spec: Path, expect: dict[int, str] | None) -> tuple[float, dic
 _LINE = re.compile(r"^([+-])\s+\(?\s*'?(-?\d+)'?\s*(?:,|\)|$)")
 
 
-def run_reladiff(src: str, dst: str, expect: dict[int, str] | None) -> tuple[float, dict[str, Any]]:
+def run_reladiff(
+    src: str, dst: str, expect: dict[int, str] | None, flags: str
+) -> tuple[float, dict[str, Any]]:
     wall = 0.0
     c0 = server_cpu()
     minus: set[int] = set()
@@ -252,7 +277,7 @@ def run_reladiff(src: str, dst: str, expect: dict[int, str] | None) -> tuple[flo
     env = {**os.environ, "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "100000"}
     for t in TABLES:
         cmd = [str(RELADIFF), src, f"public.{t}", dst, f"order_service.{t}", "-k", "id"]
-        cmd += ["-c", "%", "--skip-sort-results"]
+        cmd += ["-c", "%", *flags.split()]
         t0 = time.perf_counter()
         done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
         wall += time.perf_counter() - t0
@@ -273,6 +298,53 @@ def run_reladiff(src: str, dst: str, expect: dict[int, str] | None) -> tuple[flo
         "exact": minus == exp_minus and plus == exp_plus,
         "false_positives": len((minus | plus) - set(expect)),
         "missed": len(set(expect) - (minus | plus)),
+    }
+
+
+def _comparator_url(dsn: str, table: str) -> str:
+    """pg_comparator's URL form of a libpq URI: pgsql://user:pass@host:port/db/schema.table."""
+    rest = dsn.removeprefix("postgresql://")
+    return f"pgsql://{rest}/{table}"
+
+
+def comparator_ready(dsn: str) -> bool:
+    if PG_COMPARATOR is None:
+        return False
+    with psycopg.connect(dsn) as conn:
+        return bool(conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'pgcmp'").fetchone())
+
+
+def run_comparator(
+    src: str, dst: str, expect: dict[int, str] | None
+) -> tuple[float, dict[str, Any]]:
+    """pg_comparator per table; ``INSERT k`` is a row only the source has (missing), ``DELETE
+    k`` one only the target has (extra), ``UPDATE k`` a changed row."""
+    assert PG_COMPARATOR is not None
+    wall = 0.0
+    c0 = server_cpu()
+    found: set[tuple[str, int]] = set()
+    rcs = []
+    for t in TABLES:
+        cmd = [PG_COMPARATOR, "--use-key", _comparator_url(src, f"public.{t}"),
+               _comparator_url(dst, f"order_service.{t}")]  # fmt: skip
+        t0 = time.perf_counter()
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        wall += time.perf_counter() - t0
+        rcs.append(done.returncode)
+        for line in done.stdout.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[0] in ("INSERT", "DELETE", "UPDATE"):
+                kind = {"INSERT": "delete", "DELETE": "insert", "UPDATE": "update"}[parts[0]]
+                found.add((kind if t == "orders" else "order_items", int(parts[1])))
+    expect = expect or {}
+    want = {("update" if v.startswith("update") else v, k) for k, v in expect.items()}
+    return wall, {
+        "rc": rcs,
+        "cpu": server_cpu() - c0,
+        "found": len(found),
+        "exact": found == want,
+        "false_positives": len(found - want),
+        "missed": len(want - found),
     }
 
 
@@ -332,6 +404,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks-verify.md")
     parser.add_argument("--append", action="store_true", help="add a section to --out")
+    parser.add_argument("--pg", type=int, default=18, choices=(15, 18))
+    parser.add_argument("--reladiff-flags", default=RELADIFF_FLAGS)
     args = parser.parse_args()
     if not RELADIFF.exists():
         sys.exit(
@@ -344,7 +418,7 @@ def main() -> None:
     results: list[dict[str, Any]] = []
     try:
         t0 = time.perf_counter()
-        a, b = setup(root, args.orders)
+        a, b = setup(root, args.orders, args.pg)
         SERVERS[:] = [a, b]
         print(f"setup {time.perf_counter() - t0:.1f}s", file=sys.stderr)
         src = a.dsn("monolith")
@@ -367,7 +441,11 @@ def main() -> None:
                 target = d or same or s
                 row: dict[str, Any] = {"scenario": scenario, "where": name}
                 row["strangler"] = median(args.repeat, run_strangler, specs[name], expect)
-                row["reladiff"] = median(args.repeat, run_reladiff, s, target, expect)
+                row["reladiff"] = median(
+                    args.repeat, run_reladiff, s, target, expect, args.reladiff_flags
+                )
+                if comparator_ready(s):
+                    row["pg_comparator"] = median(args.repeat, run_comparator, s, target, expect)
                 row["floor"] = median(args.repeat, run_floor, s, target, peers=False)
                 row["peer floor"] = median(args.repeat, run_floor, s, target, peers=True)
                 results.append(row)
@@ -383,23 +461,33 @@ def main() -> None:
 def write(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:
     load = os.getloadavg()
     lines = [] if args.append and args.out.exists() else ["# Benchmark: verify", ""]
+    flags = (
+        ""
+        if args.reladiff_flags == RELADIFF_FLAGS
+        else f" --reladiff-flags '{args.reladiff_flags}'"
+    )
+    comparator = any("pg_comparator" in r for r in results)
+    server = "embedded PostgreSQL 18" if args.pg == 18 else f"Debian's PostgreSQL {args.pg}"
     lines += [
         f"## {args.orders:,} orders, {3 * args.orders:,} order_items",
         "",
         f"Command: `.venv/bin/python bench/bench_verify.py --orders {args.orders} "
-        f"--repeat {args.repeat}` (median of {args.repeat}).",
+        f"--repeat {args.repeat} --pg {args.pg}{flags}` (median of {args.repeat}).",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}, embedded PostgreSQL 18 (two servers on loopback), "
-        f"load average at the end {load[0]:.1f} (other helpers were using the machine).",
+        f"{platform.python_version()}, {server} (two servers on loopback), "
+        f"load average at the end {load[0]:.1f}.",
         "",
         "Wall time (median):",
         "",
-        "| scenario | where | strangler CLI s | engine s | reladiff s | floor s | peer floor s "
-        "| CLI vs reladiff | engine vs floor | CLI vs floor | strangler found | reladiff found |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "| scenario | where | strangler CLI s | engine s | reladiff s | pg_comparator s | floor s "
+        "| peer floor s | CLI vs reladiff | engine vs floor | CLI vs floor | strangler found "
+        "| reladiff found | pg_comparator found |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
     ]
 
-    def found(d: dict[str, Any]) -> str:
+    def found(d: dict[str, Any] | None) -> str:
+        if d is None:
+            return "not run"
         return (
             f"{d['found']} ({'exact' if d['exact'] else 'NOT exact'}, "
             f"{d['false_positives']} false +, {d['missed']} missed)"
@@ -408,36 +496,49 @@ def write(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:
     for r in results:
         st, sd = r["strangler"]
         rl, rd = r["reladiff"]
+        pgc, pgd = r.get("pg_comparator", (None, None))
         fl, _ = r["floor"]
         peer, _ = r["peer floor"]
         engine = float(sd["engine_s"])
+        pgc_s = f"{pgc:.2f}" if pgc is not None else "-"
         lines.append(
-            f"| {r['scenario']} | {r['where']} | {st:.2f} | {engine:.2f} | {rl:.2f} | {fl:.2f} | "
-            f"{peer:.2f} | {rl / st:.1f}x faster | {engine / fl:.2f}x | {st / fl:.2f}x | "
-            f"{found(sd)} | {found(rd)} |"
+            f"| {r['scenario']} | {r['where']} | {st:.2f} | {engine:.2f} | {rl:.2f} | {pgc_s} | "
+            f"{fl:.2f} | {peer:.2f} | {rl / st:.1f}x faster | {engine / fl:.2f}x | "
+            f"{st / fl:.2f}x | {found(sd)} | {found(rd)} | {found(pgd)} |"
         )
     lines += [
         "",
         "Server CPU seconds (both servers, median):",
         "",
-        "| scenario | where | strangler | reladiff | floor | peer floor | strangler vs reladiff "
-        "| strangler vs floor |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| scenario | where | strangler | reladiff | pg_comparator | floor | peer floor "
+        "| strangler vs reladiff | strangler vs floor |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         sc, rc = r["strangler"][1]["cpu"], r["reladiff"][1]["cpu"]
         fc, pc = r["floor"][1]["cpu"], r["peer floor"][1]["cpu"]
+        gc = f"{r['pg_comparator'][1]['cpu']:.2f}" if "pg_comparator" in r else "-"
         lines.append(
-            f"| {r['scenario']} | {r['where']} | {sc:.2f} | {rc:.2f} | {fc:.2f} | {pc:.2f} | "
-            f"{rc / max(sc, 0.01):.1f}x less | {sc / max(fc, 0.01):.2f}x |"
+            f"| {r['scenario']} | {r['where']} | {sc:.2f} | {rc:.2f} | {gc} | {fc:.2f} | "
+            f"{pc:.2f} | {rc / max(sc, 0.01):.1f}x less | {sc / max(fc, 0.01):.2f}x |"
         )
+    first = {r["scenario"]: r["strangler"][1].get("first_pass", {}) for r in results}
     lines += [
         "",
         "- strangler CLI: `python -m strangler verify order_service -o json`, a whole process "
         "(imports, spec, journal, both tables, rows mode); engine: the time the report gives "
-        "for the verification itself (connect, plan, scans, bisection, report); reladiff: one "
-        "process per table, `-k id -c % --skip-sort-results` (the peers' invocation), times "
+        "for the verification itself (connect, plan, scans, bisection, report). Its first scan "
+        f"per table (whole table or chunks, chosen by row width): {first}.",
+        f"- reladiff 0.6.0: one process per table, `-k id -c % {args.reladiff_flags}`, times "
         "summed.",
+        "- pg_comparator: "
+        + (
+            "Debian's, one process per table, `--use-key` and its defaults (ck checksum from "
+            "the pgcmp extension, sum, folding factor 7), times summed."
+            if comparator
+            else "not run: its checksum functions are the pgcmp C extension, which Debian "
+            "builds for PostgreSQL 15 only; run with --pg 15 to include it."
+        ),
         "- floor: `SELECT count(*), sum(<strangler's row hash>) FROM t` once per table per side, "
         "both sides at once, no process start; peer floor: the same with the peers' "
         "`sum(('x'||substr(md5(t::text),1,16))::bit(64)::bigint)`.",

@@ -13,6 +13,8 @@ The tree (exit code in brackets)::
     │   ├── LockHeld                         another operator is acting on the service
     │   ├── IncompleteStep                   a step began and never recorded an outcome (a crash)
     │   ├── GateFailed                       a bake's gates failed; traffic was rolled back
+    │   ├── ThrottleAbort                    the monolith crossed a critical limit; work stopped
+    │   ├── ChunkTaken                       (internal) another worker holds the chunk
     │   └── RouterError                      the router answered, but not as strangler needs
     ├── SyncError                       [1]  online sync met something it cannot apply
     │   ├── SlotGone                         the slot it read from was dropped or lost
@@ -50,6 +52,7 @@ __all__ = [
     "BadInput",
     "CannotFold",
     "CheckFailed",
+    "ChunkTaken",
     "CommandFailed",
     "DatabaseError",
     "DatabaseUnreachable",
@@ -73,6 +76,7 @@ __all__ = [
     "SyncError",
     "TerraformFailed",
     "TerraformNotFound",
+    "ThrottleAbort",
     "UnknownService",
     "Unreachable",
     "UnsafeInput",
@@ -149,6 +153,16 @@ class IncompleteStep(CheckFailed):
 
 class GateFailed(CheckFailed):
     """A bake's gates failed; traffic was rolled back to the monolith."""
+
+
+class ThrottleAbort(CheckFailed):
+    """The monolith crossed a critical limit of the spec's ``throttle:`` (retained WAL, or a
+    pause longer than ``max_pause``): the copy, verification or sync stopped between two
+    chunks or rounds, with nothing half-done; run the same command again once it recovers."""
+
+
+class ChunkTaken(CheckFailed):
+    """Another worker claimed the chunk first (caught inside the worker, never shown)."""
 
 
 class RouterError(CheckFailed):

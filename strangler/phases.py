@@ -5,10 +5,14 @@ Forward path (``online`` adds the two steps in brackets)::
     planned → schema_ready → copied → [syncing] → verified → [writes_cut_over]
             → traffic k% … → traffic_complete → stable → old_path_removed → decommissioned
 
+``move`` (one instance, zero copy) goes from ``planned`` to ``copied`` in one step: its
+tables change schema in place (``ALTER TABLE … SET SCHEMA``) and ``copied`` means they are
+in the service's schema; from there it follows ``copy``.
+
 Rollback edges: traffic back to 0 % from any traffic phase; writes back to the monolith
 while reverse sync holds (writes_cut_over → syncing); the schema dropped (→ planned) only
-before writes have been cut over. Each refusal names what must happen first, as the next
-command to run.
+before writes have been cut over. ``stop_sync`` (``strangler sync --stop``) leaves the phase
+where it is. Each refusal names what must happen first, as the next command to run.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ class Phase(StrEnum):
 class Action(StrEnum):
     CREATE_SCHEMA = "create_schema"
     COPY = "copy"
+    MOVE = "move"
     START_SYNC = "start_sync"
     VERIFY = "verify"
     CUTOVER_WRITES = "cutover_writes"
@@ -56,6 +61,7 @@ class Action(StrEnum):
     ROLLBACK_TRAFFIC = "rollback_traffic"
     ROLLBACK_WRITES = "rollback_writes"
     ROLLBACK_SCHEMA = "rollback_schema"
+    STOP_SYNC = "stop_sync"
 
 
 # The command that performs each action, for "what to run next" hints.
@@ -63,6 +69,7 @@ _COMMAND = {
     # 'copy' creates the schema too: a new user told '--schema-only' ends up with no rows.
     Action.CREATE_SCHEMA: "strangler copy {service}",
     Action.COPY: "strangler copy {service}",
+    Action.MOVE: "strangler move {service}",
     Action.START_SYNC: "strangler sync {service}",
     Action.VERIFY: "strangler verify {service}",
     Action.CUTOVER_WRITES: "strangler cutover {service}",
@@ -73,11 +80,13 @@ _COMMAND = {
     Action.ROLLBACK_TRAFFIC: "strangler rollback {service} --traffic",
     Action.ROLLBACK_WRITES: "strangler rollback {service} --writes",
     Action.ROLLBACK_SCHEMA: "strangler rollback {service} --schema",
+    Action.STOP_SYNC: "strangler sync {service} --stop",
 }
 
 _DESCRIBE = {
     Action.CREATE_SCHEMA: "create the service schema",
     Action.COPY: "copy the tables",
+    Action.MOVE: "move the tables",
     Action.START_SYNC: "start online sync",
     Action.VERIFY: "verify the copy",
     Action.CUTOVER_WRITES: "cut writes over",
@@ -88,6 +97,7 @@ _DESCRIBE = {
     Action.ROLLBACK_TRAFFIC: "roll traffic back",
     Action.ROLLBACK_WRITES: "roll writes back",
     Action.ROLLBACK_SCHEMA: "drop the service schema",
+    Action.STOP_SYNC: "stop sync",
 }
 
 P = Phase
@@ -100,10 +110,13 @@ def _ready_for_traffic(strategy: str) -> Phase:
 
 def forward_path(strategy: str) -> list[tuple[Phase, Action, Phase]]:
     online = strategy == "online"
-    path = [
-        (P.PLANNED, Action.CREATE_SCHEMA, P.SCHEMA_READY),
-        (P.SCHEMA_READY, Action.COPY, P.COPIED),
-    ]
+    if strategy == "move":
+        path = [(P.PLANNED, Action.MOVE, P.COPIED)]
+    else:
+        path = [
+            (P.PLANNED, Action.CREATE_SCHEMA, P.SCHEMA_READY),
+            (P.SCHEMA_READY, Action.COPY, P.COPIED),
+        ]
     if online:
         path += [
             (P.COPIED, Action.START_SYNC, P.SYNCING),
@@ -165,10 +178,17 @@ def _allowed(phase: Phase, action: Action, strategy: str, weight: float | None) 
         return None
     if action is Action.ROLLBACK_TRAFFIC:
         return ready if phase in _TRAFFIC_PHASES else None
+    if action is Action.STOP_SYNC:
+        # Removing a slot moves no phase; what it may cost is the business of its evidence
+        # (a reverse sync is the way back for writes).
+        return phase if strategy == "online" and phase is not P.DECOMMISSIONED else None
     if action is Action.ROLLBACK_WRITES:
         return P.SYNCING if phase == P.WRITES_CUT_OVER and strategy == "online" else None
     if action is Action.ROLLBACK_SCHEMA:
-        allowed = {P.SCHEMA_READY, P.COPIED, P.VERIFIED}
+        # move: the tables go back where they were (nothing to lose: they are the same rows)
+        allowed = {P.COPIED, P.VERIFIED}
+        if strategy != "move":
+            allowed.add(P.SCHEMA_READY)
         if strategy == "online":
             allowed.add(P.SYNCING)
         return P.PLANNED if phase in allowed else None
@@ -188,13 +208,24 @@ def _why_not(phase: Phase, action: Action, strategy: str, service: str) -> tuple
     if action is Action.ROLLBACK_SCHEMA and phase in _TRAFFIC_PHASES | {P.WRITES_CUT_OVER}:
         first = Action.ROLLBACK_TRAFFIC if phase in _TRAFFIC_PHASES else Action.ROLLBACK_WRITES
         return "the service schema already takes writes", _COMMAND[first].format(**fmt)
-    if action in (Action.START_SYNC, Action.CUTOVER_WRITES, Action.ROLLBACK_WRITES) and (
-        strategy != "online"
-    ):
+    if action in (
+        Action.START_SYNC,
+        Action.CUTOVER_WRITES,
+        Action.ROLLBACK_WRITES,
+        Action.STOP_SYNC,
+    ) and (strategy != "online"):
         return (
-            f"{service} uses strategy 'copy'; online sync and write cutover need strategy: online",
+            f"{service} uses strategy {strategy!r}; online sync and write cutover need "
+            "strategy: online",
             None,
         )
+    if action in (Action.CREATE_SCHEMA, Action.COPY) and strategy == "move":
+        return (
+            f"{service} uses strategy 'move': its tables change schema in place, nothing is copied",
+            _COMMAND[Action.MOVE].format(**fmt) if phase is P.PLANNED else None,
+        )
+    if action is Action.MOVE and strategy != "move":
+        return f"{service} uses strategy {strategy!r}; only strategy: move moves tables", None
     if action in (Action.ROLLBACK_TRAFFIC,) and phase not in _TRAFFIC_PHASES:
         return "no traffic has been shifted yet", None
     nxt = next_action(phase, strategy)
@@ -226,8 +257,13 @@ def transition(
     raise PhaseRefused(message, hint=hint)
 
 
-def forced_target(action: Action, *, strategy: str, weight: float | None) -> Phase:
-    """Where ``action`` leads when an operator overrides the rules with --force."""
+def forced_target(
+    action: Action, *, strategy: str, weight: float | None, phase: Phase | None = None
+) -> Phase:
+    """Where ``action`` leads when an operator overrides the rules with --force (``phase``:
+    where the service stands, which a step that keeps the phase stays at)."""
+    if action is Action.STOP_SYNC and phase is not None:
+        return phase
     if action is Action.SHIFT_TRAFFIC:
         if weight is not None and weight <= 0:
             return _ready_for_traffic(strategy)

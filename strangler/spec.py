@@ -44,7 +44,9 @@ __all__ = [
     "DEFAULT_SPEC_NAME",
     "AlarmsSpec",
     "BackendSpec",
+    "CopySpec",
     "DecommissionSpec",
+    "DmsSpec",
     "Duration",
     "ForeignKeyPolicy",
     "GateSpec",
@@ -58,7 +60,9 @@ __all__ = [
     "Spec",
     "SyncSpec",
     "TargetSpec",
+    "ThrottleSpec",
     "TrafficSpec",
+    "WorkersSpec",
     "find_spec_file",
     "load_spec",
     "parse_spec_text",
@@ -287,6 +291,17 @@ class ExtensionPolicy(_Model):
     )
 
 
+class CodePolicy(_Model):
+    reaches_behind: Literal["refuse", "accept"] = Field(
+        default="refuse",
+        description="A trigger function, default, check or generated expression the service "
+        "will run that reads or writes tables staying behind (or calls monolith functions "
+        "strangler does not carry): refuse (default; 'strangler plan' names each, and copy "
+        "stops before any row) or accept (carried anyway: you have changed it, or accept "
+        "that it fails on the service).",
+    )
+
+
 class DecommissionSpec(_Model):
     stable_for: Duration = timedelta(days=14)
     drop_old_tables_after: Duration = timedelta(days=14)
@@ -357,6 +372,11 @@ class SyncSpec(_Model):
         description="WAL the sync's slot may hold back on the monolith (e.g. 1GB) before "
         "'strangler status' and 'strangler sync --status' warn; unset: no warning.",
     )
+    decoder: Identifier | None = Field(
+        default=None,
+        description="A decoder group: services naming the same group share one slot and one "
+        "decoding of the monolith's WAL ('strangler decoder GROUP'); unset: a slot of its own.",
+    )
     max_lag: Size = Field(
         default=64 << 20,
         description="WAL not yet applied (e.g. 64MB) above which traffic may not shift: the "
@@ -364,18 +384,144 @@ class SyncSpec(_Model):
     )
 
 
+class WorkersSpec(_Model):
+    """The Kubernetes Indexed Job of ``strangler k8s SERVICE`` (issue 17): pods that run
+    ``strangler worker SERVICE`` against the chunk queue in the service's database."""
+
+    image: str = Field(description="Container image with strangler installed.")
+    namespace: str = "default"
+    parallelism: int = Field(default=4, ge=1, le=1000, description="Pods at once (--parallelism).")
+    backoff_limit: int = Field(default=6, ge=0, description="Pod failures before the Job fails.")
+    secret: str | None = Field(
+        default=None,
+        description="Secret holding the spec's ${VARS} as keys; default: <service>-strangler.",
+    )
+    service_account: str | None = None
+    requests: dict[str, str] = Field(
+        default_factory=lambda: {"cpu": "1", "memory": "512Mi"},
+        description="Container resource requests (cpu, memory).",
+    )
+    limits: dict[str, str] = Field(default_factory=lambda: {"memory": "1Gi"})
+    kubeconfig: Path | None = Field(default=None, description="Default: $KUBECONFIG or in-cluster.")
+    context: str | None = None
+
+
+class DmsSpec(_Model):
+    """AWS Database Migration Service as the bulk engine (``copy.engine: dms``)."""
+
+    replication_instance: str = Field(
+        description="Identifier of the DMS replication instance (created when missing)."
+    )
+    instance_class: str = "dms.t3.medium"
+    region: str | None = None
+    endpoint_url: str | None = Field(default=None, description="For tests and VPC endpoints.")
+    migration_type: Literal["full-load"] = Field(
+        default="full-load",
+        description="full-load only: online services keep strangler's own change stream.",
+    )
+    poll: Duration = Field(default=timedelta(seconds=10), description="How often to ask DMS.")
+    timeout: Duration = Field(default=timedelta(hours=48), description="Give up after this.")
+
+
+class CopySpec(_Model):
+    """How the rows move (issue 17): strangler's own threads, a chunk queue that any number of
+    ``strangler worker`` processes drain, or AWS DMS for the full load."""
+
+    engine: Literal["builtin", "workers", "dms"] = "builtin"
+    chunk_rows: int = Field(default=250_000, ge=1, description="Rows per chunk (key range).")
+    max_snapshot_age: Duration | None = Field(
+        default=None,
+        description="strategy: copy: longest the copy's snapshot may pin the monolith's xmin "
+        "horizon; past it the copy stops between chunks and a re-run goes on under a new one.",
+    )
+    local_threads: int | None = Field(
+        default=None,
+        ge=0,
+        description="engine: workers: threads of 'strangler copy'/'verify' itself that take "
+        "chunks (default: --jobs); 0: only coordinate, 'strangler worker' processes do it all.",
+    )
+    workers: WorkersSpec | None = None
+    dms: DmsSpec | None = None
+
+    @model_validator(mode="after")
+    def _engine_settings(self) -> CopySpec:
+        if self.engine == "dms" and self.dms is None:
+            raise ValueError("engine: dms needs a dms: section (replication_instance, …)")
+        return self
+
+
+class QueryLimit(_Model):
+    """A query of the operator's own on the monolith: one number, compared with ``max``."""
+
+    sql: str = Field(description="SELECT returning one number, e.g. the p99 of a stats view.")
+    max: float
+
+
+class PrometheusLimit(_Model):
+    """A PromQL instant query (e.g. the monolith's p99), compared with ``max``."""
+
+    url: str
+    query: str
+    max: float
+    timeout: float = 5.0
+
+
+class ThrottleSpec(_Model):
+    """The monolith's health limits (issue 17). Copy, verify and sync pause between chunks or
+    rounds while one is crossed, and stop at ``max_slot_retained_wal`` (gh-ost's critical
+    load). Unset limits are not watched."""
+
+    max_replica_lag: Duration | None = Field(default=None, description="Replay lag of replicas.")
+    max_wal_rate: Size | None = Field(default=None, description="WAL written per second.")
+    max_slot_retained_wal: Size | None = Field(
+        default=None, description="WAL held by the oldest slot: above it the work stops."
+    )
+    max_active_backends: int | None = Field(default=None, ge=1)
+    max_lock_waits: int | None = Field(default=None, ge=0)
+    max_xmin_age: int | None = Field(
+        default=None, ge=1, description="age(backend_xmin) of the oldest snapshot, in xids."
+    )
+    query: QueryLimit | None = None
+    prometheus: PrometheusLimit | None = None
+    check_every: Duration = Field(
+        default=timedelta(seconds=5), description="Health is read at most this often."
+    )
+    max_pause: Duration | None = Field(
+        default=None, description="Fail instead of waiting longer than this; unset: wait."
+    )
+
+
 class ServiceSpec(_Model):
     tables: list[Identifier]
     target: TargetSpec
-    strategy: Literal["copy", "online"] = "copy"
+    strategy: Literal["copy", "online", "move"] = Field(
+        default="copy",
+        description="copy (runbook patterns 1, 2) | online (pattern 3) | move (same instance: "
+        "ALTER TABLE … SET SCHEMA, compatibility views left for the monolith, nothing copied)",
+    )
     sync: SyncSpec | None = None
     foreign_keys: ForeignKeyPolicy = ForeignKeyPolicy()
     sequences: SequencePolicy = SequencePolicy()
     extensions: ExtensionPolicy = ExtensionPolicy()
+    code: CodePolicy = CodePolicy()
     traffic: TrafficSpec | None = None
     decommission: DecommissionSpec = DecommissionSpec()
     preflight: PreflightSpec | None = None
     infra: InfraSpec | None = None
+    copy_: CopySpec = Field(default=CopySpec(), alias="copy")  # issue 17: the bulk engine
+    throttle: ThrottleSpec | None = None  # issue 17: the monolith's health limits
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _engine_fits_strategy(self) -> ServiceSpec:
+        if self.copy_.engine == "dms" and self.strategy == "online":
+            raise ValueError(
+                "copy.engine: dms cannot serve strategy: online: DMS reads the monolith at its "
+                "own moments, not at the replication slot's snapshot, so sync would miss or "
+                "double rows; use engine: builtin or workers for an online service"
+            )
+        return self
 
     @field_validator("tables")
     @classmethod
@@ -450,6 +596,23 @@ class Spec(_Model):
                 raise ValueError(
                     f"services.{name}.sync applies to strategy: online only, and {name} uses "
                     f"strategy: {svc.strategy}; remove sync: or set strategy: online"
+                )
+            if svc.strategy == "move" and not same_instance:
+                raise ValueError(
+                    f"services.{name}.strategy is 'move', which changes the tables' schema in "
+                    "place on the monolith's own instance, but target.dsn names another "
+                    "database; remove target.dsn, or use strategy: copy or online"
+                )
+            if (
+                svc.strategy == "move"
+                and "leaving" in svc.foreign_keys.model_fields_set
+                and svc.foreign_keys.leaving == "drop"
+            ):
+                raise ValueError(
+                    f"services.{name}.foreign_keys.leaving is 'drop', but strategy 'move' keeps "
+                    "the moved tables' foreign keys (the monolith still writes through the "
+                    "compatibility views and relies on them); remove foreign_keys.leaving or "
+                    "set it to 'keep'"
                 )
             if svc.foreign_keys.leaving == "keep" and not same_instance:
                 raise ValueError(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import threading
 import uuid
 from collections.abc import Iterator
@@ -68,6 +69,10 @@ class FakeKube:
     external_secrets: dict[str, dict[str, Any]] = field(default_factory=dict)
     # (service, port, path) -> (status, body)
     proxy: dict[tuple[str, int, str], tuple[int, str]] = field(default_factory=dict)
+    # Objects created with POST (issue 17: the workers' ConfigMap and Indexed Job), by
+    # (namespace, name); the API server's own validation of a Job is applied to them.
+    configmaps: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    jobs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     rollout_reads: int = 2  # status reads before a patched rollout reports complete
     requests: list[str] = field(default_factory=list)
     _pending: dict[str, int] = field(default_factory=dict)
@@ -146,6 +151,10 @@ class FakeKube:
             labels = obj["metadata"].get("labels", {})
             return all(labels.get(k) == v for k, v in selector.items())
 
+        if parts[:3] == ["api", "v1", "namespaces"] and parts[4:5] == ["configmaps"]:
+            return self._configmap(method, parts[3], parts[5:], body)
+        if parts[:4] == ["apis", "batch", "v1", "namespaces"] and parts[5:6] == ["jobs"]:
+            return self._job(method, parts[4], parts[6:], body)
         if parts[:3] == ["api", "v1", "namespaces"] and parts[4:] == ["pods"]:
             return 200, {
                 "apiVersion": "v1",
@@ -197,6 +206,34 @@ class FakeKube:
             return 200, es
         return 404, _status(404, f"the server could not find the requested resource {path}")
 
+    def _configmap(self, method: str, ns: str, rest: list[str], body: Any) -> tuple[int, Any]:
+        if method == "POST":
+            name = body["metadata"]["name"]
+            if (ns, name) in self.configmaps:
+                return 409, _status(409, f'configmaps "{name}" already exists')
+            self.configmaps[(ns, name)] = _created(body)
+            return 201, self.configmaps[(ns, name)]
+        if method == "PUT" and rest and (ns, rest[0]) in self.configmaps:
+            self.configmaps[(ns, rest[0])] = _created(body)
+            return 200, self.configmaps[(ns, rest[0])]
+        if rest and (ns, rest[0]) in self.configmaps:
+            return 200, self.configmaps[(ns, rest[0])]
+        return 404, _status(404, "configmap not found")
+
+    def _job(self, method: str, ns: str, rest: list[str], body: Any) -> tuple[int, Any]:
+        if method == "POST":
+            name = body["metadata"]["name"]
+            problems = job_problems(body)
+            if problems:
+                return 422, _status(422, f'Job.batch "{name}" is invalid: ' + "; ".join(problems))
+            if (ns, name) in self.jobs:
+                return 409, _status(409, f'jobs.batch "{name}" already exists')
+            self.jobs[(ns, name)] = _created(body) | {"status": {"active": 0}}
+            return 201, self.jobs[(ns, name)]
+        if rest and (ns, rest[0]) in self.jobs:
+            return 200, self.jobs[(ns, rest[0])]
+        return 404, _status(404, "job not found")
+
     def _patch(self, dep: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str, Any]:
         for op in ops:
             assert op["op"] == "replace" and op["path"] == "/spec/template", op
@@ -226,6 +263,61 @@ class FakeKube:
         return dep
 
 
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+
+
+def job_problems(job: dict[str, Any]) -> list[str]:
+    """What the API server's validation of a batch/v1 Job refuses, in its own words
+    (``kubectl apply`` of a broken Job prints these)."""
+    out: list[str] = []
+    meta, spec = job.get("metadata", {}), job.get("spec", {})
+    name = meta.get("name", "")
+    if not name or len(name) > 63 or not _DNS_LABEL.match(name):
+        out.append(f'metadata.name: Invalid value: "{name}": a lowercase RFC 1123 label')
+    mode = spec.get("completionMode", "NonIndexed")
+    if mode not in ("Indexed", "NonIndexed"):
+        out.append(f'spec.completionMode: Unsupported value: "{mode}"')
+    if mode == "Indexed" and spec.get("completions") is None:
+        out.append("spec.completions: Required value: when completion mode is Indexed")
+    for key in ("completions", "parallelism", "backoffLimit"):
+        if key in spec and (not isinstance(spec[key], int) or spec[key] < 0):
+            out.append(f"spec.{key}: Invalid value: {spec[key]!r}: must be >= 0")
+    pod = spec.get("template", {}).get("spec", {})
+    policy = pod.get("restartPolicy")
+    if policy not in ("OnFailure", "Never"):
+        out.append(
+            f'spec.template.spec.restartPolicy: Unsupported value: "{policy}": supported '
+            'values: "OnFailure", "Never"'
+        )
+    containers = pod.get("containers") or []
+    if not containers:
+        out.append("spec.template.spec.containers: Required value")
+    volumes = {v.get("name") for v in pod.get("volumes", [])}
+    for i, c in enumerate(containers):
+        where = f"spec.template.spec.containers[{i}]"
+        if not _DNS_LABEL.match(c.get("name", "")):
+            out.append(f"{where}.name: Invalid value")
+        if not c.get("image"):
+            out.append(f"{where}.image: Required value")
+        for e in c.get("env", []):
+            if not _ENV_NAME.match(e.get("name", "")):
+                out.append(f'{where}.env.name: Invalid value: "{e.get("name")}"')
+            ref = e.get("valueFrom", {}).get("secretKeyRef")
+            if ref is not None and not (ref.get("name") and ref.get("key")):
+                out.append(f"{where}.env.valueFrom.secretKeyRef: Required value")
+        for m in c.get("volumeMounts", []):
+            if m.get("name") not in volumes:
+                out.append(f'{where}.volumeMounts.name: Not found: "{m.get("name")}"')
+    return out
+
+
+def _created(body: dict[str, Any]) -> dict[str, Any]:
+    obj = copy.deepcopy(body)
+    obj["metadata"] |= {"uid": str(uuid.uuid4()), "creationTimestamp": "2026-01-01T00:00:00Z"}
+    return obj
+
+
 def _status(code: int, message: str) -> dict[str, Any]:
     return {
         "kind": "Status",
@@ -233,7 +325,9 @@ def _status(code: int, message: str) -> dict[str, Any]:
         "metadata": {},
         "status": "Failure",
         "message": message,
-        "reason": "NotFound" if code == 404 else "ServiceUnavailable",
+        "reason": {404: "NotFound", 409: "AlreadyExists", 422: "Invalid"}.get(
+            code, "ServiceUnavailable"
+        ),
         "code": code,
     }
 
@@ -300,7 +394,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    do_GET = do_PATCH = _serve
+    do_GET = do_PATCH = do_POST = do_PUT = _serve
 
 
 @pytest.fixture

@@ -174,7 +174,15 @@ def _rehearse(tmp_path: Path) -> None:
 def test_preflight_journals_and_gates_copy(tmp_path: Path) -> None:
     clock = Clock()
     rb = make_rb(tmp_path, spec_text(DSN, FULL), clock)
-    with rb.step(Action.CREATE_SCHEMA):
+    # Creating the schema starts the migration: it is gated too (issue 13), and its refusal
+    # journals nothing.
+    with (
+        pytest.raises(CheckFailed, match="order_service has no preflight on record"),
+        rb.step(Action.CREATE_SCHEMA),
+    ):
+        pass
+    assert rb.journal.history("order_service") == []
+    with rb.step(Action.CREATE_SCHEMA, force=True, reason="the schema only, for a look"):
         pass
     with (
         pytest.raises(CheckFailed, match="order_service has no preflight on record"),

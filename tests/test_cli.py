@@ -17,7 +17,8 @@ def test_plan_of_a_broken_spec_exits_2_with_the_field_path(cli: Cli, write_spec)
     path.write_text(path.read_text().replace("strategy: copy", "strategy: fast"))
     done = cli("plan", "-f", str(path))
     assert done.code == 2
-    assert "services.order_service.strategy: Input should be 'copy' or 'online'" in done.stderr
+    allowed = "Input should be 'copy', 'online' or 'move'"
+    assert f"services.order_service.strategy: {allowed}" in done.stderr
     assert f"{path}:11" in done.stderr
 
 

@@ -7,7 +7,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -141,15 +140,25 @@ def test_status_watch_until_and_timeout(cli: Cli, write_spec: Callable[..., Path
     timed_out = cli("status", "-f", str(spec), "--watch", "--until", "copied",
                     "--timeout", "2s", "--interval", "0.3")  # fmt: skip
     assert timed_out.code == 75 and "still waiting after 2s for copied" in timed_out.stderr
-    later = threading.Timer(2.0, at_phase, args=(spec.parent / "state.db", "copied"))
-    later.start()
+    # The phase changes only once the watcher has printed what it saw first (a timer would
+    # race a slow start of the command on a busy machine).
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "strangler", "status", "-f", str(spec), "--watch", "--until",
+         "copied", "-o", "json", "--timeout", "60s", "--interval", "0.3"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=spec.parent,
+    )  # fmt: skip
     try:
-        reached = cli("status", "-f", str(spec), "--watch", "--until", "copied", "-o", "json",
-                      "--timeout", "60s", "--interval", "0.3")  # fmt: skip
+        assert watcher.stdout is not None
+        first = watcher.stdout.readline()
+        at_phase(spec.parent / "state.db", "copied")
+        rest, err = watcher.communicate(timeout=90)
     finally:
-        later.join()
-    assert reached.code == 0, reached.stderr
-    lines = [json.loads(line) for line in reached.stdout.splitlines()]
+        if watcher.poll() is None:
+            watcher.kill()
+            watcher.wait()
+    assert watcher.returncode == 0, err
+    assert "Traceback" not in err
+    lines = [json.loads(line) for line in (first + rest).splitlines()]
     assert lines[0]["services"][0]["phase"] == "planned"
     assert lines[-1]["services"][0]["phase"] == "copied"  # printed again on the change
 

@@ -11,6 +11,8 @@ import pytest
 from strangler.errors import CheckFailed
 from strangler.pg.sync import cdc, cutover
 from strangler.pg.sync.gate import install_gate
+from strangler.pg.sync.position import ensure_position
+from strangler.pg.sync.slot import create_publication, exported_slot
 from tests.cdc_world import WriteLoad, copier, differences, make_shop, route
 
 
@@ -78,7 +80,7 @@ def test_cutover_and_rollback_under_load_lose_nothing(source_db, target_db, inst
 
 SLOW_ITEMS = """
 CREATE FUNCTION public.slow_statement() RETURNS trigger LANGUAGE plpgsql AS
-$$ BEGIN PERFORM pg_sleep(0.8); RETURN NULL; END $$;
+$$ BEGIN PERFORM pg_sleep(2.0); RETURN NULL; END $$;
 CREATE TRIGGER zz_slow BEFORE UPDATE ON public.items FOR EACH STATEMENT
 EXECUTE FUNCTION public.slow_statement();
 """
@@ -114,7 +116,8 @@ def test_a_writer_past_the_gate_but_not_yet_writing_is_waited_for(source_db, tar
         switch = cutover.cutover(fwd, rev)
         writer.join()
         assert failed == []
-        assert switch.window_seconds > 0.3  # it waited for the writer
+        # it waited for the writer (the window's own stage; the new slot was made before it)
+        assert switch.stages["wait"] > 0.3
         assert target_db.execute("SELECT qty FROM svc.items WHERE order_id = 1") == [(77,), (77,)]
         assert differences(source_db, target_db) == {"orders": 0, "items": 0}
     finally:
@@ -149,6 +152,64 @@ def test_a_writer_that_does_not_finish_undoes_the_cutover_and_is_named(source_db
         cdc.run(fwd, until_caught_up=True)
         assert differences(source_db, target_db) == {"orders": 0, "items": 0}
         assert not cdc.status(rev).slot_exists
+    finally:
+        cdc.end(fwd)
+        cdc.end(rev)
+
+
+def _service_writes_reach_the_monolith(source_db, target, rev: cdc.SyncRoute) -> None:
+    target.execute("INSERT INTO svc.orders (customer) VALUES ('after the switch')")
+    cdc.run(rev, until_caught_up=True)
+    assert differences(source_db, target) == {"orders": 0, "items": 0}
+
+
+def test_a_cutover_killed_after_the_service_gate_opened_is_finished_not_repeated(
+    source_db, target_db
+):
+    """Past the point of no return only the forward slot is left to drop; writes the service
+    took meanwhile reach the monolith by reverse sync."""
+    make_shop(source_db, target_db)
+    fwd, rev = route(source_db, target_db), route(source_db, target_db, "reverse")
+    try:
+        cdc.begin(fwd, copy=copier(fwd))
+        cutover.cutover(fwd, rev)
+        # The state a kill between opening the gate and dropping the forward slot leaves.
+        with psycopg.connect(source_db.dsn, autocommit=True) as src:
+            create_publication(src, fwd.slot, "public", fwd.tables)
+            with exported_slot(source_db.dsn, src, fwd.slot, export_snapshot=False):
+                pass
+        target_db.execute("INSERT INTO svc.orders (customer) VALUES ('taken before the kill')")
+        done = cutover.cutover(fwd, rev, resume=True)
+        assert done.resumed and done.window_seconds == 0.0
+        assert not cdc.status(fwd).slot_exists and cdc.status(rev).slot_exists
+        _service_writes_reach_the_monolith(source_db, target_db, rev)
+    finally:
+        cdc.end(fwd)
+        cdc.end(rev)
+
+
+def test_a_cutover_killed_before_the_service_gate_opened_simply_runs_again(source_db, target_db):
+    make_shop(source_db, target_db)
+    fwd, rev = route(source_db, target_db), route(source_db, target_db, "reverse")
+    try:
+        cdc.begin(fwd, copy=copier(fwd))
+        # The state a kill inside the window leaves: monolith gate closed, forward sync
+        # drained, the reverse slot made and even started, the service gate still closed.
+        with (
+            psycopg.connect(source_db.dsn, autocommit=True) as src,
+            psycopg.connect(target_db.dsn, autocommit=True) as dst,
+        ):
+            install_gate(src, fwd.service, "monolith", "public", fwd.tables, closed=True)
+            cdc.run(fwd, until_caught_up=True)
+            cutover._prepare(rev, dst, src)
+            ensure_position(src, rev.slot, cutover._current_lsn(dst))
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            target_db.execute("INSERT INTO svc.orders (customer) VALUES ('not yet')")
+        done = cutover.cutover(fwd, rev, resume=True)
+        assert not done.resumed and done.window_seconds > 0
+        assert set(done.stages) >= {"close", "drain", "position", "open"}
+        assert not cdc.status(fwd).slot_exists
+        _service_writes_reach_the_monolith(source_db, target_db, rev)
     finally:
         cdc.end(fwd)
         cdc.end(rev)

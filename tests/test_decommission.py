@@ -260,19 +260,31 @@ def test_traffic_rollback_restarts_the_stable_window(
     assert traffic_timeline(ctx.journal, "order_service")[1] == clock.now
 
 
+def _all_evidence_holds(rb: Runbook, clock: Clock, source_db: Db) -> None:
+    """The world's checklist made to pass: no view on the old tables, the guard on and
+    quiet for longer than the window, 14 days at 100 %, the incident board attested."""
+    source_db.execute("DROP VIEW public.order_totals")
+    gather(rb, None)  # puts the guard on
+    clock.advance(timedelta(days=14, hours=1))
+    attest(rb, "no_incident", "INC board clean")
+    ok, results = gather(rb, None)
+    assert ok, _failed(results)
+
+
 def test_tampered_archive_stops_the_drop(
     world: tuple[Runbook, Runbook, Clock], source_db: Db
 ) -> None:
     _ctx, rb, clock = world
-    source_db.execute("DROP VIEW public.order_totals")
-    with rb.step(Action.MARK_STABLE, force=True, reason="test"):
-        pass
+    _all_evidence_holds(rb, clock, source_db)
     report = run_decommission(rb)
-    path = Path(report.done[0]["archive"]["path"])
+    path = Path(report.done[1]["archive"]["path"])
     path.write_bytes(path.read_bytes() + b"x")
     clock.advance(timedelta(days=15))
     with pytest.raises(CheckFailed, match="changed since it was written"):
         run_decommission(rb)
+    # Not even --force drops the tables without their archive.
+    with pytest.raises(CheckFailed, match="changed since it was written"):
+        run_decommission(rb, force=True, reason="in a hurry")
     assert rb.phase is Phase.OLD_PATH_REMOVED
     with source_db.connect() as conn:
         assert len(T.existing(conn, "retired_order_service", ["orders", "order_items"])) == 2
@@ -362,3 +374,127 @@ def test_demo_act_decommission_fast_forward() -> None:
                 assert T.existing(conn, "public", ["orders", "customers"]) == ["customers"]
     finally:
         shutil.rmtree(where, ignore_errors=True)
+
+
+def _legacy_write(source_db: Db, statement: str) -> None:
+    """A write by the monolith's old code path, with its statistics flushed before we look."""
+    with source_db.connect() as conn:
+        conn.execute(statement)
+        conn.execute("SELECT pg_stat_force_next_flush()")
+        conn.execute("SELECT 1")
+
+
+def _snapshot(rb: Runbook, source_db: Db, tmp_path: Path) -> dict[str, object]:
+    """Everything a decommission step could change: the journal, the monolith's catalog
+    (tables and their schema, triggers on them) and the archive folder."""
+    return {
+        "journal": [e.to_dict() for e in rb.journal.history("order_service")],
+        "state": rb.journal.state("order_service"),
+        "guard": rb.journal.get("order_service", "decommission:guard"),
+        "tables": source_db.execute(
+            "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n "
+            "ON n.oid = c.relnamespace WHERE c.relname IN ('orders', 'order_items') "
+            "AND c.relkind = 'r' ORDER BY 1, 2"
+        ),
+        "schemas": source_db.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'retired%' ORDER BY 1"
+        ),
+        "triggers": source_db.execute(
+            "SELECT tgrelid::regclass::text, tgname FROM pg_trigger WHERE NOT tgisinternal "
+            "ORDER BY 1, 2"
+        ),
+        "archive": sorted(p.name for p in (tmp_path / "archive").glob("*")),
+    }
+
+
+@pytest.mark.parametrize("checked_again", [True, False])
+def test_stable_is_no_proof_a_write_after_it_stops_the_decommission(
+    world: tuple[Runbook, Runbook, Clock], source_db: Db, tmp_path: Path, checked_again: bool
+) -> None:
+    """Issue 13: the service is declared stable, then a legacy writer updates an old table;
+    the archive and rename must not happen, whether or not a --check ran in between."""
+    _ctx, rb, clock = world
+    _all_evidence_holds(rb, clock, source_db)
+    from strangler.steps.decommission import check
+
+    assert check(rb).marked_stable and rb.phase is Phase.STABLE
+    clock.advance(timedelta(hours=1))
+    _legacy_write(source_db, "UPDATE public.orders SET total = total + 1 WHERE id = 7")
+    if checked_again:
+        again = check(rb)
+        assert not again.passed
+        assert _failed(again.results)["old tables no longer written"].startswith(
+            "1 write(s) to the old tables recorded since "
+        )
+    before = _snapshot(rb, source_db, tmp_path)
+    with pytest.raises(CheckFailed) as refused:
+        run_decommission(rb)
+    assert refused.value.exit_code == 1
+    if checked_again:
+        # The newest check failed: that withdraws the one that made the service stable.
+        assert refused.value.message.startswith(
+            "order_service has no passing decommission check: the newest"
+        )
+    else:
+        # No check since: the step measured the old tables itself, now.
+        assert refused.value.message.startswith(
+            "order_service: the old tables are not proven unwritten, measured now: 1 write(s)"
+        )
+        assert "UPDATE on public.orders" in refused.value.message
+    # Refused means nothing changed: not the journal, the catalog, nor the archive folder.
+    assert _snapshot(rb, source_db, tmp_path) == before
+    assert rb.phase is Phase.STABLE
+
+
+def test_the_write_window_forgets_writes_older_than_it(
+    world: tuple[Runbook, Runbook, Clock], source_db: Db, tmp_path: Path
+) -> None:
+    """A write counts within decommission.write_window (1d here), then no more: the old
+    tables become decommissionable again without hand SQL, --force or a new guard."""
+    _ctx, rb, clock = world
+    _all_evidence_holds(rb, clock, source_db)
+    _legacy_write(source_db, "UPDATE public.order_items SET sku = 'x' WHERE id = 3")
+    ok, results = gather(rb, None)
+    assert not ok
+    assert (
+        "the write window (1d) starts again now" in _failed(results)["old tables no longer written"]
+    )
+    # The write is in the journal's check event now; the guard's log forgot it.
+    assert source_db.execute("SELECT count(*) FROM strangler_guard.old_table_writes") == [(0,)]
+    clock.advance(timedelta(hours=23))
+    ok, results = gather(rb, None)
+    assert _failed(results)["old tables no longer written"].startswith(
+        "no write for 23h so far; the spec asks for 1d"
+    )
+    clock.advance(timedelta(hours=1, minutes=1))
+    ok, results = gather(rb, None)
+    assert ok, _failed(results)
+    report = run_decommission(rb)
+    assert [d["step"] for d in report.done] == ["mark_stable", "remove_old_path"]
+    intent = next(
+        e
+        for e in reversed(rb.journal.history("order_service"))
+        if e.kind == "intent" and e.step == "remove_old_path"
+    )
+    quiet = intent.details["evidence"]["old_tables_quiet"]
+    assert quiet["message"] == "no write recorded or counted for 1d1m"
+    assert quiet["fresh"].startswith("within decommission.write_window, measured now")
+    with source_db.connect() as conn:
+        assert T.existing(conn, "retired_order_service", ["orders", "order_items"]) == [
+            "orders",
+            "order_items",
+        ]
+
+
+def test_a_write_to_the_retired_tables_stops_the_drop(
+    world: tuple[Runbook, Runbook, Clock], source_db: Db
+) -> None:
+    _ctx, rb, clock = world
+    _all_evidence_holds(rb, clock, source_db)
+    run_decommission(rb)
+    _legacy_write(source_db, "DELETE FROM retired_order_service.order_items WHERE id = 1")
+    clock.advance(timedelta(days=15))
+    with pytest.raises(CheckFailed, match="the retired tables were written after the archive"):
+        run_decommission(rb)
+    with source_db.connect() as conn:
+        assert len(T.existing(conn, "retired_order_service", ["orders", "order_items"])) == 2

@@ -266,11 +266,12 @@ def test_required_evidence_gates_a_step_unless_forced(
     spec, _ = spec_for(journal_url)
     calls: list[str] = []
 
-    def no_preflight(rb: Runbook) -> None:
+    def no_preflight(rb: Runbook, moment: object) -> dict[str, object]:
         calls.append(rb.name)
         raise CheckFailed("no passing preflight", hint="run 'strangler preflight'")
 
-    monkeypatch.setitem(requirements.REQUIREMENTS, Action.CREATE_SCHEMA, (no_preflight,))  # type: ignore[index]
+    gate = requirements.Requirement("no_preflight", "a preflight", "now", no_preflight)
+    monkeypatch.setitem(requirements.REQUIREMENTS, Action.CREATE_SCHEMA, (gate,))  # type: ignore[index]
     with Journal(journal_url) as j:
         rb = Runbook(spec, j, "order_service")
         with (
@@ -332,10 +333,11 @@ def test_evidence_never_blocks_a_move_back_to_zero_traffic(
 
     spec, _ = spec_for(journal_url)
 
-    def always_stale(rb: Runbook) -> None:
+    def always_stale(rb: Runbook, moment: object) -> dict[str, object]:
         raise CheckFailed("verification is stale")
 
-    monkeypatch.setitem(requirements.REQUIREMENTS, Action.SHIFT_TRAFFIC, (always_stale,))  # type: ignore[index]
+    stale = requirements.Requirement("always_stale", "a verification", "now", always_stale)
+    monkeypatch.setitem(requirements.REQUIREMENTS, Action.SHIFT_TRAFFIC, (stale,))  # type: ignore[index]
     with Journal(journal_url) as j:
         rb = Runbook(spec, j, "order_service")
         with rb.step(Action.SHIFT_TRAFFIC, weight=20, force=True, reason="setup") as st:
@@ -348,3 +350,45 @@ def test_evidence_never_blocks_a_move_back_to_zero_traffic(
         with rb.step(Action.SHIFT_TRAFFIC, weight=0) as st:
             st.weight = 0
         assert (rb.phase, rb.state.weight) == ("verified", 0)
+
+
+def test_the_intent_records_the_evidence_and_a_rollbacks_win_is_never_forced(
+    journal_url: str,
+    spec_for,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 13: what each requirement was checked against is in the step's intent; an
+    operator's rollback recorded after a move was decided refuses it, --force or not."""
+    from strangler.errors import CheckFailed
+    from strangler.steps import requirements
+    from strangler.steps.facts import newest_id
+
+    spec, _ = spec_for(journal_url)
+
+    def measured(rb: Runbook, moment: object) -> dict[str, object]:
+        return {"rows": 42}
+
+    now = requirements.Requirement("measured", "rows", "measured now", measured)
+    monkeypatch.setitem(requirements.REQUIREMENTS, Action.CREATE_SCHEMA, (now,))  # type: ignore[index]
+    with Journal(journal_url) as j:
+        rb = Runbook(spec, j, "order_service")
+        with rb.step(Action.CREATE_SCHEMA):
+            pass
+        intent = next(e for e in j.history("order_service") if e.kind == "intent")
+        assert intent.details["evidence"] == {"measured": {"fresh": "measured now", "rows": 42}}
+
+        with rb.step(Action.SHIFT_TRAFFIC, weight=20, force=True, reason="setup") as st:
+            st.weight = 20
+        decided = newest_id(j, "order_service")
+        with rb.step(Action.ROLLBACK_TRAFFIC, reason="5xx") as st:
+            st.weight = 0
+        with rb.step(Action.SHIFT_TRAFFIC, weight=20, force=True, reason="setup") as st:
+            st.weight = 20
+        before = j.history("order_service")
+        with (
+            pytest.raises(CheckFailed, match="a rollback always wins, nothing was moved"),
+            rb.step(Action.SHIFT_TRAFFIC, weight=50, seen=decided, force=True, reason="hurry"),
+        ):
+            pass
+        assert j.history("order_service") == before
+        assert rb.state.weight == 20

@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent / "strangler"
 
-MECHANISM = ("pg", "traffic", "metrics", "verify", "checks", "infra")
+MECHANISM = ("pg", "traffic", "metrics", "verify", "checks", "infra", "work", "throttle", "dms")
 ABOVE_MECHANISM = ("steps", "journal", "cli", "render", "demo")
 FRONT = ("cli", "render", "demo")
 

@@ -50,7 +50,7 @@ print(json.dumps({{
     "plans": [build_plan(spec, s).to_dict() for s in sorted(spec.services)],
     "steps": sorted(STEPS),
     "rollbacks": sorted(ROLLBACKS),
-    "requirements": {{str(a): [f.__name__ for f in fs] for a, fs in REQUIREMENTS.items()}},
+    "requirements": {{str(a): [r.name for r in rs] for a, rs in REQUIREMENTS.items()}},
     "cli_loaded": "strangler.cli" in sys.modules,
     "rich_loaded": "rich" in sys.modules,
 }}, default=str))
@@ -92,7 +92,16 @@ def test_plan_and_steps_are_the_same_with_or_without_the_cli(tmp_path: Path) -> 
     ]
     requirements = alone["requirements"]
     assert isinstance(requirements, dict)
-    assert requirements["shift_traffic"] == ["fresh_verification", "reverse_sync_healthy"]
+    assert requirements["shift_traffic"] == [
+        "no_rollback_since",
+        "fresh_verification",
+        "reverse_sync_healthy",
+    ]
+    assert requirements["remove_old_path"] == [
+        "passing_decommission_check",
+        "old_tables_quiet",
+        "no_dependents",
+    ]
 
 
 def test_every_forward_action_has_a_step_and_every_step_plans_without_a_server(
@@ -101,7 +110,11 @@ def test_every_forward_action_has_a_step_and_every_step_plans_without_a_server(
     spec_path = tmp_path / "strangler.yaml"
     spec_path.write_text(SPEC)
     spec = strangler.load_spec(spec_path)
-    for strategy, service in (("online", "order_service"), ("copy", "billing")):
+    for strategy, service in (
+        ("online", "order_service"),
+        ("copy", "billing"),
+        ("move", "billing"),
+    ):
         actions = {a for _, a, _ in forward_path(strategy)}
         assert actions <= set(STEPS), strategy
         for action in actions:
@@ -112,8 +125,12 @@ def test_every_forward_action_has_a_step_and_every_step_plans_without_a_server(
     # in its sides, not built by replacing words.
     (cut,) = STEPS[Action.CUTOVER_WRITES].plan(Subject(spec, "order_service"), False)
     stages = [o.what for o in cut.operations]
-    assert stages[0].startswith("close the write gate on the monolith's tables")
-    assert stages[-1] == "open the write gate on order_service's schema's tables"
+    # the window runs from closing the monolith's gate to opening the service's; the new
+    # slot is made before it and the old one dropped after (issue 16)
+    assert stages[0].startswith("before the window: create the slot and publication")
+    assert stages[1].startswith("close the write gate on the monolith's tables")
+    assert stages[-2] == "open the write gate on order_service's schema's tables"
+    assert stages[-1].startswith("after the window: drop the slot and publication")
     assert set(ROLLBACKS) == {"traffic", "writes", "schema", "k8s", "terraform"}
 
 

@@ -60,8 +60,17 @@ ONLINE = {
     (P.TRAFFIC, A.ROLLBACK_TRAFFIC, None): P.WRITES_CUT_OVER,
     (P.TRAFFIC_COMPLETE, A.ROLLBACK_TRAFFIC, None): P.WRITES_CUT_OVER,
     (P.STABLE, A.ROLLBACK_TRAFFIC, None): P.WRITES_CUT_OVER,
+    # sync --stop removes a slot and leaves the phase alone (its evidence decides, issue 13);
+    # a slot may be left over from the first copy to the last old-path phase.
+    **{(p, A.STOP_SYNC, None): p for p in Phase if p is not P.DECOMMISSIONED},
 }
-TABLES = {"copy": COPY, "online": ONLINE}
+# move: one step from planned to copied (the tables change schema in place), then as copy;
+# there is no schema_ready phase, so neither create_schema, copy nor a rollback from it.
+MOVE = {
+    **{k: v for k, v in COPY.items() if k[0] is not P.SCHEMA_READY and k[1] is not A.CREATE_SCHEMA},
+    (P.PLANNED, A.MOVE, None): P.COPIED,
+}
+TABLES = {"copy": COPY, "online": ONLINE, "move": MOVE}
 WEIGHTS = {A.SHIFT_TRAFFIC: [0, 5, 20, 50, 100]}
 
 
@@ -130,3 +139,14 @@ def test_sync_on_a_copy_strategy_service_explains_the_strategy() -> None:
 def test_decommissioned_is_the_end() -> None:
     with pytest.raises(PhaseRefused, match="decommissioned; nothing more can happen"):
         transition(P.DECOMMISSIONED, A.COPY, strategy="copy", service="o")
+
+
+def test_move_refuses_copy_and_names_the_move() -> None:
+    with pytest.raises(PhaseRefused) as info:
+        transition(P.PLANNED, A.COPY, strategy="move", service="o")
+    assert "uses strategy 'move': its tables change schema in place" in info.value.message
+    assert info.value.hint == "run 'strangler move o' first"
+    with pytest.raises(PhaseRefused, match="only strategy: move moves tables"):
+        transition(P.PLANNED, A.MOVE, strategy="copy", service="o")
+    with pytest.raises(PhaseRefused, match="uses strategy 'move'; online sync"):
+        transition(P.COPIED, A.START_SYNC, strategy="move", service="o")

@@ -207,3 +207,44 @@ def test_run_bad_input_exits_2(cli: Cli, traffic_spec: Callable[..., Path]) -> N
     assert cli("run", "nobody", "-f", str(spec)).code == 2
     both = cli("run", "order_service", "--all", "-f", str(spec))
     assert both.code == 2 and "name one service, or pass --all" in both.stderr
+
+
+def test_run_refuses_to_retire_old_tables_written_after_stable(
+    cli: Cli, source_db: Db, tmp_path: Path
+) -> None:
+    """Issue 13 through ``run``: stable was reached, then a legacy writer wrote; the next run
+    fails (exit 1) naming the write, instead of archiving and moving the tables away."""
+    source_db.execute("CREATE TABLE public.orders (id int PRIMARY KEY, n int)")
+    source_db.execute("INSERT INTO public.orders VALUES (1, 0)")
+    spec = tmp_path / "strangler.yaml"
+    spec.write_text(
+        "version: 1\nstate: sqlite:///state.db\n"
+        f"source: {{ dsn: '{source_db.dsn}' }}\n"
+        "services:\n  order_service:\n    tables: [orders]\n    target: { schema: s }\n"
+        "    decommission: { stable_for: 1s, write_window: 1s, archive_dir: archive }\n"
+    )
+    at_phase(tmp_path / "state.db", "verified")
+    with Journal(f"sqlite:///{tmp_path / 'state.db'}") as journal:
+        shift = journal.intent("order_service", "shift_traffic", details={"weight": 100})
+        journal.outcome(shift, "ok", phase="traffic_complete", weight=100)
+    code, result = _run(cli, spec, "--until", "stable")
+    while code == 75 and result["waiting"]["reason"] == "time":
+        _sleep_until(result["waiting"]["until"])
+        code, result = _run(cli, spec, "--until", "stable")
+    assert code == 75 and result["waiting"]["reason"] == "attestation", result
+    attested = cli("attest", "order_service", "no_incident", "--note", "quiet", "-f", str(spec))
+    assert attested.code == 0
+    code, result = _run(cli, spec, "--until", "stable")
+    assert (code, result["phase"]) == (0, "stable"), result
+
+    with source_db.connect() as conn:  # the monolith's old code path, still running
+        conn.execute("UPDATE public.orders SET n = n + 1")
+    code, result = _run(cli, spec)
+    assert code == 1, result
+    assert result["phase"] == "stable"
+    assert (
+        "old tables are not proven unwritten, measured now: 1 write(s)"
+        in (result["error"]["message"])
+    )
+    assert source_db.execute("SELECT to_regclass('public.orders') IS NOT NULL") == [(True,)]
+    assert not (tmp_path / "archive").exists()

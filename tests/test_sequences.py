@@ -98,6 +98,7 @@ def test_a_sequence_shared_with_a_table_that_stays_is_a_finding_of_plan_and_stop
             "to": "public.legacy(id) (stays)",
             "breaks": shared[0]["breaks"],
             "action": "cannot carry",
+            "certainty": "certain",
         }
     ]
     assert "sequences: {shared: copy}" in shared[0]["breaks"]

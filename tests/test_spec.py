@@ -96,7 +96,7 @@ def test_secret_value_never_appears_in_validation_errors() -> None:
         (
             ("    strategy: online", "    strategy: onlin"),
             "strangler.yaml:11: services.order_service.strategy: "
-            "Input should be 'copy' or 'online'",
+            "Input should be 'copy', 'online' or 'move'",
         ),
         (
             ("      schema: order_service", "      shema: order_service"),
@@ -257,3 +257,18 @@ def test_bad_durations(bad: str) -> None:
 def test_format_duration_round_trips() -> None:
     for text in ("1d", "1h30m", "45s", "14d"):
         assert format_duration(parse_duration(text)) == text
+
+
+def test_move_needs_the_monolith_s_own_instance() -> None:
+    msg = error_of(GOOD.replace("    strategy: online", "    strategy: move"))
+    assert "services.order_service.strategy is 'move'" in msg
+    assert "remove target.dsn, or use strategy: copy or online" in msg
+
+
+def test_move_keeps_foreign_keys_and_says_so_when_asked_to_drop_them() -> None:
+    same = GOOD.replace("      dsn: ${SVC_DSN:-postgresql://svc-host/orders}\n", "")
+    spec = parse_spec_text(same.replace("    strategy: online", "    strategy: move"), env=ENV)
+    assert spec.services["order_service"].strategy == "move"
+    drop = "    strategy: move\n    foreign_keys: {leaving: drop}"
+    msg = error_of(same.replace("    strategy: online", drop))
+    assert "strategy 'move' keeps the moved tables' foreign keys" in msg

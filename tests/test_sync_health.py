@@ -144,13 +144,16 @@ def test_traffic_needs_a_reverse_sync_that_exists_and_keeps_up(
         with rb.step(Action.SHIFT_TRAFFIC, weight=5):
             pass
         assert rb.phase is Phase.TRAFFIC
-        assert cli("sync", "shop", "-f", str(path), "--stop", "--yes").code == 0
+        # Stopping it at 5 % gives up the way back: refused unless forced (issue 13).
+        assert cli("sync", "shop", "-f", str(path), "--stop", "--yes").code == 1
+        stop = ("--stop", "--yes", "--force", "--reason", "test: the way back goes")
+        assert cli("sync", "shop", "-f", str(path), *stop).code == 0
         gone = Runbook(spec, journal, "shop")
         with pytest.raises(CheckFailed, match="reverse sync slot 'strangler_shop_rev' does not"):
             gone.step(Action.SHIFT_TRAFFIC, weight=20).__enter__()
     finally:
         journal.close()
-        cli("sync", "shop", "-f", str(path), "--stop", "--yes")
+        cli("sync", "shop", "-f", str(path), "--stop", "--yes", "--force", "--reason", "cleanup")
 
 
 def test_a_slot_the_server_invalidated_is_refused_with_the_way_back(

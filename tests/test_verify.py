@@ -426,3 +426,46 @@ def test_classify_pairs_rows_by_key_and_hash() -> None:
         ("extra", {"id": "4"}),
     ]
     assert [(r.kind, r.key) for r in classify(("id",), tgt, src)][-1] == ("missing", {"id": "4"})
+
+
+WIDTHS_DDL = """
+CREATE TABLE wide (id int PRIMARY KEY, body text NOT NULL, doc jsonb NOT NULL);
+CREATE TABLE narrow (id int PRIMARY KEY, a int NOT NULL, b int NOT NULL);
+INSERT INTO wide SELECT g, repeat(md5(g::text), 6), jsonb_build_object('g', g, 'm', md5(g::text))
+FROM generate_series(1, 4000) g;
+INSERT INTO narrow SELECT g, g % 7, g % 11 FROM generate_series(1, 4000) g;
+ANALYZE wide, narrow;
+"""
+
+
+def test_the_first_scan_follows_the_row_width(source_db, target_db, tmp_path: Path) -> None:
+    """Wide rows are numbered in chunks at once (a difference costs no second scan), narrow
+    rows hashed whole first (equal costs one plain scan); both find every difference."""
+    both([source_db, target_db], WIDTHS_DDL)
+    equal = run(source_db, target_db, ["wide", "narrow"], tmp_path)
+    assert equal.passed, equal.to_dict()
+    first = {t.source: (t.first_pass, t.chunks) for t in equal.tables}
+    assert first["public.wide"][0] == "chunks" and first["public.wide"][1] > 1
+    assert first["public.narrow"] == ("whole table", 1)
+    with target_db.connect() as conn:
+        for table in ("wide", "narrow"):
+            col = "body" if table == "wide" else "a"
+            conn.execute(
+                f"UPDATE svc.{table} SET {col} = "
+                + ("body || 'x'" if table == "wide" else "a + 1")
+                + " WHERE id IN (5, 1500, 3999)"
+            )
+            conn.execute(f"DELETE FROM svc.{table} WHERE id = 2000")
+    found = run(source_db, target_db, ["wide", "narrow"], tmp_path)
+    col = {"wide": "body", "narrow": "a"}
+    for table in found.tables:
+        name = table.source.removeprefix("public.")
+        assert {(r.kind, r.key_text(), r.columns) for r in table.rows} == {
+            ("changed", "id=5", (col[name],)),
+            ("changed", "id=1500", (col[name],)),
+            ("changed", "id=3999", (col[name],)),
+            ("missing", "id=2000", ()),
+        }
+        assert table.first_pass == ("chunks" if name == "wide" else "whole table")
+    forced = run(source_db, target_db, ["narrow"], tmp_path, whole_first=False)
+    assert forced.tables[0].first_pass == "chunks" and len(forced.tables[0].rows) == 4

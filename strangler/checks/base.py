@@ -28,12 +28,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Attestation",
+    "BakeFigures",
     "Check",
     "CheckContext",
     "CheckResult",
     "Guard",
     "History",
     "Rehearsal",
+    "Traffic",
     "Verdict",
     "blocking",
     "run_checks",
@@ -102,11 +104,46 @@ class Rehearsal:
 
 @dataclass(frozen=True)
 class Guard:
-    """The write guard on the old tables: when it went on, and their write counters then."""
+    """The write guard on the old tables: when it went on, and where their quiet window
+    starts: since when no write was seen (``quiet_since``, None: since it went on), their
+    write counters then, and the newest write-log row already accounted for (``seen_id``,
+    None: none yet, every row counts)."""
 
     installed_at: datetime
     counters: Mapping[str, int]
     installed_now: bool = False  # put on by this very check run
+    quiet_since: datetime | None = None
+    seen_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """One side's figures summed over some of the traffic walk's judged intervals."""
+
+    requests: int = 0
+    errors: int = 0
+    worst_p99: float | None = None  # the highest interval p99 (a p99 cannot be summed)
+    intervals: int = 0
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.errors / self.requests if self.requests else None
+
+
+@dataclass(frozen=True)
+class BakeFigures:
+    """What the walk's bakes measured on the route with the router's own counters, as the
+    journal recorded each judged interval (the ``router`` metric kind keeps no history of
+    its own): the monolith before 100 % (the baseline, same route, same time), the service
+    while all of the route was on it, and the monolith in the newest of those intervals
+    (requests still in flight when the route moved finish, and count, in the first)."""
+
+    baseline: Traffic
+    service: Traffic
+    monolith_last: Traffic
+    full_from: datetime | None = None
+    last_from: datetime | None = None
+    last_to: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +157,9 @@ class History:
     complete_since: datetime | None = None  # since when it has been at 100 %, if it is
     rehearsal: Rehearsal | None = None
     guard: Guard | None = None
+    # The walk's bake figures, for a route judged by the router's counters (no metric
+    # source with history); None otherwise.
+    bakes: BakeFigures | None = None
 
 
 @dataclass

@@ -6,40 +6,38 @@ stable for ``stable_for`` since 100 %      the journal: when traffic last reache
 error rate no higher than the baseline     metric source: service now vs monolith before
 latency within 10 % of the baseline        metric source: p99 now vs monolith's before
 no P1/P2 incident                          attestation ``no_incident``, made after the window
-old tables no longer written               guard trigger log + write counters over a window
+old tables no longer written               guard log + write counters: none in the window
 no dependents left on the old tables       catalog: views / foreign keys that would break
 old route at 0 requests                    metric source: monolith's requests on the route
 =========================================  =================================================
 
-The baseline is the monolith's own figures for the route over a window of the same length
-ending when traffic first moved; without a metric source those items are skipped, saying why.
-The step (:mod:`strangler.steps.decommission`) puts the write guard on first and journals the
-verdicts; these checks only read.
+The metric items are :mod:`strangler.checks.decommission_metrics`.
+
+``strategy: move`` has no old tables: the monolith writes through its compatibility views
+into the service's own tables. "No longer written" is then "no role but the service's
+writes them" (the guard of :mod:`strangler.pg.schema.compat`, which needs ``target.role``),
+and the dependents are what the monolith still has on the views and the moved tables.
+The step (:mod:`strangler.steps.decommission`) puts the write guard on first, journals the
+verdicts and keeps the write window's new start; these checks only read.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from strangler.checks.attestations import attestation_check
 from strangler.checks.base import CheckContext, CheckResult, Verdict, run_checks
+from strangler.checks.decommission_metrics import MetricWindowSource, metric_items
 from strangler.durations import format_duration
 from strangler.pg.connect import connect
 from strangler.pg.copy import retire as T
+from strangler.pg.schema import compat
 
-__all__ = ["RESTART_WINDOW", "MetricWindowSource", "decommission_checks"]
+__all__ = ["BASELINE", "MetricWindowSource", "decommission_checks", "old_tables_written"]
 
-# Evidence key a result carries when the write window must start again (statistics reset).
-RESTART_WINDOW = "restart_window"
-
-
-class MetricWindowSource(Protocol):
-    """Any metric source with history: ``measure(start, end)`` returns an object with
-    ``monolith`` and ``service`` stats (``requests``, ``errors``, ``error_rate``, ``p99``),
-    as :class:`strangler.metrics.base.MetricSource` does."""
-
-    def measure(self, start: datetime, end: datetime) -> Any: ...
+# Evidence key of "old tables no longer written" when the quiet window must start again (a
+# write was seen, or the statistics were reset): its new start, for the step to keep.
+BASELINE = "window_restarts"
 
 
 def _stable(ctx: CheckContext) -> CheckResult:
@@ -92,8 +90,77 @@ def _no_incident(ctx: CheckContext) -> CheckResult:
     )
 
 
-def _old_tables(ctx: CheckContext) -> CheckResult:
+def _through_views(ctx: CheckContext) -> CheckResult:
+    """``strategy: move``: the guard's log of writes by any role but the service's."""
     name = "old tables no longer written"
+    svc = ctx.svc
+    target, tables = svc.target.schema_, list(svc.tables)
+    window = svc.decommission.write_window
+    now = ctx.now()
+    guard = ctx.history.guard
+    if svc.target.role is None:
+        return CheckResult(
+            name,
+            Verdict.FAIL,
+            "strategy move tells the monolith's writes (through its views) from the service's "
+            "by the role that makes them, and the spec names no target.role",
+            awaits=None,
+        )
+    if guard is None:
+        return CheckResult(
+            name, Verdict.FAIL, "no write guard on the moved tables yet (dry run: not installed)"
+        )
+    role = svc.target.role.name
+    if guard.installed_now:
+        return CheckResult(
+            name,
+            Verdict.FAIL,
+            f"write guard installed on {', '.join(f'{target}.{t}' for t in tables)} now: no "
+            f"role but {role} may write them for {format_duration(window)} "
+            f"(until {now + window:%Y-%m-%d %H:%M} UTC)",
+            until=now + window,
+        )
+    with connect(ctx.spec.source.dsn, role="monolith") as conn:
+        writes = T.recorded_writes(conn, target, tables)
+    start = guard.installed_at
+    evidence: dict[str, Any] = {"since": start.isoformat(), "writes": writes[-10:]}
+    if writes:
+        w = writes[-1]
+        return CheckResult(
+            name,
+            Verdict.FAIL,
+            f"{len(writes)} write(s) by roles other than {role} recorded since "
+            f"{start:%Y-%m-%d %H:%M} UTC, the last: {w['operation']} on {w['table']} by "
+            f"{w['by']} at {w['at']} (the monolith still writes through its views)",
+            evidence,
+        )
+    held = now - start
+    if held < window:
+        return CheckResult(
+            name,
+            Verdict.FAIL,
+            f"no write but {role}'s for {format_duration(held)} so far; the spec asks for "
+            f"{format_duration(window)} (until {start + window:%Y-%m-%d %H:%M} UTC)",
+            evidence,
+            until=start + window,
+        )
+    return CheckResult(
+        name, Verdict.PASS, f"no write but {role}'s for {format_duration(held)}", evidence
+    )
+
+
+def old_tables_written(ctx: CheckContext) -> CheckResult:
+    """ "Old tables no longer written", measured now: no write recorded by the guard or
+    counted by the server's statistics within ``write_window``.
+
+    A write counts in the window it was seen in, not forever: when this check sees writes
+    (log rows after the guard's ``seen_id``, or counters that moved since its baseline) it
+    fails and its result carries :data:`BASELINE`, the new start of the quiet window (now,
+    the counters now, the newest log row seen), for the step to keep. After a full window
+    without a write it passes again; nobody has to clear the log by hand."""
+    name = "old tables no longer written"
+    if ctx.svc.strategy == "move":
+        return _through_views(ctx)
     schema, tables = ctx.spec.source.schema_, list(ctx.svc.tables)
     window = ctx.svc.decommission.write_window
     now = ctx.now()
@@ -109,8 +176,13 @@ def _old_tables(ctx: CheckContext) -> CheckResult:
             return CheckResult(
                 name, Verdict.FAIL, "no write guard on the old tables yet (dry run: not installed)"
             )
+        on = T.guard_installed(conn, schema, tables)
         counters = T.write_counters(conn, schema, tables)
-        writes = [] if guard.installed_now else T.recorded_writes(conn, schema, tables)
+        writes = (
+            []
+            if guard.installed_now
+            else T.recorded_writes(conn, schema, tables, after_id=guard.seen_id)
+        )
     if guard.installed_now:
         return CheckResult(
             name,
@@ -121,14 +193,27 @@ def _old_tables(ctx: CheckContext) -> CheckResult:
             {"counters": dict(guard.counters)},
             until=now + window,
         )
-    start = guard.installed_at
+    start = guard.quiet_since or guard.installed_at
     then = dict(guard.counters)
+    seen = max([w["id"] for w in writes], default=guard.seen_id or 0)
+    restart = {"quiet_since": now.isoformat(), "counters": counters, "seen_id": seen}
     evidence: dict[str, Any] = {
         "since": start.isoformat(),
         "counters_then": then,
         "counters_now": counters,
         "writes": writes[-10:],
+        "seen_id": guard.seen_id,
     }
+    if not on:
+        return CheckResult(
+            name,
+            Verdict.FAIL,
+            f"the write guard is no longer on every one of {', '.join(tables)} (dropped?), so "
+            "writes to them would go unrecorded; 'strangler decommission … --check' puts it "
+            "back",
+            evidence,
+        )
+    again = f"the write window ({format_duration(window)}) starts again now"
     if writes:
         w = writes[-1]
         return CheckResult(
@@ -136,8 +221,8 @@ def _old_tables(ctx: CheckContext) -> CheckResult:
             Verdict.FAIL,
             f"{len(writes)} write(s) to the old tables recorded since {start:%Y-%m-%d %H:%M} "
             f"UTC, the last: {w['operation']} on {w['schema']}.{w['table']} by {w['by']} at "
-            f"{w['at']}",
-            evidence,
+            f"{w['at']}; {again}",
+            {**evidence, BASELINE: restart},
         )
     changed = {t: (then.get(t, 0), c) for t, c in counters.items() if c != then.get(t, 0)}
     if changed:
@@ -146,7 +231,7 @@ def _old_tables(ctx: CheckContext) -> CheckResult:
                 name,
                 Verdict.FAIL,
                 "the server's statistics were reset; the write window starts again now",
-                {**evidence, RESTART_WINDOW: True},
+                {**evidence, BASELINE: restart},
                 until=now + window,
             )
         text = ", ".join(f"{schema}.{t} {a} → {b}" for t, (a, b) in sorted(changed.items()))
@@ -155,8 +240,8 @@ def _old_tables(ctx: CheckContext) -> CheckResult:
             Verdict.FAIL,
             f"write counters changed since {start:%Y-%m-%d %H:%M} UTC: {text} (writes the "
             "guard cannot see: a session in replica mode, such as a still running reverse "
-            "sync, or a dropped guard)",
-            evidence,
+            f"sync, or a dropped guard); {again}",
+            {**evidence, BASELINE: restart},
         )
     held = now - start
     if held < window:
@@ -177,7 +262,10 @@ def _dependents(ctx: CheckContext) -> CheckResult:
     name = "nothing else depends on the old tables"
     schema = ctx.spec.source.schema_
     with connect(ctx.spec.source.dsn, role="monolith") as conn:
-        deps = T.dependents(conn, schema, list(ctx.svc.tables))
+        if ctx.svc.strategy == "move":
+            deps = compat.dependents(conn, schema, ctx.svc.target.schema_, list(ctx.svc.tables))
+        else:
+            deps = T.dependents(conn, schema, list(ctx.svc.tables))
     if deps:
         return CheckResult(
             name,
@@ -186,69 +274,6 @@ def _dependents(ctx: CheckContext) -> CheckResult:
             {"dependents": deps},
         )
     return CheckResult(name, Verdict.PASS, "no view or foreign key outside uses them")
-
-
-def _metrics(ctx: CheckContext, source: MetricWindowSource | None) -> list[CheckResult]:
-    names = ("error rate vs baseline", "latency vs baseline", "old route at 0 requests")
-    if source is None:
-        why = (
-            "no metric source in the spec (traffic.metrics); compare with the monolith's "
-            "baseline by hand"
-        )
-        return [CheckResult(n, Verdict.SKIPPED, why) for n in names]
-    d = ctx.svc.decommission
-    first, since = ctx.history.first_shift, ctx.history.complete_since
-    if first is None or since is None:
-        return [
-            CheckResult(n, Verdict.FAIL, "traffic is not at 100% on the new service") for n in names
-        ]
-    span = min(d.stable_for, ctx.now() - since) or timedelta(minutes=1)
-    base = source.measure(first - span, first).monolith
-    now = source.measure(ctx.now() - span, ctx.now())
-    out = []
-    ev = {"baseline": _stats(base), "service": _stats(now.service), "window": str(span)}
-    if base.error_rate is None or now.service.error_rate is None:
-        out.append(CheckResult(names[0], Verdict.FAIL, "no requests to compare error rates", ev))
-    else:
-        limit = base.error_rate + d.max_error_rate_increase
-        verdict = Verdict.PASS if now.service.error_rate <= limit else Verdict.FAIL
-        out.append(
-            CheckResult(
-                names[0],
-                verdict,
-                f"service {now.service.error_rate:.4%} vs baseline "
-                f"{base.error_rate:.4%} (limit {limit:.4%})",
-                ev,
-            )
-        )
-    if base.p99 is None or now.service.p99 is None:
-        out.append(CheckResult(names[1], Verdict.SKIPPED, "the metric source has no p99", ev))
-    else:
-        limit = base.p99 * d.max_latency_ratio
-        verdict = Verdict.PASS if now.service.p99 <= limit else Verdict.FAIL
-        out.append(
-            CheckResult(
-                names[1],
-                verdict,
-                f"p99 {now.service.p99 * 1000:.0f} ms vs baseline "
-                f"{base.p99 * 1000:.0f} ms (limit {limit * 1000:.0f} ms)",
-                ev,
-            )
-        )
-    old = now.monolith.requests
-    out.append(
-        CheckResult(
-            names[2],
-            Verdict.PASS if old == 0 else Verdict.FAIL,
-            f"{old} request(s) reached the monolith's route in the last {format_duration(span)}",
-            ev,
-        )
-    )
-    return out
-
-
-def _stats(s: Any) -> dict[str, Any]:
-    return {"requests": s.requests, "errors": s.errors, "p99": s.p99}
 
 
 def decommission_checks(
@@ -260,8 +285,8 @@ def decommission_checks(
         [
             ("stable since traffic reached 100%", _stable),
             ("no P1/P2 incident", _no_incident),
-            ("old tables no longer written", _old_tables),
+            ("old tables no longer written", old_tables_written),
             ("nothing else depends on the old tables", _dependents),
         ],
     )
-    return results + _metrics(ctx, source)
+    return results + metric_items(ctx, source)

@@ -14,6 +14,7 @@ import sys
 
 # Importing the command modules registers their commands on the app.
 from strangler.cli import (  # noqa: F401
+    bulk,
     checks,
     copy,
     core,

@@ -1,4 +1,5 @@
-"""``strangler copy SERVICE``: create the service schema and copy the tables into it."""
+"""``strangler copy SERVICE``: create the service schema and copy the tables into it;
+``strangler move SERVICE``: move them into it on the same instance (``strategy: move``)."""
 
 from __future__ import annotations
 
@@ -21,10 +22,11 @@ from strangler.cli.app import (
     session,
 )
 from strangler.cli.observe import LogFormat, LogFormatOpt, LoggedCopyProgress, Logger
-from strangler.render.copy import render_copy
+from strangler.render.copy import render_copy, render_move
 from strangler.render.progress import RichCopyProgress
 from strangler.steps.copy import copy
 from strangler.steps.create_schema import create_schema
+from strangler.steps.move import MoveStepResult, move
 
 
 @app.command("copy", rich_help_panel=MIGRATE)
@@ -89,5 +91,46 @@ def copy_cmd(
                 console.print(f"-- warning: {w}", markup=False)
             return
         render_copy(console, result)
+
+    emit(output, data, render)
+
+
+@app.command("move")
+def move_cmd(
+    service: Annotated[str, typer.Argument(help="The service whose tables to move.")],
+    lock_timeout: Annotated[
+        float,
+        typer.Option(
+            "--lock-timeout",
+            min=0.01,
+            max=60,
+            help="Seconds one attempt waits for the tables' locks before trying again.",
+        ),
+    ] = 0.2,
+    attempts: Annotated[int, typer.Option("--attempts", min=1, max=1000)] = 50,
+    file: SpecOpt = None,
+    operator: OperatorOpt = None,
+    dry_run: DryRunOpt = False,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Move a service's tables into its schema on the same instance (strategy: move).
+
+    ALTER TABLE … SET SCHEMA in one short transaction, nothing copied; the monolith keeps
+    working through compatibility views under the old names, with the tables' grants.
+    --dry-run prints what moves, what the monolith will see and every SQL statement.
+    """
+    with session(file, operator) as s:
+        result = move(
+            s.runbook(service), dry_run=dry_run, lock_timeout=lock_timeout, attempts=attempts
+        )
+    data = {"service": service, "dry_run": dry_run, **result.to_dict()}
+
+    def render() -> None:
+        if result.sql is not None:
+            if result.plan is not None:
+                render_move(console, MoveStepResult(service, plan=result.plan))
+            console.print("\n".join(result.sql), markup=False, highlight=False)
+            return
+        render_move(console, result)
 
     emit(output, data, render)

@@ -15,9 +15,11 @@ import typer
 from strangler.cli.app import (
     MIGRATE,
     DryRunOpt,
+    ForceOpt,
     OperatorOpt,
     Output,
     OutputOpt,
+    ReasonOpt,
     SpecOpt,
     YesOpt,
     app,
@@ -42,6 +44,7 @@ from strangler.secrets import scrub
 from strangler.steps import cutover as cutover_step
 from strangler.steps import sync as sync_step
 from strangler.steps.runbook import Runbook
+from strangler.steps.wiring import sync_route
 
 ServiceArg = Annotated[str, typer.Argument(help="The service, as named in the spec.")]
 
@@ -64,6 +67,8 @@ def sync(
     until_caught_up: Annotated[
         bool, typer.Option("--until-caught-up", help="Exit when everything committed is applied.")
     ] = False,
+    force: ForceOpt = False,
+    reason: ReasonOpt = None,
     watch: WatchOpt = False,
     timeout: TimeoutOpt = None,
     interval: IntervalOpt = 2.0,
@@ -78,13 +83,19 @@ def sync(
     """Keep the service schema in step with the monolith (reverse after cutover).
 
     Applies changes from the slot that 'strangler copy' created with the copy's snapshot (or
-    'strangler cutover' for the reverse direction); it never copies rows itself.
+    'strangler cutover' for the reverse direction); it never copies rows itself. --stop of
+    the reverse sync waits for all of the route on the service and its final bake (it
+    removes the way back for writes), unless --force --reason.
 
     Examples:
       strangler sync order_service                       # until Ctrl-C
       strangler sync order_service --metrics-port 9464 --log-format json
       strangler sync order_service --status --watch --timeout 10m
     """
+    if (force or reason) and not stop_sync:
+        raise BadInput("--force and --reason go with --stop")
+    if force and not reason:
+        raise BadInput("--force needs --reason '…' (it is journaled)")
     with session(file, operator) as s:
         rb = s.runbook(service)
         route = sync_step.route(rb)
@@ -94,24 +105,26 @@ def sync(
         if watch or timeout:
             raise BadInput("--watch and --timeout go with --status", hint="add --status")
         if stop_sync:
+            direction = sync_step.stop_direction(rb)
+            gone = sync_route(s.spec, service, direction).slot
             if dry_run:
                 emit(
                     output,
-                    {"would_drop": route.slot},
-                    lambda: console.print(f"would drop slot and publication {route.slot}"),
+                    {"would_drop": gone},
+                    lambda: console.print(f"would drop slot and publication {gone}"),
                 )
                 return
-            if route.direction == "reverse":
+            if direction == "reverse":
                 confirm(
                     f"stop reverse sync of {service}? It keeps the monolith's tables current; "
                     f"without it 'strangler rollback {service} --writes' cannot go back",
                     yes=yes,
                 )
-            stopped = sync_step.stop(rb)
+            stopped = sync_step.stop(rb, force=force, reason=reason)
             emit(
                 output,
                 stopped.to_dict(),
-                lambda: console.print(f"removed slot and publication {route.slot}"),
+                lambda: console.print(f"removed slot and publication {stopped.slot}"),
             )
             return
         if dry_run:

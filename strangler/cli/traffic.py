@@ -25,7 +25,7 @@ from strangler.cli.app import (
 )
 from strangler.cli.observe import LogFormat, LogFormatOpt, Logger, MetricsPortOpt, observing
 from strangler.errors import BadInput
-from strangler.steps.run import EXIT_WAITING
+from strangler.steps.facts import newest_id
 from strangler.steps.shift import Shifter
 from strangler.steps.wiring import router, router_context, traffic_of
 
@@ -87,14 +87,17 @@ def shift(
         route_to = router(s.spec, service, ctx)
         shifter = Shifter(rb, route_to, say=lambda text: log.info(str(text)))
         data: dict[str, Any]
+        code = 0
         if approve:
             step = shifter.approve(reason)
             data = {"service": service, "approved": step}
         elif auto:
             with observing(s.spec, [service], metrics_port, log):
-                data = shifter.auto(retry=retry, force=force, reason=reason).to_dict()
+                walked = shifter.auto(retry=retry, force=force, reason=reason)
+            data, code = walked.to_dict(), walked.exit_code
         else:
             assert to is not None
+            seen = newest_id(s.journal, service)  # what the operator decides on
             if not dry_run:
                 before = route_to.weights()
                 question = (
@@ -102,7 +105,9 @@ def shift(
                 )
                 if not confirm(question):
                     raise BadInput("aborted; nothing changed")
-            data = shifter.shift_to(to, dry_run=dry_run, force=force, reason=reason).to_dict()
+            data = shifter.shift_to(
+                to, dry_run=dry_run, force=force, reason=reason, seen=seen
+            ).to_dict()
 
     def render() -> None:
         if "calls" in data and data.get("dry_run"):
@@ -115,7 +120,5 @@ def shift(
             console.print(f"{service}: step {data['approved']:g} % approved")
 
     emit(output, data, render)
-    if auto and data.get("status") != "complete":
-        # Paused for an approval, a bake still running, or stalled for lack of traffic: not
-        # done and nothing failed, so the waiting code, as 'strangler run' uses (issue 14).
-        raise typer.Exit(EXIT_WAITING)
+    if code:
+        raise typer.Exit(code)

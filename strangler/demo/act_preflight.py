@@ -25,7 +25,7 @@ def act_preflight(world: World) -> None:
     world.console.print(
         "preflight "
         + ("[green]passed[/]" if done.passed else "[red]failed[/]")
-        + " (journaled; copy and cutover require a recent pass when the spec has a "
-        "preflight: section)"
+        + " (journaled; the schema, the copy and the cutover require a recent pass when the "
+        "spec has a preflight: section)"
     )
     world.facts["preflight"] = {r.name: r.verdict.value for r in done.results}

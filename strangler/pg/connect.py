@@ -7,6 +7,7 @@ connection strangler makes goes through :func:`connect`.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import psycopg
@@ -47,6 +48,13 @@ def connect(
             f"the {role} DSN is not a valid libpq connection string: {scrub(str(exc))}",
             hint="use postgresql://user@host:port/dbname or 'host=… dbname=…'",
         ) from None
+    # Row-level security never filters what strangler reads or writes silently: a query that
+    # policies would filter fails instead (issue 12). ``plan`` names the roles it would affect.
+    # (libpq reads PGOPTIONS only when no options are given: keep the operator's.)
+    given = conninfo_to_dict(dsn).get("options") or os.environ.get("PGOPTIONS")
+    kwargs["options"] = " ".join(
+        str(o) for o in (given, kwargs.get("options"), "-c row_security=off") if o
+    )
     try:
         conn = psycopg.connect(dsn, autocommit=autocommit, **kwargs)
     except psycopg.OperationalError as exc:

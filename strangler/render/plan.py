@@ -7,7 +7,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from strangler.render.copy import render_move_plan
 from strangler.steps.create_schema import BoundaryReport
+from strangler.steps.move import MoveReport
 from strangler.steps.sync import SyncMechanism
 from strangler.steps.types import ServicePlan, StepPlan
 
@@ -25,10 +27,10 @@ def render_boundary(console: Console, report: BoundaryReport) -> None:
     )
     if refs and console.width < 140:
         for r in refs:
-            colour = "red" if r["action"] == "cannot carry" else "cyan"
+            colour = "red" if r["action"] in ("cannot carry", "breaks") else "cyan"
             console.print(
                 f"   · {r['kind']}: {r['from']} → {r['to']} "
-                f"[{colour}]\\[{r['action']}][/]\n       {r['breaks']}"
+                f"[{colour}]\\[{r['action']}][/]{_sure(r)}\n       {r['breaks']}"
             )
     elif refs:
         table = Table(header_style="bold", box=None, padding=(0, 2))
@@ -38,9 +40,9 @@ def render_boundary(console: Console, report: BoundaryReport) -> None:
         table.add_column("action", no_wrap=True)
         table.add_column("what will break", overflow="fold", ratio=1)
         for r in refs:
-            style = "red" if r["action"] == "cannot carry" else ""
+            style = "red" if r["action"] in ("cannot carry", "breaks") else ""
             action = f"[{style}]{r['action']}[/]" if style else r["action"]
-            table.add_row(r["kind"], r["from"], r["to"], action, r["breaks"])
+            table.add_row(r["kind"], r["from"], r["to"], action + _sure(r), r["breaks"])
         console.print(table)
     for e in report.extensions:
         console.print(
@@ -49,6 +51,12 @@ def render_boundary(console: Console, report: BoundaryReport) -> None:
         )
     for w in report.warnings:
         console.print(f"  [yellow]warning:[/] {w}")
+
+
+def _sure(ref: dict[str, str]) -> str:
+    """How sure a finding in code is, when it is less than the catalogs' word."""
+    sure = ref.get("certainty", "certain")
+    return "" if sure == "certain" else f" ({sure})"
 
 
 def render_sync(console: Console, sync: SyncMechanism) -> None:
@@ -68,9 +76,21 @@ def render_sync(console: Console, sync: SyncMechanism) -> None:
         console.print(f"  [yellow]warning:[/] {w}")
 
 
+def render_move_report(console: Console, report: MoveReport) -> None:
+    if report.error:
+        console.print(f"  [red]move:[/] cannot be done: {report.error}", highlight=False)
+    elif report.moved:
+        console.print("  [bold]move[/]: done; the compatibility views stand in the monolith")
+    elif report.plan is not None:
+        console.print("  [bold]move[/]: what moves, and what the monolith will see")
+        render_move_plan(console, report.plan)
+
+
 def _render_section(console: Console, name: str, section: Any) -> None:
     if isinstance(section, BoundaryReport):
         render_boundary(console, section)
+    elif isinstance(section, MoveReport):
+        render_move_report(console, section)
     elif isinstance(section, SyncMechanism):
         render_sync(console, section)
     elif isinstance(section, dict):

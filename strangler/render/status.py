@@ -66,7 +66,7 @@ def render_status(
             r.last_step or "-",
             r.last_status or "-",
             _age(now, r.last_at),
-            f"{v.status} {_age(now, v.at)}" if v else "never",
+            f"{v.shown} {_age(now, v.at)}" if v else "never",
         ]
         if wide:
             s = r.sync
@@ -91,6 +91,8 @@ def render_status(
                 ),
                 markup=False,
             )
+        if r.throttle is not None:
+            out.print(f"{r.service}: throttle " + _throttle(r))
         for w in r.warnings:
             err.print(f"[yellow]warning:[/] {r.service}: {w}")
         for e in r.incomplete_steps:
@@ -126,6 +128,18 @@ def _value(key: str, value: Any) -> str | None:
             )
         return f"{len(value)} entries"
     return str(value)
+
+
+def _throttle(r: ServiceStatus) -> str:
+    t = r.throttle
+    assert t is not None
+    if t.error:
+        return f"unreadable: {t.error}"
+    parts = [f"paused by {t.paused.by}: {t.paused.reason}" if t.paused else "not paused"]
+    if t.last_action:
+        why = f" ({t.last_reason})" if t.last_reason else ""
+        parts.append(f"last decision {t.last_action} for {t.last_for}{why}")
+    return " · ".join(parts)
 
 
 def describe_details(details: Mapping[str, Any], *, limit: int | None = 240) -> str:

@@ -24,6 +24,7 @@ from strangler.metrics.gates import Bake, Decision, Evaluation, Verdict, evaluat
 from strangler.spec import TrafficSpec
 from strangler.steps.records import BakeState, Event
 from strangler.steps.runbook import Runbook
+from strangler.steps.types import EXIT_WAITING
 from strangler.traffic.base import Router
 
 __all__ = ["AutoResult", "Baker"]
@@ -40,6 +41,16 @@ class AutoResult:
     message: str
     evaluations: int = 0
     until: datetime | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """``shift --auto``'s exit code: 0 complete; 1 stopped (a rollback or another command
+        moved the weight during the walk: it did not reach its end, and never undoes that);
+        otherwise :data:`EXIT_WAITING` (paused for an approval, a bake still running, or
+        stalled for lack of traffic: not done and nothing failed, as ``strangler run``)."""
+        if self.status == "complete":
+            return 0
+        return 1 if self.status == "stopped" else EXIT_WAITING
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

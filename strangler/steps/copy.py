@@ -13,13 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from strangler.errors import CheckFailed
+from strangler.errors import CheckFailed, translate
 from strangler.pg.copy.extract import CopyFigures, Resume, copy_rows
 from strangler.pg.copy.rows import ChunkDone, CopyProgress, check_snapshot_id
 from strangler.phases import Action, Phase
+from strangler.steps import bulk, online_copy, preflight
 from strangler.steps import create_schema as schema_step
-from strangler.steps import online_copy, preflight
 from strangler.steps.records import ChunkRecord, CopyPlan, CopyWatermark
+from strangler.steps.requirements import stated
 from strangler.steps.runbook import Runbook
 from strangler.steps.types import Advanced, Operation, Outcome, RunOptions, ServiceRef, StepPlan
 from strangler.steps.wiring import endpoints
@@ -83,7 +84,7 @@ def copy(
     *,
     jobs: int = 2,
     snapshot: str | None = None,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    chunk_rows: int | None = None,
     progress: CopyProgress | None = None,
     dry_run: bool = False,
 ) -> CopyResult:
@@ -96,24 +97,51 @@ def copy(
     """
     if snapshot is not None:
         check_snapshot_id(snapshot)
+    chunk_rows = chunk_rows or rb.service.copy_.chunk_rows  # the spec's copy.chunk_rows
     out = CopyResult(rb.name)
     online = rb.service.strategy == "online" and snapshot is None
     if online and not dry_run:
         online_copy.refuse_unpublishable(rb)
-    if rb.phase == Phase.PLANNED:
-        if dry_run:
-            created = schema_step.create_schema(rb, dry_run=True)
-            out.schema = created
+    if dry_run:
+        if rb.phase == Phase.PLANNED:
+            out.schema = schema_step.create_schema(rb, dry_run=True)
             out.note = "the rows are copied between the two parts of the SQL"
             return out
-        out.schema = schema_step.create_schema(rb)
-    elif dry_run:
         rb.check(Action.COPY)
         ops = schema_step.exact_operations(rb, schema=False)
         out.sql = "\n".join(o.what for o in ops) + "\n"
         out.tables = list(rb.service.tables)
         return out
-    with rb.step(Action.COPY, resumable=True) as step:
+    # One lock from the first change to the last: the copy's own evidence is checked before
+    # the schema it creates first, so a refused copy leaves the target as it found it.
+    with rb.journal.lock(rb.name):
+        if rb.phase == Phase.PLANNED:
+            rb.require(Action.COPY)
+            out.schema = schema_step.create_schema(rb)
+        _copy_step(rb, out, online, jobs, snapshot, chunk_rows, progress)
+    return out
+
+
+def _copy_step(
+    rb: Runbook,
+    out: CopyResult,
+    online: bool,
+    jobs: int,
+    snapshot: str | None,
+    chunk_rows: int,
+    progress: CopyProgress | None,
+) -> None:
+    # A copy that fails halfway (a server restarts, a connection drops) is resumed by the same
+    # command, or undone: the rows it placed are its own (pg/schema/drop.py).
+    resume_hint = (
+        f"run 'strangler copy {rb.name}' again: it resumes from the chunks already copied; or "
+        f"undo it with 'strangler rollback {rb.name} --schema --reason …'"
+    )
+    with (
+        rb.step(Action.COPY, resumable=True) as step,
+        translate(f"copy of {rb.name}", hint=resume_hint),
+    ):
+        bulk.reconcile_queue(rb)  # chunks workers finished after a coordinator stopped
 
         def run(snap: str | None) -> CopyFigures:
             return _copy(rb, jobs, snap, chunk_rows, progress, step.details)
@@ -125,7 +153,6 @@ def copy(
         else:
             out.figures = run(snapshot)
         step.details.update({k: v for k, v in out.to_dict().items() if k != "schema"})
-    return out
 
 
 def _copy(
@@ -162,6 +189,8 @@ def _copy(
         on_statement=rb.progress.statement_done,
         on_snapshot=lambda snap: details.update(snapshot=snap),
         progress=progress,
+        loader=bulk.loader(rb, bulk.brake(rb, "copy")),  # issue 17: copy.engine, throttle
+        on_xact=lambda chunk, xid: rb.progress.save_copy_xact(xid, chunk.id),
     )
     rb.progress.save(
         CopyWatermark(figures.watermark_xid, {t: c.target_rows for t, c in figures.tables.items()})
@@ -180,7 +209,7 @@ def _copy(
         raise CheckFailed(
             f"row counts differ after the copy ({lines})",
             hint=f"inspect the target schema; roll back with 'strangler rollback {rb.name} "
-            "--schema' and copy again",
+            "--schema --reason …' and copy again",
         )
     return figures
 
@@ -190,6 +219,7 @@ def plan(rb: ServiceRef, *, inspect: bool = False) -> StepPlan:
     where = schema_step.target_name(rb)
     same = svc.target.dsn is None
     how = "INSERT … SELECT in the server" if same else "binary COPY between the servers"
+    how = bulk.engine_summary(rb, how)  # issue 17: copy.engine workers | dms
     ops = []
     if svc.strategy == "online":
         ops.append(
@@ -210,7 +240,7 @@ def plan(rb: ServiceRef, *, inspect: bool = False) -> StepPlan:
         summary=f"copy {', '.join(svc.tables)} from one snapshot, then keys, indexes, foreign "
         "keys, sequences",
         operations=tuple(ops),
-        requires=("a recent passing preflight",) if svc.preflight else (),
+        requires=stated(Action.COPY, svc),
     )
 
 

@@ -33,6 +33,7 @@ from strangler.phases import Action, Phase
 from strangler.spec import ServiceSpec
 from strangler.steps import preflight
 from strangler.steps.records import SchemaCreated
+from strangler.steps.requirements import stated
 from strangler.steps.runbook import Runbook
 from strangler.steps.types import Advanced, Operation, Outcome, RunOptions, ServiceRef, StepPlan
 from strangler.steps.wiring import endpoints
@@ -83,6 +84,7 @@ def policy(svc: ServiceSpec) -> Policy:
         leaving=svc.foreign_keys.leaving,
         shared_sequences=svc.sequences.shared,
         create_extensions=svc.extensions.create,
+        reaches_behind=svc.code.reaches_behind,
     )
 
 
@@ -213,6 +215,7 @@ def boundary_report(rb: ServiceRef) -> BoundaryReport:
                 leaving=leaving,
                 same_instance=svc.target.dsn is None,
                 shared_sequences=svc.sequences.shared,
+                reaches_behind=svc.code.reaches_behind,
             )
             needs = needed(conn, [t.oid for t in catalog.tables], sorted(catalog.carried_type_oids))
     except StranglerError as exc:
@@ -283,6 +286,7 @@ def plan(rb: ServiceRef, *, inspect: bool = False) -> StepPlan:
         summary=f"create schema {svc.target.schema_}: types, tables, sequences, role "
         f"{role.name if role else '(none)'}",
         operations=tuple(ops),
+        requires=stated(Action.CREATE_SCHEMA, svc),
         sections=sections,
     )
 

@@ -8,12 +8,13 @@ Resumable: a cutover killed halfway is finished from where the databases stand
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from strangler.pg.sync import cutover as switch
 from strangler.phases import Action, Phase
 from strangler.steps import preflight
+from strangler.steps.requirements import stated
 from strangler.steps.runbook import Runbook
 from strangler.steps.types import Advanced, Operation, Outcome, RunOptions, ServiceRef, StepPlan
 from strangler.steps.wiring import sync_route
@@ -28,6 +29,7 @@ class CutoverResult:
     sequences: dict[str, int]
     reverse_slot: str
     resumed: bool = False
+    stages: dict[str, float] = field(default_factory=dict)  # seconds per stage
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -36,6 +38,7 @@ class CutoverResult:
             "sequences": self.sequences,
             "reverse_slot": self.reverse_slot,
             "resumed": self.resumed,
+            "stages_ms": {k: round(v * 1000, 1) for k, v in self.stages.items()},
         }
 
 
@@ -49,9 +52,14 @@ def cutover(
             fwd, rev, writers_timeout=writers_timeout, resume=step.resumed_from is not None
         )
         step.details.update(
-            window_seconds=done.window_seconds, sequences=done.sequences, resumed=done.resumed
+            window_seconds=done.window_seconds,
+            sequences=done.sequences,
+            resumed=done.resumed,
+            stages=done.stages,
         )
-    return CutoverResult(rb.name, done.window_seconds, done.sequences, rev.slot, done.resumed)
+    return CutoverResult(
+        rb.name, done.window_seconds, done.sequences, rev.slot, done.resumed, done.stages
+    )
 
 
 def plan(rb: ServiceRef, *, inspect: bool = False) -> StepPlan:
@@ -59,16 +67,13 @@ def plan(rb: ServiceRef, *, inspect: bool = False) -> StepPlan:
     rev = sync_route(rb.spec, rb.name, "reverse")
     where = f"monolith and {rb.name} database" if rb.service.target.dsn else "monolith"
     ops = tuple(Operation(where, s) for s in switch.cutover_stages(fwd, rev))
-    requires = ["a passing verification newer than the last change to the copy"]
-    if rb.service.preflight:
-        requires.append("a recent passing preflight")
     return StepPlan(
         action=Action.CUTOVER_WRITES.value,
         source=Phase.VERIFIED.value,
         target=Phase.WRITES_CUT_OVER.value,
         summary="block writes on the old tables, drain sync, start reverse sync",
         operations=ops,
-        requires=tuple(requires),
+        requires=stated(Action.CUTOVER_WRITES, rb.service),
     )
 
 

@@ -1,16 +1,23 @@
 """``strangler decommission SERVICE``: the runbook's post-migration checklist, then its "Then:"
 list, each step gated and journaled.
 
-0. :func:`check` (``--check``): put the write guard on the old tables if it is not there,
-   gather every item of the checklist (:mod:`strangler.checks.decommission`), journal the
-   verdicts, and mark the service ``stable`` when they all hold at 100 % traffic;
+0. :func:`check` (``--check``, :mod:`strangler.steps.decommission_check`): put the write
+   guard on the old tables if it is not there, gather every item of the checklist
+   (:mod:`strangler.checks.decommission`), journal the verdicts, and mark the service
+   ``stable`` when they all hold at 100 % traffic;
 1. ``mark_stable`` (traffic_complete → stable): the evidence of ``--check`` holds;
 2. ``remove_old_path`` (stable → old_path_removed): the old route removed from the router
    when one is configured, the old tables archived (``pg_dump -Fc`` + sha256) and moved to
    ``retired_<service>``;
 3. ``decommission`` (old_path_removed → decommissioned), in a later run once
-   ``drop_old_tables_after`` has passed: the archive re-checked against its sha256, the
-   retired tables dropped, the infrastructure repo tagged ``v1.0.0-<service>-decommissioned``.
+   ``drop_old_tables_after`` has passed: the retired tables dropped, the infrastructure repo
+   tagged ``v1.0.0-<service>-decommissioned``.
+
+``stable`` is not proof that the old tables may go today: each step's requirements
+(:data:`strangler.steps.requirements.REQUIREMENTS`) are checked again inside the lock when it
+acts. Before the archive and rename: the newest check passed, no write to the old tables
+within ``write_window`` (measured now), nothing depends on them; before the drop: the grace
+period, the archive's sha256 (computed now), and no write to the retired tables since.
 
 :func:`decommission` goes as far as the gates allow and says what remains and when.
 """
@@ -19,13 +26,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from strangler.checks.base import CheckResult, Guard, blocking
-from strangler.checks.decommission import RESTART_WINDOW, MetricWindowSource, decommission_checks
+from strangler.checks.base import CheckResult, blocking
+from strangler.checks.decommission import MetricWindowSource
 from strangler.durations import format_duration
 from strangler.errors import CheckFailed
 from strangler.infra.gitrepo import InfraRepo, decommission_tag
@@ -34,9 +41,11 @@ from strangler.pg.copy import retire as T
 from strangler.pg.sync import cdc
 from strangler.phases import Action, Phase
 from strangler.spec import Spec
-from strangler.steps.preflight import context, waiting_or_raise
-from strangler.steps.records import ArchiveRecord, Event, GuardState
-from strangler.steps.requirements import grace_period_over
+from strangler.steps import compat as moved_views
+from strangler.steps.decommission_check import DecommissionCheck, check, gather
+from strangler.steps.preflight import waiting_or_raise
+from strangler.steps.records import ArchiveRecord
+from strangler.steps.requirements import grace_period_over, stated
 from strangler.steps.runbook import Runbook
 from strangler.steps.types import (
     Advanced,
@@ -56,6 +65,7 @@ __all__ = [
     "RouteRemover",
     "check",
     "decommission",
+    "gather",
     "metric_source_of",
     "plan",
     "route_remover",
@@ -83,28 +93,14 @@ class DecommissionReport:
         }
 
 
-@dataclass(frozen=True)
-class DecommissionCheck:
-    service: str
-    passed: bool
-    marked_stable: bool
-    phase: str
-    results: list[CheckResult]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "service": self.service,
-            "passed": self.passed,
-            "marked_stable": self.marked_stable,
-            "phase": self.phase,
-            "results": [r.to_dict() for r in self.results],
-        }
-
-
 def metric_source_of(spec: Spec, service: str) -> MetricWindowSource | None:
-    """The spec's ``traffic.metrics`` source, when one is configured."""
+    """The spec's ``traffic.metrics`` source when it keeps history; None for none, and for
+    the router's own counters (kind ``router``), which the checks read from the walk's
+    bakes in the journal instead (:func:`strangler.steps.facts.bake_figures`)."""
     svc = spec.service(service)
     if svc.traffic is None or svc.traffic.metrics is None:
+        return None
+    if svc.traffic.metrics.kind == "router":
         return None
     return metric_source(spec, service, None)
 
@@ -130,63 +126,6 @@ def route_remover(spec: Spec, service: str) -> RouteRemover | None:
         }
 
     return remove
-
-
-def _guard(rb: Runbook, dry_run: bool) -> Guard | None:
-    """The write guard on the old tables, put on now (and its counters saved) if missing."""
-    schema, tables = rb.spec.source.schema_, list(rb.service.tables)
-    saved = rb.progress.load(GuardState)
-    with connect(rb.spec.source.dsn, role="monolith") as conn:
-        if not set(tables) <= set(T.existing(conn, schema, tables)):
-            return None  # the check reports the missing tables
-        installed = T.guard_installed(conn, schema, tables)
-        if saved is not None and installed:
-            return Guard(datetime.fromisoformat(saved.installed_at), saved.counters)
-        if dry_run:
-            return None
-        counters = T.write_counters(conn, schema, tables)
-        T.install_guard(conn, schema, tables)
-    now = rb.journal.clock()
-    rb.progress.save(GuardState(now.isoformat(), counters))
-    rb.journal.event(rb.name, Event.GUARD_INSTALLED, status="ok", details={"counters": counters})
-    return Guard(now, counters, installed_now=True)
-
-
-def gather(
-    rb: Runbook, source: MetricWindowSource | None, *, dry_run: bool = False
-) -> tuple[bool, list[CheckResult]]:
-    """Every item of the post-migration checklist; journaled unless ``dry_run``."""
-    ctx = context(rb, dry_run=dry_run)
-    ctx = replace(ctx, history=replace(ctx.history, guard=_guard(rb, dry_run)))
-    results = decommission_checks(ctx, source)
-    restart = any(r.evidence.get(RESTART_WINDOW) for r in results)
-    if restart and not dry_run:
-        # The server's statistics were reset: the write window starts again from now.
-        with connect(rb.spec.source.dsn, role="monolith") as conn:
-            counters = T.write_counters(conn, rb.spec.source.schema_, list(rb.service.tables))
-        rb.progress.save(GuardState(rb.journal.clock().isoformat(), counters))
-    ok = not blocking(results)
-    if not dry_run:
-        rb.journal.event(
-            rb.name,
-            Event.DECOMMISSION_CHECK,
-            status="pass" if ok else "fail",
-            details={"results": [r.to_dict() for r in results]},
-        )
-    return ok, results
-
-
-def check(
-    rb: Runbook, source: MetricWindowSource | None = None, *, dry_run: bool = False
-) -> DecommissionCheck:
-    """``decommission --check``: the evidence, journaled; ``stable`` when it all holds."""
-    ok, results = gather(rb, source, dry_run=dry_run)
-    marked = False
-    if ok and not dry_run and rb.phase is Phase.TRAFFIC_COMPLETE:
-        with rb.step(Action.MARK_STABLE, resumable=True) as step:
-            step.details["evidence"] = [r.to_dict() for r in results]
-        marked = True
-    return DecommissionCheck(rb.name, ok, marked, rb.phase.value, results)
 
 
 def _server_major(dsn: str) -> int:
@@ -236,7 +175,8 @@ def decommission(
                         "remove the old route" if remove_route else "no router: route left alone",
                         f"pg_dump -Fc {', '.join(f'{schema}.{t}' for t in tables)} into "
                         f"{archive_dir}",
-                        f"ALTER TABLE … SET SCHEMA {retired} for each",
+                        f"ALTER {'VIEW' if svc.strategy == 'move' else 'TABLE'} … SET SCHEMA "
+                        f"{retired} for each",
                     ],
                 }
             )
@@ -248,10 +188,20 @@ def decommission(
                 else {"removed": False, "why": "no router configured"}
             )
             step.details["reverse_sync"] = _end_reverse_sync(rb)
-            archive = _archive(rb, archive_dir, resumed=step.resumed_from is not None)
-            step.details["archive"] = archive
-            with connect(spec.source.dsn, role="monolith") as conn:
-                step.details["retired_schema"] = T.retire_tables(conn, schema, tables, name)
+            resumed = step.resumed_from is not None
+            if svc.strategy == "move":
+                major = _server_major(spec.source.dsn)
+                archive = moved_views.archive_views(rb, archive_dir, major, resumed=resumed)
+                step.details["archive"] = archive
+                step.details["retired_schema"] = moved_views.retire_views(rb)
+            else:
+                archive = _archive(rb, archive_dir, resumed=resumed)
+                step.details["archive"] = archive
+                with connect(spec.source.dsn, role="monolith") as conn:
+                    step.details["retired_schema"] = T.retire_tables(conn, schema, tables, name)
+                    # What a later drop compares with: a write to them after this is missing
+                    # from the archive (requirements.retired_tables_untouched).
+                    step.details["retired_counters"] = T.write_counters(conn, retired, tables)
             rb.progress.clear(ArchiveRecord)
         report.done.append(
             {"step": "remove_old_path", "archive": archive, "retired_schema": retired}
@@ -262,7 +212,11 @@ def decommission(
         info = (renamed.details.get("archive") if renamed else None) or {}
         if dry_run:
             report.done.append(
-                {"step": "decommission", "would": f"DROP TABLE {', '.join(tables)} in {retired}"}
+                {
+                    "step": "decommission",
+                    "would": f"DROP {'VIEW' if svc.strategy == 'move' else 'TABLE'} "
+                    f"{', '.join(tables)} in {retired}",
+                }
             )
             return report
         try:
@@ -276,9 +230,11 @@ def decommission(
                 report.phase = rb.phase.value
                 return report
         with rb.step(Action.DECOMMISSION, force=force, reason=reason, resumable=True) as step:
-            _verify_archive(info)
-            with connect(spec.source.dsn, role="monolith") as conn:
-                step.details["dropped"] = T.drop_tables(conn, retired, tables)
+            if svc.strategy == "move":
+                step.details["dropped"] = moved_views.drop_views(rb)
+            else:
+                with connect(spec.source.dsn, role="monolith") as conn:
+                    step.details["dropped"] = T.drop_tables(conn, retired, tables)
             step.details["archive"] = info
             if svc.infra and svc.infra.tag:
                 repo = InfraRepo(spec.resolve(svc.infra.repo), author=rb.journal.operator)
@@ -341,22 +297,6 @@ def _archive(rb: Runbook, archive_dir: Path, *, resumed: bool) -> dict[str, Any]
     return made
 
 
-def _verify_archive(info: dict[str, Any]) -> None:
-    """The archive must still be there, byte for byte, before anything is dropped."""
-    path = Path(str(info.get("path", "")))
-    if not info or not path.is_file():
-        raise CheckFailed(
-            f"the archive of the old tables ({path}) is missing; nothing dropped",
-            hint="restore it from backup before dropping the tables",
-        )
-    actual = T.sha256_of(path)
-    if actual != info.get("sha256"):
-        raise CheckFailed(
-            f"the archive {path} changed since it was written (sha256 {actual} ≠ "
-            f"{info.get('sha256')}); nothing dropped"
-        )
-
-
 def plan(rb: ServiceRef, *, inspect: bool = False) -> list[StepPlan]:
     """The three decommission steps, each with its operations."""
     svc = rb.service
@@ -364,6 +304,10 @@ def plan(rb: ServiceRef, *, inspect: bool = False) -> list[StepPlan]:
     schema, tables = rb.spec.source.schema_, list(svc.tables)
     retired = T.retired_schema(rb.name)
     router_kind = svc.traffic.router.kind if svc.traffic else None
+    # strategy move: the old path is the compatibility views; the guard sits on the tables
+    # and records the writes of every role but the service's
+    what = "VIEW" if svc.strategy == "move" else "TABLE"
+    guarded = svc.target.schema_ if svc.strategy == "move" else schema
     return [
         StepPlan(
             action=Action.MARK_STABLE.value,
@@ -371,10 +315,12 @@ def plan(rb: ServiceRef, *, inspect: bool = False) -> list[StepPlan]:
             target=Phase.STABLE.value,
             summary=f"gather the decommission evidence over {format_duration(d.stable_for)}",
             operations=(
-                Operation("monolith", f"write guard on {', '.join(tables)}; count writes"),
+                Operation(
+                    "monolith", f"write guard on {guarded}.{', '.join(tables)}; count writes"
+                ),
                 Operation("journal", "the post-migration checklist, item by item"),
             ),
-            requires=("a passing decommission check at 100 % traffic",),
+            requires=stated(Action.MARK_STABLE, svc),
         ),
         StepPlan(
             action=Action.REMOVE_OLD_PATH.value,
@@ -389,8 +335,9 @@ def plan(rb: ServiceRef, *, inspect: bool = False) -> list[StepPlan]:
                 Operation(
                     "monolith", f"pg_dump -Fc {', '.join(f'{schema}.{t}' for t in tables)} + sha256"
                 ),
-                Operation("monolith", f"ALTER TABLE … SET SCHEMA {retired}"),
+                Operation("monolith", f"ALTER {what} … SET SCHEMA {retired}"),
             ),
+            requires=stated(Action.REMOVE_OLD_PATH, svc),
         ),
         StepPlan(
             action=Action.DECOMMISSION.value,
@@ -399,9 +346,9 @@ def plan(rb: ServiceRef, *, inspect: bool = False) -> list[StepPlan]:
             summary=f"drop the old tables after {format_duration(d.drop_old_tables_after)}",
             operations=(
                 Operation("file", "check the archive against its sha256"),
-                Operation("monolith", f"DROP TABLE {', '.join(tables)} in {retired}"),
+                Operation("monolith", f"DROP {what} {', '.join(tables)} in {retired}"),
             ),
-            requires=(f"{format_duration(d.drop_old_tables_after)} since the rename",),
+            requires=stated(Action.DECOMMISSION, svc),
         ),
     ]
 

@@ -1,8 +1,9 @@
 """The runbook's checklists as journaled evidence: ``preflight``, ``validate``, ``attest``.
 
 - :func:`preflight`: every item of the pre-migration checklist
-  (:mod:`strangler.checks.preflight`), one ``preflight`` event with every verdict; copy and
-  write cutover require a passing one younger than ``preflight.max_age``
+  (:mod:`strangler.checks.preflight`), one ``preflight`` event with every verdict; creating
+  the schema, the copy and the write cutover require a passing one younger than
+  ``preflight.max_age``
   (:func:`strangler.steps.requirements.recent_preflight`).
 - :func:`validate`: validate-service.sh (pods, health, ExternalSecret, HPA), one event.
 - :func:`attest`: what only a person can vouch for, one ``attest`` event.

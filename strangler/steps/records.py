@@ -36,6 +36,7 @@ __all__ = [
     "Event",
     "GuardState",
     "LagHistory",
+    "MoveRecord",
     "OnlineCopy",
     "Progress",
     "Record",
@@ -58,10 +59,12 @@ class Event(StrEnum):
     APPROVE_TRAFFIC = "approve_traffic"
     AWAITING_APPROVAL = "shift_traffic"  # status awaiting_approval, under the step's own name
     ATTACH_SYNC = "attach_sync"
-    STOP_SYNC = "stop_sync"
     SYNC = "sync"  # a sync run that failed, or ended because a cutover took its slot
     GUARD_INSTALLED = "guard_installed"
     RUN = "run"
+    THROTTLE = "throttle"  # issue 17: a brake's decision changed (go, wait, abort, paused)
+    WORKER = "worker"  # issue 17: a `strangler worker` finished its share of the queue
+    WORKERS_JOB = "workers_job"  # issue 17: `strangler k8s --apply` created the Indexed Job
 
 
 class Record:
@@ -89,6 +92,22 @@ class SchemaCreated(Record):
     schema: str
     role: str | None
     role_created: bool
+
+
+@dataclass(frozen=True)
+class MoveRecord(Record):
+    """What a move did (``strategy: move``), as :class:`strangler.pg.schema.move.Moved`
+    writes it: what its rollback undoes and what removing the old path finishes."""
+
+    KEY: ClassVar[str] = "move/done"
+    moved: Mapping[str, Any]
+
+    def to_json(self) -> Any:
+        return dict(self.moved)
+
+    @classmethod
+    def from_json(cls, value: Any) -> Self:
+        return cls(dict(value))
 
 
 @dataclass(frozen=True)
@@ -186,11 +205,15 @@ class Approved(Record):
 
 @dataclass(frozen=True)
 class GuardState(Record):
-    """When the write guard went on the old tables, and their write counters then."""
+    """When the write guard went on the old tables, and where their quiet window starts:
+    since when no write was seen (``quiet_since``, ISO; None: since it went on), their write
+    counters then, and the newest write-log row accounted for (``seen_id``)."""
 
     KEY: ClassVar[str] = "decommission:guard"
     installed_at: str
     counters: Mapping[str, int] = field(default_factory=dict)
+    quiet_since: str | None = None
+    seen_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -241,6 +264,19 @@ class Progress:
 
     def save_chunk(self, chunk_id: str, record: ChunkRecord) -> None:
         self.journal.put(self.service, ChunkRecord.PREFIX + chunk_id, record.to_json())
+
+    _XACT = "copy/xact/"
+
+    def save_copy_xact(self, xid: str, chunk_id: str) -> None:
+        """The target transaction ``xid`` that writes chunk ``chunk_id``: recorded before it
+        writes, so rows the copy placed are known as strangler's even if it dies before the
+        chunk's own record (``rollback --schema`` after a crashed copy)."""
+        self.journal.put(self.service, self._XACT + xid, chunk_id)
+
+    def copy_xacts(self) -> list[str]:
+        """Every target transaction id a copy of this service wrote rows in."""
+        found = self.journal.items(self.service, self._XACT)
+        return sorted(k.removeprefix(self._XACT) for k in found)
 
     def forget_chunks(self) -> None:
         self.journal.forget(self.service, ChunkRecord.PREFIX)

@@ -5,11 +5,12 @@ service schema is gated again. The cutover's stages, run backwards (the same lis
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from strangler.pg.sync import cutover as switch
 from strangler.phases import Action, Phase
+from strangler.steps.requirements import stated
 from strangler.steps.runbook import Runbook
 from strangler.steps.types import Operation, ServiceRef, StepPlan
 from strangler.steps.wiring import sync_route
@@ -23,12 +24,14 @@ class WritesRollback:
     window_seconds: float
     forward_slot: str
     resumed: bool = False
+    stages: dict[str, float] = field(default_factory=dict)  # seconds per stage
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "window_seconds": self.window_seconds,
             "forward_slot": self.forward_slot,
             "resumed": self.resumed,
+            "stages_ms": {k: round(v * 1000, 1) for k, v in self.stages.items()},
         }
 
 
@@ -46,9 +49,12 @@ def rollback_writes(
             fwd, rev, writers_timeout=writers_timeout, resume=step.resumed_from is not None
         )
         step.details.update(
-            window_seconds=done.window_seconds, sequences=done.sequences, resumed=done.resumed
+            window_seconds=done.window_seconds,
+            sequences=done.sequences,
+            resumed=done.resumed,
+            stages=done.stages,
         )
-    return WritesRollback(rb.name, done.window_seconds, fwd.slot, done.resumed)
+    return WritesRollback(rb.name, done.window_seconds, fwd.slot, done.resumed, done.stages)
 
 
 def plan(rb: ServiceRef, *, inspect: bool = False) -> StepPlan:
@@ -61,4 +67,5 @@ def plan(rb: ServiceRef, *, inspect: bool = False) -> StepPlan:
         target=Phase.SYNCING.value,
         summary="writes back to the monolith; reverse sync drained first",
         operations=tuple(Operation(where, s) for s in switch.rollback_stages(fwd, rev)),
+        requires=stated(Action.ROLLBACK_WRITES, rb.service),
     )

@@ -31,7 +31,7 @@ from strangler.steps.records import Event
 from strangler.steps.runbook import Runbook
 from strangler.steps.shift import walk_complete
 from strangler.steps.table import STEPS
-from strangler.steps.types import Advanced, RunOptions, StepPlan, Subject, Waiting
+from strangler.steps.types import EXIT_WAITING, Advanced, RunOptions, StepPlan, Subject, Waiting
 
 __all__ = [
     "EXIT_WAITING",
@@ -43,9 +43,6 @@ __all__ = [
     "run_until_done",
 ]
 
-# The exit code of a run that waits: sysexits' EX_TEMPFAIL, "try again later"; cron and CI
-# wrappers tell it apart from 0 (done) and 1 (a step failed).
-EXIT_WAITING = 75
 
 Status = Literal["done", "waiting", "failed"]
 

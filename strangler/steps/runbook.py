@@ -6,8 +6,10 @@ Every step of :mod:`strangler.steps` runs its work inside :meth:`Runbook.step`, 
 2. looks for a step that began and never ended (a crash) and resumes or refuses,
 3. checks the phase rules (PhaseRefused says what must happen first) and the evidence the
    step requires (:data:`strangler.steps.requirements.REQUIREMENTS`), inside the lock, at
-   the moment the step acts,
-4. writes the intent, runs the body, writes the outcome and the new phase together.
+   the moment the step acts: each requirement reads the journal or measures a server now,
+   never infers from a phase reached earlier; a refusal raises before anything is written,
+4. writes the intent (with the evidence each requirement was checked against), runs the
+   body, writes the outcome and the new phase together.
 
 Usage::
 
@@ -38,8 +40,17 @@ from strangler.secrets import scrub
 from strangler.spec import ServiceSpec, Spec
 from strangler.steps.records import Progress
 from strangler.steps.requirements import requirements_for
+from strangler.steps.types import Moment
 
 __all__ = ["Runbook", "StepRecord"]
+
+# Steps whose crashed run a step undoes instead of being refused by it: a schema rollback
+# after a copy killed halfway drops what the copy placed (issue 12), and a traffic rollback
+# always wins, even over a move that died between the router and its outcome (issue 13).
+SUPERSEDES: dict[Action, frozenset[str]] = {
+    Action.ROLLBACK_SCHEMA: frozenset({Action.COPY.value}),
+    Action.ROLLBACK_TRAFFIC: frozenset({Action.SHIFT_TRAFFIC.value}),
+}
 
 
 @dataclass
@@ -79,6 +90,41 @@ class Runbook:
             self.phase, action, strategy=self.service.strategy, service=self.name, weight=weight
         ).target
 
+    def require(
+        self,
+        action: Action,
+        moment: Moment | None = None,
+        *,
+        force: bool = False,
+    ) -> tuple[dict[str, Any], list[str]]:
+        """Check ``action``'s requirements now (the caller holds the service's lock).
+
+        Returns the evidence each was checked against, by name, and the refusals ``force``
+        set aside; raises the first refusal otherwise (or the error that kept a piece of
+        evidence from being read: exit 3 for a server that cannot be reached). A move back to
+        0 % traffic is the way out of trouble and never waits on evidence."""
+        moment = moment or Moment(action)
+        found: dict[str, Any] = {}
+        set_aside: list[str] = []
+        retreat = (
+            action is Action.SHIFT_TRAFFIC and moment.weight is not None and moment.weight <= 0
+        )
+        for requirement in [] if retreat else requirements_for(action):
+            if moment.resumed and not requirement.on_resume:
+                found[requirement.name] = {"skipped": "checked when the step began"}
+                continue
+            try:
+                checked = requirement.check(self, moment)
+            except StranglerError as refused:
+                # A refusal, or evidence that could not be read (a server down): either
+                # stops the step, unless the operator forces it and this one may be forced.
+                if not force or not requirement.overridable:
+                    raise
+                set_aside.append(refused.message)
+                continue
+            found[requirement.name] = {"fresh": requirement.fresh, **checked}
+        return found, set_aside
+
     @contextlib.contextmanager
     def step(
         self,
@@ -89,35 +135,58 @@ class Runbook:
         resumable: bool = False,
         weight: float | None = None,
         force: bool = False,
+        seen: int | None = None,
+        walking: bool = False,
     ) -> Iterator[StepRecord]:
+        """Run a step's work as one journaled step (see the module docstring).
+
+        ``seen``: the newest journal entry the caller had read when it decided to act, so
+        that evidence recorded since (an operator's rollback) can refuse it; ``walking``:
+        a move of ``shift --auto``."""
         with self.journal.lock(self.name):
             resumed = self._handle_dangling(action, resumable)
             source = self.phase
+            moment = Moment(
+                action,
+                weight=weight,
+                seen=seen,
+                walking=walking,
+                resumed=resumed is not None,
+                details=dict(details or {}),
+            )
+            refusals: list[str] = []
             try:
                 target = self.check(action, weight=weight)
-                # Evidence guards moves toward the new service; a move back to 0 % traffic is
-                # the way out of trouble and must never wait on it.
-                retreat = action is Action.SHIFT_TRAFFIC and weight is not None and weight <= 0
-                for requirement in [] if retreat else requirements_for(action):
-                    requirement(self)
             except CheckFailed as refused:
-                if not force or isinstance(refused, IncompleteStep):
+                if not force:
                     raise
+                refusals.append(refused.message)
+                target = forced_target(
+                    action, strategy=self.service.strategy, weight=weight, phase=source
+                )
+            evidence, set_aside = self.require(action, moment, force=force)
+            refusals += set_aside
+            if refusals:
                 if not reason:
                     raise PhaseRefused(
-                        f"{refused.message}; --force needs --reason saying why",
+                        f"{refusals[0]}; --force needs --reason saying why",
                         hint="add --reason '…' (it is journaled)",
                     ) from None
-                target = forced_target(action, strategy=self.service.strategy, weight=weight)
                 self.journal.event(
                     self.name,
                     str(action),
                     status="forced",
                     reason=reason,
-                    details={"refusal": refused.message, "phase": source.value},
+                    details={
+                        "refusal": refusals[0],
+                        "refusals": refusals,
+                        "phase": source.value,
+                    },
                 )
             payload = dict(details or {})
             payload.update(pid=os.getpid(), host=socket.gethostname(), phase=source.value)
+            if evidence:
+                payload["evidence"] = evidence
             if weight is not None:
                 payload["weight"] = weight
             if resumed is not None:
@@ -151,6 +220,14 @@ class Runbook:
     def _handle_dangling(self, action: Action, resumable: bool) -> Entry | None:
         resumed: Entry | None = None
         for entry in self.journal.dangling(self.name):
+            if entry.step in SUPERSEDES.get(action, ()):
+                # We hold the lock, so the process that began it is gone; this step undoes
+                # what it did (or, a traffic rollback, sets 0 % wherever the move left the
+                # router and reads it back). The record says which step closed it.
+                who = self.journal.command or str(action)
+                closed = {"detected_by": who, "superseded_by": str(action)}
+                self.journal.outcome(entry.id, "crashed", details=closed)
+                continue
             if resumable and entry.step == str(action):
                 # The same resumable step died halfway: close its record and carry on from the
                 # progress it stored. Saying so in the journal keeps the repeat visible.

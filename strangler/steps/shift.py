@@ -7,7 +7,13 @@ intent through :meth:`Runbook.step` (phase rules and evidence apply; ``force`` w
 overrides), set the weights, read them back. ``Shifter.auto`` walks the spec's steps, baking
 each under the gates (:mod:`strangler.metrics.gates`), pausing where ``approve_before`` says,
 and rolling back to 0 % by itself when a gate fails. ``Shifter.rollback`` sends everything to
-the monolith at once.
+the monolith at once (:mod:`strangler.steps.rollback_traffic`).
+
+A rollback always wins: the walk remembers the newest journal entry it has seen, and every
+move it makes is refused inside the service's lock if a rollback was recorded after it
+(:data:`strangler.steps.requirements.no_rollback_since`); the walk then ends ``stopped``
+(exit 1), wherever the rollback landed: during a bake, between a bake and the next move, or
+while the walk read the router.
 
 Where a walk stands lives in the journal (:class:`strangler.steps.records.BakeState`),
 written after every interval together with the clock of the interval under way and, for a
@@ -22,9 +28,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from strangler.errors import BadInput, CheckFailed, GateFailed
 from strangler.metrics.base import MetricContext, MetricSource
@@ -33,7 +37,10 @@ from strangler.phases import Action, Phase
 from strangler.spec import TrafficSpec
 from strangler.steps import sync
 from strangler.steps.bake import AutoResult, Baker
+from strangler.steps.facts import newest_id
 from strangler.steps.records import Approved, BakeState, Event, RolledBack
+from strangler.steps.requirements import stated
+from strangler.steps.rollback_traffic import roll_back
 from strangler.steps.runbook import Runbook
 from strangler.steps.traffic_plan import traffic_section
 from strangler.steps.types import (
@@ -42,6 +49,7 @@ from strangler.steps.types import (
     Outcome,
     RunOptions,
     ServiceRef,
+    ShiftResult,
     StepPlan,
     Waiting,
 )
@@ -49,28 +57,6 @@ from strangler.steps.wiring import router, traffic_of
 from strangler.traffic.base import Router, Weights
 
 __all__ = ["AutoResult", "GateFailed", "ShiftResult", "Shifter", "plan"]
-
-_TRAFFIC_PHASES = {Phase.TRAFFIC, Phase.TRAFFIC_COMPLETE, Phase.STABLE}
-
-
-@dataclass
-class ShiftResult:
-    service: str
-    before: float
-    after: float
-    dry_run: bool = False
-    calls: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "service": self.service,
-            "before": self.before,
-            "after": self.after,
-            "dry_run": self.dry_run,
-            "calls": self.calls,
-            "seconds": round(self.seconds, 4),
-        }
 
 
 class Shifter:
@@ -85,8 +71,10 @@ class Shifter:
         clock: Callable[[], datetime] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         say: Callable[[str], None] = lambda _text: None,
+        lock_wait: float = 120.0,
     ) -> None:
         self.rb = runbook
+        self.lock_wait = lock_wait
         self.router = router
         self.journal = runbook.journal
         self.service = runbook.name
@@ -114,10 +102,17 @@ class Shifter:
         dry_run: bool = False,
         force: bool = False,
         reason: str | None = None,
+        seen: int | None = None,
+        walking: bool = False,
     ) -> ShiftResult:
+        """One traffic step. ``seen``: the newest journal entry the decision to move was
+        based on (default: the newest now); a rollback recorded after it refuses the move
+        inside the lock (:data:`strangler.steps.requirements.no_rollback_since`)."""
         if not 0 <= percent <= 100:
             raise BadInput(f"--to {percent:g} is outside 0..100 percent")
         _ = self.traffic
+        if seen is None:
+            seen = newest_id(self.journal, self.service)
         before = self.router.weights()
         target = Weights(percent)
         if dry_run:
@@ -134,6 +129,8 @@ class Shifter:
             reason=reason,
             force=force,
             resumable=True,
+            seen=seen,
+            walking=walking,
         ) as step:
             after = self.router.set_weights(target)
             step.weight = after.service
@@ -147,46 +144,19 @@ class Shifter:
     # ------------------------------------------------------------------ rollback
 
     def rollback(self, reason: str, *, dry_run: bool = False) -> ShiftResult:
-        """All of the route to the monolith now, read back; journaled with ``reason``."""
-        began = time.perf_counter()
-        before = self.router.weights()
-        zero = Weights(0)
-        if dry_run:
-            return ShiftResult(self.service, before.service, 0, True, self.router.plan_change(zero))
-        details = {"from": before.service, "router": self.router.describe()}
-        if self.rb.phase in _TRAFFIC_PHASES:
-            with self.rb.step(
-                Action.ROLLBACK_TRAFFIC, reason=reason, details=details, resumable=True
-            ) as step:
-                after = self.router.set_weights(zero)
-                step.weight = after.service
-                step.details["read_back"] = after.service
-                step.details["seconds"] = round(time.perf_counter() - began, 4)
-        elif before.service > 0:
-            # The journal says no traffic moved, yet the router sends some: fix the router
-            # and say so, rather than refuse a rollback.
-            after = self.router.set_weights(zero)
-            self.journal.event(
-                self.service,
-                str(Action.ROLLBACK_TRAFFIC),
-                status="ok",
-                reason=reason,
-                details={
-                    **details,
-                    "read_back": after.service,
-                    "note": "router had traffic the journal did not know of",
-                },
-            )
-        else:
-            after = before
-        self.rb.progress.save(RolledBack(reason, self.clock().isoformat()))
-        self.rb.progress.clear(BakeState)
-        seconds = time.perf_counter() - began
-        self.say(
-            f"{self.service}: rolled back {before.service:g} % → {after.service:g} % "
-            f"in {seconds:.3f} s: {reason}"
+        """All of the route to the monolith now, read back; journaled with ``reason``
+        (:func:`strangler.steps.rollback_traffic.roll_back`: it waits for a step in progress
+        and is never refused by a walk)."""
+        return roll_back(
+            self.rb,
+            self.router,
+            reason,
+            dry_run=dry_run,
+            clock=self.clock,
+            sleep=self.sleep,
+            say=self.say,
+            lock_wait=self.lock_wait,
         )
-        return ShiftResult(self.service, before.service, after.service, seconds=seconds)
 
     # ------------------------------------------------------------------ approval
 
@@ -230,10 +200,20 @@ class Shifter:
                 self.rb.progress.clear(RolledBack)
             evaluations = 0
             self._finish_crashed_shift(force=force, reason=reason)
+            # What the walk has seen: a rollback recorded after this stops it (it never undoes
+            # one), wherever it lands: during a bake, between a bake and the next move, or
+            # between reading the router and moving it.
+            seen = newest_id(self.journal, self.service)
             while True:
+                stop = self._stopped(seen, evaluations)
+                if stop is not None:
+                    return stop
                 weight = self.journal.state(self.service).weight
                 held = self.router.weights().service
                 if abs(held - weight) > 0.05:
+                    stop = self._stopped(seen, evaluations)
+                    if stop is not None:
+                        return stop
                     raise CheckFailed(
                         f"the router holds {held:g} % but the journal says {weight:g} %: "
                         "someone changed the router outside strangler",
@@ -247,6 +227,8 @@ class Shifter:
                         weight, bake if bake and bake.weight == weight else None, wait=wait
                     )
                     evaluations += result.evaluations
+                    if result.status == "stopped":
+                        return self._stopped(seen, evaluations) or result
                     if result.status != "complete":
                         result.evaluations = evaluations
                         return result
@@ -274,8 +256,37 @@ class Shifter:
                     )
                     self.say(msg)
                     return AutoResult(self.service, weight, "paused", msg, evaluations)
-                self.shift_to(nxt, force=force, reason=reason)
+                try:
+                    self.shift_to(nxt, force=force, reason=reason, seen=seen, walking=True)
+                except CheckFailed:
+                    # Refused inside the lock: if a rollback landed since the walk last
+                    # looked, that is the walk's end, not an error.
+                    stop = self._stopped(seen, evaluations)
+                    if stop is not None:
+                        return stop
+                    raise
+                # The walk has seen up to its own move (not beyond: a rollback that lands
+                # right after it must still stop the walk).
+                moved = self.journal.last(self.service, str(Action.SHIFT_TRAFFIC), status="ok")
+                seen = moved.id if moved is not None else seen
                 self.rb.progress.clear(Approved)
+
+    def _stopped(self, seen: int, evaluations: int) -> AutoResult | None:
+        """The walk's "stopped" result when traffic was rolled back after entry ``seen``
+        (by an operator or another process); None otherwise."""
+        last = self.journal.last(self.service, str(Action.ROLLBACK_TRAFFIC), status="ok")
+        if last is None or last.id <= seen:
+            return None
+        record = self.rb.progress.load(RolledBack)
+        why = f": {record.reason}" if record else ""
+        weight = self.journal.state(self.service).weight
+        message = (
+            f"traffic was rolled back by {last.operator} at {last.at:%Y-%m-%d %H:%M:%S} UTC"
+            f"{why}; the walk stopped at {weight:g} % and never undoes a rollback (after a "
+            f"fix: 'strangler shift {self.service} --auto --retry')"
+        )
+        self.say(f"{self.service}: {message}")
+        return AutoResult(self.service, weight, "stopped", message, evaluations)
 
     def _baker(self) -> Baker:
         return Baker(
@@ -314,16 +325,14 @@ def plan(rb: ServiceRef, *, inspect: bool = False) -> StepPlan:
     svc = rb.service
     traffic = svc.traffic
     ready = Phase.WRITES_CUT_OVER if svc.strategy == "online" else Phase.VERIFIED
-    requires = ["a passing verification newer than the last change to the copy"]
-    if svc.strategy == "online":
-        requires.append("reverse sync exists and lags less than sync.max_lag")
+    requires = stated(Action.SHIFT_TRAFFIC, svc)
     if traffic is None:
         return StepPlan(
             action=Action.SHIFT_TRAFFIC.value,
             source=ready.value,
             target=Phase.TRAFFIC.value,
             summary="shift traffic: no traffic: section in the spec yet",
-            requires=tuple(requires),
+            requires=requires,
         )
     ops = []
     for step in traffic.steps:
@@ -346,7 +355,7 @@ def plan(rb: ServiceRef, *, inspect: bool = False) -> StepPlan:
         + ", ".join(f"{s:g}" for s in traffic.steps)
         + " %, gated on metrics",
         operations=tuple(ops),
-        requires=tuple(requires),
+        requires=requires,
         sections={"traffic": section} if section else {},
         warnings=tuple(warnings),
     )

@@ -10,10 +10,12 @@ from typing import Any
 from strangler.errors import StranglerError
 from strangler.journal import Journal, LockHolder
 from strangler.pg.sync import cdc
-from strangler.phases import Phase
+from strangler.phases import Action, Phase
 from strangler.spec import Spec
+from strangler.steps.facts import current_verification
 from strangler.steps.records import Event
 from strangler.steps.sync import direction_in
+from strangler.steps.throttle import ThrottleLine, throttle_status
 from strangler.steps.wiring import sync_route
 
 __all__ = ["RunningStep", "ServiceStatus", "SyncLine", "running_steps", "service_status", "status"]
@@ -49,8 +51,18 @@ class SyncLine:
 
 @dataclass(frozen=True)
 class Verification:
+    """The newest verification's verdict; ``obsoleted_by``: the later step that changed the
+    copy (a schema rollback, a re-copy), when there is one: then it proves nothing."""
+
     status: str
     at: datetime
+    obsoleted_by: str | None = None
+    obsoleted_at: datetime | None = None
+
+    @property
+    def shown(self) -> str:
+        """The verdict as status shows it: an obsolete one is never shown as passed."""
+        return "obsolete" if self.obsoleted_by else self.status
 
 
 @dataclass(frozen=True)
@@ -116,6 +128,7 @@ class ServiceStatus:
     incomplete_steps: list[RunningStep]
     sync: SyncLine | None = None
     warnings: list[str] = field(default_factory=list)
+    throttle: ThrottleLine | None = None  # issue 17: the pause and the last brake decision
 
     def to_dict(self, now: datetime) -> dict[str, Any]:
         """For programs: ISO-8601 timestamps and ages in seconds, never "5m ago"."""
@@ -132,21 +145,28 @@ class ServiceStatus:
             "last_status": self.last_status,
             "last_at": self.last_at.isoformat() if self.last_at else None,
             "last_age_seconds": age(self.last_at),
-            "last_verification": (
-                {
-                    "status": self.last_verification.status,
-                    "at": self.last_verification.at.isoformat(),
-                    "age_seconds": age(self.last_verification.at),
-                }
-                if self.last_verification
-                else None
-            ),
+            "last_verification": _verification(self.last_verification, age),
             "incomplete_steps": [e.to_dict() for e in self.incomplete_steps],
         }
         if self.sync is not None:
             out["sync"] = self.sync.to_dict()
             out["warnings"] = self.warnings
+        if self.throttle is not None:
+            out["throttle"] = self.throttle.to_dict()
         return out
+
+
+def _verification(v: Verification | None, age: Any) -> dict[str, Any] | None:
+    if v is None:
+        return None
+    out: dict[str, Any] = {"status": v.shown, "at": v.at.isoformat(), "age_seconds": age(v.at)}
+    if v.obsoleted_by:
+        out.update(
+            was=v.status,
+            obsoleted_by=v.obsoleted_by,
+            obsoleted_at=v.obsoleted_at.isoformat() if v.obsoleted_at else None,
+        )
+    return out
 
 
 def _sync_line(
@@ -166,7 +186,7 @@ def _sync_line(
     failed = journal.last(service, Event.SYNC, status="failed")
     if not info.slot_exists:
         state = "stopped"
-        stop = journal.last(service, Event.STOP_SYNC)
+        stop = journal.last(service, Action.STOP_SYNC, status="ok")
         how = (
             f"removed by 'strangler sync {service} --stop' at {stop.at:%Y-%m-%d %H:%M} UTC "
             f"({stop.operator})"
@@ -212,8 +232,18 @@ def service_status(spec: Spec, journal: Journal, name: str) -> ServiceStatus:
     st = journal.state(name)
     hist = journal.history(name, limit=1)
     last = hist[-1] if hist else None
-    verdicts = [journal.last(name, Event.VERIFY, status=v) for v in ("passed", "failed")]
-    verified = max((e for e in verdicts if e), key=lambda e: e.id, default=None)
+    # Only verify events are verdicts (a verify step that could not connect is none), and
+    # a change to the copy after one makes it obsolete.
+    found = current_verification(journal.history(name))
+    verified = None
+    if found is not None:
+        later = found.obsoleted_by
+        verified = Verification(
+            found.entry.status or "",
+            found.entry.at,
+            later.step if later else None,
+            later.at if later else None,
+        )
     sync, warnings = _sync_line(spec, journal, name, Phase(st.phase))
     return ServiceStatus(
         service=name,
@@ -223,10 +253,11 @@ def service_status(spec: Spec, journal: Journal, name: str) -> ServiceStatus:
         last_step=last.step if last else None,
         last_status=(last.status or last.kind) if last else None,
         last_at=last.at if last else None,
-        last_verification=Verification(verified.status or "", verified.at) if verified else None,
+        last_verification=verified,
         incomplete_steps=running_steps(journal, name),
         sync=sync,
         warnings=warnings,
+        throttle=throttle_status(spec, journal, name),
     )
 
 

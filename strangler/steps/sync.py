@@ -4,7 +4,7 @@
   cutover) created must be there; sync never copies.
 - :func:`apply` runs the applier in the direction the phase calls for (forward until writes
   are cut over, reverse after) until stopped, caught up, or one round done.
-- :func:`stop` drops the slot, publication and position, and journals that it did.
+- :func:`stop` drops the slot, publication and position, as the ``stop_sync`` step.
 - :func:`status` is the slot, lag and WAL warning of the current direction;
   :func:`record_lag` keeps the lag over time for ``strangler report``.
 - :func:`plan` (with ``inspect``) explains the mechanism and checks what the monolith allows.
@@ -28,10 +28,12 @@ from strangler.pg.sync.partitions import partitioned_roots
 from strangler.pg.sync.slot import Direction, check_replica_identity, slot_name
 from strangler.phases import Action, Phase
 from strangler.spec import SyncSpec
+from strangler.steps import bulk
 from strangler.steps.records import Event, LagHistory, Progress
 from strangler.steps.runbook import Runbook
 from strangler.steps.types import Advanced, Operation, Outcome, RunOptions, ServiceRef, StepPlan
 from strangler.steps.wiring import sync_route
+from strangler.throttle.brake import NO_BRAKE
 
 __all__ = [
     "SyncMechanism",
@@ -45,6 +47,7 @@ __all__ = [
     "start",
     "status",
     "stop",
+    "stop_direction",
 ]
 
 _BEFORE_SLOT = {Phase.PLANNED, Phase.SCHEMA_READY}
@@ -73,7 +76,7 @@ def _slot_gone(r: cdc.SyncRoute) -> CheckFailed:
             f"sync of {r.service} has no replication slot {r.slot!r}: it was removed "
             "(sync --stop) or the copy was made without one, so the rows in the service schema "
             "no longer meet a change stream",
-            hint=f"'strangler rollback {r.service} --schema', then 'strangler copy "
+            hint=f"'strangler rollback {r.service} --schema --reason …', then 'strangler copy "
             f"{r.service}' copies again and creates the slot with the copy",
         )
     return CheckFailed(
@@ -91,6 +94,12 @@ def start(rb: Runbook) -> cdc.SyncRoute:
         rb.check(Action.START_SYNC)  # refuses, naming 'strangler copy' as the step first
     r = route(rb)
     now = cdc.status(r)
+    group = rb.service.sync.decoder if rb.service.sync else None
+    if not now.slot_exists and group and r.direction == "forward":
+        raise CheckFailed(  # issue 17: the group's decoder applies this service's changes
+            f"{rb.name} shares decoder group {group!r}: its changes are applied there",
+            hint=f"run 'strangler decoder {group}' (--status shows where each service stands)",
+        )
     if not now.slot_exists:
         raise _slot_gone(r)
     if now.slot_lost:
@@ -159,12 +168,16 @@ def apply(
     """Start (if needed) and apply changes until ``stop`` is set, caught up, or one round."""
     r = start(rb)
     run = SyncRun(r)
+    # issue 17: a running sync waits while the monolith is hurt; a drain (before verify,
+    # cutover or a traffic step) does not, it is bounded by its own timeout.
+    brake = NO_BRAKE if until_caught_up else bulk.brake(rb, "sync", for_sync=True)
 
     def count(rnd: Round) -> None:
         run.rows += rnd.rows
         run.transactions += rnd.transactions
         if on_round:
             on_round(rnd)
+        brake.between("round")
 
     try:
         last = cdc.run(r, stop=stop, on_round=count, once=once, until_caught_up=until_caught_up)
@@ -215,12 +228,30 @@ class Stopped:
         return dict(self.__dict__)
 
 
-def stop(rb: Runbook) -> Stopped:
-    """Drop the slot, publication and stored position of the current direction."""
-    r = route(rb)
-    with rb.journal.lock(rb.name):
+def stop_direction(rb: Runbook) -> Direction:
+    """Which slot ``sync --stop`` removes: the reverse one from the write cutover on (also
+    once the old path is gone: a reverse slot left behind still holds WAL), else forward."""
+    order = list(Phase)
+    return "reverse" if order.index(rb.phase) >= order.index(Phase.WRITES_CUT_OVER) else "forward"
+
+
+def stop(rb: Runbook, *, force: bool = False, reason: str | None = None) -> Stopped:
+    """Drop the slot, publication and stored position of the current direction.
+
+    A step (``stop_sync``) that leaves the phase alone: a reverse stop removes the way back
+    for writes, so it waits for its evidence
+    (:data:`strangler.steps.requirements.reverse_sync_not_needed`); a forward stop makes the
+    verification obsolete (the copy no longer follows the monolith)."""
+    way = stop_direction(rb)
+    r = sync_route(rb.spec, rb.name, way)
+    with rb.step(
+        Action.STOP_SYNC,
+        details={"direction": way, "slot": r.slot},
+        force=force,
+        reason=reason,
+    ) as step:
         result = cdc.end(r)
-        rb.journal.event(rb.name, Event.STOP_SYNC, status="ok", details=result)
+        step.details.update(result)
     return Stopped(
         r.slot, bool(result.get("slot_dropped")), bool(result.get("publication_dropped"))
     )
@@ -282,6 +313,12 @@ class SyncMechanism:
 
 def mechanism(rb: ServiceRef, *, inspect: bool) -> SyncMechanism:
     svc = rb.service
+    if svc.strategy == "move":
+        return SyncMechanism(
+            mechanism="none (strategy: move)",
+            why="nothing is copied: the monolith and the service use the same tables, the "
+            "monolith through its compatibility views, so there is nothing to keep in sync",
+        )
     if svc.strategy != "online":
         return SyncMechanism(
             mechanism="none (strategy: copy)",

@@ -20,6 +20,7 @@ from strangler.steps import (
     create_schema,
     cutover,
     decommission,
+    move,
     rollback_infra,
     rollback_schema,
     rollback_traffic,
@@ -59,6 +60,7 @@ STEPS: Mapping[Action, Step] = {
         create_schema.advance,
     ),
     Action.COPY: Step(Action.COPY, "strangler copy {service}", _one(copy.plan), copy.advance),
+    Action.MOVE: Step(Action.MOVE, "strangler move {service}", _one(move.plan), move.advance),
     Action.START_SYNC: Step(
         Action.START_SYNC, "strangler sync {service}", _one(sync.plan), sync.advance
     ),

@@ -16,21 +16,30 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from strangler.journal import Journal
+from strangler.phases import Action
 from strangler.spec import ServiceSpec, Spec
 
 __all__ = [
+    "EXIT_WAITING",
     "Advanced",
     "JournaledRef",
+    "Moment",
     "Operation",
     "Outcome",
     "RunOptions",
     "ServicePlan",
     "ServiceRef",
+    "ShiftResult",
     "StepPlan",
     "Subject",
     "WaitReason",
     "Waiting",
 ]
+
+# The exit code of a run that waits: sysexits' EX_TEMPFAIL, "try again later"; cron and CI
+# wrappers tell it apart from 0 (done) and 1 (a step failed). Here, not in run.py, because
+# a walk (bake.py) says it too and run.py imports the walk.
+EXIT_WAITING = 75
 
 
 class ServiceRef(Protocol):
@@ -51,6 +60,25 @@ class JournaledRef(ServiceRef, Protocol):
 
     @property
     def journal(self) -> Journal: ...
+
+
+@dataclass(frozen=True)
+class Moment:
+    """The step about to act, as its requirements see it inside the service's lock.
+
+    ``seen``: the newest journal entry the caller had read when it decided to act (a walk:
+    when it last confirmed where traffic stands); evidence recorded after it, such as an
+    operator's rollback, can refuse the move. ``walking``: the move is one of ``shift
+    --auto``'s, which never goes on after a rollback. ``resumed``: the step finishes one a
+    crash interrupted. ``details``: what the step will journal in its intent (a sync stop
+    names its direction there)."""
+
+    action: Action | None = None
+    weight: float | None = None
+    seen: int | None = None
+    walking: bool = False
+    resumed: bool = False
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -136,6 +164,28 @@ class ServicePlan:
 def _jsonable(value: Any) -> Any:
     to_dict = getattr(value, "to_dict", None)
     return to_dict() if callable(to_dict) else value
+
+
+@dataclass
+class ShiftResult:
+    """One traffic move (a shift or a rollback): the weights before and after, read back."""
+
+    service: str
+    before: float
+    after: float
+    dry_run: bool = False
+    calls: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "service": self.service,
+            "before": self.before,
+            "after": self.after,
+            "dry_run": self.dry_run,
+            "calls": self.calls,
+            "seconds": round(self.seconds, 4),
+        }
 
 
 # ------------------------------------------------------------------------- run outcomes

@@ -6,7 +6,9 @@ found none different. Every result is a ``verify`` event in the journal (the eve
 after the step, so ``strangler status`` shows the verdict); :func:`strangler.steps.
 requirements.fresh_verification` reads it before writes or traffic move. A mistake in the
 request (a table the service does not move, an unknown mode) is refused before anything is
-journaled: it is not evidence.
+journaled: it is not evidence, and neither is a server it cannot reach (a wrong password).
+A verification made obsolete by a later change to the copy (a schema rollback, a re-copy) is
+history, not evidence: requirements and ``strangler status`` say so.
 """
 
 from __future__ import annotations
@@ -14,16 +16,18 @@ from __future__ import annotations
 from typing import Any
 
 from strangler.errors import BadInput, CheckFailed, StranglerError
+from strangler.pg.connect import connect
 from strangler.pg.sync import cdc
 from strangler.pg.sync.position import read_position
 from strangler.pg.sync.slot import slot_status
 from strangler.phases import Action, Phase
 from strangler.spec import Spec
-from strangler.steps import sync
+from strangler.steps import bulk, sync
 from strangler.steps.records import Event
 from strangler.steps.runbook import Runbook
 from strangler.steps.types import Advanced, Operation, Outcome, RunOptions, ServiceRef, StepPlan
 from strangler.steps.wiring import sync_route
+from strangler.throttle.brake import NO_BRAKE, Brake
 from strangler.verify.report import VerifyReport
 from strangler.verify.service import MODES, verify_tables
 from strangler.verify.watermark import SyncWatermark
@@ -71,6 +75,17 @@ def _tables(spec: Spec, service: str, tables: list[str] | None, mode: str) -> li
     return chosen
 
 
+def _reachable(spec: Spec, service: str) -> None:
+    """Both servers answer with the spec's credentials, before the step is journaled: a
+    wrong password or a server that is down is a mistake to fix (exit 3), not a verification
+    that failed. (One that drops mid-way ends the step ``failed``, which is no verdict
+    either: only ``verify`` events are, see :func:`strangler.steps.facts.last_verification`.)"""
+    with connect(spec.source.dsn, role="monolith"):
+        pass
+    with connect(spec.target_dsn(service), role="service target"):
+        pass
+
+
 def verify_service(
     spec: Spec,
     service: str,
@@ -79,11 +94,31 @@ def verify_service(
     mode: str = "rows",
     recheck: int = 0,
     watermark: SyncWatermark | None = None,
+    brake: Brake = NO_BRAKE,
     **tuning: Any,
 ) -> VerifyReport:
-    """Compare each table of ``service`` in the monolith with its copy. Changes nothing."""
+    """Compare each table of ``service`` in the monolith with its copy. Changes nothing.
+
+    ``strategy: move``: each of the service's tables with the monolith's compatibility view
+    of it, the table as the source (its primary key names the rows), on the one instance.
+    With ``copy.engine: workers`` the chunks go through the queue (``brake`` between them)."""
     chosen = _tables(spec, service, tables, mode)
     svc = spec.service(service)
+    if svc.strategy == "move":
+        return verify_tables(
+            service,
+            spec.source.dsn,
+            svc.target.schema_,
+            spec.source.dsn,
+            spec.source.schema_,
+            chosen,
+            mode=mode,
+            recheck=recheck,
+            **tuning,
+        )
+    if svc.copy_.engine == "workers" and mode != "counts" and watermark is None:
+        # issue 17: chunks hashed by `strangler worker` processes through the queue
+        return bulk.verify_by_workers(spec, service, chosen, mode=mode, brake_=brake, **tuning)
     return verify_tables(
         service,
         spec.source.dsn,
@@ -116,11 +151,13 @@ def verify(
     keys. Resumable: a verification killed halfway changed nothing, so it simply runs again.
     """
     _tables(rb.spec, rb.name, tables, mode)
+    _reachable(rb.spec, rb.name)
     mark = sync_watermark(rb.spec, rb.name) if isinstance(watermark, _Auto) else watermark
     with rb.step(Action.VERIFY, force=force, reason=reason, resumable=True) as step:
         report = verify_service(
-            rb.spec, rb.name, tables=tables, mode=mode, recheck=recheck, watermark=mark, **tuning
-        )
+            rb.spec, rb.name, tables=tables, mode=mode, recheck=recheck, watermark=mark,
+            brake=bulk.brake(rb, "verify"), **tuning,
+        )  # fmt: skip
         step.details.update(status=report.status, mode=report.mode)
         step.advance = report.passed and report.mode != "counts"
     rb.journal.event(rb.name, Event.VERIFY, status=report.status, details=report.summary())
@@ -130,14 +167,24 @@ def verify(
 def plan(rb: ServiceRef, *, inspect: bool = False) -> StepPlan:
     svc = rb.service
     online = svc.strategy == "online"
-    ops = [
-        Operation(
-            "monolith and service, at once",
-            f"hash {rb.spec.source.schema_}.{t} and {svc.target.schema_}.{t} by key range; "
-            "cut ranges that differ down to rows",
-        )
-        for t in svc.tables
-    ]
+    if svc.strategy == "move":
+        ops = [
+            Operation(
+                "monolith instance",
+                f"hash {svc.target.schema_}.{t} (the table) and {rb.spec.source.schema_}.{t} "
+                "(the monolith's view of it); cut ranges that differ down to rows",
+            )
+            for t in svc.tables
+        ]
+    else:
+        ops = [
+            Operation(
+                "monolith and service, at once",
+                f"hash {rb.spec.source.schema_}.{t} and {svc.target.schema_}.{t} by key range; "
+                "cut ranges that differ down to rows",
+            )
+            for t in svc.tables
+        ]
     return StepPlan(
         action=Action.VERIFY.value,
         source=(Phase.SYNCING if online else Phase.COPIED).value,

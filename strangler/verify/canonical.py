@@ -112,14 +112,15 @@ JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_type t ON t.oid = a.atttypid
 LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype
 LEFT JOIN pg_constraint pk ON pk.conrelid = c.oid AND pk.contype = 'p'
-WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p')
+WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p', 'v')
   AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum
 """
 
 
 def read_shape(conn: psycopg.Connection[Any], schema: str, table: str) -> TableShape | None:
-    """The table's columns and primary key, or None when the table does not exist."""
+    """The columns and primary key of a table (or of a view: no key), or None when it does
+    not exist."""
     rows = conn.execute(_SHAPE_SQL, (schema, table)).fetchall()
     if not rows:
         return None

@@ -72,6 +72,7 @@ class TableReport:
     problems: list[str] = field(default_factory=list)
     cleared_by_recheck: int = 0
     rows_fetched: int = 0  # (key, hash) pairs read from both sides to name rows; 0 when equal
+    first_pass: str = ""  # "whole table" or "chunks": what the first scan of each side hashed
     seconds: float = 0.0
 
     def of(self, kind: RowKind) -> list[RowDiff]:
@@ -107,6 +108,7 @@ class TableReport:
             "problems": self.problems,
             "cleared_by_recheck": self.cleared_by_recheck,
             "rows_fetched": self.rows_fetched,
+            "first_pass": self.first_pass,
             "seconds": round(self.seconds, 3),
         }
 

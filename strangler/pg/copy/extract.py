@@ -39,6 +39,7 @@ from strangler.pg.copy.rows import (
     ChunkDone,
     CopyProgress,
     Endpoints,
+    OnXact,
     load_rows,
     snapshot_transaction,
 )
@@ -49,11 +50,16 @@ from strangler.pg.schema.statement import Statement
 
 __all__ = [
     "CopyFigures",
+    "Loader",
     "Resume",
     "TableCount",
     "copy_rows",
     "create_schema_objects",
 ]
+
+
+# How the rows of the planned chunks move (issue 17): the signature of :func:`load_rows`.
+Loader = Callable[..., list[ChunkDone]]
 
 
 @dataclass(frozen=True)
@@ -162,7 +168,9 @@ def _refuse_data(target: psycopg.Connection[Any], schema: str, catalog: Catalog)
             raise BadInput(
                 f"target table {schema}.{table.name} already holds rows, and no copy of it is "
                 "in the journal: something else wrote there",
-                hint="find out who; then roll back the schema and copy again",
+                hint="find out who; delete those rows (or drop the schema yourself), then roll "
+                "back the schema ('strangler rollback SERVICE --schema --reason …') and copy "
+                "again",
             )
 
 
@@ -181,13 +189,19 @@ def copy_rows(
     on_statement: Callable[[str], None],
     on_snapshot: Callable[[str], None] = lambda _snapshot: None,
     progress: CopyProgress | None = None,
+    loader: Loader | None = None,
+    on_xact: OnXact | None = None,
 ) -> CopyFigures:
     """Copy the rows of ``tables`` into the service schema and finish its keys and counts.
 
     ``snapshot``: read under this exported snapshot instead of exporting one. The schema
     objects must exist (:func:`create_schema_objects`). ``on_plan`` receives the chunk
     bounds of a first run before any row moves; ``on_chunk`` each finished chunk with the
-    snapshot it was read in; ``on_statement`` each finished post-load statement's key.
+    snapshot it was read in; ``on_statement`` each finished post-load statement's key;
+    ``on_xact`` each chunk's target transaction id before it writes (see
+    :mod:`strangler.pg.copy.rows`). ``loader`` moves the rows (default :func:`load_rows`,
+    threads in this process; issue 17 adds a queue drained by ``strangler worker``
+    processes, and AWS DMS).
     """
     target_dsn = ends.target_dsn or ends.source_dsn
     with (
@@ -242,6 +256,7 @@ def copy_rows(
         figures = _load_and_finish(
             ends, source, target, prepared, chunks, pending, done_before, snap, jobs, redo,
             binary, resume.statements, resuming, on_chunk, on_statement, progress,
+            loader or load_rows, on_xact,
         )  # fmt: skip
         figures.resumed = resuming
         return figures
@@ -264,6 +279,8 @@ def _load_and_finish(
     on_chunk: Callable[[ChunkDone, str], None],
     on_statement: Callable[[str], None],
     progress: CopyProgress | None,
+    loader: Loader,
+    on_xact: OnXact | None = None,
 ) -> CopyFigures:
     catalog = prepared.catalog
     target_dsn = ends.target_dsn or ends.source_dsn
@@ -299,10 +316,10 @@ def _load_and_finish(
         # The runbook's source counts, in the snapshot, run beside the load on the
         # connection that holds the snapshot (the load has connections of its own).
         counting = counter.submit(_count_expected, source, catalog, chunks, done_before)
-        loaded = load_rows(
+        loaded = loader(
             ends, catalog, {t: cs for t, cs in pending.items() if cs}, snapshot=snap,
             jobs=jobs, redo=redo, binary=binary, on_done=lambda d: on_chunk(d, snap),
-            progress=progress, then=early,
+            progress=progress, then=early, on_xact=on_xact,
         )  # fmt: skip
         seconds["load"] = round(time.monotonic() - clock, 3)
         expected = counting.result()

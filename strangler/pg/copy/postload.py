@@ -156,11 +156,12 @@ def count_rows(
     tables: list[str],
     where: dict[str, Any] | None = None,
 ) -> dict[str, int]:
-    """``count(*)`` per table, in whatever transaction ``conn`` is in."""
+    """``count(*)`` per table (``ONLY``: not its inheritance children), in whatever
+    transaction ``conn`` is in."""
     out = {}
     for table in tables:
         row = conn.execute(
-            sql.SQL("SELECT count(*) FROM {}{}").format(
+            sql.SQL("SELECT count(*) FROM ONLY {}{}").format(
                 sql.Identifier(schema, table), (where or {}).get(table, sql.SQL(""))
             )
         ).fetchone()

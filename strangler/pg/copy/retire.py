@@ -5,6 +5,9 @@ of the way, and (a later run) drop them.
   UPDATE, DELETE or TRUNCATE into ``strangler_guard.old_table_writes`` (who, when, what). It
   never blocks: its job is evidence. Its function is ``SECURITY DEFINER`` so an application
   role that still writes gets recorded rather than failing on the log table's permissions.
+  Readers ask for the writes after the newest row they already accounted for
+  (``after_id``), and the rows they accounted for can be pruned: a write counts once, in
+  the window it happened in, not forever.
 * **Write counters**: ``n_tup_ins + n_tup_upd + n_tup_del`` from ``pg_stat_user_tables``,
   snapshotted when the guard is installed and compared later: they catch writes that happened
   while the guard was not there (or was dropped).
@@ -34,18 +37,23 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from strangler.errors import CheckFailed, Unreachable
 from strangler.pg.embedded import debian_bin_dir, embedded_bin_dir
+from strangler.pg.own import GUARD_SCHEMA
 from strangler.secrets import scrub
 
 __all__ = [
     "GUARD_SCHEMA",
     "Archive",
+    "add_guard_triggers",
     "archive_tables",
     "dependents",
     "drop_tables",
+    "ensure_write_log",
     "existing",
     "guard_installed",
     "install_guard",
+    "last_write_id",
     "pg_tool",
+    "prune_writes",
     "recorded_writes",
     "remove_guard",
     "retire_tables",
@@ -54,10 +62,9 @@ __all__ = [
     "write_counters",
 ]
 
-GUARD_SCHEMA = "strangler_guard"
 _TRIGGER = "strangler_guard_write"
 
-_GUARD_DDL = """
+_LOG_DDL = """
 CREATE SCHEMA IF NOT EXISTS {schema};
 CREATE TABLE IF NOT EXISTS {schema}.old_table_writes (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -68,6 +75,9 @@ CREATE TABLE IF NOT EXISTS {schema}.old_table_writes (
     by_role text NOT NULL DEFAULT session_user,
     application text NOT NULL DEFAULT current_setting('application_name')
 );
+"""
+
+_GUARD_DDL = """
 CREATE OR REPLACE FUNCTION {schema}.record_write() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $fn$
 BEGIN
@@ -93,24 +103,43 @@ def existing(conn: psycopg.Connection[Any], schema: str, tables: Sequence[str]) 
     return [t for t in tables if t in found]
 
 
+def ensure_write_log(conn: psycopg.Connection[Any]) -> None:
+    """The guard's schema and its log table (idempotent; in the caller's transaction)."""
+    conn.execute(sql.SQL(_LOG_DDL).format(schema=sql.Identifier(GUARD_SCHEMA)))
+
+
+def add_guard_triggers(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    tables: Sequence[str],
+    function: str = "record_write",
+    args: Sequence[str] = (),
+) -> None:
+    """A recording trigger calling ``strangler_guard.<function>(args)`` on each table that
+    has none yet (in the caller's transaction)."""
+    for table in tables:
+        if _has_trigger(conn, schema, table):
+            continue
+        conn.execute(
+            sql.SQL(
+                "CREATE TRIGGER {trg} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {tbl} "
+                "FOR EACH STATEMENT EXECUTE FUNCTION {fn}({args})"
+            ).format(
+                trg=sql.Identifier(_TRIGGER),
+                tbl=sql.Identifier(schema, table),
+                fn=sql.Identifier(GUARD_SCHEMA, function),
+                args=sql.SQL(", ").join(sql.Literal(a) for a in args),
+            )
+        )
+
+
 def install_guard(conn: psycopg.Connection[Any], schema: str, tables: Sequence[str]) -> None:
     """Create the write log and a recording trigger on each table (idempotent)."""
     ident = sql.Identifier(GUARD_SCHEMA)
     with conn.transaction():
+        ensure_write_log(conn)
         conn.execute(sql.SQL(_GUARD_DDL).format(schema=ident))
-        for table in tables:
-            if _has_trigger(conn, schema, table):
-                continue
-            conn.execute(
-                sql.SQL(
-                    "CREATE TRIGGER {trg} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {tbl} "
-                    "FOR EACH STATEMENT EXECUTE FUNCTION {fn}()"
-                ).format(
-                    trg=sql.Identifier(_TRIGGER),
-                    tbl=sql.Identifier(schema, table),
-                    fn=sql.Identifier(GUARD_SCHEMA, "record_write"),
-                )
-            )
+        add_guard_triggers(conn, schema, tables)
 
 
 def _has_trigger(conn: psycopg.Connection[Any], schema: str, table: str) -> bool:
@@ -138,24 +167,65 @@ def guard_installed(conn: psycopg.Connection[Any], schema: str, tables: Sequence
     return all(_has_trigger(conn, schema, t) for t in tables)
 
 
-def recorded_writes(
-    conn: psycopg.Connection[Any], schema: str, tables: Sequence[str]
-) -> list[dict[str, Any]]:
-    """Writes the guard recorded on these tables, oldest first."""
+def _log_exists(conn: psycopg.Connection[Any]) -> bool:
     present = conn.execute(
         "SELECT to_regclass(%s)", (f'"{GUARD_SCHEMA}".old_table_writes',)
     ).fetchone()
-    if not present or present[0] is None:
+    return bool(present and present[0] is not None)
+
+
+def recorded_writes(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    tables: Sequence[str],
+    *,
+    after_id: int | None = None,
+) -> list[dict[str, Any]]:
+    """Writes the guard recorded on these tables, oldest first (``after_id``: only those
+    after that log row, the newest one a reader already accounted for). Each has its log
+    ``id`` (int) and ``schema``, ``table``, ``operation``, ``at``, ``by``, ``application``."""
+    if not _log_exists(conn):
         return []
     rows = conn.execute(
         sql.SQL(
-            "SELECT table_schema, table_name, operation, at, by_role, application FROM {} "
-            "WHERE table_schema = %s AND table_name = ANY(%s) ORDER BY id"
+            "SELECT id, table_schema, table_name, operation, at, by_role, application FROM {} "
+            "WHERE table_schema = %s AND table_name = ANY(%s) AND id > %s ORDER BY id"
         ).format(sql.Identifier(GUARD_SCHEMA, "old_table_writes")),
-        (schema, list(tables)),
+        (schema, list(tables), after_id or 0),
     ).fetchall()
     keys = ("schema", "table", "operation", "at", "by", "application")
-    return [dict(zip(keys, (str(v) for v in r), strict=True)) for r in rows]
+    return [
+        {"id": int(r[0]), **dict(zip(keys, (str(v) for v in r[1:]), strict=True))} for r in rows
+    ]
+
+
+def last_write_id(conn: psycopg.Connection[Any]) -> int:
+    """The newest row of the write log (0 when it is empty or missing): what a guard put on
+    now has already accounted for, so rows left by an earlier guard do not count again."""
+    if not _log_exists(conn):
+        return 0
+    row = conn.execute(
+        sql.SQL("SELECT coalesce(max(id), 0) FROM {}").format(
+            sql.Identifier(GUARD_SCHEMA, "old_table_writes")
+        )
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def prune_writes(
+    conn: psycopg.Connection[Any], schema: str, tables: Sequence[str], up_to_id: int
+) -> int:
+    """Delete the log rows of these tables up to ``up_to_id`` (their evidence is in the
+    journal by then); returns how many went."""
+    if not _log_exists(conn):
+        return 0
+    done = conn.execute(
+        sql.SQL(
+            "DELETE FROM {} WHERE table_schema = %s AND table_name = ANY(%s) AND id <= %s"
+        ).format(sql.Identifier(GUARD_SCHEMA, "old_table_writes")),
+        (schema, list(tables), up_to_id),
+    )
+    return int(done.rowcount or 0)
 
 
 def write_counters(

@@ -16,6 +16,10 @@ How (issue 3):
   others are one chunk. The caller records the plan of chunks before the first row moves,
   and each finished chunk (``on_done``); a re-run after a kill -9 skips finished chunks,
   deletes what a broken chunk left behind and copies it again.
+- **Whose rows**: each chunk's transaction id on the target is handed to ``on_xact`` before
+  that transaction writes, so every row the copy placed can later be told from a row someone
+  else wrote (its ``xmin``), even after a crash between the commit and the chunk's record:
+  ``rollback --schema`` after a failed copy drops only what is provably strangler's.
 """
 
 from __future__ import annotations
@@ -41,10 +45,14 @@ from strangler.pg.schema.catalog import Catalog, Table, read_catalog
 from strangler.pg.schema.ddl import search_path
 
 __all__ = [
+    "ChunkClaim",
     "ChunkDone",
+    "Connections",
     "CopyProgress",
     "Endpoints",
+    "OnXact",
     "check_snapshot_id",
+    "copy_claimed_chunk",
     "copy_tables",
     "load_rows",
     "snapshot_transaction",
@@ -68,6 +76,19 @@ class Endpoints:
         return self.target_dsn is None
 
 
+# Called with a chunk and the target transaction id (xid8, as text) that writes it, before
+# that transaction writes anything; it must have recorded the pair when it returns.
+OnXact = Callable[[Chunk, str], None]
+
+
+def _xact(conn: psycopg.Connection[Any], chunk: Chunk, on_xact: OnXact | None) -> None:
+    """Hand the open transaction's id to ``on_xact`` (assigning one: it is about to write)."""
+    if on_xact is None:
+        return
+    row = conn.execute("SELECT pg_current_xact_id()::text").fetchone()
+    on_xact(chunk, str(row[0]) if row else "")
+
+
 @dataclass(frozen=True)
 class ChunkDone:
     chunk: Chunk
@@ -82,6 +103,19 @@ class CopyProgress(Protocol):
     def table_started(self, table: str, estimated_rows: int, chunks: int) -> None: ...
 
     def advance(self, table: str, rows: int, nbytes: int) -> None: ...
+
+
+class ChunkClaim(Protocol):
+    """A queue's hold on one chunk (issue 17: ``strangler worker``), inside the target
+    transaction that copies it, so "copy chunk + mark it done" commits as one."""
+
+    def take(self, target: psycopg.Connection[Any]) -> None:
+        """Right after the target's BEGIN: lock the chunk's queue row; raise to give it up."""
+        ...
+
+    def finish(self, target: psycopg.Connection[Any], done: ChunkDone) -> None:
+        """Right before the target's COMMIT: mark the chunk done with its figures."""
+        ...
 
 
 def check_snapshot_id(snapshot: str) -> str:
@@ -139,6 +173,9 @@ class _Connections:
             conn.close()
 
 
+Connections = _Connections  # one source and one target connection per thread (workers)
+
+
 @contextmanager
 def _rollback_on_error(*conns: psycopg.Connection[Any]) -> Iterator[None]:
     try:
@@ -153,9 +190,9 @@ def _rollback_on_error(*conns: psycopg.Connection[Any]) -> Iterator[None]:
 def _clear(conn: psycopg.Connection[Any], target: sql.Composable, chunk: Chunk) -> None:
     """Remove what a broken run of ``chunk`` may have committed before it was journaled."""
     if chunk.pk is None:
-        conn.execute(sql.SQL("TRUNCATE {}").format(target))
+        conn.execute(sql.SQL("TRUNCATE ONLY {}").format(target))
     else:
-        conn.execute(sql.SQL("DELETE FROM {}{}").format(target, chunk.where()))
+        conn.execute(sql.SQL("DELETE FROM ONLY {}{}").format(target, chunk.where()))
 
 
 def _copy_chunk(
@@ -166,10 +203,14 @@ def _copy_chunk(
     redo: bool,
     binary: bool,
     progress: CopyProgress | None,
+    on_xact: OnXact | None = None,
 ) -> ChunkDone:
     ends = pool.ends
     table = catalog.table(chunk.table)
-    cols = sql.SQL(", ").join(map(sql.Identifier, table.copy_columns()))
+    names = table.copy_columns()
+    cols = sql.SQL(", ").join(map(sql.Identifier, names))
+    # A table of no columns (or only generated ones) still has rows: no column list then.
+    listed = sql.SQL(" ({})").format(cols) if names else sql.SQL("")
     src = sql.Identifier(ends.source_schema, table.name)
     dst = sql.Identifier(ends.target_schema, table.name)
     if ends.same_instance:
@@ -187,11 +228,12 @@ def _copy_chunk(
         with _rollback_on_error(conn):
             snapshot_transaction(conn, snapshot, read_only=False)
             conn.execute(search_path(ends.target_schema, local=True))
+            _xact(conn, chunk, on_xact)
             if redo:
                 _clear(conn, dst, chunk)
             cur = conn.execute(
-                sql.SQL("INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE SELECT {} FROM {}{}").format(
-                    dst, cols, select, src, chunk.where()
+                sql.SQL("INSERT INTO {}{} OVERRIDING SYSTEM VALUE SELECT {} FROM ONLY {}{}").format(
+                    dst, listed, select, src, chunk.where()
                 )
             )
             rows = cur.rowcount
@@ -201,13 +243,17 @@ def _copy_chunk(
         return ChunkDone(chunk, rows, 0, "sql")
     fmt = "binary" if binary else "text"
     try:
-        return _stream(pool, table, chunk, snapshot, redo, fmt, progress, src, dst, cols)
+        return _stream(
+            pool, table, chunk, snapshot, redo, fmt, progress, src, dst, cols, on_xact=on_xact
+        )
     except (psycopg.errors.DataError, psycopg.errors.DatatypeMismatch):
         if fmt != "binary":
             raise
         # The target read the binary stream differently (types differ between versions):
         # the same chunk again, as text, which every version parses alike.
-        return _stream(pool, table, chunk, snapshot, True, "text", progress, src, dst, cols)
+        return _stream(
+            pool, table, chunk, snapshot, True, "text", progress, src, dst, cols, on_xact=on_xact
+        )
 
 
 def _result(conn: psycopg.Connection[Any], expect: pq.ExecStatus) -> pq.abc.PGresult:
@@ -240,26 +286,34 @@ def _stream(
     src: sql.Composable,
     dst: sql.Composable,
     cols: sql.Composable,
+    claim: ChunkClaim | None = None,
+    on_xact: OnXact | None = None,
 ) -> ChunkDone:
     """COPY out of the source straight into COPY in on the target, through libpq.
 
     psycopg's ``Copy`` objects cost a Python generator round trip per row; talking to libpq
     directly (blocking ``PQgetCopyData``, batched ``PQputCopyData``) moves the same bytes
     about three times faster, which matters because the bytes pass through this process.
+    ``cols`` may be empty (a table of no columns, or only generated ones): no list then.
+    Rows are read from the table ``ONLY``: an inheritance child's rows are its own to copy.
     """
     s, t = pool.source(), pool.target()
     options = sql.SQL(" (FORMAT BINARY)" if fmt == "binary" else "")
+    listed = sql.SQL(" ({})").format(cols) if table.copy_columns() else sql.SQL("")
     if chunk.pk is None:
-        out_sql = sql.SQL("COPY {} ({}) TO STDOUT{}").format(src, cols, options)
+        out_sql = sql.SQL("COPY {}{} TO STDOUT{}").format(src, listed, options)
     else:
-        out_sql = sql.SQL("COPY (SELECT {} FROM {}{}) TO STDOUT{}").format(
+        out_sql = sql.SQL("COPY (SELECT {} FROM ONLY {}{}) TO STDOUT{}").format(
             cols, src, chunk.where(), options
         )
-    in_sql = sql.SQL("COPY {} ({}) FROM STDIN{}").format(dst, cols, options)
+    in_sql = sql.SQL("COPY {}{} FROM STDIN{}").format(dst, listed, options)
     nbytes = pending = 0
     with _rollback_on_error(s, t):
         snapshot_transaction(s, snapshot, read_only=True)
         t.execute("BEGIN")
+        if claim is not None:
+            claim.take(t)
+        _xact(t, chunk, on_xact)
         if redo:
             _clear(t, dst, chunk)
         sp, tp = s.pgconn, t.pgconn
@@ -307,11 +361,44 @@ def _stream(
                     _drain(s)
             raise
         rows = int(done.command_tuples or 0) if done is not None else 0
+        if claim is not None:
+            claim.finish(t, ChunkDone(chunk, rows, nbytes + pending, fmt))
         t.execute("COMMIT")
         s.execute("COMMIT")
     if progress:
         progress.advance(table.name, rows, pending)
     return ChunkDone(chunk, rows, nbytes + pending, fmt)
+
+
+def copy_claimed_chunk(
+    pool: _Connections,
+    catalog: Catalog,
+    chunk: Chunk,
+    snapshot: str,
+    *,
+    binary: bool,
+    redo: bool,
+    claim: ChunkClaim,
+    progress: CopyProgress | None = None,
+) -> ChunkDone:
+    """Copy one chunk inside the target transaction ``claim`` holds (a queue's worker).
+
+    Always streams COPY between two connections, also on one instance (``pool``'s endpoints
+    then name the same database twice): ``INSERT … SELECT`` would need the queue's row and
+    the exported snapshot in one transaction, and the snapshot cannot see that row.
+    """
+    ends = pool.ends
+    table = catalog.table(chunk.table)
+    cols = sql.SQL(", ").join(map(sql.Identifier, table.copy_columns()))
+    src = sql.Identifier(ends.source_schema, table.name)
+    dst = sql.Identifier(ends.target_schema, table.name)
+    fmt = "binary" if binary else "text"
+    try:
+        return _stream(pool, table, chunk, snapshot, redo, fmt, progress, src, dst, cols, claim)
+    except (psycopg.errors.DataError, psycopg.errors.DatatypeMismatch):
+        if fmt != "binary":
+            raise
+        return _stream(pool, table, chunk, snapshot, True, "text", progress, src, dst, cols, claim)
 
 
 def load_rows(
@@ -326,6 +413,8 @@ def load_rows(
     on_done: Callable[[ChunkDone], None],
     progress: CopyProgress | None = None,
     then: Mapping[str, Sequence[Sequence[Callable[[], object]]]] | None = None,
+    between: Callable[[], None] | None = None,
+    on_xact: OnXact | None = None,
 ) -> list[ChunkDone]:
     """Copy ``chunks`` with ``jobs`` workers in ``snapshot``; ``on_done`` runs in this thread.
 
@@ -334,7 +423,10 @@ def load_rows(
     work in waves (its indexes, then the constraints that attach them): a wave's tasks run on
     the same workers, ahead of the chunks still waiting, as soon as the table's last chunk
     (or the wave before) is done, so index builds overlap the load of the other tables and
-    share the workers at the end, as pgcopydb's do.
+    share the workers at the end, as pgcopydb's do. ``between`` runs in this thread before
+    each chunk starts (issue 17: the throttle, which may wait or raise there). ``on_xact``
+    (called from the workers) receives each chunk's target transaction id before that
+    transaction writes.
     """
     waves = {t: deque(list(w) for w in ws if w) for t, ws in (then or {}).items()}
     pool = _Connections(ends)
@@ -359,7 +451,7 @@ def load_rows(
         queue.append(
             (None, functools.partial(
                 _copy_chunk, pool, catalog, c, snapshot, c.id in redo,
-                binary.get(c.table, False), progress,
+                binary.get(c.table, False), progress, on_xact,
             ))
         )  # fmt: skip
     done: list[ChunkDone] = []
@@ -368,6 +460,8 @@ def load_rows(
         with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="copy") as ex:
             while queue or running:
                 while queue and len(running) < max(1, jobs):
+                    if between is not None and queue[0][0] is None:
+                        between()
                     owner, task = queue.popleft()
                     running[ex.submit(task)] = owner
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)

@@ -2,59 +2,26 @@
 
 Moving tables out of a monolith cuts every thread that ties them to what stays: foreign keys
 in both directions, views, functions and triggers that read or write the moved tables, and
-expressions of the moved tables that call the monolith's functions. ``strangler plan`` shows
-them all; a reference strangler cannot carry stops ``copy`` before anything changes.
+expressions of the moved tables that call the monolith's functions, and what the code the
+service will run reads and writes (:mod:`strangler.pg.schema.boundary_code`). ``strangler plan``
+shows them all; a reference strangler cannot carry, or code that would break on the service,
+stops ``copy`` before anything changes.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 
-from strangler.errors import BadInput
+from strangler.pg.own import OWN_SCHEMAS
+from strangler.pg.schema.boundary_code import ExpressionCall, code_findings
+from strangler.pg.schema.boundary_features import feature_findings
+from strangler.pg.schema.boundary_types import Boundary, Reference
 from strangler.pg.schema.catalog import Catalog
 
 __all__ = ["Boundary", "Reference", "analyze"]
-
-
-@dataclass(frozen=True)
-class Reference:
-    kind: str  # foreign key out | foreign key in | view | function | trigger | expression
-    source: str
-    target: str
-    breaks: str
-    action: str  # dropped | kept | carried | left alone | cannot carry
-
-    def to_dict(self) -> dict[str, str]:
-        return {
-            "kind": self.kind,
-            "from": self.source,
-            "to": self.target,
-            "breaks": self.breaks,
-            "action": self.action,
-        }
-
-
-@dataclass
-class Boundary:
-    references: list[Reference] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def blocking(self) -> list[Reference]:
-        return [r for r in self.references if r.action == "cannot carry"]
-
-    def raise_blocking(self) -> None:
-        if self.blocking:
-            lines = "; ".join(f"{r.source} → {r.target}: {r.breaks}" for r in self.blocking)
-            raise BadInput(
-                f"the service boundary has references strangler cannot carry: {lines}",
-                hint="'strangler plan' lists each finding with what to change (in the spec "
-                "or the monolith); nothing was changed",
-            )
 
 
 _FK_IN = """
@@ -85,6 +52,7 @@ _FUNCTIONS = """
 SELECT p.oid, n.nspname, p.proname, p.prosrc, p.prorettype = 'trigger'::regtype AS is_trigger
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%%'
+  AND NOT n.nspname = ANY(%(own)s)  -- strangler's own gate and guard functions
   AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_proc'::regclass
                   AND e.objid = p.oid AND e.deptype = 'e')
 ORDER BY 2, 3
@@ -100,8 +68,13 @@ ORDER BY 1, 2, 3
 # Functions the moved tables' own defaults, CHECKs and indexes call.
 _EXPRESSION_CALLS = """
 SELECT DISTINCT t.relname, n.nspname, p.proname,
-       CASE d.classid WHEN 'pg_attrdef'::regclass THEN 'default'
-                      WHEN 'pg_constraint'::regclass THEN 'constraint' ELSE 'index' END AS what
+       CASE d.classid WHEN 'pg_attrdef'::regclass THEN (
+                          SELECT CASE WHEN a.attgenerated <> '' THEN 'generated column'
+                                      ELSE 'default' END
+                          FROM pg_attrdef ad JOIN pg_attribute a ON a.attrelid = ad.adrelid
+                               AND a.attnum = ad.adnum WHERE ad.oid = d.objid)
+                      WHEN 'pg_constraint'::regclass THEN 'constraint' ELSE 'index' END AS what,
+       p.oid
 FROM pg_depend d
 JOIN pg_proc p ON p.oid = d.refobjid JOIN pg_namespace n ON n.oid = p.pronamespace
 JOIN pg_class t ON t.oid = CASE d.classid
@@ -173,11 +146,13 @@ def analyze(
     leaving: str,
     same_instance: bool,
     shared_sequences: str = "refuse",
+    reaches_behind: str = "refuse",
 ) -> Boundary:
     """The boundary of ``catalog``'s tables in the monolith ``conn`` points at.
 
     ``leaving``: the spec's ``foreign_keys.leaving`` (``drop`` or ``keep``);
-    ``shared_sequences``: the spec's ``sequences.shared`` (``refuse`` or ``copy``)."""
+    ``shared_sequences``: the spec's ``sequences.shared`` (``refuse`` or ``copy``);
+    ``reaches_behind``: the spec's ``code.reaches_behind`` (``refuse`` or ``accept``)."""
     out = Boundary()
     schema = catalog.schema
     oids = [t.oid for t in catalog.tables]
@@ -229,20 +204,11 @@ def analyze(
     }
     pattern = re.compile(r"\b(" + "|".join(re.escape(n) for n in sorted(moved)) + r")\b")
     touching: dict[int, tuple[str, str, list[str]]] = {}
-    for oid, nsp, name, src, _is_trigger in conn.execute(_FUNCTIONS).fetchall():
+    own = {"own": list(OWN_SCHEMAS)}
+    for oid, nsp, name, src, _is_trigger in conn.execute(_FUNCTIONS, own).fetchall():
         found = sorted(set(pattern.findall(src or "")))
         if (nsp, name) in carried_triggers:
-            out.references.append(
-                Reference(
-                    "trigger function",
-                    f"{nsp}.{name}()",
-                    ", ".join(sorted({t.name for t in catalog.tables for g in t.triggers
-                                      if g.function == name})),
-                    "recreated in the service schema with its trigger",
-                    "carried",
-                )
-            )  # fmt: skip
-            continue
+            continue  # the moved tables' own triggers: their bodies are read below
         if found:
             touching[oid] = (nsp, name, found)
             out.references.append(
@@ -270,9 +236,12 @@ def analyze(
             )
     carried = {**p, "carried": sorted(catalog.carried_type_oids)}
     type_functions = {f.name for f in catalog.type_functions}  # a range's subtype_diff
-    for table, nsp, fn, what in conn.execute(_EXPRESSION_CALLS, carried).fetchall():
+    in_place: list[ExpressionCall] = []
+    for table, nsp, fn, what, fn_oid in conn.execute(_EXPRESSION_CALLS, carried).fetchall():
         if nsp == schema and fn in type_functions:
             continue
+        if nsp != schema and same_instance:
+            in_place.append((table, what, fn_oid))  # runs where it is: read what it reaches
         if nsp == schema or not same_instance:
             out.references.append(
                 Reference(
@@ -283,6 +252,14 @@ def analyze(
                     "cannot carry",
                 )
             )
+    out.references += code_findings(
+        conn,
+        catalog,
+        same_instance=same_instance,
+        accept=reaches_behind == "accept",
+        expression_calls=in_place,
+    )
+    out.references += feature_findings(conn, catalog, same_instance=same_instance)
     out.references += _sequences(conn, catalog, p, shared_sequences)
     if catalog.foreign_types and not same_instance:
         out.warnings.append(

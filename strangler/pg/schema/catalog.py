@@ -26,12 +26,15 @@ import psycopg
 from psycopg.rows import dict_row
 
 from strangler.errors import BadInput
+from strangler.pg.own import OWN_SCHEMAS
 from strangler.pg.schema.catalog_queries import (
     COLUMN_GRANTS,
     COLUMNS,
     CONSTRAINTS,
     GRANTS,
     INDEXES,
+    NOT_NULLS,
+    POLICIES,
     SEQUENCES,
     TABLES,
     TRIGGER_FUNCTIONS,
@@ -54,6 +57,7 @@ __all__ = [
     "ForeignKey",
     "Grant",
     "Index",
+    "RowPolicy",
     "Sequence",
     "Table",
     "Trigger",
@@ -77,7 +81,8 @@ class Column:
     generation_expr: str | None
     collation: str | None  # its name under the source search_path, if not the type's
     comment: str | None
-    inherited: bool  # a partition's column comes from its parent
+    inherited: bool  # a partition's (or inheritance child's) column comes from its parent
+    not_null_name: str | None = None  # its NOT NULL constraint's name (PostgreSQL 18)
 
 
 @dataclass(frozen=True)
@@ -165,6 +170,18 @@ class TriggerFunction:
 
 
 @dataclass(frozen=True)
+class RowPolicy:
+    """A row-level security policy (CREATE POLICY), carried with its table."""
+
+    name: str
+    command: str  # r (SELECT) a (INSERT) w (UPDATE) d (DELETE) * (ALL)
+    permissive: bool
+    roles: tuple[str, ...]  # PUBLIC for everyone
+    using: str | None
+    with_check: str | None
+
+
+@dataclass(frozen=True)
 class Grant:
     """A privilege on the table, or on some of its columns (GRANT SELECT (a, b) ON …)."""
 
@@ -195,6 +212,12 @@ class Table:
     partition_bound: str | None
     estimated_rows: int
     bytes: int
+    rls: bool = False  # ENABLE ROW LEVEL SECURITY
+    force_rls: bool = False  # FORCE ROW LEVEL SECURITY (the owner too)
+    policies: tuple[RowPolicy, ...] = ()
+    inherits: tuple[str, ...] = ()  # INHERITS (parents), in order
+    children: tuple[str, ...] = ()  # inheritance children (schema.table when elsewhere)
+    foreign_parent: str | None = None  # an inheritance parent in another schema
 
     @property
     def primary_key(self) -> Constraint | None:
@@ -356,13 +379,30 @@ def _read(cur: psycopg.Cursor[Any], schema: str, names: list[str], version: int)
         o: {"cols": [], "cons": [], "fks": [], "idx": [], "trg": [], "grants": []} for o in oids
     }
     type_roots: set[int] = set()
+    not_nulls: dict[tuple[int, str], str] = {}
+    if version >= 180000:
+        for r in cur.execute(NOT_NULLS, p).fetchall():
+            # Only a name other than the one PostgreSQL would choose is worth keeping: then a
+            # catalog of PostgreSQL 15 (no names) and its copy on 18 read the same. It chooses
+            # the parent's name for a partition or child made under it (PARTITION OF, as the
+            # copy makes them), ``<table>_<column>_not_null`` otherwise.
+            chosen = r["parent_name"] or f"{r['relname']}_{r['attname']}_not_null"
+            if r["conname"] != chosen:
+                not_nulls[(r["conrelid"], r["attname"])] = r["conname"]
     for r in cur.execute(COLUMNS, p).fetchall():
         type_roots.add(r["type_oid"])
         by_oid[r["attrelid"]]["cols"].append(
             Column(
                 r["attname"], r["type_sql"], r["type_oid"], r["attnotnull"], r["def"],
                 r["identity"], r["generated"], r["gen"], r["coll"], r["comment"], r["inherited"],
+                not_nulls.get((r["attrelid"], r["attname"])),
             )
+        )  # fmt: skip
+    policies: dict[int, list[RowPolicy]] = {}
+    for r in cur.execute(POLICIES, p).fetchall():
+        policies.setdefault(r["polrelid"], []).append(
+            RowPolicy(r["polname"], r["cmd"], r["polpermissive"], tuple(r["roles"]),
+                      r["qual"], r["with_check"])
         )  # fmt: skip
     names_by_oid = {
         r["oid"]: r["relname"]
@@ -395,7 +435,7 @@ def _read(cur: psycopg.Cursor[Any], schema: str, names: list[str], version: int)
             Index(r["relname"], definition, r["comment"], r["inherited"])
         )
     trigger_fns: set[str] = set()
-    for r in cur.execute(TRIGGERS, p).fetchall():
+    for r in cur.execute(TRIGGERS, {**p, "own": list(OWN_SCHEMAS)}).fetchall():
         by_oid[r["tgrelid"]]["trg"].append(
             Trigger(r["tgname"], r["def"], r["enabled"], r["proname"], r["fschema"])
         )
@@ -425,7 +465,9 @@ def _read(cur: psycopg.Cursor[Any], schema: str, names: list[str], version: int)
                 replica_index=r["replica_index"], options=tuple(r["options"]),
                 partition_key=r["partition_key"], partition_of=r["parent"],
                 partition_bound=r["bound"], estimated_rows=int(r["estimated_rows"]),
-                bytes=int(r["bytes"]),
+                bytes=int(r["bytes"]), rls=r["rls"], force_rls=r["force_rls"],
+                policies=tuple(policies.get(oid, ())), inherits=tuple(r["inherits"]),
+                children=tuple(r["children"]), foreign_parent=r["foreign_parent"],
             )
         )  # fmt: skip
     types, type_functions, foreign = read_types(cur, schema, type_roots)

@@ -10,6 +10,8 @@ __all__ = [
     "CONSTRAINTS",
     "GRANTS",
     "INDEXES",
+    "NOT_NULLS",
+    "POLICIES",
     "SEQUENCES",
     "TABLES",
     "TRIGGERS",
@@ -29,7 +31,19 @@ SELECT c.oid, c.relname, c.relkind, c.relpersistence = 'u' AS unlogged, c.relisp
        (SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
          WHERE i.indrelid = c.oid AND i.indisreplident) AS replica_index,
        greatest(c.reltuples, 0)::bigint AS estimated_rows,
-       pg_table_size(c.oid) AS bytes
+       pg_table_size(c.oid) AS bytes,
+       c.relrowsecurity AS rls, c.relforcerowsecurity AS force_rls,
+       -- table inheritance (INHERITS), not partitioning: parents in order, and children
+       ARRAY(SELECT p.relname::text FROM pg_inherits h JOIN pg_class p ON p.oid = h.inhparent
+             WHERE h.inhrelid = c.oid AND NOT c.relispartition ORDER BY h.inhseqno) AS inherits,
+       ARRAY(SELECT CASE WHEN kn.nspname = %(schema)s THEN k.relname::text
+                         ELSE format('%%s.%%s', kn.nspname, k.relname) END FROM pg_inherits h
+             JOIN pg_class k ON k.oid = h.inhrelid JOIN pg_namespace kn ON kn.oid = k.relnamespace
+             WHERE h.inhparent = c.oid AND NOT k.relispartition ORDER BY 1) AS children,
+       (SELECT format('%%s.%%s', pn.nspname, p.relname) FROM pg_inherits h
+             JOIN pg_class p ON p.oid = h.inhparent JOIN pg_namespace pn ON pn.oid = p.relnamespace
+             WHERE h.inhrelid = c.oid AND NOT c.relispartition
+               AND pn.nspname <> %(schema)s LIMIT 1) AS foreign_parent
 FROM pg_class c
 WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = %(schema)s)
   AND c.relkind IN ('r', 'p')
@@ -89,13 +103,39 @@ WHERE i.indrelid = ANY(%(oids)s)
 ORDER BY i.indrelid, ic.relname
 """
 
+# Row-level security policies, with expressions deparsed under the source search_path.
+POLICIES = """
+SELECT p.polrelid, p.polname, p.polcmd::text AS cmd, p.polpermissive,
+       ARRAY(SELECT coalesce(r.rolname, 'PUBLIC') FROM unnest(p.polroles) u(o)
+             LEFT JOIN pg_roles r ON r.oid = u.o ORDER BY 1) AS roles,
+       pg_get_expr(p.polqual, p.polrelid) AS qual,
+       pg_get_expr(p.polwithcheck, p.polrelid) AS with_check
+FROM pg_policy p WHERE p.polrelid = ANY(%(oids)s)
+ORDER BY p.polrelid, p.polname
+"""
+
+# PostgreSQL 18 names NOT NULL constraints (pg_constraint contype 'n'): one per column.
+NOT_NULLS = """
+SELECT con.conrelid, c.relname, a.attname, con.conname,
+       (SELECT pc.conname FROM pg_inherits i
+        JOIN pg_attribute pa ON pa.attrelid = i.inhparent AND pa.attname = a.attname
+        JOIN pg_constraint pc ON pc.conrelid = i.inhparent AND pc.contype = 'n'
+         AND pc.conkey[1] = pa.attnum
+        WHERE i.inhrelid = con.conrelid ORDER BY i.inhseqno LIMIT 1) AS parent_name
+FROM pg_constraint con
+JOIN pg_class c ON c.oid = con.conrelid
+JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = con.conkey[1]
+WHERE con.contype = 'n' AND con.conrelid = ANY(%(oids)s)
+"""
+
 TRIGGERS = """
 SELECT t.tgrelid, t.tgname, pg_get_triggerdef(t.oid, true) AS def, t.tgenabled::text AS enabled,
        p.proname, pn.nspname AS fschema
 FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace pn ON pn.oid = p.pronamespace
 WHERE t.tgrelid = ANY(%(oids)s) AND NOT t.tgisinternal
   AND NOT EXISTS (SELECT 1 FROM pg_trigger pt WHERE pt.oid = t.tgparentid)
-  AND pn.nspname <> '_strangler'  -- strangler's own write gate: not the monolith's to carry
+  -- strangler's own write gate and write guard are not the monolith's triggers
+  AND NOT pn.nspname = ANY(%(own)s)
 ORDER BY t.tgrelid, t.tgname
 """
 

@@ -28,6 +28,12 @@ from typing import Any
 from psycopg import sql
 
 from strangler.pg.schema.catalog import Catalog, Column, Constraint, ForeignKey, Table
+from strangler.pg.schema.ddl_tables import (
+    inherited_defaults,
+    inherited_not_nulls,
+    parents_first,
+    row_security,
+)
 from strangler.pg.schema.ddl_types import collate, type_statements
 from strangler.pg.schema.role import RolePlan, role_statements
 from strangler.pg.schema.statement import Query, Statement, search_path
@@ -118,7 +124,9 @@ def _column(t: str, table: Table, col: Column, catalog: Catalog) -> sql.Composab
         )
     elif col.default is not None:
         parts.append(sql.SQL(" DEFAULT " + col.default))
-    if col.not_null:
+    if col.not_null and col.not_null_name:  # PostgreSQL 18 names it; keep the name
+        parts.append(sql.SQL(" CONSTRAINT {} NOT NULL").format(sql.Identifier(col.not_null_name)))
+    elif col.not_null:
         parts.append(sql.SQL(" NOT NULL"))
     return sql.Composed(parts)
 
@@ -135,7 +143,7 @@ def _create_table(t: str, table: Table, catalog: Catalog) -> Query:
     if table.options:
         options = sql.SQL(" WITH ({})").format(sql.SQL(", ").join(map(sql.SQL, table.options)))
     if table.partition_of:
-        body: list[sql.Composable] = checks
+        body: list[sql.Composable] = checks + inherited_not_nulls(table, catalog)
         inner = sql.SQL(" ({})").format(sql.SQL(", ").join(body)) if body else sql.SQL("")
         # A partition may be partitioned in turn (sub-partitions).
         sub = sql.SQL(" PARTITION BY " + table.partition_key if table.partition_key else "")
@@ -148,10 +156,18 @@ def _create_table(t: str, table: Table, catalog: Catalog) -> Query:
             sub,
             options,
         )
-    cols = [_column(t, table, c, catalog) for c in table.columns]
-    partition = sql.SQL("")
+    # An inheritance child lists only its own columns; the rest come from INHERITS.
+    own = [c for c in table.columns if not (table.inherits and c.inherited)]
+    cols = [_column(t, table, c, catalog) for c in own]
+    if table.inherits:
+        checks += inherited_not_nulls(table, catalog)
+    partition: Query = sql.SQL("")
     if table.partition_key:
         partition = sql.SQL(" PARTITION BY " + table.partition_key)
+    if table.inherits:
+        partition = sql.SQL(" INHERITS ({})").format(
+            sql.SQL(", ").join(sql.Identifier(t, p) for p in table.inherits)
+        )
     return sql.SQL("CREATE {}TABLE {} ({}){}{}").format(
         unlogged, name, sql.SQL(", ").join(cols + checks), partition, options
     )
@@ -231,11 +247,12 @@ def render_ddl(
             )
         )
     moved = set(catalog.names)
-    for table in catalog.tables:
+    for table in parents_first(catalog):
         tn = sql.Identifier(t, table.name)
         ddl.schema.append(
             Statement(f"table:{table.name}", _create_table(t, table, catalog), table.name)
         )
+        ddl.schema += inherited_defaults(t, table, catalog)
         if table.comment is not None:
             ddl.schema.append(
                 Statement(
@@ -321,6 +338,7 @@ def render_ddl(
                         table.name,
                     )
                 )
+        ddl.finish += row_security(t, table, existing_roles)
         identity: Query | None = {"f": sql.SQL("FULL"), "n": sql.SQL("NOTHING")}.get(
             table.replica_identity
         )

@@ -49,6 +49,7 @@ class Policy:
     leaving: str = "drop"  # foreign_keys.leaving: drop | keep
     shared_sequences: str = "refuse"  # sequences.shared: refuse | copy
     create_extensions: bool = False  # extensions.create
+    reaches_behind: str = "refuse"  # code.reaches_behind: refuse | accept
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ def prepare(
         leaving=policy.leaving,
         same_instance=same_instance,
         shared_sequences=policy.shared_sequences,
+        reaches_behind=policy.reaches_behind,
     )
     boundary.raise_blocking()
     roles = frozenset(r[0] for r in target.execute("SELECT rolname FROM pg_roles").fetchall())
@@ -122,6 +124,14 @@ def prepare(
     ]
     warnings = list(boundary.warnings)
     missing = sorted({g.grantee for t in catalog.tables for g in t.grants} - roles - {"PUBLIC"})
+    for table in catalog.tables:
+        for pol in table.policies:
+            lacking = sorted(set(pol.roles) - roles - {"PUBLIC"})
+            if lacking:
+                warnings.append(
+                    f"policy {pol.name!r} on {table.name} is not carried: the target has no "
+                    f"role {', '.join(lacking)} (create the roles first to keep it)"
+                )
     if missing:
         warnings.append(
             "the target has no role " + ", ".join(missing) + ": their grants on the moved "

@@ -9,41 +9,64 @@ what makes the refused-write window short and reversible. A refused write fails 
 
 Cutover (runbook phase C)::
 
+    create the reverse slot, ready the drain    (before the window: waits, connections)
     close monolith gate → wait for transactions already writing → mark → drain forward sync
-    → move sequences past the monolith's → drop forward slot → create reverse slot
+    → move sequences past the monolith's → start reverse sync at the service's WAL position
     → open service gate                      (window = close … open, recorded)
+    drop the forward slot                       (after the window)
 
-Rollback is the same backwards. A failure before the new direction exists undoes the gate;
-a process killed after the old slot was dropped is finished by the next call (both sides
-are frozen and equal from that point on). :data:`SWITCH` lists the stages; plans and dry runs
-print them from that list.
+Rollback is the same backwards. The window holds only what must happen while writes are
+refused (issue 16: p99 211 ms, most of it new connections and creating and dropping slots):
+the reverse slot is made before, and sync starts it at the service's WAL position after the
+drain, so what forward sync wrote there meanwhile is never sent back; the forward slot goes
+after. A failure before the new gate opens undoes the old gate. Opening the new gate is the
+point of no return: a process killed after it is finished by the next call (the old slot
+dropped), and one killed before it simply runs again. :data:`SWITCH` lists the stages;
+plans and dry runs print them from that list.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from strangler.pg.sync import cdc
-from strangler.pg.sync.gate import Side, close_gate, install_gate, open_gate
-from strangler.pg.sync.position import emit_mark
-from strangler.pg.sync.slot import lock_waits_named
+from strangler.pg.sync.drain import Drain
+from strangler.pg.sync.gate import Side, close_gate, gate_is_open, install_gate, open_gate
+from strangler.pg.sync.pgoutput import parse_lsn
+from strangler.pg.sync.position import (
+    delete_position,
+    emit_mark,
+    ensure_position,
+    ensure_position_table,
+    start_position,
+)
+from strangler.pg.sync.slot import (
+    check_replica_identity,
+    create_publication,
+    drop_sync_objects,
+    exported_slot,
+    lock_waits_named,
+    slot_status,
+)
 
 __all__ = [
     "SWITCH",
     "Switch",
     "SwitchStep",
+    "apply_sequences",
     "cutover",
     "cutover_stages",
     "describe",
     "move_sequences",
     "rollback",
     "rollback_stages",
+    "sequence_pairs",
     "wait_in_flight",
 ]
 
@@ -67,12 +90,79 @@ def wait_in_flight(
 
 
 _SEQUENCES = """
-SELECT s.relname, q.seqincrement, v.last_value
+SELECT s.relname, q.seqincrement
 FROM pg_sequence q JOIN pg_class s ON s.oid = q.seqrelid
 JOIN pg_namespace n ON n.oid = s.relnamespace
-LEFT JOIN pg_sequences v ON v.schemaname = n.nspname AND v.sequencename = s.relname
 WHERE n.nspname = %s
 """
+
+SequencePair = tuple[str, int]  # a sequence's name (the same on both sides), its increment
+
+
+def sequence_pairs(
+    src: psycopg.Connection[Any],
+    src_schema: str,
+    dst: psycopg.Connection[Any],
+    dst_schema: str,
+) -> list[SequencePair]:
+    """Every sequence of ``dst_schema`` with a twin of the same name in ``src_schema``: names
+    only, read before a switch's window (issue 16: the window holds only what must happen
+    while writes are refused).
+
+    Every sequence, not only those a table owns (issue 12): the copy carries each sequence a
+    moved column draws from (serial and identity, ``DEFAULT nextval('…')`` without OWNED BY,
+    one shared by several tables, one a carried trigger function calls) under its own name, so
+    the twins are exactly the sequences the moved tables use.
+    """
+    theirs = {name for name, _ in src.execute(_SEQUENCES, (src_schema,)).fetchall()}
+    mine = dst.execute(_SEQUENCES, (dst_schema,)).fetchall()
+    return sorted((name, int(inc)) for name, inc in mine if name in theirs)
+
+
+def apply_sequences(
+    src: psycopg.Connection[Any],
+    src_schema: str,
+    dst: psycopg.Connection[Any],
+    dst_schema: str,
+    pairs: Sequence[SequencePair],
+) -> dict[str, int]:
+    """Set each sequence of ``pairs`` in ``dst_schema`` past its twin's value, in the direction
+    it runs, so the side that takes the writes next never draws an id the other side already
+    used: one query on each side, whatever the number of sequences."""
+    if not pairs:
+        return {}
+    values = dict(
+        src.execute(
+            "SELECT sequencename, last_value FROM pg_sequences WHERE schemaname = %s "
+            "AND sequencename = ANY(%s) AND last_value IS NOT NULL",
+            (src_schema, [name for name, _ in pairs]),
+        ).fetchall()
+    )
+    used = [(name, inc, int(values[name])) for name, inc in pairs if name in values]
+    if not used:
+        return {}
+    # greatest/least skip NULL: a sequence never drawn from here takes the twin's value.
+    rows = dst.execute(
+        """
+        SELECT w.name, setval(format('%%I.%%I', %s::text, w.name)::regclass, w.beyond, true)
+        FROM (
+            SELECT u.name, p.last_value AS mine,
+                   CASE WHEN u.inc > 0 THEN greatest(u.v, p.last_value)
+                        ELSE least(u.v, p.last_value) END AS beyond
+            FROM unnest(%s::text[], %s::int8[], %s::int8[]) AS u(name, inc, v)
+            LEFT JOIN pg_sequences p ON p.schemaname = %s AND p.sequencename = u.name
+        ) w
+        WHERE w.beyond IS DISTINCT FROM w.mine
+        """,
+        (
+            dst_schema,
+            [u[0] for u in used],
+            [u[1] for u in used],
+            [u[2] for u in used],
+            dst_schema,
+        ),
+    ).fetchall()
+    return {f"{dst_schema}.{name}": int(value) for name, value in rows}
 
 
 def move_sequences(
@@ -82,37 +172,10 @@ def move_sequences(
     dst_schema: str,
     tables: Sequence[str] = (),
 ) -> dict[str, int]:
-    """Set every sequence of ``dst_schema`` that has a twin of the same name in ``src_schema``
-    past the twin's value, so the side that takes the writes next never draws an id the other
-    side already used.
-
-    Every sequence, not only those a table owns (issue 12): the copy carries each sequence a
-    moved column draws from (serial and identity, ``DEFAULT nextval('…')`` without OWNED BY,
-    one shared by several tables, one a carried trigger function calls) under its own name, so
-    the twins are exactly the sequences the moved tables use. ``tables`` is not needed any
-    more and kept for callers that pass it.
-    """
-    theirs = {
-        name: (inc, value)
-        for name, inc, value in src.execute(_SEQUENCES, (src_schema,)).fetchall()
-        if value is not None
-    }
-    moved: dict[str, int] = {}
-    for name, inc, value in dst.execute(_SEQUENCES, (dst_schema,)).fetchall():
-        if name not in theirs:
-            continue
-        other = int(theirs[name][1])
-        mine = None if value is None else int(value)
-        # past the other side's value, in the direction the sequence runs
-        beyond = other if mine is None else (max(other, mine) if inc > 0 else min(other, mine))
-        if beyond == mine:
-            continue
-        dst.execute(
-            "SELECT setval(%s::regclass, %s, true)",
-            (sql.Identifier(dst_schema, name).as_string(dst), beyond),
-        )
-        moved[f"{dst_schema}.{name}"] = beyond
-    return moved
+    """:func:`sequence_pairs` then :func:`apply_sequences`, outside a switch (``tables`` is
+    not needed any more and kept for callers that pass it)."""
+    pairs = sequence_pairs(src, src_schema, dst, dst_schema)
+    return apply_sequences(src, src_schema, dst, dst_schema, pairs)
 
 
 @dataclass(frozen=True)
@@ -131,15 +194,17 @@ class SwitchStep:
 
 
 SWITCH: tuple[SwitchStep, ...] = (
+    SwitchStep("prepare", "before the window: create the slot and publication {new_slot} (no "
+               "copy: the sides will be equal) and open the drain's connections"),
     SwitchStep("close", "close the write gate on {old}'s tables (SQLSTATE 25006 names the "
                "migration)"),
     SwitchStep("wait", "wait for transactions already writing to {old}'s tables to end"),
     SwitchStep("drain", "mark {old}'s WAL and drain sync from {old_slot} up to the mark"),
     SwitchStep("sequences", "move {new}'s sequences past {old}'s"),
-    SwitchStep("drop", "drop the slot and publication {old_slot}"),
-    SwitchStep("create", "create the slot and publication {new_slot} (no copy: both sides "
-               "are equal)"),
+    SwitchStep("position", "start {new_slot} at {new}'s WAL position now: what sync wrote "
+               "there is not sent back"),
     SwitchStep("open", "open the write gate on {new}'s tables"),
+    SwitchStep("drop", "after the window: drop the slot and publication {old_slot}"),
 )  # fmt: skip
 
 
@@ -154,6 +219,8 @@ class Switch:
     drained_rows: int
     sequences: dict[str, int]
     resumed: bool = False
+    # seconds each stage of the window took, in order (SWITCH's names): where the window goes
+    stages: dict[str, float] = field(default_factory=dict)
 
 
 def _side_name(route: cdc.SyncRoute, side: Side) -> str:
@@ -174,23 +241,45 @@ def rollback_stages(forward: cdc.SyncRoute, reverse: cdc.SyncRoute) -> list[str]
     return describe(reverse, forward, "service", "monolith")
 
 
-def _finish(old: cdc.SyncRoute, new: cdc.SyncRoute, new_side: Side) -> Switch | None:
-    """Finish a switch killed after the point of no return (the old slot dropped).
+def _current_lsn(conn: psycopg.Connection[Any]) -> int:
+    row = conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()
+    assert row is not None
+    return parse_lsn(str(row[0]))
 
-    Both sides' gates were closed then and every change drained, so the two sides are equal:
-    the new direction is created without a copy and its source's gate opened. Returns None
-    when the old direction still exists: nothing irreversible happened, and the switch is
-    simply run again.
+
+def _prepare(
+    new: cdc.SyncRoute, new_src: psycopg.Connection[Any], new_dst: psycopg.Connection[Any]
+) -> None:
+    """Before the window: the new direction's publication and slot (creating a slot waits for
+    the transactions running on its server), with no position yet (a stale one goes)."""
+    check_replica_identity(new_src, new.source_schema, new.tables)
+    create_publication(new_src, new.slot, new.source_schema, new.tables)
+    if not slot_status(new_src, new.slot).exists:
+        with exported_slot(new.source_dsn, new_src, new.slot, export_snapshot=False):
+            pass
+    ensure_position_table(new_dst)
+    delete_position(new_dst, new.slot)
+
+
+def _finish(old: cdc.SyncRoute, new: cdc.SyncRoute, new_side: Side) -> Switch | None:
+    """Finish a switch killed halfway, from where the databases stand; None when nothing
+    irreversible happened and the switch simply runs again.
+
+    Past the point of no return the new side's gate is open: only the old slot is left to
+    drop. An old slot gone with the new gate still closed (a switch of an earlier strangler,
+    which dropped it first) means both sides were frozen and drained: the new direction
+    starts at the new source's position now and its gate opens.
     """
-    if cdc.status(old).slot_exists:
-        return None
-    new_state = cdc.status(new)
-    if not new_state.slot_exists:
-        cdc.begin(new, copy=None)
-    elif new_state.applied_lsn is None:
-        cdc.attach(new)
-    with old.connect_target() as dst:
-        open_gate(dst, old.service, new_side)
+    with old.connect_source() as src, old.connect_target() as dst:
+        opened = gate_is_open(dst, old.service, new_side)
+        if not opened and slot_status(src, old.slot).exists:
+            return None
+        if not opened:
+            _prepare(new, dst, src)
+            ensure_position(src, new.slot, _current_lsn(dst))
+            open_gate(dst, old.service, new_side)
+        drop_sync_objects(src, old.slot)
+        delete_position(dst, old.slot)
     return Switch(new.direction, 0.0, 0, {}, resumed=True)
 
 
@@ -201,8 +290,17 @@ def _switch(
     new_side: Side,
     writers_timeout: float = 10.0,
 ) -> Switch:
-    """Move writes from ``old``'s source to ``new``'s source (they are each other's target)."""
+    """Move writes from ``old``'s source to ``new``'s source (they are each other's target):
+    ``src`` is the old source and the new target, ``dst`` the old target and the new source."""
     service = old.service
+    stages: dict[str, float] = {}
+    clock = [time.monotonic()]
+
+    def stage(name: str) -> None:
+        now = time.monotonic()
+        stages[name] = now - clock[0]
+        clock[0] = now
+
     with old.connect_source() as src, old.connect_target() as dst:
         install_gate(
             src,
@@ -217,30 +315,36 @@ def _switch(
             dst, service, new_side, old.target_schema, old.tables, closed=True,
             lock_timeout=writers_timeout,
         )  # fmt: skip
-        started = time.monotonic()
-        close_gate(src, service, old_side)
-        new_exists = False
-        try:
-            wait_in_flight(src, old.source_schema, old.tables, writers_timeout)
-            mark = emit_mark(src)
-            last = cdc.run(old, until_lsn=mark, poll=0.001, max_poll=0.01)
-            seqs = move_sequences(src, old.source_schema, dst, old.target_schema)
-            cdc.end(old)
-            cdc.begin(new, copy=None)
-            new_exists = True
-            open_gate(dst, service, new_side)
-        except BaseException:
-            # Undo: the old direction resumes and its source takes writes again.
-            if not new_exists:
-                with_new = cdc.status(new).slot_exists
-                if with_new:
-                    cdc.end(new)
-                if not cdc.status(old).slot_exists:
-                    cdc.begin(old, copy=None)
+        _prepare(new, dst, src)
+        pairs = sequence_pairs(src, old.source_schema, dst, old.target_schema)
+        with Drain(old) as drain:
+            stage("prepare")
+            started = time.monotonic()
+            close_gate(src, service, old_side)
+            stage("close")
+            try:
+                wait_in_flight(src, old.source_schema, old.tables, writers_timeout)
+                stage("wait")
+                last = drain.until(emit_mark(src))
+                stage("drain")
+                seqs = apply_sequences(src, old.source_schema, dst, old.target_schema, pairs)
+                stage("sequences")
+                start_position(src, new.slot, _current_lsn(dst))
+                stage("position")
+            except BaseException:
+                # Nothing reached the new side: the old direction goes on as it was.
                 open_gate(src, service, old_side)
-            raise
-        window = time.monotonic() - started
-    return Switch(new.direction, window, last.rows, seqs)
+                drop_sync_objects(dst, new.slot)
+                delete_position(src, new.slot)
+                raise
+            open_gate(dst, service, new_side)
+            window = time.monotonic() - started
+            stage("open")
+        # After the window: the old direction ends (a running sync's stream with it).
+        drop_sync_objects(src, old.slot)
+        delete_position(dst, old.slot)
+        stage("drop")
+    return Switch(new.direction, window, last.rows, seqs, stages=stages)
 
 
 def cutover(

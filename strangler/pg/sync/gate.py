@@ -9,17 +9,30 @@ apply sessions run with ``session_replication_role = replica``, so the gate neve
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import psycopg
 from psycopg import sql
 
+from strangler.pg.own import GATE_SCHEMA
 from strangler.pg.sync.slot import lock_waits_named
 
-__all__ = ["Side", "close_gate", "install_gate", "open_gate", "remove_gate", "with_partitions"]
+__all__ = [
+    "GATE_SCHEMA",
+    "GateState",
+    "Side",
+    "close_gate",
+    "gate_is_open",
+    "gate_state",
+    "install_gate",
+    "open_gate",
+    "remove_gate",
+    "with_partitions",
+]
 
 Side = Literal["monolith", "service"]
-_SCHEMA = "_strangler"
+_SCHEMA = GATE_SCHEMA
 _TRIGGER = "strangler_write_gate"
 
 
@@ -27,9 +40,12 @@ def _function(service: str, side: Side) -> sql.Identifier:
     return sql.Identifier(_SCHEMA, f"writes_{service}_{side}")
 
 
+_OPEN_BODY = "BEGIN RETURN NULL; END"
+
+
 def _define(conn: psycopg.Connection[Any], service: str, side: Side, refuse: str | None) -> None:
     if refuse is None:
-        body = "BEGIN RETURN NULL; END"
+        body = _OPEN_BODY
     else:
         body = (
             sql.SQL(
@@ -100,6 +116,16 @@ def install_gate(
             )
 
 
+def gate_is_open(conn: psycopg.Connection[Any], service: str, side: Side) -> bool:
+    """Whether ``side``'s gate lets the application's writes through (False: closed, or not
+    installed at all)."""
+    row = conn.execute(
+        "SELECT prosrc FROM pg_proc WHERE oid = to_regproc(%s)",
+        (_function(service, side).as_string(conn),),
+    ).fetchone()
+    return row is not None and row[0] == _OPEN_BODY
+
+
 def with_partitions(conn: psycopg.Connection[Any], schema: str, tables: Sequence[str]) -> list[str]:
     """``tables`` and every partition under them (at any depth), in ``schema``.
 
@@ -133,3 +159,32 @@ def remove_gate(
             )
         )
     conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}()").format(_function(service, side)))
+
+
+@dataclass(frozen=True)
+class GateState:
+    """Where a side's gate stands now: the tables without its trigger, and whether its
+    function refuses writes."""
+
+    missing: list[str]
+    closed: bool
+
+
+def gate_state(
+    conn: psycopg.Connection[Any], service: str, side: Side, schema: str, tables: Sequence[str]
+) -> GateState:
+    """Read the gate of ``side`` on ``schema``'s ``tables`` from the catalog (changes nothing)."""
+    missing = []
+    for table in tables:
+        found = conn.execute(
+            "SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass(%s) AND tgname = %s",
+            (sql.Identifier(schema, table).as_string(conn), _TRIGGER),
+        ).fetchone()
+        if found is None:
+            missing.append(table)
+    row = conn.execute(
+        "SELECT prosrc FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+        "WHERE n.nspname = %s AND p.proname = %s AND p.pronargs = 0",
+        (_SCHEMA, f"writes_{service}_{side}"),
+    ).fetchone()
+    return GateState(missing, row is not None and "RAISE EXCEPTION" in str(row[0]))

@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from strangler.pg.own import GATE_SCHEMA
 from strangler.pg.sync.pgoutput import format_lsn, parse_lsn
 
 __all__ = [
@@ -20,10 +21,12 @@ __all__ = [
     "delete_position",
     "emit_mark",
     "ensure_position",
+    "ensure_position_table",
     "read_position",
+    "start_position",
 ]
 
-POSITION_SCHEMA = "_strangler"
+POSITION_SCHEMA = GATE_SCHEMA
 POSITION_TABLE = "sync_position"
 
 
@@ -46,6 +49,13 @@ def emit_mark(conn: psycopg.Connection[Any]) -> int:
 
 def ensure_position(conn: psycopg.Connection[Any], slot: str, lsn: int) -> None:
     """Create the position table (once) and the slot's row at ``lsn`` (if it has none)."""
+    ensure_position_table(conn)
+    start_position(conn, slot, lsn)
+
+
+def ensure_position_table(conn: psycopg.Connection[Any]) -> None:
+    """The position table, created once (ahead of a switch's window, so the window only
+    inserts a row)."""
     conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(POSITION_SCHEMA)))
     conn.execute(
         sql.SQL(
@@ -56,6 +66,10 @@ def ensure_position(conn: psycopg.Connection[Any], slot: str, lsn: int) -> None:
             " rows bigint NOT NULL DEFAULT 0, transactions bigint NOT NULL DEFAULT 0)"
         ).format(sql.Identifier(POSITION_SCHEMA, POSITION_TABLE))
     )
+
+
+def start_position(conn: psycopg.Connection[Any], slot: str, lsn: int) -> None:
+    """The slot's row at ``lsn``, unless it has one (the table exists: :func:`ensure_position`)."""
     conn.execute(
         sql.SQL("INSERT INTO {} (slot, lsn) VALUES (%s, %s::pg_lsn) ON CONFLICT DO NOTHING").format(
             sql.Identifier(POSITION_SCHEMA, POSITION_TABLE)

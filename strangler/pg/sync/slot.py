@@ -112,6 +112,9 @@ def check_replica_identity(
     rows = conn.execute(
         """
         SELECT c.relname, c.relreplident, c.relpersistence = 'u' AS unlogged,
+               c.relkind = 'r' AND NOT c.relispartition AND EXISTS (
+                   SELECT 1 FROM pg_inherits h WHERE h.inhrelid = c.oid OR h.inhparent = c.oid
+               ) AS inheritance,
                EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary),
                coalesce(array(
                    SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
@@ -144,8 +147,17 @@ def check_replica_identity(
             hint="make it logged (ALTER TABLE … SET LOGGED, which rewrites it) or move it "
             "with strategy: copy",
         )
+    tree = [t for t in tables if found[t][3]]
+    if tree:
+        names = ", ".join(f"{schema}.{t}" for t in tree)
+        raise CheckFailed(
+            f"refusing to start sync: {names} belongs to an inheritance tree (INHERITS); sync "
+            "applies each change by key to its table, and on a parent that would reach the "
+            "children's rows too. Nothing was created.",
+            hint="move an inheritance tree with strategy: copy",
+        )
     for table in tables:
-        _, ident, _unlogged, has_pk, uniques = found[table]
+        _, ident, _unlogged, _tree, has_pk, uniques = found[table]
         if ident == "n" or (ident == "d" and not has_pk):
             why = "REPLICA IDENTITY NOTHING" if ident == "n" else "no primary key"
             problems.append(f"{schema}.{table} has {why}; fix with one of:")
