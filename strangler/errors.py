@@ -17,7 +17,7 @@ The tree (exit code in brackets)::
     │   ├── ChunkTaken                       (internal) another worker holds the chunk
     │   └── RouterError                      the router answered, but not as strangler needs
     ├── SyncError                       [1]  online sync met something it cannot apply
-    │   ├── SlotGone                         the slot it read from was dropped
+    │   ├── SlotGone                         the slot it read from was dropped or lost
     │   ├── NoPosition                       the target has no stored position for the slot
     │   ├── SchemaChanged                    a moved table's columns changed under sync
     │   ├── DecodeError                      a pgoutput message strangler cannot read
@@ -174,7 +174,8 @@ class SyncError(StranglerError):
 
 
 class SlotGone(SyncError):
-    """The slot a sync was reading from was dropped (cutover, rollback or --stop)."""
+    """The slot a sync was reading from was dropped (cutover, rollback or --stop), or the
+    server invalidated it (``max_slot_wal_keep_size``): no change can be read from it again."""
 
 
 class NoPosition(SyncError):

@@ -40,6 +40,7 @@ from strangler.errors import (
     LockHeld,
     StranglerError,
     file_problem,
+    translate,
 )
 from strangler.secrets import redact_dsn, scrub
 
@@ -216,8 +217,9 @@ class Journal:
                     f"cannot open the journal at {redact_dsn(self.url)}: {scrub(str(exc)).strip()}",
                     hint="check the spec's state: URL, or use the default sqlite:/// journal",
                 ) from exc
-            conn.execute("CREATE SCHEMA IF NOT EXISTS strangler")
-            conn.execute("SET search_path = strangler")
+            with self._errors():
+                conn.execute("CREATE SCHEMA IF NOT EXISTS strangler")
+                conn.execute("SET search_path = strangler")
             return conn
         path = Path(self.url.removeprefix("sqlite:///"))
         try:
@@ -251,9 +253,19 @@ class Journal:
             for stmt in _SCHEMA:
                 self._conn.execute(stmt.format(pk=pk))
 
+    def _errors(self) -> contextlib.AbstractContextManager[None]:
+        """What the journal's database says (a read-only journal, a full disk, a lost
+        server) as a StranglerError naming the journal, never a foreign exception: the
+        fault campaign of issue 15 met all three."""
+        return translate(
+            f"the journal at {redact_dsn(self.url)}",
+            hint="check that the spec's state: is writable by this user and its disk has room, "
+            "then run the same command again",
+        )
+
     @contextlib.contextmanager
     def _tx(self) -> Iterator[None]:
-        with self._mutex:
+        with self._mutex, self._errors():
             if self._is_pg:
                 with self._conn.transaction():
                     yield
@@ -261,13 +273,18 @@ class Journal:
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
                     yield
+                    self._conn.execute("COMMIT")
                 except BaseException:
-                    self._conn.execute("ROLLBACK")
+                    # A COMMIT that failed (a full disk) leaves the transaction open: close
+                    # it, or every later write meets "cannot start a transaction within a
+                    # transaction".
+                    with contextlib.suppress(sqlite3.Error):
+                        self._conn.execute("ROLLBACK")
                     raise
-                self._conn.execute("COMMIT")
 
     def _exec(self, query: str, params: tuple[Any, ...] = ()) -> Any:
-        return self._conn.execute(self._sql(query), params)
+        with self._errors():
+            return self._conn.execute(self._sql(query), params)
 
     def close(self) -> None:
         with self._mutex:
@@ -614,8 +631,9 @@ class Journal:
     def _acquire_file(self, service: str) -> Callable[[], None]:
         db = Path(self.url.removeprefix("sqlite:///"))
         lock_dir = db.parent / (db.name + ".locks")
-        lock_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock_dir / f"{service}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        with self._errors():
+            lock_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock_dir / f"{service}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -634,8 +652,9 @@ class Journal:
         # A dedicated session holds the advisory lock, so the journal's own connection can
         # commit freely; if this process dies, PostgreSQL ends the session and the lock.
         key = zlib.crc32(f"strangler:{service}".encode()) - 2**31
-        conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
-        got = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+        with self._errors():
+            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+            got = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
         if not got or not got[0]:
             conn.close()
             raise self._holder_message(service)

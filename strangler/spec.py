@@ -563,6 +563,27 @@ class Spec(_Model):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Spec:
+        # One monolith table, one new home: two services moving it would both gate its
+        # writes, cut them over and retire it (issue 15's bad-input suite found this taken).
+        movers: dict[str, list[str]] = {}
+        homes: dict[tuple[str | None, str], list[str]] = {}
+        for name, svc in self.services.items():
+            for table in svc.tables:
+                movers.setdefault(table, []).append(name)
+            homes.setdefault((svc.target.dsn, svc.target.schema_), []).append(name)
+        shared = {t: names for t, names in movers.items() if len(names) > 1}
+        if shared:
+            table, names = sorted(shared.items())[0]
+            raise ValueError(
+                f"table {table!r} is moved by services {' and '.join(names)}; a table of the "
+                "monolith moves to one service only: list it under one of them"
+            )
+        crowded = [names for names in homes.values() if len(names) > 1]
+        if crowded:
+            raise ValueError(
+                f"services {' and '.join(crowded[0])} share one target schema in one database; "
+                "give each service its own target.schema"
+            )
         for name, svc in self.services.items():
             same_instance = svc.target.dsn is None
             if same_instance and svc.target.schema_ == self.source.schema_:

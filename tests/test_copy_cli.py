@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from strangler.pg.embedded import free_port
+from strangler.pg.sync.gate import install_gate
 from tests.extract_world import RICH_TABLES, build_rich, write_service_spec
 from tests.fix_pg import Db
 
@@ -136,6 +137,27 @@ def test_schema_only_then_copy(source_db: Db, target_db: Db, tmp_path: Path, cli
     done = cli("copy", "order_service", "-f", str(spec), "--output", "json")
     assert done.code == 0, done.stderr
     assert done.json()["tables"]["orders"]["target_rows"] == 10
+
+
+def test_a_copy_made_again_leaves_stranglers_own_write_gate_behind(
+    source_db: Db, target_db: Db, tmp_path: Path, cli: Any
+) -> None:
+    """Once writes are gated, the monolith's moved tables carry strangler's gate triggers,
+    whose function lives in the monolith's ``_strangler`` schema. A copy made again then (the
+    way back from a slot the server invalidated: rollback --schema, copy) took them for the
+    monolith's own triggers and created them on the service's server, where that function
+    does not exist: the copy failed after moving every row (issue 15's fault campaign)."""
+    build_rich(source_db.dsn, n=10)
+    spec, _ = write_service_spec(tmp_path, source_db.dsn, target_db.dsn)
+    gates = "SELECT count(*) FROM pg_trigger WHERE tgname = 'strangler_write_gate'"
+    with source_db.connect() as conn:
+        install_gate(conn, "order_service", "monolith", "public", RICH_TABLES, closed=False)
+    installed = source_db.execute(gates)
+    assert installed[0][0] >= len(RICH_TABLES)  # partitions too
+    done = cli("copy", "order_service", "-f", str(spec))
+    assert done.code == 0, done.stderr
+    assert target_db.execute(gates) == [(0,)]
+    assert source_db.execute(gates) == installed  # the monolith's stay
 
 
 # ------------------------------------------------------------------------------- bad input

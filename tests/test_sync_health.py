@@ -6,12 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from strangler.errors import CheckFailed, SpecError
+from strangler.errors import CheckFailed, SlotGone, SpecError
 from strangler.journal import Journal
+from strangler.pg.embedded import PgInstance
+from strangler.pg.sync import cdc
 from strangler.phases import Action, Phase
 from strangler.spec import load_spec, parse_spec_text
 from strangler.steps.runbook import Runbook
+from strangler.steps.wiring import sync_route
 from tests.cdc_world import make_shop
+from tests.faults.faults import invalidate
+from tests.fix_pg import Db
 
 SPEC = """\
 version: 1
@@ -111,7 +116,7 @@ def test_status_warns_when_the_slot_retains_more_wal_than_allowed(
             == []
         )
     finally:
-        cli("sync", "shop", "-f", str(spec), "--stop")
+        cli("sync", "shop", "-f", str(spec), "--stop", "--yes")
 
 
 def test_traffic_needs_a_reverse_sync_that_exists_and_keeps_up(
@@ -149,6 +154,46 @@ def test_traffic_needs_a_reverse_sync_that_exists_and_keeps_up(
     finally:
         journal.close()
         cli("sync", "shop", "-f", str(path), "--stop", "--yes", "--force", "--reason", "cleanup")
+
+
+def test_a_slot_the_server_invalidated_is_refused_with_the_way_back(
+    pg_root: Path, target_db, tmp_path: Path, cli
+) -> None:
+    """``max_slot_wal_keep_size`` exceeded while sync was stopped: the slot still exists but
+    nothing can be read from it. Status says so, sync (and ``cdc.run``, which verify, cutover
+    and decommission drain through) refuses naming the cause and the way back, and that way
+    (rollback --schema, copy again) ends with the service level with the monolith. Before
+    issue 15 the lost slot passed for a healthy one. Its own server: the limit is server-wide."""
+    inst = PgInstance.create(pg_root / "slot-lost").start()
+    spec = tmp_path / "strangler.yaml"
+    try:
+        inst.create_database("shop")
+        source = Db(inst, "shop")
+        make_shop(source, None, rows=50)
+        spec.write_text(_text(source.dsn, target_db.dsn))
+        assert cli("copy", "shop", "-f", str(spec)).code == 0
+        assert cli("sync", "shop", "-f", str(spec), "--until-caught-up").code == 0
+        source.execute("UPDATE public.orders SET note = 'changed while sync was stopped'")
+        invalidate(inst, "shop", "strangler_shop")
+        status = cli("sync", "shop", "-f", str(spec), "--status", "--output", "json").json()
+        assert status["slot_exists"] and status["slot_lost"]
+        assert any("was invalidated" in w for w in status["warnings"])
+        refused = cli("sync", "shop", "-f", str(spec), "--until-caught-up")
+        assert refused.code == 1
+        assert "invalidated" in refused.stderr and "max_slot_wal_keep_size" in refused.stderr
+        assert "strangler rollback shop --schema" in refused.stderr
+        with pytest.raises(SlotGone, match="was invalidated"):
+            cdc.run(sync_route(load_spec(spec), "shop"), until_caught_up=True)
+        # The way back the hint names.
+        back = ("rollback", "shop", "--schema", "-f", str(spec), "--reason", "t", "--yes")
+        assert cli(*back).code == 0
+        assert cli("copy", "shop", "-f", str(spec)).code == 0
+        assert cli("sync", "shop", "-f", str(spec), "--until-caught-up").code == 0
+        digest = "SELECT md5(string_agg(o::text, ',' ORDER BY id)) FROM {}.orders o"
+        assert source.execute(digest.format("public")) == target_db.execute(digest.format("svc"))
+    finally:
+        cli("sync", "shop", "-f", str(spec), "--stop", "--yes")
+        inst.destroy()
 
 
 def test_lag_counts_only_the_moved_tables_changes_not_the_monoliths_other_wal(

@@ -56,7 +56,7 @@ def connect(
         str(o) for o in (given, kwargs.get("options"), "-c row_security=off") if o
     )
     try:
-        return psycopg.connect(dsn, autocommit=autocommit, **kwargs)
+        conn = psycopg.connect(dsn, autocommit=autocommit, **kwargs)
     except psycopg.OperationalError as exc:
         text = scrub(str(exc)).strip()
         where = describe_dsn(dsn)
@@ -73,3 +73,24 @@ def connect(
             hint = "check host and port, that the server runs, and that this machine may reach it"
             what = "could not be reached"
         raise DatabaseUnreachable(f"the {role} ({where}) {what}: {text}", hint=hint) from None
+    if "replication" not in kwargs:  # a walsender commits nothing of ours
+        try:
+            _durable(conn)
+        except psycopg.OperationalError as exc:  # the server went away right after
+            conn.close()
+            raise DatabaseUnreachable(
+                f"the {role} ({describe_dsn(dsn)}) closed the connection: {scrub(str(exc))}",
+                hint="check that the server runs, then run the same command again",
+            ) from None
+    return conn
+
+
+def _durable(conn: psycopg.Connection[Any]) -> None:
+    """Commit synchronously in this session, whatever the server's default. strangler acts on
+    a commit at once (the applier confirms the stored position to the monolith's slot, which
+    never sends those changes again; a step journals 'ok'), so a commit a crash may forget
+    (``synchronous_commit = off``) lost rows in issue 15's fault campaign. A SET, not a
+    startup option: connection poolers refuse unknown startup options."""
+    conn.execute("SET synchronous_commit = on")
+    if not conn.autocommit:
+        conn.commit()

@@ -326,7 +326,12 @@ class PgInstance:
 
 
 def _port_free(port: int) -> bool:
+    """Whether nothing listens on ``port``. Connections of a server just stopped linger in
+    TIME_WAIT; PostgreSQL binds with SO_REUSEADDR and starts on its port all the same, so
+    this asks the same question (without it, a restarted server moved to another port and
+    every DSN naming it broke: issue 15's fault campaign)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:

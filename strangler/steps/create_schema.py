@@ -28,6 +28,7 @@ from strangler.pg.schema.prepare import (
     refuse_missing,
     schema_state,
 )
+from strangler.pg.schema.privileges import check_readable
 from strangler.phases import Action, Phase
 from strangler.spec import ServiceSpec
 from strangler.steps import preflight
@@ -92,7 +93,7 @@ def prepared(
 ) -> Prepared:
     """The catalog and DDL of ``rb``'s service (reading ``source`` in its transaction)."""
     ends = endpoints(rb.spec, rb.name)
-    return prepare(
+    prep = prepare(
         source,
         target,
         source_schema=ends.source_schema,
@@ -102,6 +103,14 @@ def prepared(
         policy=policy(rb.service),
         same_instance=ends.same_instance,
     )
+    # Before anything is created: the copy must be able to read all it will read.
+    check_readable(
+        source,
+        ends.source_schema,
+        [t.name for t in prep.catalog.tables],
+        [s.name for s in prep.catalog.sequences],
+    )
+    return prep
 
 
 def create_schema(rb: Runbook, *, dry_run: bool = False) -> SchemaResult:

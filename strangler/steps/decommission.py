@@ -24,6 +24,7 @@ period, the archive's sha256 (computed now), and no write to the retired tables 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,6 +38,7 @@ from strangler.errors import CheckFailed
 from strangler.infra.gitrepo import InfraRepo, decommission_tag
 from strangler.pg.connect import connect
 from strangler.pg.copy import retire as T
+from strangler.pg.sync import cdc
 from strangler.phases import Action, Phase
 from strangler.spec import Spec
 from strangler.steps import compat as moved_views
@@ -54,7 +56,7 @@ from strangler.steps.types import (
     StepPlan,
     Waiting,
 )
-from strangler.steps.wiring import metric_source, router
+from strangler.steps.wiring import metric_source, router, sync_route
 from strangler.traffic.base import Weights
 
 __all__ = [
@@ -185,6 +187,7 @@ def decommission(
                 if remove_route
                 else {"removed": False, "why": "no router configured"}
             )
+            step.details["reverse_sync"] = _end_reverse_sync(rb)
             resumed = step.resumed_from is not None
             if svc.strategy == "move":
                 major = _server_major(spec.source.dsn)
@@ -241,6 +244,31 @@ def decommission(
         report.done.append({"step": "decommission", **step.details})
     report.phase = rb.phase.value
     return report
+
+
+def _end_reverse_sync(rb: Runbook, timeout: float = 600.0) -> dict[str, Any] | None:
+    """Reverse sync ends where the old path does: drained into the old tables first (the
+    archive then holds every write the service made), then its slot, publication and stored
+    position dropped. Left in place, the slot held the service server's WAL forever and no
+    command could remove it (issue 15's fault campaign). Idempotent, for a resumed step."""
+    if rb.service.strategy != "online":
+        return None
+    route = sync_route(rb.spec, rb.name, "reverse")
+    if cdc.status(route).slot_exists:
+        stop = threading.Event()
+        timer = threading.Timer(timeout, stop.set)
+        timer.start()
+        try:
+            cdc.run(route, stop=stop, until_caught_up=True)
+        finally:
+            timer.cancel()
+        if stop.is_set():
+            raise CheckFailed(
+                f"reverse sync of {rb.name} did not catch up within {timeout:g}s; the old "
+                "tables would miss the service's latest writes, so nothing was archived",
+                hint=f"see 'strangler sync {rb.name} --status', then run the same command again",
+            )
+    return cdc.end(route)
 
 
 def _archive(rb: Runbook, archive_dir: Path, *, resumed: bool) -> dict[str, Any]:

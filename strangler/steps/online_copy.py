@@ -26,6 +26,7 @@ from typing import Any
 
 from strangler.pg.copy.extract import CopyFigures
 from strangler.pg.sync import cdc
+from strangler.pg.sync.decoding import check_logical_decoding
 from strangler.pg.sync.partitions import partitioned_roots
 from strangler.pg.sync.pgoutput import format_lsn
 from strangler.pg.sync.slot import check_replica_identity, slot_status
@@ -59,10 +60,16 @@ class OnlineResult:
 
 
 def refuse_unpublishable(rb: Runbook) -> None:
-    """Refuse, before the schema is created, tables the sync could not publish safely."""
+    """Refuse, before the schema is created, what the sync could not do: a server that cannot
+    decode logically (either one: reverse sync decodes the service's server after cutover) or
+    a table it could not publish safely."""
     route = sync_route(rb.spec, rb.name, "forward")
     with route.connect_source() as src:
+        check_logical_decoding(src)
         check_replica_identity(src, route.source_schema, route.tables)
+    if rb.service.target.dsn is not None:
+        with route.connect_target() as dst:
+            check_logical_decoding(dst, f"{rb.name}'s server (reverse sync after the cutover)")
 
 
 def rows_complete_under_slot(rb: Runbook, route: cdc.SyncRoute) -> bool:

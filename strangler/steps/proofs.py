@@ -164,6 +164,9 @@ def reverse_sync_healthy(rb: JournaledRef, moment: Moment) -> Evidence:
             hint=f"'strangler cutover {rb.name}' creates it; 'strangler sync {rb.name} "
             "--status' shows what exists",
         )
+    if info.slot_lost:  # it exists, but the monolith's tables stopped following the service
+        lost = cdc.invalidated(route)
+        raise CheckFailed(f"{rb.name}: {lost.message}", hint=lost.hint)
     limit = (rb.service.sync or SyncSpec()).max_lag
     lag = info.lag_bytes or 0
     if lag > limit:

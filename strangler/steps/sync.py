@@ -102,6 +102,8 @@ def start(rb: Runbook) -> cdc.SyncRoute:
         )
     if not now.slot_exists:
         raise _slot_gone(r)
+    if now.slot_lost:
+        raise cdc.invalidated(r)
     if now.applied_lsn is None:
         # The copy finished but died before storing the position: the slot has not moved.
         lsn = cdc.attach(r)

@@ -49,6 +49,7 @@ __all__ = [
     "begin",
     "empty_targets",
     "end",
+    "invalidated",
     "run",
     "status",
 ]
@@ -245,6 +246,10 @@ def run(
                         last = worker.stream_round(stream, wait=poll if once else max_poll)
                 except (psycopg.errors.UndefinedObject, NoPosition) as exc:
                     raise _gone(route, exc) from None
+                except psycopg.errors.ObjectNotInPrerequisiteState:
+                    if slot_status(src, route.slot).lost:
+                        raise invalidated(route) from None
+                    raise
                 except psycopg.errors.ObjectInUse:
                     # Another applier streams this slot: its stored position is ours to watch.
                     last = Round(position=worker.stored_position())
@@ -292,6 +297,32 @@ def _open_stream(route: SyncRoute, worker: Applier) -> SlotStream:
     )
 
 
+def invalidated(route: SyncRoute) -> SlotGone:
+    """The server invalidated the slot (``max_slot_wal_keep_size``): what is lost, and the way
+    on, which differs by direction."""
+    if route.direction == "forward":
+        hint = (
+            f"the copy in the service schema can no longer be kept current: "
+            f"'strangler rollback {route.service} --schema', then 'strangler copy "
+            f"{route.service}' copies again under a new slot (raise max_slot_wal_keep_size, "
+            "or keep 'strangler sync' running, so it does not happen again)"
+        )
+    else:
+        hint = (
+            "the monolith's tables no longer follow the service: 'strangler rollback "
+            f"{route.service} --writes' would lose the service's writes since, so traffic "
+            "will not move and decommission cannot archive them; the old tables must be "
+            "brought level with the service outside strangler (no command rebuilds reverse "
+            f"sync yet), then 'strangler sync {route.service} --stop' removes the lost slot"
+        )
+    return SlotGone(
+        f"replication slot {route.slot!r} was invalidated by the server: it removed WAL the "
+        "slot still needed (max_slot_wal_keep_size), so the changes since sync last ran "
+        "cannot be read any more",
+        hint=hint,
+    )
+
+
 def _gone(route: SyncRoute, exc: BaseException) -> SlotGone:
     return SlotGone(
         f"replication slot {route.slot!r} no longer exists: writes were cut over or "
@@ -317,6 +348,7 @@ class SyncStatus:
     rows_applied: int
     transactions_applied: int
     warnings: list[str]
+    slot_lost: bool = False  # invalidated by the server: nothing can be read from it
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -332,6 +364,8 @@ def status(route: SyncRoute) -> SyncStatus:
     if slot.exists and pos and slot.current_lsn is not None:
         lag = max(0, slot.current_lsn - pos["lsn"])
     warnings: list[str] = []
+    if slot.lost:
+        warnings.append(invalidated(route).message)
     limit = route.max_wal_bytes
     if limit is not None and (slot.retained_bytes or 0) > limit:
         warnings.append(
@@ -353,6 +387,7 @@ def status(route: SyncRoute) -> SyncStatus:
         rows_applied=pos["rows"] if pos else 0,
         transactions_applied=pos["transactions"] if pos else 0,
         warnings=warnings,
+        slot_lost=slot.lost,
     )
 
 

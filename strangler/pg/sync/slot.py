@@ -71,6 +71,9 @@ class SlotStatus:
     current_lsn: int | None = None
     retained_bytes: int | None = None  # WAL the slot keeps on the monolith's disk
     lag_bytes: int | None = None  # WAL written but not yet confirmed as applied
+    # Invalidated by the server (wal_status 'lost': max_slot_wal_keep_size exceeded): it
+    # exists, but no change can be read from it again.
+    lost: bool = False
 
 
 # --------------------------------------------------------------------------- replica identity
@@ -363,14 +366,15 @@ def slot_status(conn: psycopg.Connection[Any], name: str) -> SlotStatus:
         """
         SELECT active_pid, confirmed_flush_lsn::text, pg_current_wal_insert_lsn()::text,
                pg_wal_lsn_diff(pg_current_wal_insert_lsn(), restart_lsn)::bigint,
-               pg_wal_lsn_diff(pg_current_wal_insert_lsn(), confirmed_flush_lsn)::bigint
+               pg_wal_lsn_diff(pg_current_wal_insert_lsn(), confirmed_flush_lsn)::bigint,
+               wal_status = 'lost'
         FROM pg_replication_slots WHERE slot_name = %s
         """,
         (name,),
     ).fetchone()
     if row is None:
         return SlotStatus(name, exists=False)
-    pid, confirmed, current, retained, lag = row
+    pid, confirmed, current, retained, lag, lost = row
     return SlotStatus(
         name,
         exists=True,
@@ -379,4 +383,5 @@ def slot_status(conn: psycopg.Connection[Any], name: str) -> SlotStatus:
         current_lsn=parse_lsn(current),
         retained_bytes=retained,
         lag_bytes=lag,
+        lost=bool(lost),
     )
