@@ -9,7 +9,6 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
-import yaml
 
 from strangler.cli.app import (
     OperatorOpt,
@@ -24,9 +23,6 @@ from strangler.cli.app import (
     session,
 )
 from strangler.errors import BadInput
-from strangler.steps import decoder as decoder_step
-from strangler.steps import throttle as throttle_step
-from strangler.steps import worker as worker_step
 
 ServiceArg = Annotated[str, typer.Argument(help="The service, as named in the spec.")]
 
@@ -64,6 +60,8 @@ def worker(
     Indexed Job). Each chunk is copied and marked done in one transaction: kill a worker at
     any moment and its chunk goes back to the queue.
     """
+    from strangler.steps import worker as worker_step
+
     jobs = ("copy", "verify") if job is JobChoice.all else (job.value,)
     with session(file, operator) as s:
         rb = s.runbook(service)
@@ -100,6 +98,8 @@ def throttle(
 ) -> None:
     """Pause or resume SERVICE's copy, verification, sync and workers between two chunks or
     rounds; without an option, show the pause and the last decision of its brakes."""
+    from strangler.steps import throttle as throttle_step
+
     if pause and resume:
         raise BadInput("--pause and --resume together", hint="give one of them")
     with session(file, operator) as s:
@@ -156,6 +156,10 @@ def k8s(
     spec comes from a Secret key (secretKeyRef), never from the manifest. Both are checked
     against the official Kubernetes client's models before they are printed or applied.
     """
+    import yaml
+
+    from strangler.steps import worker as worker_step
+
     with session(file, operator) as s:
         rb = s.runbook(service)
         job = worker_step.worker_job(rb, parallelism=parallelism)
@@ -202,6 +206,8 @@ def decoder(
 ) -> None:
     """One decoding of the monolith's WAL for every service of GROUP: each change goes to its
     service's target with that service's remap, each service keeping its own position."""
+    from strangler.steps import decoder as decoder_step
+
     with session(file, operator) as s:
         if join:
             data: dict[str, object] = {
