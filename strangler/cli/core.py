@@ -200,7 +200,6 @@ def status(
     """
     from strangler.phases import Phase
     from strangler.render.status import render_status
-    from strangler.steps.run import reached
     from strangler.steps.status import service_status
 
     stop_at = _phase(until) if until else None
@@ -253,7 +252,11 @@ def status(
                         markup=False,
                     )
                     return 1
-            if stop_at is not None and all(reached(Phase(r.phase), stop_at) for r in rows):
+            if stop_at is None:
+                return None
+            from strangler.steps.run import reached  # the runbook's order: --until only
+
+            if all(reached(Phase(r.phase), stop_at) for r in rows):
                 return 0
             return None
 
