@@ -32,9 +32,10 @@ if TYPE_CHECKING:
     from strangler.phases import Action, Phase
     from strangler.spec import Spec, load_spec
     from strangler.steps.plan import build_plan
+    from strangler.steps.rollbacks import ROLLBACKS
     from strangler.steps.run import EXIT_WAITING, RunResult, run, run_all, run_until_done
     from strangler.steps.runbook import Runbook
-    from strangler.steps.table import ROLLBACKS, STEPS
+    from strangler.steps.table import STEPS
     from strangler.steps.types import RunOptions, Waiting
 
 __version__ = "0.1.0"
@@ -61,7 +62,7 @@ _WHERE = {
     "run_all": "strangler.steps.run",
     "run_until_done": "strangler.steps.run",
     "Runbook": "strangler.steps.runbook",
-    "ROLLBACKS": "strangler.steps.table",
+    "ROLLBACKS": "strangler.steps.rollbacks",
     "STEPS": "strangler.steps.table",
     "RunOptions": "strangler.steps.types",
     "Waiting": "strangler.steps.types",

@@ -3,6 +3,12 @@
 Commands live in sibling modules (``core.py``, ``demo.py``, …) that import :data:`app` and
 register themselves; :mod:`strangler.cli` imports them all. Commands only parse arguments
 and render results; the work happens in the library.
+
+Start-up (issue 16): ``strangler --help`` builds every command's options, so what a command
+module imports at its top is paid by every command. These modules import only typer, rich's
+console and the small modules below; the library (spec and pydantic, journal and psycopg,
+steps, renderers) is imported inside the command that uses it. ``tests/test_startup.py``
+fails when ``--help`` loads a heavy package again.
 """
 
 from __future__ import annotations
@@ -15,10 +21,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import yaml
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -26,16 +31,19 @@ from typer.core import TyperGroup, TyperOption
 
 from strangler import __version__
 from strangler.errors import BadInput
-from strangler.journal import Journal
 from strangler.secrets import scrub
-from strangler.spec import Spec, find_spec_file, load_spec
-from strangler.steps.runbook import Runbook
+
+if TYPE_CHECKING:
+    from strangler.journal import Journal
+    from strangler.spec import Spec
+    from strangler.steps.runbook import Runbook
 
 __all__ = [
     "MIGRATE",
     "MORE",
     "OBSERVE",
     "PREPARE",
+    "SPEC_FILE",
     "UNDO",
     "DryRunOpt",
     "ForceOpt",
@@ -55,6 +63,10 @@ __all__ = [
     "plain_table",
     "session",
 ]
+
+# The default spec file: strangler.spec.DEFAULT_SPEC_NAME, written here too so that the
+# command line's defaults need not load the spec's models (tests/test_startup.py keeps them equal).
+SPEC_FILE = "strangler.yaml"
 
 # Help panels, in the order a migration meets them (issue 14: commands in workflow order).
 PREPARE = "1. Prepare"
@@ -203,12 +215,17 @@ class Session:
     journal: Journal
 
     def runbook(self, service: str) -> Runbook:
+        from strangler.steps.runbook import Runbook
+
         return Runbook(self.spec, self.journal, service)
 
 
 @contextmanager
 def session(file: Path | None, operator: str | None = None, command: str = "") -> Iterator[Session]:
     """Load the spec and open its journal for one command."""
+    from strangler.journal import Journal
+    from strangler.spec import find_spec_file, load_spec
+
     spec = load_spec(find_spec_file(file))
     cmd = command or "strangler " + " ".join(scrub(a) for a in sys.argv[1:])
     journal = Journal(spec.state_url(), operator=operator, command=cmd)
@@ -225,6 +242,8 @@ def emit(output: Output, data: Any, render: Callable[[], None]) -> None:
         sys.stdout.write(scrub(json.dumps(data, indent=2, default=_json_default)) + "\n")
         sys.stdout.flush()
     elif output is Output.yaml:
+        import yaml
+
         plain = json.loads(json.dumps(data, default=_json_default))
         sys.stdout.write(scrub(yaml.safe_dump(plain, sort_keys=False, allow_unicode=True)))
         sys.stdout.flush()

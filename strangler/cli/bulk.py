@@ -9,7 +9,6 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
-import yaml
 
 from strangler.cli.app import (
     MIGRATE,
@@ -25,9 +24,6 @@ from strangler.cli.app import (
     session,
 )
 from strangler.errors import BadInput
-from strangler.steps import decoder as decoder_step
-from strangler.steps import throttle as throttle_step
-from strangler.steps import worker as worker_step
 
 ServiceArg = Annotated[str, typer.Argument(help="The service, as named in the spec.")]
 
@@ -69,6 +65,8 @@ def worker(
       strangler worker order_service
       strangler worker order_service --job copy --name batch-host-1
     """
+    from strangler.steps import worker as worker_step
+
     jobs = ("copy", "verify") if job is JobChoice.all else (job.value,)
     with session(file, operator) as s:
         rb = s.runbook(service)
@@ -111,6 +109,8 @@ def throttle(
       strangler throttle order_service --pause --reason "month-end close"
       strangler throttle order_service --resume --reason "close done"
     """
+    from strangler.steps import throttle as throttle_step
+
     if pause and resume:
         raise BadInput("--pause and --resume together", hint="give one of them")
     with session(file, operator) as s:
@@ -171,6 +171,10 @@ def k8s(
       strangler k8s order_service --parallelism 8 > workers.yaml
       strangler k8s order_service --apply
     """
+    import yaml
+
+    from strangler.steps import worker as worker_step
+
     with session(file, operator) as s:
         rb = s.runbook(service)
         job = worker_step.worker_job(rb, parallelism=parallelism)
@@ -223,6 +227,8 @@ def decoder(
       strangler decoder billing                          # until Ctrl-C
       strangler decoder billing --leave order_service    # before its cutover
     """
+    from strangler.steps import decoder as decoder_step
+
     with session(file, operator) as s:
         if join:
             data: dict[str, object] = {

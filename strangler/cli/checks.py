@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 import typer
 
-from strangler.alarms import alarm_set, render_prometheus, render_terraform
 from strangler.checks.attestations import KNOWN, check_attestation
 from strangler.checks.base import CheckResult, blocking
 from strangler.cli.app import (
@@ -25,13 +24,13 @@ from strangler.cli.app import (
 )
 from strangler.durations import parse_duration
 from strangler.errors import BadInput, file_problem
-from strangler.render.checks import render_results as _render
-from strangler.steps import preflight as checklists
 
 ServiceArg = Annotated[str, typer.Argument(help="The service, as named in the spec.")]
 
 
 def render_results(title: str, results: list[CheckResult]) -> None:
+    from strangler.render.checks import render_results as _render
+
     _render(console, title, results)
 
 
@@ -71,6 +70,8 @@ def preflight(
       strangler preflight order_service
       strangler preflight order_service -o json
     """
+    from strangler.steps import preflight as checklists
+
     with session(file, operator) as s:
         done = checklists.preflight(s.runbook(service))
     _finish(output, service, "preflight", done.results)
@@ -94,6 +95,8 @@ def attest_cmd(
       strangler attest order_service oncall --note 'paged #orders-oncall'
       strangler attest order_service change_ticket --note CHG-1234
     """
+    from strangler.steps import preflight as checklists
+
     with session(file, operator) as s:
         s.spec.service(service)
         if dry_run:
@@ -144,6 +147,8 @@ def validate(
     Examples:
       strangler validate order_service
     """
+    from strangler.steps import preflight as checklists
+
     with session(file, operator) as s:
         results = checklists.validate(s.runbook(service)).results
     _finish(output, service, "validate", results)
@@ -173,6 +178,8 @@ def alarms(
       strangler alarms order_service --format terraform --out alarms.tf
       strangler alarms order_service --format prometheus --sync-lag 2m > rules.yaml
     """
+    from strangler.alarms import alarm_set, render_prometheus, render_terraform
+
     try:
         lag = parse_duration(sync_lag).total_seconds()
     except ValueError as exc:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from strangler.cli.app import (
     MIGRATE,
@@ -22,11 +21,6 @@ from strangler.cli.app import (
     session,
 )
 from strangler.cli.observe import LogFormat, LogFormatOpt, LoggedCopyProgress, Logger
-from strangler.render.copy import render_copy, render_move
-from strangler.render.progress import RichCopyProgress
-from strangler.steps.copy import copy
-from strangler.steps.create_schema import create_schema
-from strangler.steps.move import MoveStepResult, move
 
 
 @app.command("copy", rich_help_panel=MIGRATE)
@@ -54,6 +48,13 @@ def copy_cmd(
       strangler copy order_service --jobs 4
       strangler copy order_service --schema-only  # schema and role, no rows
     """
+    from rich.console import Console
+
+    from strangler.render.copy import render_copy
+    from strangler.render.progress import RichCopyProgress
+    from strangler.steps.copy import copy
+    from strangler.steps.create_schema import create_schema
+
     with session(file, operator) as s:
         rb = s.runbook(service)
         if schema_only:
@@ -123,6 +124,9 @@ def move_cmd(
       strangler move order_service --dry-run
       strangler move order_service --lock-timeout 0.5 --attempts 20
     """
+    from strangler.render.copy import render_move
+    from strangler.steps.move import MoveStepResult, move
+
     with session(file, operator) as s:
         result = move(
             s.runbook(service), dry_run=dry_run, lock_timeout=lock_timeout, attempts=attempts

@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -16,6 +16,7 @@ from strangler.cli.app import (
     MORE,
     OBSERVE,
     PREPARE,
+    SPEC_FILE,
     UNDO,
     OperatorOpt,
     Output,
@@ -31,23 +32,16 @@ from strangler.cli.app import (
 from strangler.cli.watch import IntervalOpt, TimeoutOpt, WatchOpt, timeout_seconds
 from strangler.cli.watch import watch as watch_loop
 from strangler.errors import BadInput, StranglerError, file_problem
-from strangler.phases import Phase
-from strangler.render.plan import render_plan
-from strangler.render.status import render_describe, render_history, render_status
 from strangler.secrets import scrub
-from strangler.spec import DEFAULT_SPEC_NAME, Spec
-from strangler.steps.overview import service_overview
-from strangler.steps.plan import build_plan
-from strangler.steps.plan_checks import findings
-from strangler.steps.run import reached
-from strangler.steps.status import ServiceStatus, service_status
+
+if TYPE_CHECKING:
+    from strangler.phases import Phase
+    from strangler.steps.status import ServiceStatus
 
 
 @app.command(rich_help_panel=PREPARE)
 def init(
-    path: Annotated[Path, typer.Argument(help="Where to write the spec.")] = Path(
-        DEFAULT_SPEC_NAME
-    ),
+    path: Annotated[Path, typer.Argument(help="Where to write the spec.")] = Path(SPEC_FILE),
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
     output: OutputOpt = Output.text,
 ) -> None:
@@ -84,6 +78,8 @@ def schema() -> None:
     Examples:
       strangler schema > strangler.schema.json
     """
+    from strangler.spec import Spec
+
     doc = Spec.model_json_schema(by_alias=True)
     for key in ("base_dir", "path"):
         doc.get("properties", {}).pop(key, None)
@@ -121,6 +117,11 @@ def plan(
       strangler plan --offline              # the spec alone, nothing reached
       strangler plan --detailed-exitcode   # 0 nothing to do, 2 steps to come, 1 a finding
     """
+    from strangler.phases import Phase
+    from strangler.render.plan import render_plan
+    from strangler.steps.plan import build_plan
+    from strangler.steps.plan_checks import findings
+
     try:
         with session(file) as s:
             names = [service] if service else sorted(s.spec.services)
@@ -197,6 +198,10 @@ def status(
       strangler status -o wide
       strangler status order_service --watch --until verified --timeout 2h
     """
+    from strangler.phases import Phase
+    from strangler.render.status import render_status
+    from strangler.steps.status import service_status
+
     stop_at = _phase(until) if until else None
     if (until or timeout) and not watch:
         raise BadInput("--until and --timeout go with --watch", hint="add --watch")
@@ -247,7 +252,11 @@ def status(
                         markup=False,
                     )
                     return 1
-            if stop_at is not None and all(reached(Phase(r.phase), stop_at) for r in rows):
+            if stop_at is None:
+                return None
+            from strangler.steps.run import reached  # the runbook's order: --until only
+
+            if all(reached(Phase(r.phase), stop_at) for r in rows):
                 return 0
             return None
 
@@ -268,6 +277,8 @@ def status(
 
 
 def _phase(value: str) -> Phase:
+    from strangler.phases import Phase
+
     try:
         return Phase(value)
     except ValueError:
@@ -288,6 +299,10 @@ def describe(
       strangler describe order_service
       strangler describe order_service -o yaml
     """
+    from strangler.render.status import render_describe
+    from strangler.steps.overview import service_overview
+    from strangler.steps.status import service_status
+
     with session(file) as s:
         s.spec.service(service)
         view = service_overview(s.spec, s.journal, service)
@@ -310,6 +325,8 @@ def history(
       strangler history order_service
       strangler history order_service --limit 500 -o json
     """
+    from strangler.render.status import render_history
+
     with session(file) as s:
         s.spec.service(service)
         entries = s.journal.history(service, limit=limit)

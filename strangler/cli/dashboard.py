@@ -10,7 +10,6 @@ import typer
 from strangler.cli.app import OBSERVE, SpecOpt, app
 from strangler.cli.observe import LogFormat, LogFormatOpt, Logger
 from strangler.errors import BadInput
-from strangler.spec import find_spec_file, load_spec
 
 
 def _loopback(host: str) -> bool:
@@ -50,6 +49,8 @@ def dashboard(
       strangler dashboard --port 9000 -f prod.yaml
       strangler dashboard --host 0.0.0.0 --token "$(openssl rand -hex 16)"
     """
+    from strangler.spec import find_spec_file, load_spec
+
     if not _loopback(host) and not token:
         raise BadInput(
             f"the dashboard shows the journal to whoever reaches {host}:{port}; "

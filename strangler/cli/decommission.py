@@ -24,8 +24,6 @@ from strangler.cli.app import (
 )
 from strangler.cli.checks import render_results
 from strangler.errors import BadInput
-from strangler.render.status import describe_details
-from strangler.steps import decommission as steps
 
 
 @app.command(rich_help_panel=MIGRATE)
@@ -50,6 +48,9 @@ def decommission(
       strangler decommission order_service --dry-run
       strangler decommission order_service --yes
     """
+    from strangler.render.status import describe_details
+    from strangler.steps import decommission as steps
+
     if force and not reason:
         raise BadInput("--force needs --reason '…' (it is journaled)")
     with session(file, operator) as s:

@@ -8,8 +8,6 @@ from typing import Annotated
 import typer
 
 from strangler.cli.app import MORE, app, console
-from strangler.demo.script import run_demo
-from strangler.demo.world import DemoOptions
 
 
 @app.command(rich_help_panel=MORE)
@@ -38,6 +36,9 @@ def demo(
       strangler demo --scale 1000000 --keep
       strangler demo --faulty    # the service fails at 20 %, the gates roll it back
     """
+    from strangler.demo.script import run_demo
+    from strangler.demo.world import DemoOptions
+
     if strategy not in ("copy", "online"):
         raise typer.BadParameter("strategy must be copy or online", param_hint="--strategy")
     run_demo(

@@ -19,15 +19,16 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from strangler.cli.app import console, err_console
-from strangler.journal import Journal
-from strangler.metrics_export import Collector, Metrics, serve, service_probes
 from strangler.secrets import scrub
-from strangler.spec import Spec
+
+if TYPE_CHECKING:
+    from strangler.metrics_export import Metrics
+    from strangler.spec import Spec
 
 __all__ = [
     "LogFormat",
@@ -111,6 +112,9 @@ def observing(
     if port is None and not keep_lag:
         yield None
         return
+    from strangler.journal import Journal
+    from strangler.metrics_export import Collector, Metrics, serve, service_probes
+
     journal = Journal(spec.state_url(), command="strangler metrics")
     try:
         probes = service_probes(spec, journal, services, keep_lag=keep_lag)

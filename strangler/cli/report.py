@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from strangler.cli.app import OBSERVE, Output, OutputOpt, SpecOpt, app, console, emit, session
-from strangler.steps.evidence import evidence
 
 
 @app.command(rich_help_panel=OBSERVE)
@@ -43,6 +42,7 @@ def report(
       sha256sum -c strangler-report-order_service/MANIFEST.sha256
     """
     from strangler.render.bundle import write_bundle  # plotly loads only for a report
+    from strangler.steps.evidence import evidence
 
     with session(file) as s:
         ev = evidence(s.spec, s.journal, service, inspect=inspect)

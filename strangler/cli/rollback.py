@@ -21,9 +21,7 @@ from strangler.cli.app import (
     session,
 )
 from strangler.errors import BadInput
-from strangler.render.status import describe_details
-from strangler.steps.rollbacks import RollbackRequest
-from strangler.steps.table import ROLLBACKS, rollback_for
+from strangler.steps.rollbacks import ROLLBACKS, RollbackRequest, rollback_for
 
 
 @app.command(rich_help_panel=UNDO)
@@ -93,6 +91,8 @@ def rollback(
     data = {"service": service, "rollback": chosen[0], "dry_run": dry_run, **result}
 
     def render() -> None:
+        from strangler.render.status import describe_details
+
         what = "would roll back" if dry_run else "rolled back"
         console.print(
             f"{service}: {what} --{chosen[0]}: {describe_details(result, limit=None)}",

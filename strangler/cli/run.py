@@ -21,11 +21,6 @@ from strangler.cli.app import (
 )
 from strangler.cli.observe import LogFormat, LogFormatOpt, Logger, MetricsPortOpt, observing
 from strangler.errors import BadInput
-from strangler.phases import Phase
-from strangler.render.plan import render_step_plan
-from strangler.render.run import render_run
-from strangler.steps.run import next_plan, run, run_until_done
-from strangler.steps.types import RunOptions
 
 
 @app.command("run", rich_help_panel=MIGRATE)
@@ -64,6 +59,12 @@ def run_cmd(
       strangler run order_service --until verified
       strangler run --all -o json                 # from cron, for every service
     """
+    from strangler.phases import Phase
+    from strangler.render.plan import render_step_plan
+    from strangler.render.run import render_run
+    from strangler.steps.run import next_plan, run, run_until_done
+    from strangler.steps.types import RunOptions
+
     if bool(service) == all_services:
         raise BadInput("name one service, or pass --all", hint="strangler run order_service")
     stop_at = None

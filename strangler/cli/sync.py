@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -35,16 +35,13 @@ from strangler.cli.watch import IntervalOpt, TimeoutOpt, WatchOpt, timeout_secon
 from strangler.cli.watch import watch as watch_loop
 from strangler.durations import format_bytes
 from strangler.errors import BadInput
-from strangler.metrics_export import Metrics
-from strangler.pg.sync import cdc
-from strangler.pg.sync.apply import Round
-from strangler.phases import Action
-from strangler.render.plan import render_step_plan
 from strangler.secrets import scrub
-from strangler.steps import cutover as cutover_step
-from strangler.steps import sync as sync_step
-from strangler.steps.runbook import Runbook
-from strangler.steps.wiring import sync_route
+
+if TYPE_CHECKING:
+    from strangler.metrics_export import Metrics
+    from strangler.pg.sync import cdc
+    from strangler.pg.sync.apply import Round
+    from strangler.steps.runbook import Runbook
 
 ServiceArg = Annotated[str, typer.Argument(help="The service, as named in the spec.")]
 
@@ -92,6 +89,10 @@ def sync(
       strangler sync order_service --metrics-port 9464 --log-format json
       strangler sync order_service --status --watch --timeout 10m
     """
+    from strangler.render.plan import render_step_plan
+    from strangler.steps import sync as sync_step
+    from strangler.steps.wiring import sync_route
+
     if (force or reason) and not stop_sync:
         raise BadInput("--force and --reason go with --stop")
     if force and not reason:
@@ -220,6 +221,8 @@ def _show(info: cdc.SyncStatus, output: Output, watching: bool) -> None:
 def _status(
     rb: Runbook, service: str, output: Output, watch: bool, timeout: str | None, interval: float
 ) -> None:
+    from strangler.steps import sync as sync_step
+
     if not watch:
         if timeout:
             raise BadInput("--timeout goes with --watch", hint="add --watch")
@@ -270,6 +273,10 @@ def cutover_cmd(
       strangler cutover order_service --dry-run
       strangler cutover order_service
     """
+    from strangler.phases import Action
+    from strangler.render.plan import render_step_plan
+    from strangler.steps import cutover as cutover_step
+
     with session(file, operator) as s:
         rb = s.runbook(service)
         if dry_run:

@@ -25,9 +25,6 @@ from strangler.cli.app import (
 )
 from strangler.cli.observe import LogFormat, LogFormatOpt, Logger, MetricsPortOpt, observing
 from strangler.errors import BadInput
-from strangler.steps.facts import newest_id
-from strangler.steps.shift import Shifter
-from strangler.steps.wiring import router, router_context, traffic_of
 
 
 @app.command(rich_help_panel=MIGRATE)
@@ -62,6 +59,10 @@ def shift(
       strangler shift order_service --auto --metrics-port 9464
       strangler shift order_service --approve
     """
+    from strangler.steps.facts import newest_id
+    from strangler.steps.shift import Shifter
+    from strangler.steps.wiring import router, router_context, traffic_of
+
     if sum([to is not None, auto, approve]) != 1:
         raise BadInput("choose one of --to N, --auto or --approve")
     if force and not reason:

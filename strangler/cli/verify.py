@@ -25,9 +25,6 @@ from strangler.cli.app import (
 from strangler.cli.observe import LogFormat, LogFormatOpt, Logger
 from strangler.durations import parse_duration
 from strangler.errors import BadInput, file_problem
-from strangler.pg.connect import describe_dsn
-from strangler.render.verify import render_report
-from strangler.steps.verify import verify as verify_step
 
 
 class Mode(StrEnum):
@@ -77,6 +74,10 @@ def verify(
       strangler verify order_service --table orders --mode checksum
       strangler verify order_service --every 1h --markdown verify.md
     """
+    from strangler.pg.connect import describe_dsn
+    from strangler.render.verify import render_report
+    from strangler.steps.verify import verify as verify_step
+
     if recheck < 0:
         raise BadInput("--recheck must be 0 or more", hint="for example --recheck 3")
     interval = None

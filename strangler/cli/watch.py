@@ -14,7 +14,7 @@ import typer
 
 from strangler.durations import parse_duration
 from strangler.errors import BadInput
-from strangler.steps.run import EXIT_WAITING
+from strangler.steps.types import EXIT_WAITING
 
 __all__ = ["IntervalOpt", "TimeoutOpt", "WatchOpt", "timeout_seconds", "watch"]
 

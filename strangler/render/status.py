@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
 from strangler.durations import format_bytes, format_duration
-from strangler.journal import Entry
-from strangler.steps.overview import ServiceOverview
-from strangler.steps.status import RunningStep, ServiceStatus
+
+if TYPE_CHECKING:  # annotations only: a rollback's one line (describe_details) loads no steps
+    from strangler.journal import Entry
+    from strangler.steps.overview import ServiceOverview
+    from strangler.steps.status import RunningStep, ServiceStatus
 
 __all__ = ["describe_details", "render_describe", "render_history", "render_status"]
 

@@ -3,17 +3,17 @@
 :data:`STEPS` maps each forward :class:`~strangler.phases.Action` to its step: the command a
 person runs, what it would do (``plan``), and how ``strangler run`` advances it. The phase
 machine (:mod:`strangler.phases`) says which comes next; this table says who does it.
-:data:`ROLLBACKS` maps each ``strangler rollback --<kind>`` to its step. Nothing here is filled
-at import time, so what exists never depends on which modules someone imported first.
+:data:`ROLLBACKS` maps each ``strangler rollback --<kind>`` to its step; it lives in
+:mod:`strangler.steps.rollbacks` (so that a rollback loads only its own step) and is
+re-exported here. Nothing here is filled at import time, so what exists never depends on
+which modules someone imported first.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from strangler.errors import BadInput
 from strangler.phases import Action
 from strangler.steps import (
     copy,
@@ -21,15 +21,11 @@ from strangler.steps import (
     cutover,
     decommission,
     move,
-    rollback_infra,
-    rollback_schema,
-    rollback_traffic,
-    rollback_writes,
     shift,
     sync,
     verify,
 )
-from strangler.steps.rollbacks import RollbackRequest
+from strangler.steps.rollbacks import ROLLBACKS, Rollback, rollback_for
 from strangler.steps.runbook import Runbook
 from strangler.steps.types import Outcome, RunOptions, ServiceRef, StepPlan
 
@@ -92,47 +88,3 @@ STEPS: Mapping[Action, Step] = {
         decommission.advance_decommission,
     ),
 }
-
-
-@dataclass(frozen=True)
-class Rollback:
-    kind: str
-    summary: str
-    run: Callable[[Runbook, RollbackRequest], Any]  # returns the step's typed result
-
-
-ROLLBACKS: Mapping[str, Rollback] = {
-    "traffic": Rollback(
-        "traffic",
-        "all traffic to the monolith at once, weights read back",
-        rollback_traffic.rollback_traffic,
-    ),
-    "writes": Rollback(
-        "writes",
-        "writes back to the monolith; reverse sync drained first",
-        lambda rb, req: rollback_writes.rollback_writes(rb, reason=req.reason, dry_run=req.dry_run),
-    ),
-    "schema": Rollback(
-        "schema",
-        "drop the service schema (and its role) while nothing wrote to it",
-        rollback_schema.rollback_schema,
-    ),
-    "k8s": Rollback(
-        "k8s",
-        "Deployment back to its previous (or --to-revision) ReplicaSet",
-        rollback_infra.rollback_k8s,
-    ),
-    "terraform": Rollback(
-        "terraform",
-        "terraform destroy -target RESOURCE, after confirmation",
-        rollback_infra.rollback_terraform,
-    ),
-}
-
-
-def rollback_for(kind: str) -> Rollback:
-    try:
-        return ROLLBACKS[kind]
-    except KeyError:
-        valid = ", ".join(f"--{k}" for k in sorted(ROLLBACKS))
-        raise BadInput(f"no rollback of kind --{kind} is available; available: {valid}") from None

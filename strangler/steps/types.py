@@ -13,11 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from strangler.journal import Journal
 from strangler.phases import Action
-from strangler.spec import ServiceSpec, Spec
+
+if TYPE_CHECKING:  # annotations only: the command line's start-up need not load them
+    from strangler.journal import Journal
+    from strangler.spec import ServiceSpec, Spec
 
 __all__ = [
     "EXIT_WAITING",
