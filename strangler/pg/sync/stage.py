@@ -84,6 +84,10 @@ class Stage:
     def apply(self, conn: psycopg.Connection[Any], folded: Folded) -> None:
         """Stage and move the folded rows; raises Diverged when the target misses a key."""
         groups = (("D", folded.deletes), ("U", folded.updates), ("M", folded.masked))
+        if not folded.inserts and not any(rows for _, rows in groups):
+            # Nothing folded (the change that needs order came first in its round): no COPY,
+            # whose one empty line would read as a row missing every column.
+            return
         with conn.cursor() as cur:
             lines: list[str] = []
             for op, rows in (*groups, ("I", folded.inserts)):
