@@ -143,15 +143,17 @@ def _digest(conn: psycopg.Connection[Any], schema: str, table: str) -> str:
 
 
 def _names_in(conn: psycopg.Connection[Any], schema: str) -> set[str]:
+    # The schema by its name, not to_regnamespace(), which parses it as an identifier.
     rows = conn.execute(
         """
-        SELECT relname FROM pg_class WHERE relnamespace = to_regnamespace(%(s)s)
+        WITH n AS (SELECT oid FROM pg_namespace WHERE nspname = %(s)s)
+        SELECT relname FROM pg_class WHERE relnamespace = (TABLE n)
         UNION ALL SELECT attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
-            WHERE c.relnamespace = to_regnamespace(%(s)s) AND a.attnum > 0
-        UNION ALL SELECT typname FROM pg_type WHERE typnamespace = to_regnamespace(%(s)s)
+            WHERE c.relnamespace = (TABLE n) AND a.attnum > 0
+        UNION ALL SELECT typname FROM pg_type WHERE typnamespace = (TABLE n)
         UNION ALL SELECT enumlabel FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid
-            WHERE t.typnamespace = to_regnamespace(%(s)s)
-        UNION ALL SELECT conname FROM pg_constraint WHERE connamespace = to_regnamespace(%(s)s)
+            WHERE t.typnamespace = (TABLE n)
+        UNION ALL SELECT conname FROM pg_constraint WHERE connamespace = (TABLE n)
         """,
         {"s": schema},
     ).fetchall()
@@ -262,11 +264,6 @@ def test_hostile_names_are_carried_or_refused_cleanly(
     _carry_or_refuse(cli, pg_source, pg_target, tmp_path, names)
 
 
-@pytest.mark.xfail(
-    reason="schema names that need quoting are fixed by issue 12 (commit 06a9bc3: schemas "
-    "looked up by name, not through to_regnamespace); remove this mark once it is merged",
-    strict=False,
-)
 @pytest.mark.parametrize(
     ("monolith", "service"),
     [('Mono"lith; DROP SCHEMA public', "Svc.Schema 🙂"), ("MixedCase", "Also Mixed")],
