@@ -11,20 +11,19 @@ or a server, measured now. Nothing here changes anything: a refused step changes
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from strangler.durations import format_duration
 from strangler.errors import CheckFailed
-from strangler.pg.connect import connect
-from strangler.pg.schema.drop import writes_since_copy
-from strangler.pg.sync import cdc
-from strangler.pg.sync.gate import gate_state
-from strangler.pg.sync.slot import Direction
 from strangler.phases import Action, Phase
 from strangler.spec import SyncSpec
 from strangler.steps import facts, wiring
 from strangler.steps.records import BakeState, CopyWatermark, Event, Progress, RolledBack
 from strangler.steps.types import JournaledRef, Moment
+
+if TYPE_CHECKING:
+    from strangler.pg.sync import cdc
+    from strangler.pg.sync.slot import Direction
 
 __all__ = [
     "forward_sync_alive",
@@ -109,6 +108,10 @@ def recent_preflight(rb: JournaledRef, moment: Moment) -> Evidence:
 
 
 def _slot(rb: JournaledRef, direction: Direction) -> tuple[cdc.SyncRoute, cdc.SyncStatus]:
+    # The sync and schema mechanism is imported where a check measures a server: a step
+    # without such requirements (a traffic rollback) does not pay for it at start-up.
+    from strangler.pg.sync import cdc
+
     route = wiring.sync_route(rb.spec, rb.name, direction)
     return route, cdc.status(route)
 
@@ -165,6 +168,8 @@ def reverse_sync_healthy(rb: JournaledRef, moment: Moment) -> Evidence:
             "--status' shows what exists",
         )
     if info.slot_lost:  # it exists, but the monolith's tables stopped following the service
+        from strangler.pg.sync import cdc
+
         lost = cdc.invalidated(route)
         raise CheckFailed(f"{rb.name}: {lost.message}", hint=lost.hint)
     limit = (rb.service.sync or SyncSpec()).max_lag
@@ -212,6 +217,10 @@ def no_writes_since_copy(rb: JournaledRef, moment: Moment) -> Evidence:
     closed now, or not on yet because the copy never finished (its rows are the copy's), or
     the schema must hold no row at all.
     """
+    from strangler.pg.connect import connect
+    from strangler.pg.schema.drop import writes_since_copy
+    from strangler.pg.sync.gate import gate_state
+
     if rb.service.strategy == "move":
         # Nothing was copied: the tables move back with every row, none is dropped.
         return {"skipped": "strategy move: the tables move back, no row is dropped"}
