@@ -116,6 +116,17 @@ def _slot(rb: JournaledRef, direction: Direction) -> tuple[cdc.SyncRoute, cdc.Sy
     return route, cdc.status(route)
 
 
+def _refuse_lost(rb: JournaledRef, route: cdc.SyncRoute, info: cdc.SyncStatus) -> None:
+    """A slot the server invalidated (``max_slot_wal_keep_size``) still exists, but nothing
+    can be read from it: refused with the cause and the way back, before anything changes
+    (issue 15's campaign: a cutover went on to fail halfway with PostgreSQL's bare error)."""
+    if info.slot_lost:
+        from strangler.pg.sync import cdc
+
+        lost = cdc.invalidated(route)
+        raise CheckFailed(f"{rb.name}: {lost.message}", hint=lost.hint)
+
+
 def _slot_evidence(route: cdc.SyncRoute, info: cdc.SyncStatus) -> Evidence:
     return {"slot": route.slot, "applied_lsn": info.applied_lsn, "lag_bytes": info.lag_bytes}
 
@@ -135,6 +146,7 @@ def forward_sync_alive(rb: JournaledRef, moment: Moment) -> Evidence:
             hint=f"'strangler sync {rb.name} --status' shows what exists; after a 'sync "
             f"--stop', 'strangler rollback {rb.name} --schema' and copy again",
         )
+    _refuse_lost(rb, route, info)
     return _slot_evidence(route, info)
 
 
@@ -150,6 +162,7 @@ def reverse_sync_alive(rb: JournaledRef, moment: Moment) -> Evidence:
             "back would lose them",
             hint=f"'strangler sync {rb.name} --status' shows what exists",
         )
+    _refuse_lost(rb, route, info)
     return _slot_evidence(route, info)
 
 
@@ -167,11 +180,7 @@ def reverse_sync_healthy(rb: JournaledRef, moment: Moment) -> Evidence:
             hint=f"'strangler cutover {rb.name}' creates it; 'strangler sync {rb.name} "
             "--status' shows what exists",
         )
-    if info.slot_lost:  # it exists, but the monolith's tables stopped following the service
-        from strangler.pg.sync import cdc
-
-        lost = cdc.invalidated(route)
-        raise CheckFailed(f"{rb.name}: {lost.message}", hint=lost.hint)
+    _refuse_lost(rb, route, info)  # it exists, but the monolith's tables stopped following
     limit = (rb.service.sync or SyncSpec()).max_lag
     lag = info.lag_bytes or 0
     if lag > limit:
