@@ -32,8 +32,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import psycopg
-
 from strangler.errors import (
     DatabaseUnreachable,
     FileProblem,
@@ -210,6 +208,8 @@ class Journal:
 
     def _connect(self) -> Any:
         if self._is_pg:
+            import psycopg  # only for a journal on PostgreSQL: a sqlite one starts faster
+
             try:
                 conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
             except psycopg.OperationalError as exc:
@@ -652,6 +652,8 @@ class Journal:
         # A dedicated session holds the advisory lock, so the journal's own connection can
         # commit freely; if this process dies, PostgreSQL ends the session and the lock.
         key = zlib.crc32(f"strangler:{service}".encode()) - 2**31
+        import psycopg
+
         with self._errors():
             conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
             got = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()

@@ -105,8 +105,8 @@ def test_traffic_rollback_loads_only_the_traffic_rollback(
 ) -> None:
     """``rollback --traffic`` against the local router, for real: traffic goes back to 0 %
     and none of the other steps (copy, sync, verify, move, the other rollbacks), the
-    verification mechanism or the plan renderer is loaded. (The runbook's evidence table
-    still loads ``strangler.pg``'s schema and sync modules through ``steps.proofs``.)"""
+    verification mechanism, the plan renderer, nor PostgreSQL's client: a sqlite journal and
+    a local router need none of ``strangler.pg`` (the evidence checks import it inside)."""
     spec = traffic_spec(f'{{ kind: local, admin_url: "{traffic_world.proxy.url}" }}')
     at_phase(tmp_path / "state.db", "verified")
     shifted, _ = imported("shift", "order_service", "--to", "20", "--yes", "-f", str(spec))
@@ -132,5 +132,21 @@ def test_traffic_rollback_loads_only_the_traffic_rollback(
         "strangler.render.plan",
         "boto3",
         "kubernetes",
+        "psycopg",
+        "strangler.pg",
     )
     assert loaded(names, unused) == []
+
+
+def test_status_of_a_copy_service_loads_no_database_client(
+    traffic_spec: Callable[..., Path], tmp_path: Path
+) -> None:
+    """``status`` reads the journal (sqlite here) and, for an online service, the slot; a
+    ``strategy: copy`` service without a throttle needs no PostgreSQL client at all."""
+    spec = traffic_spec('{ kind: local, admin_url: "http://127.0.0.1:9" }')
+    at_phase(tmp_path / "state.db", "verified")
+    done, names = imported("status", "-f", str(spec), "-o", "json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert '"phase": "verified"' in done.stdout
+    assert "strangler.steps.status" in names
+    assert loaded(names, ("psycopg", "strangler.pg", "strangler.steps.sync", "boto3")) == []

@@ -173,8 +173,15 @@ def test_a_slot_the_server_invalidated_is_refused_with_the_way_back(
         spec.write_text(_text(source.dsn, target_db.dsn))
         assert cli("copy", "shop", "-f", str(spec)).code == 0
         assert cli("sync", "shop", "-f", str(spec), "--until-caught-up").code == 0
+        assert cli("verify", "shop", "-f", str(spec)).code == 0
         source.execute("UPDATE public.orders SET note = 'changed while sync was stopped'")
         invalidate(inst, "shop", "strangler_shop")
+        # A cutover is refused by its evidence, naming the cause, before any gate closes
+        # (the campaign saw it fail halfway with PostgreSQL's bare error).
+        cut = cli("cutover", "shop", "-f", str(spec))
+        assert cut.code == 1 and "was invalidated" in cut.stderr
+        assert "strangler rollback shop --schema" in cut.stderr
+        source.execute("UPDATE public.orders SET note = 'the monolith still takes writes'")
         status = cli("sync", "shop", "-f", str(spec), "--status", "--output", "json").json()
         assert status["slot_exists"] and status["slot_lost"]
         assert any("was invalidated" in w for w in status["warnings"])

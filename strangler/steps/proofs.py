@@ -11,20 +11,19 @@ or a server, measured now. Nothing here changes anything: a refused step changes
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from strangler.durations import format_duration
 from strangler.errors import CheckFailed
-from strangler.pg.connect import connect
-from strangler.pg.schema.drop import writes_since_copy
-from strangler.pg.sync import cdc
-from strangler.pg.sync.gate import gate_state
-from strangler.pg.sync.slot import Direction
 from strangler.phases import Action, Phase
 from strangler.spec import SyncSpec
 from strangler.steps import facts, wiring
 from strangler.steps.records import BakeState, CopyWatermark, Event, Progress, RolledBack
 from strangler.steps.types import JournaledRef, Moment
+
+if TYPE_CHECKING:
+    from strangler.pg.sync import cdc
+    from strangler.pg.sync.slot import Direction
 
 __all__ = [
     "forward_sync_alive",
@@ -109,8 +108,23 @@ def recent_preflight(rb: JournaledRef, moment: Moment) -> Evidence:
 
 
 def _slot(rb: JournaledRef, direction: Direction) -> tuple[cdc.SyncRoute, cdc.SyncStatus]:
+    # The sync and schema mechanism is imported where a check measures a server: a step
+    # without such requirements (a traffic rollback) does not pay for it at start-up.
+    from strangler.pg.sync import cdc
+
     route = wiring.sync_route(rb.spec, rb.name, direction)
     return route, cdc.status(route)
+
+
+def _refuse_lost(rb: JournaledRef, route: cdc.SyncRoute, info: cdc.SyncStatus) -> None:
+    """A slot the server invalidated (``max_slot_wal_keep_size``) still exists, but nothing
+    can be read from it: refused with the cause and the way back, before anything changes
+    (issue 15's campaign: a cutover went on to fail halfway with PostgreSQL's bare error)."""
+    if info.slot_lost:
+        from strangler.pg.sync import cdc
+
+        lost = cdc.invalidated(route)
+        raise CheckFailed(f"{rb.name}: {lost.message}", hint=lost.hint)
 
 
 def _slot_evidence(route: cdc.SyncRoute, info: cdc.SyncStatus) -> Evidence:
@@ -132,6 +146,7 @@ def forward_sync_alive(rb: JournaledRef, moment: Moment) -> Evidence:
             hint=f"'strangler sync {rb.name} --status' shows what exists; after a 'sync "
             f"--stop', 'strangler rollback {rb.name} --schema' and copy again",
         )
+    _refuse_lost(rb, route, info)
     return _slot_evidence(route, info)
 
 
@@ -147,6 +162,7 @@ def reverse_sync_alive(rb: JournaledRef, moment: Moment) -> Evidence:
             "back would lose them",
             hint=f"'strangler sync {rb.name} --status' shows what exists",
         )
+    _refuse_lost(rb, route, info)
     return _slot_evidence(route, info)
 
 
@@ -164,9 +180,7 @@ def reverse_sync_healthy(rb: JournaledRef, moment: Moment) -> Evidence:
             hint=f"'strangler cutover {rb.name}' creates it; 'strangler sync {rb.name} "
             "--status' shows what exists",
         )
-    if info.slot_lost:  # it exists, but the monolith's tables stopped following the service
-        lost = cdc.invalidated(route)
-        raise CheckFailed(f"{rb.name}: {lost.message}", hint=lost.hint)
+    _refuse_lost(rb, route, info)  # it exists, but the monolith's tables stopped following
     limit = (rb.service.sync or SyncSpec()).max_lag
     lag = info.lag_bytes or 0
     if lag > limit:
@@ -212,6 +226,10 @@ def no_writes_since_copy(rb: JournaledRef, moment: Moment) -> Evidence:
     closed now, or not on yet because the copy never finished (its rows are the copy's), or
     the schema must hold no row at all.
     """
+    from strangler.pg.connect import connect
+    from strangler.pg.schema.drop import writes_since_copy
+    from strangler.pg.sync.gate import gate_state
+
     if rb.service.strategy == "move":
         # Nothing was copied: the tables move back with every row, none is dropped.
         return {"skipped": "strategy move: the tables move back, no row is dropped"}

@@ -1,7 +1,8 @@
 """The evidence checks of the decommission steps (see :mod:`strangler.steps.proofs` for
 the contract): each runs inside the service's lock when its step acts, refuses with
 CheckFailed or returns what it was checked against. The ``stable`` phase is never taken as
-proof that the old tables may go: they are measured again, now.
+proof that the old tables may go: they are measured again, now. The mechanism a check
+measures with is imported inside it: every step imports this table, and most never need it.
 """
 
 from __future__ import annotations
@@ -11,12 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from strangler.checks.base import CheckContext, Guard, History, Verdict
-from strangler.checks.decommission import old_tables_written
 from strangler.durations import format_duration
 from strangler.errors import CheckFailed
-from strangler.pg.connect import connect
-from strangler.pg.copy import retire as T
-from strangler.pg.schema import compat
 from strangler.phases import Action
 from strangler.steps import facts
 from strangler.steps.records import Event, GuardState, Progress
@@ -68,6 +65,8 @@ def old_tables_quiet(rb: JournaledRef, moment: Moment) -> Evidence:
     """No write to the old tables within ``decommission.write_window``, measured now: the
     guard's log after the rows already accounted for, the server's write counters against
     the window's start, and the guard still on every table."""
+    from strangler.checks.decommission import old_tables_written
+
     saved = Progress(rb.journal, rb.name).load(GuardState)
     how = f"strangler decommission {rb.name} --check"
     if saved is None:
@@ -96,6 +95,10 @@ def old_tables_quiet(rb: JournaledRef, moment: Moment) -> Evidence:
 def no_dependents(rb: JournaledRef, moment: Moment) -> Evidence:
     """No view or foreign key outside the old tables depends on them (the catalog, now;
     ``strategy: move``: on the compatibility views and the moved tables)."""
+    from strangler.pg.connect import connect
+    from strangler.pg.copy import retire as T
+    from strangler.pg.schema import compat
+
     schema, tables = rb.spec.source.schema_, list(rb.service.tables)
     with connect(rb.spec.source.dsn, role="monolith") as conn:
         if rb.service.strategy == "move":
@@ -139,6 +142,8 @@ def grace_period_over(rb: JournaledRef, moment: Moment) -> Evidence:
 def archive_intact(rb: JournaledRef, moment: Moment) -> Evidence:
     """The archive of the old tables is where it was written, byte for byte (its sha256
     computed now), before anything is dropped."""
+    from strangler.pg.copy import retire as T
+
     renamed = _renamed(rb)
     info = (renamed.details.get("archive") if renamed else None) or {}
     path = Path(str(info.get("path", "")))
@@ -160,6 +165,9 @@ def retired_tables_untouched(rb: JournaledRef, moment: Moment) -> Evidence:
     """Nothing wrote to the retired tables since they were archived and moved: their write
     counters now against the ones the rename recorded (a write there is missing from the
     archive)."""
+    from strangler.pg.connect import connect
+    from strangler.pg.copy import retire as T
+
     if rb.service.strategy == "move":
         return {"skipped": "strategy move: only the compatibility views were retired"}
     renamed = _renamed(rb)

@@ -9,14 +9,11 @@ from typing import Any
 
 from strangler.errors import StranglerError
 from strangler.journal import Journal, LockHolder
-from strangler.pg.sync import cdc
 from strangler.phases import Action, Phase
 from strangler.spec import Spec
 from strangler.steps.facts import current_verification
 from strangler.steps.records import Event
-from strangler.steps.sync import direction_in
 from strangler.steps.throttle import ThrottleLine, throttle_status
-from strangler.steps.wiring import sync_route
 
 __all__ = ["RunningStep", "ServiceStatus", "SyncLine", "running_steps", "service_status", "status"]
 
@@ -174,6 +171,11 @@ def _sync_line(
 ) -> tuple[SyncLine | None, list[str]]:
     if spec.service(service).strategy != "online":
         return None, []
+    # The sync mechanism only for an online service: status of the others starts faster.
+    from strangler.pg.sync import cdc
+    from strangler.steps.sync import direction_in
+    from strangler.steps.wiring import sync_route
+
     direction = direction_in(phase)
     if direction is None:
         return None, []

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from strangler.errors import StranglerError
 from strangler.journal import Journal
-from strangler.pg.connect import connect
 from strangler.spec import Spec
 from strangler.steps.records import Event
 from strangler.steps.types import JournaledRef
-from strangler.throttle.control import ManualPause, read_pause, set_pause
+
+if TYPE_CHECKING:
+    from strangler.throttle.control import ManualPause
 
 __all__ = ["ThrottleLine", "pause", "throttle_status"]
 
@@ -47,6 +48,9 @@ class ThrottleLine:
 def pause(rb: JournaledRef, *, paused: bool, reason: str) -> ManualPause | None:
     """Pause (or resume) every copy, verification, sync and worker of the service; the next
     chunk or round of each waits. Journaled as a ``throttle`` event."""
+    from strangler.pg.connect import connect
+    from strangler.throttle.control import set_pause
+
     with connect(rb.spec.target_dsn(rb.name), role=f"{rb.name} target") as conn:
         now = set_pause(conn, rb.name, paused=paused, reason=reason, by=rb.journal.operator)
     rb.journal.event(
@@ -65,6 +69,11 @@ def throttle_status(spec: Spec, journal: Journal, service: str) -> ThrottleLine 
     last = journal.last(service, Event.THROTTLE)
     if spec.service(service).throttle is None and last is None:
         return None
+    # PostgreSQL's client only when there is something to read: ``status`` of a service
+    # without a throttle starts without it.
+    from strangler.pg.connect import connect
+    from strangler.throttle.control import read_pause
+
     try:
         with connect(spec.target_dsn(service), role=f"{service} target", connect_timeout=5) as c:
             paused = read_pause(c, service)

@@ -8,17 +8,19 @@ metric options a service's step hands them.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from strangler.errors import BadInput
 from strangler.metrics.base import MetricContext, MetricSource
 from strangler.metrics.kinds import make_source
-from strangler.pg.copy.rows import Endpoints
-from strangler.pg.sync.cdc import SyncRoute
-from strangler.pg.sync.slot import Direction
 from strangler.spec import ServiceSpec, Spec, TrafficSpec
 from strangler.traffic.base import Router, RouterContext
 from strangler.traffic.kinds import make_router
+
+if TYPE_CHECKING:
+    from strangler.pg.copy.rows import Endpoints
+    from strangler.pg.sync.cdc import SyncRoute
+    from strangler.pg.sync.slot import Direction
 
 __all__ = [
     "endpoints",
@@ -32,12 +34,17 @@ __all__ = [
 
 def endpoints(spec: Spec, service: str) -> Endpoints:
     """Where a copy reads and writes (``target_dsn`` None: the monolith's instance)."""
+    # Imported here: every step imports this module, a traffic rollback needs no PostgreSQL.
+    from strangler.pg.copy.rows import Endpoints
+
     svc = spec.service(service)
     return Endpoints(spec.source.dsn, spec.source.schema_, svc.target.dsn, svc.target.schema_)
 
 
 def sync_route(spec: Spec, service: str, direction: Direction = "forward") -> SyncRoute:
     """The way changes flow for ``service``: forward (monolith → service) or reverse."""
+    from strangler.pg.sync.cdc import SyncRoute
+
     svc = spec.service(service)
     mono = (spec.source.dsn, spec.source.schema_, "monolith")
     serv = (spec.target_dsn(service), svc.target.schema_, f"{service} database")
