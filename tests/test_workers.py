@@ -104,8 +104,8 @@ def _run_with_killed_workers(
     coordinator: list[str], job: str, tmp: Path, target_dsn: str, spec: Path
 ) -> tuple[subprocess.Popen[str], list[str]]:
     """Start 4 workers, and once all four wait for the queue, ``coordinator``; kill -9 two
-    of them at random moments after each took a chunk. Returns the finished coordinator and
-    the workers killed while they were alive."""
+    of them, drawn at random among those alive that took a chunk, at random moments. Returns
+    the finished coordinator and the workers killed while they were alive."""
     names = [f"w{i}" for i in range(4)]
     workers = {
         n: _strangler(
@@ -131,16 +131,27 @@ def _run_with_killed_workers(
     boss = _strangler(coordinator, tmp)
     rng = random.Random()
     killed: list[str] = []
-    for victim in rng.sample(names, 2):
+    for _ in range(2):
+        # The victim is drawn among the workers alive now that have taken a chunk: on a quiet
+        # machine the queue can drain before a victim chosen up front took its turn.
+        victim = None
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and workers[victim].poll() is None:
+        while victim is None and time.monotonic() < deadline:
+            alive = [n for n in names if n not in killed and workers[n].poll() is None]
             try:
-                if any(r[3] == victim for r in queue_rows(target_dsn, job)):
-                    break
+                took = {r[3] for r in queue_rows(target_dsn, job)}
             except psycopg.errors.UndefinedTable:
-                pass
-            time.sleep(0.02)
-        time.sleep(rng.uniform(0.0, 0.3))
+                took = set()
+            ready = [n for n in alive if n in took]
+            if ready:
+                victim = rng.choice(ready)
+            elif not alive:
+                break
+            else:
+                time.sleep(0.01)
+        if victim is None:
+            break
+        time.sleep(rng.uniform(0.0, 0.05))
         if workers[victim].poll() is None:
             os.kill(workers[victim].pid, signal.SIGKILL)
             killed.append(victim)
