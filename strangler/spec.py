@@ -597,6 +597,14 @@ class Spec(_Model):
                     f"services.{name}.sync applies to strategy: online only, and {name} uses "
                     f"strategy: {svc.strategy}; remove sync: or set strategy: online"
                 )
+            if svc.copy_.max_snapshot_age is not None and svc.strategy != "copy":
+                # An online copy must meet its slot exactly, under the slot's one snapshot;
+                # copying in chunks reconciled against the stream is not built yet (issue 17).
+                raise ValueError(
+                    f"services.{name}.copy.max_snapshot_age applies to strategy: copy only, "
+                    f"and {name} uses strategy: {svc.strategy}, whose copy runs under one "
+                    "snapshot; remove copy.max_snapshot_age"
+                )
             if svc.strategy == "move" and not same_instance:
                 raise ValueError(
                     f"services.{name}.strategy is 'move', which changes the tables' schema in "

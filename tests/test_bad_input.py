@@ -99,6 +99,12 @@ SPEC_CASES = [
         spec={"extra": "    sync: { max_lag: 1MB }\n"},
     ),
     Case(
+        "snapshot-age-with-online-strategy",
+        2,
+        ("copy.max_snapshot_age applies to strategy: copy only", "remove copy.max_snapshot_age"),
+        spec={"strategy": "online", "extra": "    copy: { max_snapshot_age: 1h }\n"},
+    ),
+    Case(
         "bad-size",
         2,
         ("is not a size",),
