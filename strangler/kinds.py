@@ -3,17 +3,23 @@
 Written out in code by each family (:mod:`strangler.traffic.kinds`,
 :mod:`strangler.metrics.kinds`), not filled at import time; this module only says what an
 entry is and how an unknown kind is refused.
+
+An entry names its module rather than holding its classes: loading a spec that uses the
+local router imports the local router, not boto3's ALB client, Terraform and CloudWatch too
+(issue 16, start-up: a quarter of ``strangler status``'s imports were kinds it never used).
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
-
-from pydantic import BaseModel
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from strangler.errors import BadInput
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 __all__ = ["Kind", "build", "lookup"]
 
@@ -23,11 +29,23 @@ C = TypeVar("C")
 
 @dataclass(frozen=True)
 class Kind(Generic[C, T]):
-    """One kind: the model its options are checked against, and how to build one."""
+    """One kind: the module that implements it, the name of the model its options are
+    checked against there, and a line for people. The module's ``create(options, ctx)``
+    builds one."""
 
-    options: type[BaseModel]
-    create: Callable[[Any, C], T]
+    module: str
+    options_model: str
     summary: str
+
+    @property
+    def options(self) -> type[BaseModel]:
+        return cast(
+            "type[BaseModel]", getattr(importlib.import_module(self.module), self.options_model)
+        )
+
+    @property
+    def create(self) -> Callable[[Any, C], T]:
+        return cast("Callable[[Any, C], T]", importlib.import_module(self.module).create)
 
 
 def lookup(table: Mapping[str, Kind[C, T]], family: str, kind: str) -> Kind[C, T]:

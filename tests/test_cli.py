@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -138,3 +139,52 @@ def test_rollback_needs_one_kind_and_a_reason(cli: Cli, write_spec) -> None:  # 
     assert two.code == 2
     no_reason = cli("rollback", "order_service", "-f", str(path), "--traffic")
     assert no_reason.code == 2 and "needs --reason" in no_reason.stderr
+
+
+def test_the_command_table_names_the_module_that_registers_each_command() -> None:
+    # main() imports only the module of the command it runs (issue 16, start-up); a command
+    # missing from COMMANDS, or listed under the wrong module, would be "No such command".
+    from strangler.cli import COMMANDS, load_commands
+    from strangler.cli.app import app
+
+    load_commands()
+    registered = {
+        (c.name or c.callback.__name__): c.callback.__module__.rsplit(".", 1)[1]  # type: ignore[union-attr]
+        for c in app.registered_commands
+    }
+    assert registered == COMMANDS
+
+
+def test_each_command_runs_with_only_its_own_module_loaded(cli: Cli) -> None:
+    # With COMMANDS wrong, the command would not exist in a process that loaded one module.
+    for command, module in (("status", "core"), ("rollback", "rollback"), ("k8s", "bulk")):
+        done = cli(command, "--help")
+        assert done.code == 0 and f"Usage: strangler {command} " in done.stdout, module
+    wrong = cli("statu")
+    assert wrong.code == 2 and "Did you mean 'status'" in wrong.stderr
+
+
+def test_help_keeps_examples_as_written_and_wraps_to_the_terminal(cli: Cli) -> None:
+    narrow = cli("rollback", "--help", env={"COLUMNS": "60"})
+    # Everything fits in 60 columns but the examples, which are kept whole to be pasted.
+    lines = [line for line in narrow.stdout.splitlines() if "   strangler rollback" not in line]
+    assert len(lines) > 20 and max(len(line) for line in lines) <= 60
+    # An example is one line, indented, never merged with the next or rewrapped.
+    examples = narrow.stdout.split("Examples:\n", 1)[1].split("╭", 1)[0].rstrip().splitlines()
+    assert len(examples) == 3 and all(
+        e.startswith("   strangler rollback order_service") for e in examples
+    )
+    assert "Usage: strangler rollback [OPTIONS] SERVICE" in narrow.stdout
+    wide = cli("rollback", "--help", env={"COLUMNS": "200"})
+    # Every option is listed with its help; a required argument is marked; defaults shown.
+    assert re.search(r"│ \*\s+service\s+<str>\s+The service\. \[required\]", wide.stdout)
+    assert re.search(r"│\s+--output\s+-o\s+<text\|json\|yaml\|wide>\s+text for people", wide.stdout)
+    assert "[default: text]" in wide.stdout
+    assert max(len(line) for line in wide.stdout.splitlines()) == 100  # help's own cap
+    # A summary is the help's first paragraph on one line, never cut mid-sentence.
+    top = cli("--help", env={"COLUMNS": "200"})
+    rows = top.stdout.split("│ throttle ", 1)[1].split("│ sync ", 1)[0]
+    said = " ".join(part.strip(" │\n") for part in rows.split("│"))
+    assert "between two chunks or rounds; without an option, show the pause" in " ".join(
+        said.split()
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from strangler.cli import app
+from strangler.cli import app, load_commands
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 
@@ -13,6 +13,7 @@ README = (Path(__file__).parent.parent / "README.md").read_text()
 def _commands() -> list[str]:
     import typer.main
 
+    load_commands()
     group = typer.main.get_command(app)
     return sorted(group.commands)  # type: ignore[attr-defined]
 

@@ -37,12 +37,21 @@ HEAVY = (
 WORK = ("strangler.spec", "strangler.journal", "strangler.steps.runbook", "strangler.render")
 
 
+# Runs the command line as its entry point does, then lists sys.modules: -X importtime logs
+# only `import` statements, not importlib.import_module (how the command line loads the one
+# command module it runs, and kinds their module), so its listing alone would miss those.
+RUN = (
+    "import sys; from strangler.cli import main; code = main(sys.argv[1:]); "
+    "sys.stderr.write('\\nMODULES ' + ' '.join(sorted(sys.modules)) + '\\n'); sys.exit(code)"
+)
+
+
 def imported(
     *args: str, cwd: Path | None = None
 ) -> tuple[subprocess.CompletedProcess[str], set[str]]:
-    """Run ``strangler ARGS`` under ``-X importtime``: the result and every module imported."""
+    """Run ``strangler ARGS`` in a fresh interpreter: the result and every module imported."""
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "strangler", *args],
+        [sys.executable, "-X", "importtime", "-c", RUN, *args],
         capture_output=True,
         text=True,
         env={**os.environ, "COLUMNS": "100"},
@@ -54,6 +63,9 @@ def imported(
         for line in done.stderr.splitlines()
         if line.startswith("import time:") and "self [us]" not in line
     }
+    listed = [line for line in done.stderr.splitlines() if line.startswith("MODULES ")]
+    assert listed, done.stderr[-2000:]
+    names |= set(listed[-1].split()[1:])
     return done, names
 
 
@@ -79,6 +91,9 @@ def test_help_loads_no_heavy_package_and_no_command_work(args: list[str]) -> Non
     # parses, so pydantic is spared only where no command is parsed: the top-level help.
     heavy = HEAVY if args == ["--help"] else tuple(p for p in HEAVY if p != "pydantic")
     assert loaded(names, heavy) == []
+    # Help is drawn by strangler.cli.helptext, not typer's rich formatter and its Markdown.
+    assert "strangler.cli.helptext" in names
+    assert loaded(names, ("typer.rich_utils", "rich.markdown", "markdown_it")) == []
     assert loaded(names, WORK) == []
     assert [
         n
@@ -150,3 +165,9 @@ def test_status_of_a_copy_service_loads_no_database_client(
     assert '"phase": "verified"' in done.stdout
     assert "strangler.steps.status" in names
     assert loaded(names, ("psycopg", "strangler.pg", "strangler.steps.sync", "boto3")) == []
+    # Only the command's own module is registered, and only the router kind the spec names.
+    assert "strangler.cli.core" in names and "strangler.traffic.local" in names
+    others = ("strangler.cli.bulk", "strangler.cli.sync", "strangler.cli.verify")
+    assert loaded(names, others) == []
+    kinds = ("strangler.traffic.alb", "strangler.traffic.terraform", "strangler.metrics.cloudwatch")
+    assert loaded(names, kinds) == []

@@ -7,32 +7,60 @@ internal error (a bug) · 130 interrupted.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shlex
 import sys
 
-# Importing the command modules registers their commands on the app.
-from strangler.cli import (  # noqa: F401
-    bulk,
-    checks,
-    copy,
-    core,
-    dashboard,
-    decommission,
-    demo,
-    report,
-    rollback,
-    run,
-    sync,
-    traffic,
-    verify,
-)
 from strangler.cli.app import app, err_console
 from strangler.errors import StranglerError, translate
 from strangler.secrets import scrub
 
-__all__ = ["app", "main"]
+__all__ = ["COMMANDS", "app", "load_commands", "main"]
+
+# The module that registers each command on the app, written out so that running one command
+# imports (and has typer build) that command's module only; help, completion and an unknown
+# name load them all. tests/test_cli.py keeps this equal to what the modules register.
+COMMANDS = {
+    "init": "core",
+    "schema": "core",
+    "plan": "core",
+    "status": "core",
+    "describe": "core",
+    "history": "core",
+    "resolve": "core",
+    "completion": "core",
+    "preflight": "checks",
+    "attest": "checks",
+    "validate": "checks",
+    "alarms": "checks",
+    "run": "run",
+    "copy": "copy",
+    "move": "copy",
+    "worker": "bulk",
+    "throttle": "bulk",
+    "k8s": "bulk",
+    "decoder": "bulk",
+    "sync": "sync",
+    "cutover": "sync",
+    "verify": "verify",
+    "shift": "traffic",
+    "decommission": "decommission",
+    "report": "report",
+    "dashboard": "dashboard",
+    "rollback": "rollback",
+    "demo": "demo",
+}
+
+
+def load_commands(args: list[str] | None = None) -> None:
+    """Register the commands ``args`` runs (all of them when ``args`` is None, asks for the
+    top-level help, or names no known command). Importing a command module registers it."""
+    name = next((a for a in args or [] if not a.startswith("-")), None)
+    wanted = [COMMANDS[name]] if name in COMMANDS else sorted(set(COMMANDS.values()))
+    for module in wanted:
+        importlib.import_module(f"strangler.cli.{module}")
 
 
 def _wants_json(argv: list[str]) -> bool:
@@ -92,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         from typer._completion_classes import completion_init
 
         completion_init()
+        load_commands()
+    else:
+        load_commands(args)
     try:
         # Standalone mode: click/typer handle usage errors (exit 2) and --help themselves and
         # end with SystemExit; our own errors pass through to be mapped below.

@@ -27,7 +27,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
-from typer.core import TyperGroup, TyperOption
+from typer.core import TyperCommand, TyperGroup, TyperOption
+from typer.models import CommandFunctionType
 
 from strangler import __version__
 from strangler.errors import BadInput
@@ -94,8 +95,33 @@ class WorkflowGroup(TyperGroup):
         rank = {name: i for i, name in enumerate(WORKFLOW)}
         return sorted(names, key=lambda n: (rank.get(n, len(rank)), n))
 
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        # Not typer's rich formatter: it costs half of --help's start-up (helptext.py).
+        from strangler.cli.helptext import render
 
-app = typer.Typer(
+        formatter.write(render(self, ctx))
+
+
+class Command(TyperCommand):
+    """Every strangler command: its help drawn by :mod:`strangler.cli.helptext`."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        from strangler.cli.helptext import render
+
+        formatter.write(render(self, ctx))
+
+
+class _App(typer.Typer):
+    """A typer application whose commands are :class:`Command` unless told otherwise."""
+
+    def command(
+        self, *args: Any, **kwargs: Any
+    ) -> Callable[[CommandFunctionType], CommandFunctionType]:
+        kwargs.setdefault("cls", Command)
+        return super().command(*args, **kwargs)
+
+
+app = _App(
     name="strangler",
     cls=WorkflowGroup,
     help="Carve services out of a PostgreSQL monolith: extract, sync, verify, cut over, shift "

@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from strangler.kinds import Kind, build, lookup
-from strangler.metrics import alb_logs, cloudwatch, prometheus, router
 from strangler.metrics.base import MetricContext, MetricSource
 
 __all__ = ["DEFAULT_KIND", "SOURCES", "make_source", "source_kind"]
@@ -18,17 +17,21 @@ __all__ = ["DEFAULT_KIND", "SOURCES", "make_source", "source_kind"]
 DEFAULT_KIND = "router"
 
 SOURCES: Mapping[str, Kind[MetricContext, MetricSource]] = {
-    "alb_logs": Kind(alb_logs.AlbLogsOptions, alb_logs.create, "ALB access logs in S3, per route"),
+    "alb_logs": Kind(
+        "strangler.metrics.alb_logs", "AlbLogsOptions", "ALB access logs in S3, per route"
+    ),
     "cloudwatch": Kind(
-        cloudwatch.CloudwatchOptions,
-        cloudwatch.create,
+        "strangler.metrics.cloudwatch",
+        "CloudwatchOptions",
         "CloudWatch ALB target-group metrics (whole target groups, not per route)",
     ),
     "prometheus": Kind(
-        prometheus.PrometheusOptions, prometheus.create, "PromQL over Prometheus' HTTP API"
+        "strangler.metrics.prometheus", "PrometheusOptions", "PromQL over Prometheus' HTTP API"
     ),
     "router": Kind(
-        router.RouterOptions, router.create, "the router's own counters (local proxy, HAProxy)"
+        "strangler.metrics.router",
+        "RouterOptions",
+        "the router's own counters (local proxy, HAProxy)",
     ),
 }
 

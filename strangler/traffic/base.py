@@ -20,6 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 from strangler.errors import RouterError, RouterUnreachable
 
 __all__ = [
+    "ADMIN",
     "CountingRouter",
     "RouteCounters",
     "Router",
@@ -28,6 +29,10 @@ __all__ = [
     "RouterUnreachable",
     "Weights",
 ]
+
+# The local proxy's admin path prefix, shared by the proxy and its router (here so that
+# loading a spec that names the local router does not import the proxy's HTTP server).
+ADMIN = "/_strangler/"
 
 
 @dataclass(frozen=True)

@@ -12,24 +12,29 @@ from collections.abc import Mapping
 from typing import Any
 
 from strangler.kinds import Kind, build, lookup
-from strangler.traffic import alb, haproxy, local, terraform
 from strangler.traffic.base import Router, RouterContext
 
 __all__ = ["ROUTERS", "make_router", "router_kind"]
 
 ROUTERS: Mapping[str, Kind[RouterContext, Router]] = {
     "alb": Kind(
-        alb.AlbOptions, alb.create, "AWS ALB listener rule with two weighted target groups"
+        "strangler.traffic.alb",
+        "AlbOptions",
+        "AWS ALB listener rule with two weighted target groups",
     ),
     "haproxy": Kind(
-        haproxy.HaproxyOptions, haproxy.create, "HAProxy server weights over the runtime API"
+        "strangler.traffic.haproxy",
+        "HaproxyOptions",
+        "HAProxy server weights over the runtime API",
     ),
     "local": Kind(
-        local.LocalOptions, local.create, "strangler's own weighted proxy (rehearsals, demo)"
+        "strangler.traffic.local",
+        "LocalOptions",
+        "strangler's own weighted proxy (rehearsals, demo)",
     ),
     "terraform": Kind(
-        terraform.TerraformOptions,
-        terraform.create,
+        "strangler.traffic.terraform",
+        "TerraformOptions",
         "terraform.tfvars weights, plan, apply, commit",
     ),
 }

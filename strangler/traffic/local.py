@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from strangler.traffic.base import (
+    ADMIN,
     RouteCounters,
     RouterContext,
     RouterError,
@@ -22,7 +23,6 @@ from strangler.traffic.base import (
     Weights,
 )
 from strangler.traffic.http import http_json
-from strangler.traffic.proxy import ADMIN
 
 __all__ = ["LocalOptions", "LocalRouter"]
 
