@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -17,13 +18,14 @@ from rich.console import Console
 from strangler.checks.base import Verdict
 from strangler.demo.act_decommission import act_decommission
 from strangler.demo.world import DemoOptions, demo_world
-from strangler.errors import CheckFailed
+from strangler.errors import CheckFailed, StranglerError
 from strangler.pg.copy import retire as T
 from strangler.phases import Action, Phase
 from strangler.steps.decommission import decommission as run_decommission
 from strangler.steps.decommission import gather
 from strangler.steps.facts import traffic_timeline
 from strangler.steps.preflight import attest
+from strangler.steps.records import ArchiveRecord
 from strangler.steps.runbook import Runbook
 from tests.checks_helpers import Clock, make_rb, spec_text
 from tests.fix_pg import Db
@@ -288,6 +290,85 @@ def test_tampered_archive_stops_the_drop(
     assert rb.phase is Phase.OLD_PATH_REMOVED
     with source_db.connect() as conn:
         assert len(T.existing(conn, "retired_order_service", ["orders", "order_items"])) == 2
+
+
+def _interrupt_the_archive(rb: Runbook, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, list[Path]]:
+    """Run remove_old_path with the journal's disk full right after the dump (the fault
+    campaign's decommission-archive x journal-disk): the archive written, not recorded."""
+    archive_dir = rb.spec.resolve(rb.service.decommission.archive_dir)
+    save = type(rb.progress).save
+
+    def disk_full(self: object, record: object) -> None:
+        if isinstance(record, ArchiveRecord):
+            raise OSError(28, "No space left on device")
+        save(self, record)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(type(rb.progress), "save", disk_full)
+    with pytest.raises(StranglerError, match="No space left"):
+        run_decommission(rb)
+    monkeypatch.setattr(type(rb.progress), "save", save)
+    assert rb.phase is Phase.STABLE
+    return archive_dir, sorted(archive_dir.glob("order_service-old-tables-2026*.dump"))
+
+
+def test_an_interrupted_archive_is_taken_again_leaving_one_archive(
+    world: tuple[Runbook, Runbook, Clock], source_db: Db, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run again, the removal (1) is not refused for the guard its own first attempt took
+    off, and (2) leaves one archive, not the first attempt's beside the second's."""
+    _ctx, rb, clock = world
+    _all_evidence_holds(rb, clock, source_db)
+    archive_dir = rb.spec.resolve(rb.service.decommission.archive_dir)
+    archive_dir.mkdir(parents=True, exist_ok=True)
+    older = archive_dir / "order_service-old-tables-20000101T000000Z.dump"
+    older.write_bytes(b"an archive of an earlier life of this service: not ours to remove")
+    _, first = _interrupt_the_archive(rb, monkeypatch)
+    assert len(first) == 1  # written, not recorded
+    clock.advance(timedelta(minutes=5))
+    report = run_decommission(rb)
+    assert rb.phase is Phase.OLD_PATH_REMOVED
+    archive = report.done[-1]["archive"]
+    dumps = sorted(p for p in archive_dir.glob("order_service-old-tables-*.dump") if p != older)
+    assert dumps == [Path(archive["path"])] and dumps != first
+    assert archive["superseded"] == [str(first[0]), str(first[0].with_suffix(".list"))]
+    assert older.exists()  # made before the service became stable: left alone
+    pg_restore = str(T.pg_tool("pg_restore", 18))  # the embedded server's own version
+    restored = subprocess.run(
+        [pg_restore, "--list", archive["path"]], capture_output=True, text=True, check=True
+    )
+    assert "TABLE DATA public orders" in restored.stdout
+    removal = next(
+        e
+        for e in reversed(rb.journal.history("order_service"))
+        if e.kind == "intent" and e.step == "remove_old_path"
+    )
+    quiet = removal.details["evidence"]["old_tables_quiet"]
+    assert "taken off by remove_old_path" in quiet["guard"]
+
+
+def test_a_write_after_the_guard_came_off_stops_the_retried_removal(
+    world: tuple[Runbook, Runbook, Clock], source_db: Db, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _ctx, rb, clock = world
+    _all_evidence_holds(rb, clock, source_db)
+    _interrupt_the_archive(rb, monkeypatch)
+    with source_db.connect() as conn:
+        before = T.write_counters(conn, "public", ["orders"])["orders"]
+    source_db.execute("UPDATE public.orders SET total = total + 1 WHERE id = 1")
+    with source_db.connect() as conn:  # the writer's statistics reach the server's counters
+        deadline = time.monotonic() + 10
+        while T.write_counters(conn, "public", ["orders"])["orders"] == before:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    with pytest.raises(CheckFailed, match="cannot be shown unwritten since remove_old_path"):
+        run_decommission(rb)
+    # The way back the refusal names: the guard on again, a quiet window, then the removal.
+    gather(rb, None)
+    clock.advance(timedelta(days=1, hours=1))
+    ok, results = gather(rb, None)
+    assert ok, _failed(results)
+    run_decommission(rb)
+    assert rb.phase is Phase.OLD_PATH_REMOVED
 
 
 @dataclass

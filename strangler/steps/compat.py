@@ -22,7 +22,8 @@ from strangler.pg.connect import connect
 from strangler.pg.copy import retire as T
 from strangler.pg.schema import compat
 from strangler.pg.schema.move import Moved
-from strangler.steps.records import ArchiveRecord, Event, GuardState, MoveRecord
+from strangler.steps import archives
+from strangler.steps.records import Event, GuardState, MoveRecord
 from strangler.steps.runbook import Runbook
 
 __all__ = ["archive_views", "drop_views", "guard", "retire_views"]
@@ -61,23 +62,16 @@ def guard(rb: Runbook, dry_run: bool) -> Guard | None:
     return Guard(now, {}, installed_now=True)
 
 
-def archive_views(rb: Runbook, archive_dir: Path, major: int, *, resumed: bool) -> dict[str, Any]:
-    """``pg_dump`` of the compatibility views (definitions, comments, grants), or, resuming a
-    step killed after it, the archive it recorded when the file is still intact."""
-    kept = rb.progress.load(ArchiveRecord)
-    if resumed and kept is not None:
-        path = Path(str(kept.archive.get("path", "")))
-        if path.is_file() and T.sha256_of(path) == kept.archive.get("sha256"):
-            return dict(kept.archive)
+def archive_views(rb: Runbook, archive_dir: Path, major: int) -> dict[str, Any]:
+    """``pg_dump`` of the compatibility views (definitions, comments, grants), or the
+    archive an interrupted attempt recorded when its file is still intact."""
+    kept = archives.recorded(rb)
+    if kept is not None:
+        return kept
     schema, tables = rb.spec.source.schema_, list(rb.service.tables)
     with connect(rb.spec.source.dsn, role="monolith") as conn:
         views = compat.compat_views(conn, schema, tables)
-    stamp = rb.journal.clock().strftime("%Y%m%dT%H%M%SZ")
-    made = T.archive_tables(
-        rb.spec.source.dsn, major, schema, views, archive_dir / f"{rb.name}-views-{stamp}.dump"
-    ).to_dict()
-    rb.progress.save(ArchiveRecord(made))
-    return made
+    return archives.make_archive(rb, archive_dir, "views", major, schema, views)
 
 
 def retire_views(rb: Runbook) -> str:

@@ -41,10 +41,11 @@ from strangler.pg.copy import retire as T
 from strangler.pg.sync import cdc
 from strangler.phases import Action, Phase
 from strangler.spec import Spec
+from strangler.steps import archives
 from strangler.steps import compat as moved_views
 from strangler.steps.decommission_check import DecommissionCheck, check, gather
 from strangler.steps.preflight import waiting_or_raise
-from strangler.steps.records import ArchiveRecord
+from strangler.steps.records import ArchiveRecord, GuardOff
 from strangler.steps.requirements import grace_period_over, stated
 from strangler.steps.runbook import Runbook
 from strangler.steps.types import (
@@ -188,14 +189,13 @@ def decommission(
                 else {"removed": False, "why": "no router configured"}
             )
             step.details["reverse_sync"] = _end_reverse_sync(rb)
-            resumed = step.resumed_from is not None
             if svc.strategy == "move":
                 major = _server_major(spec.source.dsn)
-                archive = moved_views.archive_views(rb, archive_dir, major, resumed=resumed)
+                archive = moved_views.archive_views(rb, archive_dir, major)
                 step.details["archive"] = archive
                 step.details["retired_schema"] = moved_views.retire_views(rb)
             else:
-                archive = _archive(rb, archive_dir, resumed=resumed)
+                archive = _archive(rb, archive_dir)
                 step.details["archive"] = archive
                 with connect(spec.source.dsn, role="monolith") as conn:
                     step.details["retired_schema"] = T.retire_tables(conn, schema, tables, name)
@@ -203,6 +203,7 @@ def decommission(
                     # from the archive (requirements.retired_tables_untouched).
                     step.details["retired_counters"] = T.write_counters(conn, retired, tables)
             rb.progress.clear(ArchiveRecord)
+            rb.progress.clear(GuardOff)
         report.done.append(
             {"step": "remove_old_path", "archive": archive, "retired_schema": retired}
         )
@@ -271,30 +272,24 @@ def _end_reverse_sync(rb: Runbook, timeout: float = 600.0) -> dict[str, Any] | N
     return cdc.end(route)
 
 
-def _archive(rb: Runbook, archive_dir: Path, *, resumed: bool) -> dict[str, Any]:
-    """Archive the old tables (guard triggers off first), or, resuming a step killed after
-    its archive, take the one it recorded when the file is still intact."""
+def _archive(rb: Runbook, archive_dir: Path) -> dict[str, Any]:
+    """Archive the old tables (guard triggers off first), or take the archive an
+    interrupted attempt recorded when its file is still intact (steps/archives.py)."""
+    kept = archives.recorded(rb)
+    if kept is not None:
+        return kept
     schema, tables = rb.spec.source.schema_, list(rb.service.tables)
-    kept = rb.progress.load(ArchiveRecord)
-    if resumed and kept is not None:
-        path = Path(str(kept.archive.get("path", "")))
-        if path.is_file() and T.sha256_of(path) == kept.archive.get("sha256"):
-            return dict(kept.archive)
     major = _server_major(rb.spec.source.dsn)
     # The guard's evidence is in the journal now; its triggers would tie the archive to this
     # database (restoring them elsewhere fails), so they go first.
     with connect(rb.spec.source.dsn, role="monolith") as conn:
+        if T.guard_installed(conn, schema, tables):
+            # Recorded first: a retry must know who took the guard off, and since when
+            # nothing wrote (proofs_decommission.old_tables_quiet).
+            now = rb.journal.clock().isoformat()
+            rb.progress.save(GuardOff(now, T.write_counters(conn, schema, tables)))
         T.remove_guard(conn, schema, tables)
-    stamp = rb.journal.clock().strftime("%Y%m%dT%H%M%SZ")
-    made = T.archive_tables(
-        rb.spec.source.dsn,
-        major,
-        schema,
-        tables,
-        archive_dir / f"{rb.name}-old-tables-{stamp}.dump",
-    ).to_dict()
-    rb.progress.save(ArchiveRecord(made))
-    return made
+    return archives.make_archive(rb, archive_dir, "old-tables", major, schema, tables)
 
 
 def plan(rb: ServiceRef, *, inspect: bool = False) -> list[StepPlan]:

@@ -21,7 +21,7 @@ from strangler.pg.copy import retire as T
 from strangler.phases import Action, Phase
 from strangler.steps import compat as moved_views
 from strangler.steps.preflight import context
-from strangler.steps.records import Event, GuardState
+from strangler.steps.records import Event, GuardOff, GuardState
 from strangler.steps.runbook import Runbook
 
 __all__ = ["DecommissionCheck", "check", "gather"]
@@ -73,6 +73,7 @@ def _guard(rb: Runbook, dry_run: bool) -> Guard | None:
         T.install_guard(conn, schema, tables)
     now = rb.journal.clock()
     rb.progress.save(GuardState(now.isoformat(), counters, now.isoformat(), seen))
+    rb.progress.clear(GuardOff)  # a guard on again: its own window, not the removal's
     rb.journal.event(
         rb.name, Event.GUARD_INSTALLED, status="ok", details={"counters": counters, "seen_id": seen}
     )

@@ -16,7 +16,7 @@ from strangler.durations import format_duration
 from strangler.errors import CheckFailed
 from strangler.phases import Action
 from strangler.steps import facts
-from strangler.steps.records import Event, GuardState, Progress
+from strangler.steps.records import Event, GuardOff, GuardState, Progress
 from strangler.steps.types import JournaledRef, Moment
 
 __all__ = [
@@ -67,8 +67,14 @@ def old_tables_quiet(rb: JournaledRef, moment: Moment) -> Evidence:
     the window's start, and the guard still on every table."""
     from strangler.checks.decommission import old_tables_written
 
-    saved = Progress(rb.journal, rb.name).load(GuardState)
+    progress = Progress(rb.journal, rb.name)
     how = f"strangler decommission {rb.name} --check"
+    off = progress.load(GuardOff)
+    if off is not None:
+        found_off = _unwritten_since_guard_off(rb, off, how)
+        if found_off is not None:
+            return found_off
+    saved = progress.load(GuardState)
     if saved is None:
         raise CheckFailed(
             f"{rb.name}: no write guard was ever put on the old tables, so nothing shows they "
@@ -90,6 +96,34 @@ def old_tables_quiet(rb: JournaledRef, moment: Moment) -> Evidence:
             f"show none for {format_duration(rb.service.decommission.write_window)}",
         )
     return {"message": found.message, **found.evidence}
+
+
+def _unwritten_since_guard_off(rb: JournaledRef, off: GuardOff, how: str) -> Evidence | None:
+    """A retried ``remove_old_path`` whose earlier attempt took the guard off for the
+    archive: the tables are as quiet as they were then if their write counters have not
+    moved since (None: the guard is back on, so the guard's own evidence applies)."""
+    from strangler.pg.connect import connect
+    from strangler.pg.copy import retire as T
+
+    schema, tables = rb.spec.source.schema_, list(rb.service.tables)
+    with connect(rb.spec.source.dsn, role="monolith") as conn:
+        if T.guard_installed(conn, schema, tables):
+            return None
+        now = T.write_counters(conn, schema, tables)
+    moved = [
+        f"{t}: {off.counters.get(t, 0):,} → {now.get(t, 0):,} rows written"
+        for t in tables
+        if now.get(t, 0) != off.counters.get(t, 0)
+    ]
+    if moved:
+        raise CheckFailed(
+            f"{rb.name}: the old tables cannot be shown unwritten since remove_old_path took "
+            f"their write guard off for the archive at {off.at} ({'; '.join(moved)}; the "
+            "server's counters also reset when it restarts after a crash)",
+            hint=f"'{how}' puts the guard back; the old tables go once they show no write for "
+            f"{format_duration(rb.service.decommission.write_window)}",
+        )
+    return {"guard": f"taken off by remove_old_path at {off.at} for its archive", "counters": now}
 
 
 def no_dependents(rb: JournaledRef, moment: Moment) -> Evidence:

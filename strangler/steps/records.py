@@ -218,6 +218,19 @@ class GuardState(Record):
 
 
 @dataclass(frozen=True)
+class GuardOff(Record):
+    """``remove_old_path`` took the write guard off the old tables for their archive, at
+    ``at`` (ISO), when their write counters read ``counters``. A retry of a removal that was
+    interrupted after it finds the guard gone by strangler's own hand, and proves the tables
+    unwritten since by those counters (issue 15: it used to refuse, and the way out was a
+    whole new write window)."""
+
+    KEY: ClassVar[str] = "decommission:guard_off"
+    at: str
+    counters: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ArchiveRecord(Record):
     """The archive of the old tables, recorded once written and before they are moved, so
     a ``remove_old_path`` killed after the archive does not need the tables where they were."""
