@@ -17,8 +17,12 @@ from typing import Any
 import psycopg
 import pytest
 
+from strangler.errors import CheckFailed
 from strangler.phases import Phase
 from strangler.steps.copy import copy as copy_service
+from strangler.steps.records import CopyWatermark
+from strangler.steps.rollback_schema import rollback_schema
+from strangler.steps.rollbacks import RollbackRequest
 from tests.extract_world import build_rich, rows_of, runbook, write_service_spec
 from tests.fix_pg import Db
 
@@ -266,3 +270,34 @@ def test_a_worker_killed_between_its_copy_and_its_commit_leaves_nothing(
     assert json.loads(out)["tables"]["orders"] == {"source_rows": 2000, "target_rows": 2000}
     same_rows(source_db, target_db.dsn)
     assert {r[1] for r in queue_rows(target_db.dsn, "copy")} == {"done"}
+
+
+def test_rollback_schema_tells_the_workers_rows_from_anyone_elses(
+    source_db: Db, target_db: Db, tmp_path: Path
+) -> None:
+    """Chunk workers journal nothing: before, a worker copy that died before its watermark
+    was recorded left rows that ``rollback --schema`` took for someone else's, and the way
+    back (drop the schema, copy again) was refused. A done chunk's queue row is updated in
+    the transaction that copied it, so its xmin names the copy's transaction."""
+    build_rich(source_db.dsn, n=2000)
+    _, journal, rb = runbook(workers_spec(tmp_path, source_db.dsn, target_db.dsn, 400))
+    copy_service(rb, jobs=2)
+    assert not rb.progress.copy_xacts()  # the workers' transactions are not in the journal
+    # The copy died before it recorded its watermark: only whose rows they are can tell.
+    rb.progress.clear(CopyWatermark)
+    with psycopg.connect(target_db.dsn, autocommit=True) as conn:
+        items = 'order_service."Order Items"'
+        row = conn.execute(f"SELECT id FROM {items} ORDER BY 1 LIMIT 1").fetchone()
+        assert row is not None
+        # someone else's write: a new row version, in a transaction no copy made
+        conn.execute(f"UPDATE {items} SET id = id WHERE id = %s", (row[0],))
+    with pytest.raises(CheckFailed, match=r"1 row\(s\) that strangler's copy did not write"):
+        rollback_schema(rb, RollbackRequest(reason="foreign row"))
+    with psycopg.connect(target_db.dsn, autocommit=True) as conn:
+        conn.execute(f"DELETE FROM {items} WHERE id = %s", (row[0],))
+    done = rollback_schema(rb, RollbackRequest(reason="copy again"))
+    assert done.dropped and rb.phase == Phase.PLANNED
+    with psycopg.connect(target_db.dsn, autocommit=True) as conn:
+        gone = conn.execute("SELECT to_regnamespace('order_service') IS NULL").fetchone()
+    assert gone == (True,)
+    journal.close()

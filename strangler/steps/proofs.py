@@ -229,6 +229,7 @@ def no_writes_since_copy(rb: JournaledRef, moment: Moment) -> Evidence:
     from strangler.pg.connect import connect
     from strangler.pg.schema.drop import writes_since_copy
     from strangler.pg.sync.gate import gate_state
+    from strangler.work.queue import copied_xacts
 
     if rb.service.strategy == "move":
         # Nothing was copied: the tables move back with every row, none is dropped.
@@ -239,12 +240,11 @@ def no_writes_since_copy(rb: JournaledRef, moment: Moment) -> Evidence:
         if rb.service.strategy != "online":
             progress = Progress(rb.journal, rb.name)
             mark = progress.load(CopyWatermark)
+            # The copy's own transactions: the journal's, and the chunk workers' (their
+            # queue rows were marked done in the transaction that wrote the chunk).
+            xacts = [*progress.copy_xacts(), *copied_xacts(conn, rb.name)]
             changed = writes_since_copy(
-                conn,
-                schema,
-                mark.xid if mark else None,
-                mark.rows if mark else {},
-                progress.copy_xacts(),
+                conn, schema, mark.xid if mark else None, mark.rows if mark else {}, xacts
             )
             if changed and mark is None:  # the copy never finished (crashed or failed)
                 raise CheckFailed(

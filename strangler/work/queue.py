@@ -27,6 +27,7 @@ __all__ = [
     "WorkChunk",
     "claim",
     "clear",
+    "copied_xacts",
     "counts",
     "enqueue",
     "ensure_queue",
@@ -286,6 +287,25 @@ def counts(conn: psycopg.Connection[Any], service: str, job: Job) -> QueueCounts
     if row is None:
         return QueueCounts()
     return QueueCounts(int(row[0]), int(row[1]), int(row[2]), int(row[3]), tuple(row[4]))
+
+
+def copied_xacts(conn: psycopg.Connection[Any], service: str) -> list[str]:
+    """The target transactions the service's copy chunks were written in, as ids.
+
+    A worker marks its chunk done in the transaction that copied the chunk's rows, so the
+    done row's ``xmin`` is that transaction: the rows it carries are strangler's own, which
+    ``rollback --schema`` must tell from anyone else's (issue 17: a worker's rows passed for
+    foreign ones, since workers journal nothing)."""
+    if not exists(conn):
+        return []
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT DISTINCT xmin::text FROM {} WHERE service = %s AND job = 'copy'"
+            " AND state = 'done' ORDER BY 1"
+        ).format(QUEUE),
+        (service,),
+    ).fetchall()
+    return [str(r[0]) for r in rows]
 
 
 def finished(conn: psycopg.Connection[Any], service: str, job: Job) -> list[Finished]:
