@@ -161,6 +161,12 @@ class ThrottleAbort(CheckFailed):
     chunks or rounds, with nothing half-done; run the same command again once it recovers."""
 
 
+class SnapshotAged(ThrottleAbort):
+    """The copy's snapshot reached ``copy.max_snapshot_age``: the copy stopped between two
+    chunks so the monolith's vacuum can move on. ``strategy: copy``: run it again; an online
+    copy in catch-up mode takes a new snapshot and goes on by itself."""
+
+
 class ChunkTaken(CheckFailed):
     """Another worker claimed the chunk first (caught inside the worker, never shown)."""
 

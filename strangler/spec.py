@@ -431,8 +431,11 @@ class CopySpec(_Model):
     chunk_rows: int = Field(default=250_000, ge=1, description="Rows per chunk (key range).")
     max_snapshot_age: Duration | None = Field(
         default=None,
-        description="strategy: copy: longest the copy's snapshot may pin the monolith's xmin "
-        "horizon; past it the copy stops between chunks and a re-run goes on under a new one.",
+        description="Longest one snapshot of the copy may pin the monolith's xmin horizon. "
+        "strategy: copy: past it the copy stops between chunks and a re-run goes on under a new "
+        "one. strategy: online: the slot is made first without a snapshot, the copy takes a new "
+        "snapshot whenever its current one reaches this age, and sync applies the stream from "
+        "the slot's start in catch-up mode until it passes the copy's end.",
     )
     local_threads: int | None = Field(
         default=None,
@@ -597,13 +600,25 @@ class Spec(_Model):
                     f"services.{name}.sync applies to strategy: online only, and {name} uses "
                     f"strategy: {svc.strategy}; remove sync: or set strategy: online"
                 )
-            if svc.copy_.max_snapshot_age is not None and svc.strategy != "copy":
-                # An online copy must meet its slot exactly, under the slot's one snapshot;
-                # copying in chunks reconciled against the stream is not built yet (issue 17).
+            if svc.copy_.max_snapshot_age is not None and svc.strategy == "move":
                 raise ValueError(
-                    f"services.{name}.copy.max_snapshot_age applies to strategy: copy only, "
-                    f"and {name} uses strategy: {svc.strategy}, whose copy runs under one "
-                    "snapshot; remove copy.max_snapshot_age"
+                    f"services.{name}.copy.max_snapshot_age applies to strategy: copy or "
+                    f"online, and {name} uses strategy: move, which copies nothing; remove "
+                    "copy.max_snapshot_age"
+                )
+            if (
+                svc.copy_.max_snapshot_age is not None
+                and svc.strategy == "online"
+                and (svc.sync is not None and svc.sync.decoder is not None)
+            ):
+                # A catch-up copy's first changes are applied by the service's own sync
+                # (steps/online_copy.py); a shared decoder does not know that mode.
+                raise ValueError(
+                    f"services.{name}.copy.max_snapshot_age with sync.decoder: a copy in "
+                    "chunks under fresh snapshots catches up through the service's own slot; "
+                    "remove sync.decoder for the copy; once 'strangler sync "
+                    f"{name} --until-caught-up' has run, put it back and run 'strangler decoder "
+                    f"{svc.sync.decoder} --join'"
                 )
             if svc.strategy == "move" and not same_instance:
                 raise ValueError(

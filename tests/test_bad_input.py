@@ -99,10 +99,19 @@ SPEC_CASES = [
         spec={"extra": "    sync: { max_lag: 1MB }\n"},
     ),
     Case(
-        "snapshot-age-with-online-strategy",
+        "snapshot-age-with-move-strategy",
         2,
-        ("copy.max_snapshot_age applies to strategy: copy only", "remove copy.max_snapshot_age"),
-        spec={"strategy": "online", "extra": "    copy: { max_snapshot_age: 1h }\n"},
+        ("copy.max_snapshot_age applies to strategy: copy or online", "copies nothing"),
+        spec={"strategy": "move", "extra": "    copy: { max_snapshot_age: 1h }\n"},
+    ),
+    Case(
+        "snapshot-age-with-a-shared-decoder",
+        2,
+        ("copy.max_snapshot_age with sync.decoder", "--join"),
+        spec={
+            "strategy": "online",
+            "extra": "    copy: { max_snapshot_age: 1h }\n    sync: { decoder: billing }\n",
+        },
     ),
     Case(
         "bad-size",

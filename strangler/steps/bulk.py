@@ -15,7 +15,7 @@ import functools
 import time
 from typing import Any
 
-from strangler.errors import ThrottleAbort
+from strangler.errors import SnapshotAged
 from strangler.pg.connect import connect
 from strangler.pg.copy.extract import Loader
 from strangler.pg.copy.rows import load_rows
@@ -121,18 +121,21 @@ def brake(rb: JournaledRef, what: str, *, for_sync: bool = False) -> Brake:
 
 
 class _SnapshotAge:
-    """``copy.max_snapshot_age`` for ``strategy: copy``: past it the copy stops between two
-    chunks, releasing its snapshot (and the monolith's xmin horizon); run again, it keeps
-    every finished chunk and goes on under a new snapshot, as after any interruption."""
+    """``copy.max_snapshot_age``: past it the copy stops between two chunks, releasing its
+    snapshot (and the monolith's xmin horizon); run again, it keeps every finished chunk and
+    goes on under a new snapshot, as after any interruption. An online copy in catch-up mode
+    does that by itself (steps/online_copy.py)."""
 
     def __init__(self, inner: Brake, limit: float, service: str) -> None:
         self.inner, self.limit, self.service = inner, limit, service
         self.started = time.monotonic()
+        self.begun = 0  # chunks begun under this snapshot
 
     def between(self, what: str) -> None:
         age = time.monotonic() - self.started
-        if age > self.limit:
-            raise ThrottleAbort(
+        # At least one chunk per snapshot, however short the limit: each run makes progress.
+        if age > self.limit and self.begun:
+            raise SnapshotAged(
                 f"the copy's snapshot is {age:.0f}s old, more than copy.max_snapshot_age "
                 f"({self.limit:g}s): stopped before the next {what} so the monolith's vacuum "
                 "can move on",
@@ -140,13 +143,14 @@ class _SnapshotAge:
                 "and copies the rest under a new snapshot",
             )
         self.inner.between(what)
+        self.begun += 1
 
 
 def loader(rb: JournaledRef, brake_: Brake) -> Loader | None:
     """How the copy's rows move (None: the default, strangler's threads without a brake)."""
     engine = rb.service.copy_.engine
     age = rb.service.copy_.max_snapshot_age
-    if age is not None and rb.service.strategy == "copy":
+    if age is not None and rb.service.strategy in ("copy", "online"):
         brake_ = _SnapshotAge(brake_, age.total_seconds(), rb.name)
     if engine == "workers":
         return queue_loader(

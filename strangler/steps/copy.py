@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from strangler.durations import format_duration
 from strangler.errors import CheckFailed, translate
 from strangler.pg.copy.extract import CopyFigures, Resume, copy_rows
 from strangler.pg.copy.rows import ChunkDone, CopyProgress, check_snapshot_id
@@ -193,6 +194,9 @@ def _copy(
         progress=progress,
         loader=bulk.loader(rb, bulk.brake(rb, "copy")),  # issue 17: copy.engine, throttle
         on_xact=lambda chunk, xid: rb.progress.save_copy_xact(xid, chunk.id),
+        # Read under several snapshots (steps/online_copy.py): foreign keys hold once sync
+        # has caught up, and are validated then.
+        defer_validation=online_copy.catching_up(rb),
     )
     rb.progress.save(
         CopyWatermark(figures.watermark_xid, {t: c.target_rows for t, c in figures.tables.items()})
@@ -223,7 +227,15 @@ def plan(rb: ServiceRef, *, inspect: bool = False) -> StepPlan:
     how = "INSERT … SELECT in the server" if same else "binary COPY between the servers"
     how = bulk.engine_summary(rb, how)  # issue 17: copy.engine workers | dms
     ops = []
-    if svc.strategy == "online":
+    age = svc.copy_.max_snapshot_age
+    if svc.strategy == "online" and age is not None:
+        ops.append(
+            Operation("monolith", "create the publication and the logical replication slot, "
+                      "holding no snapshot; the copy reads its chunks under snapshots of its "
+                      f"own, none older than {format_duration(age)}; sync then catches up "
+                      "from the slot's start (catch-up rules until the copy's end)")
+        )  # fmt: skip
+    elif svc.strategy == "online":
         ops.append(
             Operation("monolith", "create the publication and the logical replication slot "
                       "with an exported snapshot; the copy reads that snapshot")

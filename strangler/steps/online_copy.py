@@ -16,14 +16,25 @@ under another snapshot (the stream starts at one point only). Two cases:
   left (keys, indexes, counts) and sync attaches to the slot where it was created;
 - anything else: the slot, publication and stored position are dropped, the target tables
   emptied, the finished chunks forgotten, and the copy starts again under a new slot.
+
+With ``copy.max_snapshot_age`` (issue 17) no snapshot is held for the whole copy: the slot is
+made first, without one, and the copy reads its chunks under snapshots of its own, a new one
+whenever the current one reaches the limit, so the monolith's xmin horizon moves on during a
+copy of many hours. Sync then applies the stream from the slot's start by the catch-up rules
+(:mod:`strangler.pg.sync.catchup`) up to a mark made after the copy's last read, validates the
+foreign keys the copy left NOT VALID (rows read under different snapshots need not agree until
+then), and applies strictly after it. Killed, such a copy resumes with every finished chunk
+while its slot lives: each was read after the slot was made, which is all catch-up needs.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from strangler.errors import CheckFailed, SnapshotAged
 from strangler.pg.copy.extract import CopyFigures
 from strangler.pg.sync import cdc
 from strangler.pg.sync.decoding import check_logical_decoding
@@ -32,11 +43,19 @@ from strangler.pg.sync.pgoutput import format_lsn
 from strangler.pg.sync.slot import check_replica_identity, slot_status
 from strangler.steps.records import CopyPlan, OnlineCopy
 from strangler.steps.runbook import Runbook
+from strangler.steps.types import ServiceRef
 from strangler.steps.wiring import sync_route
 
-__all__ = ["OnlineResult", "copy_online", "refuse_unpublishable", "rows_complete_under_slot"]
+__all__ = [
+    "OnlineResult",
+    "catching_up",
+    "copy_online",
+    "refuse_unpublishable",
+    "rows_complete_under_slot",
+]
 
 Copy = Callable[[str | None], CopyFigures]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -47,6 +66,9 @@ class OnlineResult:
     restarted: bool
     # partitioned tables, published through their root (publish_via_partition_root)
     partitioned: list[str] = field(default_factory=list)
+    # catch-up mode (copy.max_snapshot_age): snapshots the copy took, where catch-up ends
+    snapshots: int | None = None
+    catch_up_until: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -56,6 +78,8 @@ class OnlineResult:
         }
         if self.partitioned:
             out["published_via_partition_root"] = self.partitioned
+        if self.catch_up_until is not None:
+            out.update(snapshots=self.snapshots, catch_up_until=self.catch_up_until)
         return out
 
 
@@ -92,7 +116,8 @@ def copy_online(rb: Runbook, copy: Copy) -> OnlineResult:
     """Run ``copy(snapshot)`` so that it meets the service's forward slot exactly.
 
     ``copy`` is the extraction's copy: given a snapshot id it reads only that snapshot;
-    given None it exports its own (used here only when every row is already copied).
+    given None it exports its own (used here only when every row is already copied, or in
+    catch-up mode).
     """
     route = sync_route(rb.spec, rb.name, "forward")
     with route.connect_source() as src:
@@ -100,6 +125,8 @@ def copy_online(rb: Runbook, copy: Copy) -> OnlineResult:
     started_before = (
         rb.progress.load(OnlineCopy) is not None or rb.progress.load(CopyPlan) is not None
     )
+    if catching_up(rb):
+        return _copy_catching_up(rb, copy, route, partitioned, started_before)
     mine = rb.progress.load(OnlineCopy)
     if started_before and mine is not None and rows_complete_under_slot(rb, route):
         figures = copy(None)
@@ -120,3 +147,68 @@ def copy_online(rb: Runbook, copy: Copy) -> OnlineResult:
 
     lsn = cdc.begin(route, copy=under_slot)
     return OnlineResult(result[0], route.slot, format_lsn(lsn), started_before, partitioned)
+
+
+def catching_up(rb: ServiceRef) -> bool:
+    """Whether the service's online copy is made under snapshots of its own and caught up."""
+    return rb.service.strategy == "online" and rb.service.copy_.max_snapshot_age is not None
+
+
+def _copy_catching_up(
+    rb: Runbook, copy: Copy, route: cdc.SyncRoute, partitioned: list[str], started_before: bool
+) -> OnlineResult:
+    """The copy under snapshots of its own after the slot (module docstring)."""
+    mine = rb.progress.load(OnlineCopy)
+    with route.connect_source() as src:
+        _refuse_keyless(src, route)
+        alive = slot_status(src, route.slot).exists
+    resuming = mine is not None and mine.catch_up and mine.slot == route.slot and alive
+    if not resuming:
+        if started_before:
+            # Rows read before a slot that is gone (or under another mode) cannot be caught
+            # up: start over, cleanly.
+            cdc.end(route)
+            cdc.empty_targets(route)
+            rb.progress.forget_chunks()
+        elif alive:
+            cdc.end(route)  # made by a run killed before it recorded this copy
+        rb.progress.save(OnlineCopy(route.slot, None, catch_up=True))
+        cdc.begin(route, copy=None, gate=False)
+    figures: CopyFigures | None = None
+    snapshots = 0
+    while figures is None:
+        snapshots += 1
+        try:
+            figures = copy(None)
+        except SnapshotAged as aged:
+            log.info("%s; going on under a new snapshot", aged.message)
+    # Sync catches up from the slot's start to a mark made now, then validates the foreign
+    # keys the mixed snapshots could not promise (pg/sync/catchup.py).
+    until = cdc.catch_up_after_copy(route, figures.deferred)
+    lsn = cdc.attach(route)  # the position stays at the slot's start; the gate closes now
+    return OnlineResult(
+        figures,
+        route.slot,
+        format_lsn(lsn),
+        started_before,
+        partitioned,
+        snapshots=snapshots,
+        catch_up_until=format_lsn(until),
+    )
+
+
+def _refuse_keyless(src: Any, route: cdc.SyncRoute) -> None:
+    """Catch-up finds rows by key: a table with REPLICA IDENTITY FULL has none to give."""
+    rows = src.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relname = ANY(%s) AND c.relreplident = 'f' ORDER BY 1",
+        (route.source_schema, list(route.tables)),
+    ).fetchall()
+    if rows:
+        names = ", ".join(f"{route.source_schema}.{r[0]}" for r in rows)
+        raise CheckFailed(
+            f"{names}: REPLICA IDENTITY FULL, so no key to find a row by: a copy under "
+            "copy.max_snapshot_age catches up the stream by key. Nothing was created.",
+            hint="give the table a primary key (or REPLICA IDENTITY USING INDEX on a unique "
+            "index), or remove copy.max_snapshot_age to copy under the slot's one snapshot",
+        )

@@ -150,11 +150,13 @@ class CopyWatermark(Record):
 
 @dataclass(frozen=True)
 class OnlineCopy(Record):
-    """The slot an online copy met and the snapshot it exported."""
+    """The slot an online copy met and the snapshot it exported; ``catch_up``: the copy is
+    made under snapshots of its own after the slot, and sync catches up (issue 17)."""
 
     KEY: ClassVar[str] = "copy/online"
     slot: str
     snapshot: str | None
+    catch_up: bool = False
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,9 @@ class CopyFigures:
     warnings: list[str]
     seconds: dict[str, float]
     watermark_xid: str | None
+    # Foreign keys left NOT VALID for the caller to validate, as (table, constraint): rows
+    # read under several snapshots hold only once sync has caught up (issue 17).
+    deferred: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def mismatched(self) -> dict[str, TableCount]:
@@ -191,6 +194,7 @@ def copy_rows(
     progress: CopyProgress | None = None,
     loader: Loader | None = None,
     on_xact: OnXact | None = None,
+    defer_validation: bool = False,
 ) -> CopyFigures:
     """Copy the rows of ``tables`` into the service schema and finish its keys and counts.
 
@@ -201,7 +205,8 @@ def copy_rows(
     ``on_xact`` each chunk's target transaction id before it writes (see
     :mod:`strangler.pg.copy.rows`). ``loader`` moves the rows (default :func:`load_rows`,
     threads in this process; issue 17 adds a queue drained by ``strangler worker``
-    processes, and AWS DMS).
+    processes, and AWS DMS). ``defer_validation``: leave foreign keys NOT VALID and list
+    them in the figures (``deferred``), for a copy read under several snapshots.
     """
     target_dsn = ends.target_dsn or ends.source_dsn
     with (
@@ -256,7 +261,7 @@ def copy_rows(
         figures = _load_and_finish(
             ends, source, target, prepared, chunks, pending, done_before, snap, jobs, redo,
             binary, resume.statements, resuming, on_chunk, on_statement, progress,
-            loader or load_rows, on_xact,
+            loader or load_rows, on_xact, defer_validation,
         )  # fmt: skip
         figures.resumed = resuming
         return figures
@@ -281,6 +286,7 @@ def _load_and_finish(
     progress: CopyProgress | None,
     loader: Loader,
     on_xact: OnXact | None = None,
+    defer_validation: bool = False,
 ) -> CopyFigures:
     catalog = prepared.catalog
     target_dsn = ends.target_dsn or ends.source_dsn
@@ -326,7 +332,15 @@ def _load_and_finish(
     # Everything else reads the live monolith; the snapshot is not needed any longer.
     source.execute("COMMIT")
 
+    deferred: list[tuple[str, str]] = []
     for phase, stmts in prepared.ddl.phases()[1:]:
+        if phase == "validate" and defer_validation:
+            deferred = [
+                (str(s.table), s.key.removeprefix(f"validate:{s.table}:"))
+                for s in stmts
+                if s.key not in skip
+            ]
+            continue
         clock = time.monotonic()
         parallel = jobs if phase in ("keys", "validate", "analyze") else 1
         # Keys: the indexes first (side by side), then what attaches or needs them.
@@ -361,4 +375,5 @@ def _load_and_finish(
         warnings=list(prepared.warnings),
         seconds=seconds,
         watermark_xid=str(watermark[0]) if watermark else None,
+        deferred=deferred,
     )

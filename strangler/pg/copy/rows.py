@@ -462,14 +462,24 @@ def load_rows(
         )  # fmt: skip
     done: list[ChunkDone] = []
     running: dict[Future[object], str | None] = {}
+    # What ``between`` raised: no chunk starts after it, the running ones finish and are
+    # recorded (a stop between chunks keeps every finished chunk), then it is raised.
+    stopped: BaseException | None = None
     try:
         with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="copy") as ex:
             while queue or running:
-                while queue and len(running) < max(1, jobs):
+                while queue and len(running) < max(1, jobs) and stopped is None:
                     if between is not None and queue[0][0] is None:
-                        between()
+                        try:
+                            between()
+                        except Exception as exc:
+                            stopped = exc
+                            queue.clear()
+                            break
                     owner, task = queue.popleft()
                     running[ex.submit(task)] = owner
+                if not running:
+                    break
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     owner = running.pop(fut)
@@ -490,6 +500,8 @@ def load_rows(
                             next_wave(result.chunk.table)
     finally:
         pool.close()
+    if stopped is not None:
+        raise stopped
     return done
 
 

@@ -45,6 +45,7 @@ import psycopg
 from psycopg import sql
 
 from strangler.errors import NoPosition, SchemaChanged, StranglerError, SyncError
+from strangler.pg.sync.catchup import apply_catching_up
 from strangler.pg.sync.fold import CannotFold, Folded, fold
 from strangler.pg.sync.ordered import replay
 from strangler.pg.sync.partitions import partition_tree, partitioned_roots, tree_differences
@@ -60,7 +61,12 @@ from strangler.pg.sync.pgoutput import (
     format_lsn,
     parse_lsn,
 )
-from strangler.pg.sync.position import POSITION_SCHEMA, POSITION_TABLE
+from strangler.pg.sync.position import (
+    POSITION_SCHEMA,
+    POSITION_TABLE,
+    catch_up_until,
+    end_catch_up,
+)
 from strangler.pg.sync.stage import Diverged, Stage, stage_for
 from strangler.pg.sync.stream import SlotStream
 
@@ -144,6 +150,12 @@ class Applier:
         self.folded = self.replayed = 0  # tables applied each way, for the benchmark's notes
         self.replayed_changes = 0  # changes that went one by one
         self._clean_at = 0.0  # when an idle round last moved the position over other WAL
+        # Catch-up mode (pg/sync/catchup.py): where it ends, read each round until the
+        # position passes it (or there is none); then never again.
+        self._catch_up: int | None = None
+        self._catch_up_validate: list[tuple[str, str]] = []
+        self._catch_up_over = False
+        self.caught_up_changes = 0  # changes applied by the catch-up rules
         # Partitioned tables travel through their root; their trees are watched each round.
         self._partitioned = partitioned_roots(source, source_schema, tables)
         # The moved tables' OIDs: a change under another name is one of them renamed.
@@ -258,9 +270,12 @@ class Applier:
             with self.target.transaction():
                 stored = self._lock_position()
                 done.position = stored
+                self._read_catch_up(stored)
                 yield stored
                 if done.position != stored:
                     self._store_position(done)
+                if self._catch_up is not None and done.position >= self._catch_up:
+                    self._end_catch_up()
         except BaseException as exc:
             # The rollback took the staging tables this round created with it.
             for ident in set(self._stages) - stages_before:
@@ -303,6 +318,35 @@ class Applier:
                 "verify'",
             )
 
+    def _read_catch_up(self, stored: int) -> None:
+        """Inside a round's transaction, before its changes: whether catch-up mode runs."""
+        if self._catch_up_over:
+            return
+        found = catch_up_until(self.target, self.slot)
+        if found is None:
+            self._catch_up, self._catch_up_over = None, True
+            return
+        self._catch_up, self._catch_up_validate = found
+        if self._catch_up <= stored:
+            self._end_catch_up()
+
+    def _end_catch_up(self) -> None:
+        """The position has passed catch-up's end: the rows are consistent from here on, so
+        what the copy left NOT VALID is validated, in this round's transaction."""
+        for table, constraint in self._catch_up_validate:
+            self.target.execute(
+                sql.SQL("ALTER TABLE {} VALIDATE CONSTRAINT {}").format(
+                    sql.Identifier(self.target_schema, table), sql.Identifier(constraint)
+                )
+            )
+        end_catch_up(self.target, self.slot)
+        self._catch_up, self._catch_up_over = None, True
+
+    def _catching_up(self, commit_lsn: int) -> bool:
+        """Whether the transaction committing at ``commit_lsn`` is applied by the catch-up
+        rules: it may be older than what the copy read for some of its rows."""
+        return self._catch_up is not None and commit_lsn < self._catch_up
+
     def stored_position(self) -> int:
         """The position the target holds (another applier may be moving it)."""
         return self._lock_position(lock=False)
@@ -310,7 +354,7 @@ class Applier:
     def _apply_stream(self, messages: Iterator[Any], stored: int, done: Round) -> int:
         count = 0
         in_txn = False
-        skipping = False
+        skipping = catching_up = False
         xid: int | None = None
         rows_before = 0
         for msg in messages:
@@ -320,6 +364,9 @@ class Applier:
                 rows_before = done.rows
                 if skipping:
                     done.skipped += 1
+                catching_up = not skipping and self._catching_up(msg.final_lsn)
+                if catching_up:
+                    self._flush_all()  # what came before goes first, by the strict rules
                 continue
             if isinstance(msg, Relation):
                 # Through the root, pgoutput describes a partition as well as the moved
@@ -350,7 +397,12 @@ class Applier:
                 if not self._moves(rel):
                     self._foreign(rel, done)
                     continue
-                self._target(rel)
+                target = self._target(rel)
+                if catching_up:
+                    apply_catching_up(self.target, target.name, rel, msg)
+                    self.caught_up_changes += 1
+                    done.rows += 1
+                    continue
                 batch = self._batches.get(rel.name)
                 if batch is None:
                     batch = self._batches[rel.name] = _Batch(rel)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -28,7 +28,13 @@ from strangler.pg.connect import connect
 from strangler.pg.sync.apply import Applier, NoPosition, Round
 from strangler.pg.sync.gate import Side, install_gate
 from strangler.pg.sync.pgoutput import format_lsn, parse_lsn
-from strangler.pg.sync.position import delete_position, emit_mark, ensure_position, read_position
+from strangler.pg.sync.position import (
+    delete_position,
+    emit_mark,
+    ensure_position,
+    read_position,
+    set_catch_up,
+)
 from strangler.pg.sync.slot import (
     Direction,
     check_replica_identity,
@@ -87,12 +93,15 @@ def begin(
     *,
     copy: Callable[[str | None], Any] | None = None,
     slot_timeout: float = 30.0,
+    gate: bool = True,
 ) -> int:
     """Create publication, slot (with an exported snapshot) and position; returns the LSN.
 
     ``copy(snapshot)`` runs while the snapshot is alive; it must read the source under it
     (``SET TRANSACTION SNAPSHOT``). With ``copy=None`` (sides already equal, as in a
-    cutover) no snapshot is exported. On any failure everything created here is dropped.
+    cutover, or a copy still to come in catch-up mode) no snapshot is exported. ``gate``:
+    close the receiving side to the application now (False: a copy still has to write it;
+    :func:`attach` closes it afterwards). On any failure everything created here is dropped.
     """
     with route.connect_source() as src, route.connect_target() as dst:
         check_replica_identity(src, route.source_schema, route.tables)
@@ -116,7 +125,10 @@ def begin(
                 if copy is not None:
                     copy(slot.snapshot)
                 delete_position(dst, route.slot)
-                _attach(route, dst, slot.consistent_lsn)
+                if gate:
+                    _attach(route, dst, slot.consistent_lsn)
+                else:
+                    ensure_position(dst, route.slot, slot.consistent_lsn)
         except BaseException:
             drop_sync_objects(src, route.slot)
             raise
@@ -152,6 +164,18 @@ def attach(route: SyncRoute) -> int:
         lsn = stored["lsn"] if stored else slot.confirmed_lsn
         _attach(route, dst, lsn)
         return int(lsn)
+
+
+def catch_up_after_copy(route: SyncRoute, validate: Sequence[tuple[str, str]] = ()) -> int:
+    """After a copy made under several snapshots (``begin(copy=None, gate=False)``, then the
+    copy): the stream from the slot's start up to now is applied by the catch-up rules
+    (:mod:`strangler.pg.sync.catchup`), then the ``validate`` constraints, (table, name) of
+    the target schema, are validated. "Now" is a mark of our own committed after the copy's
+    last read; returns its LSN."""
+    with route.connect_source() as src, route.connect_target() as dst:
+        until = emit_mark(src)
+        set_catch_up(dst, route.slot, until, validate)
+    return until
 
 
 def empty_targets(route: SyncRoute) -> None:

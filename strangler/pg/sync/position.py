@@ -7,6 +7,8 @@ the two. A mark (:func:`emit_mark`) is how "caught up to now" is proven.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -18,16 +20,23 @@ from strangler.pg.sync.pgoutput import format_lsn, parse_lsn
 __all__ = [
     "POSITION_SCHEMA",
     "POSITION_TABLE",
+    "catch_up_until",
     "delete_position",
     "emit_mark",
+    "end_catch_up",
     "ensure_position",
     "ensure_position_table",
     "read_position",
+    "set_catch_up",
     "start_position",
 ]
 
 POSITION_SCHEMA = GATE_SCHEMA
 POSITION_TABLE = "sync_position"
+# Where a copy made under several snapshots ends (issue 17, steps/online_copy.py): the stream
+# is applied in catch-up mode (pg/sync/catchup.py) up to this LSN. Its own table, so that the
+# position table every sync has keeps its shape.
+CATCH_UP_TABLE = "sync_catch_up"
 
 
 def emit_mark(conn: psycopg.Connection[Any]) -> int:
@@ -108,10 +117,71 @@ def _position_table_exists(conn: psycopg.Connection[Any]) -> bool:
 
 
 def delete_position(conn: psycopg.Connection[Any], slot: str) -> None:
-    if _position_table_exists(conn):
+    for table in (POSITION_TABLE, CATCH_UP_TABLE):
+        if _table_exists(conn, table):
+            conn.execute(
+                sql.SQL("DELETE FROM {} WHERE slot = %s").format(
+                    sql.Identifier(POSITION_SCHEMA, table)
+                ),
+                (slot,),
+            )
+
+
+def _table_exists(conn: psycopg.Connection[Any], table: str) -> bool:
+    name = sql.Identifier(POSITION_SCHEMA, table).as_string(conn)
+    return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone() == (True,)
+
+
+def set_catch_up(
+    conn: psycopg.Connection[Any],
+    slot: str,
+    lsn: int,
+    validate: Sequence[tuple[str, str]] = (),
+) -> None:
+    """Apply ``slot``'s stream in catch-up mode up to ``lsn`` (every chunk of the copy was
+    read before it), then validate the ``validate`` constraints, (table, name) of the target
+    schema (pg/sync/catchup.py)."""
+    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(POSITION_SCHEMA)))
+    table = sql.Identifier(POSITION_SCHEMA, CATCH_UP_TABLE)
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (slot text PRIMARY KEY, until pg_lsn NOT NULL,"
+            " validate jsonb NOT NULL DEFAULT '[]')"
+        ).format(table)
+    )
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO {} (slot, until, validate) VALUES (%s, %s::pg_lsn, %s::jsonb)"
+            " ON CONFLICT (slot) DO UPDATE SET until = EXCLUDED.until, validate = EXCLUDED.validate"
+        ).format(table),
+        (slot, format_lsn(lsn), json.dumps([list(v) for v in validate])),
+    )
+
+
+def end_catch_up(conn: psycopg.Connection[Any], slot: str) -> None:
+    """Catch-up is over for ``slot`` (its constraints validated)."""
+    if _table_exists(conn, CATCH_UP_TABLE):
         conn.execute(
             sql.SQL("DELETE FROM {} WHERE slot = %s").format(
-                sql.Identifier(POSITION_SCHEMA, POSITION_TABLE)
+                sql.Identifier(POSITION_SCHEMA, CATCH_UP_TABLE)
             ),
             (slot,),
         )
+
+
+def catch_up_until(
+    conn: psycopg.Connection[Any], slot: str
+) -> tuple[int, list[tuple[str, str]]] | None:
+    """Where ``slot``'s catch-up mode ends and what to validate then (None: the slot's copy
+    was made under one snapshot, or its catch-up is over)."""
+    if not _table_exists(conn, CATCH_UP_TABLE):
+        return None
+    row = conn.execute(
+        sql.SQL("SELECT until::text, validate FROM {} WHERE slot = %s").format(
+            sql.Identifier(POSITION_SCHEMA, CATCH_UP_TABLE)
+        ),
+        (slot,),
+    ).fetchone()
+    if row is None:
+        return None
+    return parse_lsn(str(row[0])), [(str(t), str(c)) for t, c in row[1]]
