@@ -160,7 +160,9 @@ class Bench:
         )
         self.inside.setdefault("move transaction, s", []).append(out["move"]["seconds"])
         self.inside.setdefault("tables locked, ms", []).append(out["move"]["locked_ms"])
-        self.cli("rollback", "order_service", "--schema", "--yes", "--reason", "bench", "-f", str(spec))
+        self.cli(
+            "rollback", "order_service", "--schema", "--yes", "--reason", "bench", "-f", str(spec)
+        )
 
     def timed_copy(self) -> None:
         spec = self.spec("copy")
