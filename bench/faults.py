@@ -180,6 +180,16 @@ DEFECTS: list[str] = [
     "function does not exist, and failed (cutover x slot-invalidated #0). Extraction skips "
     "them. Test: tests/test_copy_cli.py::"
     "test_a_copy_made_again_leaves_stranglers_own_write_gate_behind.",
+    "A removal of the old path interrupted after its archive was dumped (the journal's disk "
+    "full, the monolith's link dropped mid-dump; decommission-archive x journal-disk and x "
+    "network) left a second archive beside the first when run again, only one of them known "
+    "to the journal; and, found while writing that test, the retry was refused outright: its "
+    "first attempt had taken the write guard off for the dump, and the evidence check saw a "
+    "missing guard (the way out was a whole new write window). The guard's removal is now "
+    "recorded with the tables' write counters, a retry proves them unwritten since by those "
+    "counters, and the earlier attempt's dump is removed before the new one. Tests: "
+    "tests/test_decommission.py::test_an_interrupted_archive_is_taken_again_leaving_one_archive, "
+    "::test_a_write_after_the_guard_came_off_stops_the_retried_removal.",
 ]
 
 # What the reader must know about the runs on record (by hand: the results cannot say it).

@@ -14,6 +14,7 @@ The tree (exit code in brackets)::
     │   ├── IncompleteStep                   a step began and never recorded an outcome (a crash)
     │   ├── GateFailed                       a bake's gates failed; traffic was rolled back
     │   ├── ThrottleAbort                    the monolith crossed a critical limit; work stopped
+    │   │   └── SnapshotAged                 the copy's snapshot reached copy.max_snapshot_age
     │   ├── ChunkTaken                       (internal) another worker holds the chunk
     │   └── RouterError                      the router answered, but not as strangler needs
     ├── SyncError                       [1]  online sync met something it cannot apply
@@ -70,6 +71,7 @@ __all__ = [
     "RouterUnreachable",
     "SchemaChanged",
     "SlotGone",
+    "SnapshotAged",
     "SpecError",
     "StranglerError",
     "StreamLost",
