@@ -620,6 +620,19 @@ class Spec(_Model):
                     f"{name} --until-caught-up' has run, put it back and run 'strangler decoder "
                     f"{svc.sync.decoder} --join'"
                 )
+            if (
+                svc.copy_.max_snapshot_age is not None
+                and svc.strategy == "online"
+                and svc.copy_.engine == "workers"
+            ):
+                # Workers read the coordinator's one snapshot from the queue; a catch-up copy
+                # changes snapshots between chunks, which the queue does not carry yet.
+                raise ValueError(
+                    f"services.{name}.copy.max_snapshot_age with copy.engine: workers on an "
+                    "online service is not supported: chunk workers read one snapshot; use "
+                    "engine: builtin (its threads) for a copy under fresh snapshots, or remove "
+                    "copy.max_snapshot_age"
+                )
             if svc.strategy == "move" and not same_instance:
                 raise ValueError(
                     f"services.{name}.strategy is 'move', which changes the tables' schema in "

@@ -114,6 +114,15 @@ SPEC_CASES = [
         },
     ),
     Case(
+        "snapshot-age-with-chunk-workers-online",
+        2,
+        ("copy.max_snapshot_age with copy.engine: workers", "engine: builtin"),
+        spec={
+            "strategy": "online",
+            "extra": "    copy: { max_snapshot_age: 1h, engine: workers }\n",
+        },
+    ),
+    Case(
         "bad-size",
         2,
         ("is not a size",),
