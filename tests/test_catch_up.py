@@ -32,18 +32,10 @@ from strangler.steps.wiring import sync_route
 from tests.cdc_world import WriteLoad, differences, make_shop
 from tests.extract_world import copy_service
 from tests.fix_pg import Db
+from tests.test_online_copy import SPEC as ONLINE_SPEC
 
-SPEC = """\
-version: 1
-state: sqlite:///state.db
-source: {{ dsn: "{source}", schema: public }}
-services:
-  shop:
-    tables: [orders, items]
-    target: {{ dsn: "{target}", schema: svc }}
-    strategy: online
-    copy: {{ max_snapshot_age: {age}, chunk_rows: {chunk_rows} }}
-"""
+# The online-copy tests' service, copied under fresh snapshots.
+SPEC = ONLINE_SPEC + "    copy: {{ max_snapshot_age: {age}, chunk_rows: {chunk_rows} }}\n"
 
 
 def _spec(tmp: Path, source: Db, target: Db, age: str = "1ms", chunk_rows: int = 300) -> Path:
