@@ -143,6 +143,37 @@ def test_a_copy_that_dies_restarts_under_a_new_slot_and_mixes_no_snapshots(
         journal.close()
 
 
+def test_a_slot_left_by_a_copy_killed_before_it_recorded_itself_is_replaced(
+    source_db, target_db, tmp_path, cli
+):
+    """kill -9 between creating the slot and recording the copy in the journal (CI found it):
+    the journal knows no copy, so the slot holds nothing; the copy run again drops it and
+    starts under a new one, instead of refusing as if a sync had begun."""
+    make_shop(source_db, None, rows=300)
+    spec = _spec(tmp_path, source_db, target_db)
+    assert cli("copy", "shop", "-f", str(spec), "--schema-only").code == 0
+    source_db.execute("CREATE PUBLICATION strangler_shop FOR TABLE public.orders, public.items")
+    source_db.execute("SELECT pg_create_logical_replication_slot('strangler_shop', 'pgoutput')")
+    left = source_db.execute(
+        "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'strangler_shop'"
+    )
+    source_db.execute("UPDATE public.orders SET note = 'after the left slot' WHERE id <= 50")
+    copied = cli("copy", "shop", "-f", str(spec))
+    assert copied.code == 0, copied.stderr
+    assert "left by a copy killed" in copied.stderr
+    now = source_db.execute(
+        "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'strangler_shop'"
+    )
+    assert len(now) == 1 and now != left  # a new slot, made with the copy's snapshot
+    source_db.execute("DELETE FROM public.items WHERE order_id <= 5")
+    try:
+        synced = cli("sync", "shop", "-f", str(spec), "--until-caught-up")
+        assert synced.code == 0, synced.stderr
+        assert differences(source_db, target_db) == {"orders": 0, "items": 0}
+    finally:
+        cli("sync", "shop", "-f", str(spec), "--stop")
+
+
 def test_kill_9_of_an_online_copy_then_copy_and_sync_lose_and_double_nothing(
     source_db, target_db, tmp_path, cli
 ):

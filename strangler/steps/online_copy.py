@@ -139,6 +139,8 @@ def copy_online(rb: Runbook, copy: Copy) -> OnlineResult:
         cdc.empty_targets(route)
         rb.progress.forget_chunks()
         rb.progress.clear(OnlineCopy)
+    else:
+        _drop_unrecorded_slot(route)
     result: list[CopyFigures] = []
 
     def under_slot(snapshot: str | None) -> None:
@@ -170,8 +172,8 @@ def _copy_catching_up(
             cdc.end(route)
             cdc.empty_targets(route)
             rb.progress.forget_chunks()
-        elif alive:
-            cdc.end(route)  # made by a run killed before it recorded this copy
+        else:
+            _drop_unrecorded_slot(route)
         rb.progress.save(OnlineCopy(route.slot, None, catch_up=True))
         cdc.begin(route, copy=None, gate=False)
     figures: CopyFigures | None = None
@@ -195,6 +197,21 @@ def _copy_catching_up(
         snapshots=snapshots,
         catch_up_until=format_lsn(until),
     )
+
+
+def _drop_unrecorded_slot(route: cdc.SyncRoute) -> None:
+    """Drop the slot (and publication, position) of a run killed between creating its slot
+    and recording its copy in the journal: the journal knows of no copy and no sync of this
+    service, so nothing was copied under that slot and nothing can have streamed from it."""
+    with route.connect_source() as src:
+        alive = slot_status(src, route.slot).exists
+    if alive:
+        log.warning(
+            "replication slot %s was left by a copy killed before it recorded itself; "
+            "dropping it to start the copy under a new one",
+            route.slot,
+        )
+        cdc.end(route)
 
 
 def _refuse_keyless(src: Any, route: cdc.SyncRoute) -> None:
