@@ -579,3 +579,37 @@ def test_a_write_to_the_retired_tables_stops_the_drop(
         run_decommission(rb)
     with source_db.connect() as conn:
         assert len(T.existing(conn, "retired_order_service", ["orders", "order_items"])) == 2
+
+
+def test_a_crash_restart_of_the_monolith_restarts_the_write_window_and_a_retry_passes(
+    world: tuple[Runbook, Runbook, Clock], source_db: Db, tmp_path: Path
+) -> None:
+    """The fault campaign's decommission-archive x restart: the monolith restarted after a
+    crash, its statistics lost. The step refused, said the write window started again, but
+    kept nothing, so every retry refused the same way. The refusal now keeps the window's new
+    start: a retry inside it is told to wait, one after it archives."""
+    _ctx, rb, clock = world
+    _legacy_write(source_db, "UPDATE public.orders SET total = total + 1 WHERE id = 9")
+    _all_evidence_holds(rb, clock, source_db)
+    from strangler.steps.decommission import check
+
+    assert check(rb).marked_stable
+    saved = rb.journal.get("order_service", "decommission:guard")
+    assert sum(saved["counters"].values()) > 0  # the counters a reset sends back to 0
+    with source_db.connect() as conn:
+        conn.execute("SELECT pg_stat_reset()")
+    clock.advance(timedelta(hours=1))
+    with pytest.raises(CheckFailed) as refused:
+        run_decommission(rb)
+    assert "write counters were reset" in refused.value.message
+    ends = clock.now + timedelta(days=1)
+    assert f"ends {ends:%Y-%m-%d %H:%M:%S} UTC" in refused.value.message
+    assert rb.phase is Phase.STABLE
+    assert list((tmp_path / "archive").glob("*")) == []
+    clock.advance(timedelta(hours=2))  # inside the new window: still refused, told to wait
+    with pytest.raises(CheckFailed, match="no write for 2h so far"):
+        run_decommission(rb)
+    clock.advance(timedelta(days=1))
+    report = run_decommission(rb)
+    assert rb.phase is Phase.OLD_PATH_REMOVED, report
+    assert Path(report.done[-1]["archive"]["path"]).is_file()

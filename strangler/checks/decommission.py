@@ -33,11 +33,20 @@ from strangler.pg.connect import connect
 from strangler.pg.copy import retire as T
 from strangler.pg.schema import compat
 
-__all__ = ["BASELINE", "MetricWindowSource", "decommission_checks", "old_tables_written"]
+__all__ = [
+    "BASELINE",
+    "STATISTICS_RESET",
+    "MetricWindowSource",
+    "decommission_checks",
+    "old_tables_written",
+]
 
 # Evidence key of "old tables no longer written" when the quiet window must start again (a
 # write was seen, or the statistics were reset): its new start, for the step to keep.
 BASELINE = "window_restarts"
+# Set (True) in the evidence when the counters went back: a crash restart or pg_stat_reset(),
+# not a writer, so the window starts again without anyone to find.
+STATISTICS_RESET = "statistics_reset"
 
 
 def _stable(ctx: CheckContext) -> CheckResult:
@@ -231,7 +240,7 @@ def old_tables_written(ctx: CheckContext) -> CheckResult:
                 name,
                 Verdict.FAIL,
                 "the server's statistics were reset; the write window starts again now",
-                {**evidence, BASELINE: restart},
+                {**evidence, BASELINE: restart, STATISTICS_RESET: True},
                 until=now + window,
             )
         text = ", ".join(f"{schema}.{t} {a} → {b}" for t, (a, b) in sorted(changed.items()))

@@ -65,7 +65,7 @@ def old_tables_quiet(rb: JournaledRef, moment: Moment) -> Evidence:
     """No write to the old tables within ``decommission.write_window``, measured now: the
     guard's log after the rows already accounted for, the server's write counters against
     the window's start, and the guard still on every table."""
-    from strangler.checks.decommission import old_tables_written
+    from strangler.checks.decommission import BASELINE, STATISTICS_RESET, old_tables_written
 
     progress = Progress(rb.journal, rb.name)
     how = f"strangler decommission {rb.name} --check"
@@ -89,11 +89,30 @@ def old_tables_quiet(rb: JournaledRef, moment: Moment) -> Evidence:
     )
     ctx = CheckContext(rb.spec, rb.name, History(now=rb.journal.clock(), guard=guard))
     found = old_tables_written(ctx)
+    window = rb.service.decommission.write_window
+    if found.verdict is not Verdict.PASS and found.evidence.get(STATISTICS_RESET):
+        # The server lost its counters (a crash restart): nobody wrote, nothing to find. The
+        # window starts again now, as the message says, so that a retry after it can pass.
+        restart = found.evidence[BASELINE]
+        progress.save(
+            GuardState(
+                saved.installed_at, restart["counters"], restart["quiet_since"], restart["seen_id"]
+            )
+        )
+        again = datetime.fromisoformat(restart["quiet_since"]) + window
+        raise CheckFailed(
+            f"{rb.name}: the old tables are not proven unwritten, measured now: the server's "
+            "write counters were reset (a restart after a crash, or pg_stat_reset()), so no "
+            "count covers the write window; it starts again now and ends "
+            f"{again:%Y-%m-%d %H:%M:%S} UTC",
+            hint=f"run 'strangler decommission {rb.name}' again after that; the write guard's "
+            "log, which survives restarts, keeps recording writes meanwhile",
+        )
     if found.verdict is not Verdict.PASS:
         raise CheckFailed(
             f"{rb.name}: the old tables are not proven unwritten, measured now: {found.message}",
             hint=f"find the writer; '{how}' shows the writes, and the old tables go once they "
-            f"show none for {format_duration(rb.service.decommission.write_window)}",
+            f"show none for {format_duration(window)}",
         )
     return {"message": found.message, **found.evidence}
 
