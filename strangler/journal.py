@@ -606,8 +606,20 @@ class Journal:
         )
 
     def _record_holder(self, service: str) -> None:
+        host = socket.gethostname()
         with self._tx():
             self._exec("DELETE FROM strangler_locks WHERE service = ?", (service,))
+            # Records of processes of this host that are gone: their locks died with them,
+            # but a record whose removal failed (the journal's disk full as the process
+            # ended) would otherwise stay until that lock is taken again.
+            for other, pid in self._exec(
+                "SELECT service, pid FROM strangler_locks WHERE host = ?", (host,)
+            ).fetchall():
+                if not _alive(int(pid)):
+                    self._exec(
+                        "DELETE FROM strangler_locks WHERE service = ? AND pid = ? AND host = ?",
+                        (other, pid, host),
+                    )
             self._exec(
                 "INSERT INTO strangler_locks (service, operator, host, pid, command, since) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
@@ -669,6 +681,17 @@ class Journal:
             conn.close()
 
         return release
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this host (one of another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def open_journal(url: str, *, operator: str | None = None, command: str = "") -> Journal:

@@ -248,6 +248,35 @@ def test_lock_contention_between_two_processes(journal_url: str, spec_for, tmp_p
             _kill9(proc)
 
 
+def test_a_lock_record_of_a_gone_process_goes_with_the_next_lock_taken(
+    journal_url: str, tmp_path: Path
+) -> None:
+    """The fault campaign's shift x journal-disk: the journal's disk filled as the process
+    ended, so its lock record could not be removed. The lock itself died with the process;
+    the next lock this host takes, of any service, removes the record. A live process's
+    record stays."""
+    import socket
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    host = socket.gethostname()
+    with Journal(journal_url, operator="erin") as j:
+        with j.lock("warm-up"):  # the tables exist
+            pass
+        with j._tx():
+            for service, pid in (("shop.shift", gone.pid), ("live", os.getpid())):
+                j._exec(
+                    "INSERT INTO strangler_locks (service, operator, host, pid, command, since)"
+                    " VALUES (?, 'x', ?, ?, 'strangler shift', '2026-01-01T00:00:00+00:00')",
+                    (service, host, pid),
+                )
+        assert j.lock_holder("shop.shift") is None  # the lock is free: nobody holds it
+        with j.lock("billing"):
+            pass
+        left = [r[0] for r in j._exec("SELECT service FROM strangler_locks").fetchall()]
+    assert left == ["live"]
+
+
 def test_lock_is_reentrant_in_one_process(journal_url: str) -> None:
     with Journal(journal_url) as j:
         with j.lock("svc"), j.lock("svc"):
