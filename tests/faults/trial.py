@@ -215,7 +215,12 @@ class Campaign:
             result.problems.append(f"the uninterrupted run failed: {calm.problems}")
             return result
         began = time.monotonic()
-        world = self._prepared(step, config, backend)
+        try:
+            world = self._prepared(step, config, backend)
+        except Exception as exc:  # counted as the harness's failure; the campaign goes on
+            result.problems.append(f"harness: preparing the world: {type(exc).__name__}: {exc}")
+            result.seconds = round(time.monotonic() - began, 1)
+            return result
         result.home = str(world.home)
         moment = Moment(world, step, random.Random(seed), calm.seconds, calm.end_phase)
         try:

@@ -17,6 +17,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ __all__ = ["PASSWORD_VAR", "SERVICE_PASSWORD", "TABLES", "World", "WorldConfig"]
 
 TABLES = ("orders", "order_items", "order_status_history")
 PASSWORD_VAR = "FAULTS_SERVICE_PASSWORD"
+NO_REQUESTS_YET = "no requests to compare error rates"  # a decommission check's metric item
 # A secret strangler is given and must never print, journal or log (the secret grep's needle).
 SERVICE_PASSWORD = os.environ.setdefault(PASSWORD_VAR, "svc-" + uuid.uuid4().hex[:16])
 
@@ -195,6 +197,11 @@ class World:
                         return
                     if result.waiting is not None and result.waiting.reason == "attestation":
                         attest(rb, "no_incident", "faults harness: nothing happened")
+                        continue
+                    if result.error is not None and NO_REQUESTS_YET in result.error.message:
+                        # The load began with this preparation: the metric source has not
+                        # scraped a request of it yet (it stopped an earlier campaign run).
+                        time.sleep(1.0)
                         continue
                 raise RuntimeError(
                     f"could not prepare {self.service} to {until}: {result.to_dict()}"
