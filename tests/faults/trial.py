@@ -209,8 +209,12 @@ class Campaign:
         configs = [c for c in step.configs if fault.applies(step, c)] or list(step.configs)
         config = configs[index % len(configs)]
         backend = self.backend_for(config, index // len(configs))
-        calm = self.calm(step, config, backend)
         result = TrialResult(step.name, fault.name, config_key(config, backend), index, seed)
+        try:
+            calm = self.calm(step, config, backend)
+        except Exception as exc:  # counted as the harness's failure; the campaign goes on
+            result.problems.append(f"harness: the uninterrupted run: {type(exc).__name__}: {exc}")
+            return result
         if calm.problems:
             result.problems.append(f"the uninterrupted run failed: {calm.problems}")
             return result

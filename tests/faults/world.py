@@ -59,7 +59,7 @@ services:
       role: {{ name: {role}, password: "${{{password_var}}}" }}
     strategy: {strategy}
 {sync}{traffic}    decommission: {{ stable_for: 1s, write_window: 1s, drop_old_tables_after: 2s,
-                     archive_dir: archive }}
+                     archive_dir: archive, max_latency_ratio: 5 }}
 """
 
 TRAFFIC = """\
@@ -200,7 +200,7 @@ class World:
                         continue
                     if result.error is not None and NO_REQUESTS_YET in result.error.message:
                         # The load began with this preparation: the metric source has not
-                        # scraped a request of it yet (it stopped an earlier campaign run).
+                        # scraped a request of it yet.
                         time.sleep(1.0)
                         continue
                 raise RuntimeError(
