@@ -190,6 +190,26 @@ DEFECTS: list[str] = [
     "counters, and the earlier attempt's dump is removed before the new one. Tests: "
     "tests/test_decommission.py::test_an_interrupted_archive_is_taken_again_leaving_one_archive, "
     "::test_a_write_after_the_guard_came_off_stops_the_retried_removal.",
+    "A copy killed between creating its slot and recording itself in the journal left a slot "
+    "that the copy run again took for a sync that had begun, and refused (found by CI in the "
+    "kill -9 test of the online copy). The copy now drops a slot the journal knows nothing "
+    "of. Test: tests/test_online_copy.py::"
+    "test_a_slot_left_by_a_copy_killed_before_it_recorded_itself_is_replaced.",
+    "The monolith restarted after a crash (decommission-archive x restart) lost its "
+    "statistics; the removal of the old path refused, saying the write window started again, "
+    "but kept nothing, so every retry refused the same way. The refusal now keeps the "
+    "window's new start. Test: tests/test_decommission.py::"
+    "test_a_crash_restart_of_the_monolith_restarts_the_write_window_and_a_retry_passes.",
+    "The journal's disk full as `shift --auto` ended (shift x journal-disk) left the lock "
+    "record of a process that was gone (the lock itself died with it). The next lock taken "
+    "on the host removes such records. Test: tests/test_journal.py::"
+    "test_a_lock_record_of_a_gone_process_goes_with_the_next_lock_taken.",
+    "A reverse slot invalidated by the server had no way back inside strangler: the service's "
+    "writes since could never reach the old tables, so `rollback --writes` would lose them "
+    "and traffic and decommission stopped. `strangler sync SERVICE --rebuild` makes a new "
+    "slot, copies the old tables level with the service in one transaction and has sync "
+    "catch up from the slot by the catch-up rules; killed, it carries on. Tests: "
+    "tests/test_rebuild_reverse.py.",
 ]
 
 # What the reader must know about the runs on record (by hand: the results cannot say it).
@@ -200,11 +220,11 @@ NOTES: list[str] = [
     "open (the kernel refused the remount: 5 trials below are harness errors, no fault was "
     "injected) and the recovery after a forward slot lost on steps past sync (verify x "
     "slot-invalidated). Its failures are listed below as measured; they have not been re-run.",
-    "A reverse slot lost (sync-reverse, rollback-writes, shift x slot-invalidated) has no way "
-    "back in strangler: the step refuses, naming the cause (tests/test_sync_health.py), and the "
-    "monolith's tables miss the service's writes since (counted as 'doubled': the service side "
-    "holds rows the old tables do not). Those trials cannot recover by design until a command "
-    "rebuilds reverse sync.",
+    "Runs before 2026-12-02 16:00 UTC had no way back from a lost reverse slot (sync-reverse, "
+    "rollback-writes, shift x slot-invalidated): the step refused, naming the cause, and the "
+    "monolith's tables missed the service's writes since (counted as 'doubled': the service "
+    "side holds rows the old tables do not). Their failures stay on record as measured; "
+    "later runs follow the hint to `strangler sync SERVICE --rebuild` (see the defects).",
 ]
 
 

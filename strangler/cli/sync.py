@@ -60,6 +60,14 @@ def sync(
     stop_sync: Annotated[
         bool, typer.Option("--stop", help="Remove the slot, publication and position.")
     ] = False,
+    rebuild: Annotated[
+        bool,
+        typer.Option(
+            "--rebuild",
+            help="Make reverse sync again after the server invalidated its slot: a new slot, "
+            "the old tables copied level with the service, the stream caught up.",
+        ),
+    ] = False,
     once: Annotated[bool, typer.Option("--once", help="Apply one round and exit.")] = False,
     until_caught_up: Annotated[
         bool, typer.Option("--until-caught-up", help="Exit when everything committed is applied.")
@@ -88,6 +96,7 @@ def sync(
       strangler sync order_service                       # until Ctrl-C
       strangler sync order_service --metrics-port 9464 --log-format json
       strangler sync order_service --status --watch --timeout 10m
+      strangler sync order_service --rebuild   # the reverse slot was invalidated
     """
     from strangler.render.plan import render_step_plan
     from strangler.steps import sync as sync_step
@@ -105,6 +114,11 @@ def sync(
             return
         if watch or timeout:
             raise BadInput("--watch and --timeout go with --status", hint="add --status")
+        if rebuild:
+            if stop_sync or once or until_caught_up:
+                raise BadInput("--rebuild goes alone", hint="run 'strangler sync' after it")
+            _rebuild(rb, service, output, yes=yes, dry_run=dry_run)
+            return
         if stop_sync:
             direction = sync_step.stop_direction(rb)
             gone = sync_route(s.spec, service, direction).slot
@@ -188,6 +202,42 @@ def sync(
         lambda: console.print(
             f"{route.direction} sync stopped; lag {format_bytes(lag)}, slot {route.slot} "
             f"kept; run 'strangler sync {service}' again to continue"
+        ),
+    )
+
+
+def _rebuild(rb: Runbook, service: str, output: Output, *, yes: bool, dry_run: bool) -> None:
+    from strangler.steps import rebuild_reverse as rebuild_step
+
+    route = rebuild_step.would_rebuild(rb)
+    old = f"{route.target_schema}.{{{', '.join(route.tables)}}}"
+    if dry_run:
+        emit(
+            output,
+            {"would_rebuild": route.slot, "would_rewrite": [
+                f"{route.target_schema}.{t}" for t in route.tables
+            ]},
+            lambda: console.print(
+                f"would drop slot {route.slot}, make it again, rewrite {old} with the rows "
+                f"of {route.source_schema}, and have reverse sync catch up",
+                markup=False,
+            ),
+        )  # fmt: skip
+        return
+    confirm(
+        f"rebuild reverse sync of {service}? The monolith's old tables {old} are rewritten "
+        f"with the service's rows (they are write-gated since the cutover)",
+        yes=yes,
+    )
+    done = rebuild_step.rebuild_reverse(rb)
+    emit(
+        output,
+        done.to_dict(),
+        lambda: console.print(
+            f"reverse sync of {service} rebuilt: slot {done.slot}, "
+            f"{sum(done.rows.values()):,} rows copied to {old}; run 'strangler sync {service}' "
+            f"to catch up (to {done.catch_up_until}) and keep them current",
+            markup=False,
         ),
     )
 

@@ -37,6 +37,7 @@ from typing import Any
 from strangler.errors import CheckFailed, SnapshotAged
 from strangler.pg.copy.extract import CopyFigures
 from strangler.pg.sync import cdc
+from strangler.pg.sync.catchup import keyless_tables
 from strangler.pg.sync.decoding import check_logical_decoding
 from strangler.pg.sync.partitions import partitioned_roots
 from strangler.pg.sync.pgoutput import format_lsn
@@ -216,13 +217,9 @@ def _drop_unrecorded_slot(route: cdc.SyncRoute) -> None:
 
 def _refuse_keyless(src: Any, route: cdc.SyncRoute) -> None:
     """Catch-up finds rows by key: a table with REPLICA IDENTITY FULL has none to give."""
-    rows = src.execute(
-        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = %s AND c.relname = ANY(%s) AND c.relreplident = 'f' ORDER BY 1",
-        (route.source_schema, list(route.tables)),
-    ).fetchall()
-    if rows:
-        names = ", ".join(f"{route.source_schema}.{r[0]}" for r in rows)
+    keyless = keyless_tables(src, route.source_schema, list(route.tables))
+    if keyless:
+        names = ", ".join(f"{route.source_schema}.{t}" for t in keyless)
         raise CheckFailed(
             f"{names}: REPLICA IDENTITY FULL, so no key to find a row by: a copy under "
             "copy.max_snapshot_age catches up the stream by key. Nothing was created.",

@@ -40,6 +40,7 @@ __all__ = [
     "OnlineCopy",
     "Progress",
     "Record",
+    "ReverseRebuild",
     "RolledBack",
     "SchemaCreated",
 ]
@@ -65,6 +66,7 @@ class Event(StrEnum):
     THROTTLE = "throttle"  # issue 17: a brake's decision changed (go, wait, abort, paused)
     WORKER = "worker"  # issue 17: a `strangler worker` finished its share of the queue
     WORKERS_JOB = "workers_job"  # issue 17: `strangler k8s --apply` created the Indexed Job
+    REBUILD_REVERSE = "rebuild_reverse"  # issue 15: reverse sync made again after a lost slot
 
 
 class Record:
@@ -230,6 +232,17 @@ class GuardOff(Record):
     KEY: ClassVar[str] = "decommission:guard_off"
     at: str
     counters: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReverseRebuild(Record):
+    """``sync --rebuild`` began at ``at`` (ISO) and made reverse slot ``slot`` again: a run
+    killed after that copies the old tables again and finishes, instead of dropping the new
+    slot (:mod:`strangler.steps.rebuild_reverse`)."""
+
+    KEY: ClassVar[str] = "sync:rebuild_reverse"
+    slot: str
+    at: str
 
 
 @dataclass(frozen=True)

@@ -285,10 +285,16 @@ class Campaign:
                 result.recovery.append(f"strangler resolve → {rcode}")
             elif "is locked by" in text:
                 time.sleep(1.0)
+            elif "was invalidated by the server" in text and "--rebuild" in text:
+                # Reverse: the way back the error names (sync --rebuild, then sync to catch
+                # up), then the step again.
+                for args in _hinted(text, ("sync",)):
+                    args += ["--yes"] if "--rebuild" in args else ["--until-caught-up"]
+                    hcode = _wait(world.popen(*args, log=f"hinted-{attempt}-{args[-1][2:]}.log"))
+                    result.recovery.append(f"strangler {' '.join(args[:3])} → {hcode}")
             elif "was invalidated by the server" in text and "copies again" in text:
                 # Forward: the way back the error names (rollback --schema, copy again), then
-                # the runbook up to where the uninterrupted run ended. (A lost reverse slot
-                # has no way back in strangler: its refusal is the outcome, not recovered.)
+                # the runbook up to where the uninterrupted run ended.
                 for args in _hinted(text, ("rollback", "copy")):
                     if args[0] == "rollback":
                         args += ["--reason", "fault campaign: slot invalidated", "--yes"]

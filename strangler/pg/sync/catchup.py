@@ -38,7 +38,18 @@ from psycopg import sql
 
 from strangler.pg.sync.pgoutput import UNCHANGED, Delete, Insert, Relation, Update, Value
 
-__all__ = ["apply_catching_up"]
+__all__ = ["apply_catching_up", "keyless_tables"]
+
+
+def keyless_tables(conn: psycopg.Connection[Any], schema: str, tables: list[str]) -> list[str]:
+    """The tables of ``tables`` with REPLICA IDENTITY FULL: catch-up finds rows by key, and
+    their changes carry none."""
+    rows = conn.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relname = ANY(%s) AND c.relreplident = 'f' ORDER BY 1",
+        (schema, tables),
+    ).fetchall()
+    return [str(r[0]) for r in rows]
 
 
 def apply_catching_up(

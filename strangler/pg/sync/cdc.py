@@ -335,9 +335,9 @@ def invalidated(route: SyncRoute) -> SlotGone:
         hint = (
             "the monolith's tables no longer follow the service: 'strangler rollback "
             f"{route.service} --writes' would lose the service's writes since, so traffic "
-            "will not move and decommission cannot archive them; the old tables must be "
-            "brought level with the service outside strangler (no command rebuilds reverse "
-            f"sync yet), then 'strangler sync {route.service} --stop' removes the lost slot"
+            f"will not move and decommission cannot archive them; 'strangler sync "
+            f"{route.service} --rebuild' makes a new slot and copies the old tables level "
+            f"with the service, then 'strangler sync {route.service}' catches up"
         )
     return SlotGone(
         f"replication slot {route.slot!r} was invalidated by the server: it removed WAL the "
