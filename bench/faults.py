@@ -257,11 +257,34 @@ def runs_on_record(path: Path) -> list[dict[str, Any]]:
     return [r for r in rows if r.get("kind") == "run"]
 
 
+def per_run(path: Path) -> list[tuple[dict[str, Any], dict[str, int]]]:
+    """Each run on record with the totals of the trials it ran: a run's line is appended
+    when it ends, after its trials, so the trials between two run lines are the later one's.
+    This is how the figures of the code as it is now stand apart from those of runs that
+    found defects since fixed."""
+    out: list[tuple[dict[str, Any], dict[str, int]]] = []
+    if not path.exists():
+        return out
+    tally: dict[str, int] = defaultdict(int)
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        if row.get("kind") == "run":
+            out.append((row, dict(tally)))
+            tally = defaultdict(int)
+        elif row.get("kind") != "calm" and "skipped" not in row:
+            tally["trials"] += 1
+            tally["ok"] += bool(row["ok"])
+            tally["lost"] += int(row["rows_lost"])
+            tally["doubled"] += int(row["rows_doubled"])
+    return out
+
+
 def report(args: argparse.Namespace) -> str:
     done, calms = load_results(Path(args.results))
     rows = [r for r in done.values() if "skipped" not in r]
     planned = len(pairs(list(STEPS), list(FAULTS))) * args.trials
-    runs = runs_on_record(Path(args.results))
     table: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for r in rows:
         cell = table[(r["step"], r["fault"])]
@@ -310,13 +333,16 @@ def report(args: argparse.Namespace) -> str:
         "",
         *[f"- {note}" for note in NOTES],
         "",
-        "Runs so far (each appended to the results file when it ends):",
+        "Runs so far (each appended to the results file when it ends), with what their trials",
+        "found (`ok`: recovered with nothing lost, doubled or left behind):",
         "",
-        "| started | minutes | trials | command | machine |",
-        "|---|---:|---:|---|---|",
+        "| started | commit | minutes | trials | ok | rows lost | rows doubled | command | machine |",
+        "|---|---|---:|---:|---:|---:|---:|---|---|",
         *[
-            f"| {r['started']} | {r['minutes']} | {r['trials']} | `{r['command']}` | {r['machine']} |"
-            for r in runs
+            f"| {r['started']} | {r.get('commit', '?')} | {r['minutes']} | {t.get('trials', 0)} "
+            f"| {t.get('ok', 0)} | {t.get('lost', 0)} | {t.get('doubled', 0)} "
+            f"| `{r['command']}` | {r['machine']} |"
+            for r, t in per_run(Path(args.results))
         ],
         "",
         "## Per step and fault",
