@@ -24,17 +24,7 @@ from strangler.steps.wiring import sync_route
 from tests.cdc_world import WriteLoad, make_shop
 from tests.faults.faults import invalidate
 from tests.fix_pg import Db
-
-SPEC = """\
-version: 1
-state: sqlite:///state.db
-source: {{ dsn: "{source}", schema: public }}
-services:
-  shop:
-    tables: [orders, items]
-    target: {{ dsn: "{target}", schema: svc }}
-    strategy: online
-"""
+from tests.test_online_copy import SPEC  # the shop, online, its service on another server
 
 DIGEST = {
     "orders": "SELECT count(*), md5(coalesce(string_agg(o::text, ',' ORDER BY id), '')) "
