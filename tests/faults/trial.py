@@ -285,6 +285,12 @@ class Campaign:
                 result.recovery.append(f"strangler resolve → {rcode}")
             elif "is locked by" in text:
                 time.sleep(1.0)
+            elif checks := [a for a in _hinted(text, ("decommission",)) if a[-1] == "--check"]:
+                # The evidence the error names: a decommission check (the write guard back
+                # on, its window anew), after the world's write window (1s), then the step.
+                time.sleep(1.2)
+                hcode = _wait(world.popen(*checks[0], log=f"hinted-{attempt}-check.log"))
+                result.recovery.append(f"strangler {' '.join(checks[0][:3])} → {hcode}")
             elif "was invalidated by the server" in text and "--rebuild" in text:
                 # Reverse: the way back the error names (sync --rebuild, then sync to catch
                 # up), then the step again.
