@@ -10,8 +10,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -119,13 +123,34 @@ def journal_state(world: World) -> dict[str, Any]:
             "AND NOT EXISTS (SELECT 1 FROM strangler_entries o WHERE o.intent_id = i.id)",
             (world.service,),
         ).fetchall()
-        locks = lite.execute("SELECT service FROM strangler_locks").fetchall()
+        records = lite.execute("SELECT service, pid FROM strangler_locks").fetchall()
     return {
         "phase": state[0] if state else "planned",
         "weight": float(state[1]) if state else 0.0,
         "dangling": [d[0] for d in dangling],
-        "locks": [lock[0] for lock in locks],
+        "locks": [name for name, pid in records if _lock_left(path, name, int(pid))],
     }
+
+
+def _lock_left(journal: Path, service: str, pid: int) -> bool:
+    """Whether a lock record stands for a lock left behind once the trial's processes ended:
+    its lock is still taken, or the process it names still runs. A record of a process that
+    is gone, whose lock died with it, is no lock: strangler shows nobody holding it and the
+    next lock taken on the host removes the record (a kill -9 leaves one every time)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, 0)
+        return True
+    path = journal.parent / (journal.name + ".locks") / f"{service}.lock"
+    if not path.exists():
+        return False
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 @dataclass(frozen=True)
@@ -208,7 +233,7 @@ def left_behind(world: World, sig: Signature) -> list[str]:
     if v["journal.dangling"]:
         out.append(f"steps that never recorded an outcome: {v['journal.dangling']}")
     if v["journal.locks"]:
-        out.append(f"lock records of processes that are gone: {v['journal.locks']}")
+        out.append(f"locks left behind (still taken, or their process runs): {v['journal.locks']}")
     return out
 
 
