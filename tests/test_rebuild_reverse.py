@@ -85,6 +85,12 @@ def test_a_lost_reverse_slot_is_rebuilt_and_the_way_back_holds_every_write(
     assert lost.code == 1 and "was invalidated" in lost.stderr
     assert "'strangler sync shop --rebuild'" in lost.stderr  # the hint names the way out
     assert not _level(source_db, service)
+    # A table catch-up cannot find rows in (no key) is refused before anything changes.
+    service.execute("ALTER TABLE svc.items REPLICA IDENTITY FULL")
+    keyless = cli("sync", "shop", *f, "--rebuild", "--yes")
+    assert keyless.code == 1 and "svc.items: REPLICA IDENTITY FULL" in keyless.stderr
+    assert _slot(service) == [("strangler_shop_rev", "lost")]
+    service.execute("ALTER TABLE svc.items REPLICA IDENTITY DEFAULT")
     # --dry-run says what it would do and changes nothing.
     dry = cli("sync", "shop", *f, "--rebuild", "--dry-run", "--output", "json")
     assert dry.code == 0, dry.stderr

@@ -34,10 +34,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from strangler.errors import CheckFailed, SnapshotAged
+from strangler.errors import SnapshotAged
 from strangler.pg.copy.extract import CopyFigures
 from strangler.pg.sync import cdc
-from strangler.pg.sync.catchup import keyless_tables
+from strangler.pg.sync.catchup import refuse_keyless
 from strangler.pg.sync.decoding import check_logical_decoding
 from strangler.pg.sync.partitions import partitioned_roots
 from strangler.pg.sync.pgoutput import format_lsn
@@ -216,13 +216,10 @@ def _drop_unrecorded_slot(route: cdc.SyncRoute) -> None:
 
 
 def _refuse_keyless(src: Any, route: cdc.SyncRoute) -> None:
-    """Catch-up finds rows by key: a table with REPLICA IDENTITY FULL has none to give."""
-    keyless = keyless_tables(src, route.source_schema, list(route.tables))
-    if keyless:
-        names = ", ".join(f"{route.source_schema}.{t}" for t in keyless)
-        raise CheckFailed(
-            f"{names}: REPLICA IDENTITY FULL, so no key to find a row by: a copy under "
-            "copy.max_snapshot_age catches up the stream by key. Nothing was created.",
-            hint="give the table a primary key (or REPLICA IDENTITY USING INDEX on a unique "
-            "index), or remove copy.max_snapshot_age to copy under the slot's one snapshot",
-        )
+    refuse_keyless(
+        src,
+        route.source_schema,
+        list(route.tables),
+        what="a copy under copy.max_snapshot_age",
+        otherwise="or remove copy.max_snapshot_age to copy under the slot's one snapshot",
+    )

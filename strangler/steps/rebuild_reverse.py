@@ -32,7 +32,7 @@ from typing import Any
 
 from strangler.errors import CheckFailed
 from strangler.pg.sync import cdc
-from strangler.pg.sync.catchup import keyless_tables
+from strangler.pg.sync.catchup import refuse_keyless
 from strangler.pg.sync.level import level_tables
 from strangler.pg.sync.pgoutput import format_lsn
 from strangler.steps.records import Event, ReverseRebuild
@@ -79,14 +79,12 @@ def would_rebuild(rb: Runbook) -> cdc.SyncRoute:
             hint=f"'strangler sync {rb.name}' applies its changes",
         )
     with route.connect_source() as src:
-        keyless = keyless_tables(src, route.source_schema, list(route.tables))
-    if keyless:
-        names = ", ".join(f"{route.source_schema}.{t}" for t in keyless)
-        raise CheckFailed(
-            f"{names}: REPLICA IDENTITY FULL, so no key to find a row by: a rebuild applies "
-            "the stream after its copy by key. Nothing was changed.",
-            hint="give the table a primary key (or REPLICA IDENTITY USING INDEX on a unique "
-            "index) in the service schema, then run the same command again",
+        refuse_keyless(
+            src,
+            route.source_schema,
+            list(route.tables),
+            what="sync after a rebuild",
+            otherwise="in the service schema, then run the same command again",
         )
     return route
 

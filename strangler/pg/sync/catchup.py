@@ -36,20 +36,31 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from strangler.errors import CheckFailed
 from strangler.pg.sync.pgoutput import UNCHANGED, Delete, Insert, Relation, Update, Value
 
-__all__ = ["apply_catching_up", "keyless_tables"]
+__all__ = ["apply_catching_up", "refuse_keyless"]
 
 
-def keyless_tables(conn: psycopg.Connection[Any], schema: str, tables: list[str]) -> list[str]:
-    """The tables of ``tables`` with REPLICA IDENTITY FULL: catch-up finds rows by key, and
-    their changes carry none."""
+def refuse_keyless(
+    conn: psycopg.Connection[Any], schema: str, tables: list[str], *, what: str, otherwise: str
+) -> None:
+    """Refuse, naming them, the tables of ``tables`` with REPLICA IDENTITY FULL: catch-up
+    finds rows by key, and their changes carry none. ``what`` catches up (the sentence's
+    subject); ``otherwise`` is the way around it besides giving the table a key."""
     rows = conn.execute(
         "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE n.nspname = %s AND c.relname = ANY(%s) AND c.relreplident = 'f' ORDER BY 1",
         (schema, tables),
     ).fetchall()
-    return [str(r[0]) for r in rows]
+    if rows:
+        names = ", ".join(f"{schema}.{r[0]}" for r in rows)
+        raise CheckFailed(
+            f"{names}: REPLICA IDENTITY FULL, so no key to find a row by: {what} catches up "
+            "the stream by key. Nothing was changed.",
+            hint="give the table a primary key (or REPLICA IDENTITY USING INDEX on a unique "
+            f"index), {otherwise}",
+        )
 
 
 def apply_catching_up(
