@@ -143,6 +143,26 @@ def test_a_copy_that_dies_restarts_under_a_new_slot_and_mixes_no_snapshots(
         journal.close()
 
 
+def test_a_schema_rollback_that_failed_after_its_drop_finishes_when_run_again(
+    source_db, target_db, tmp_path, cli
+):
+    """The fault campaign's rollback-schema x restart: the service schema was dropped, then
+    the monolith restarted before the slot went, and the step failed. Run again, it found no
+    schema to measure and failed for ever; now it finishes the rest (slot, publication,
+    position, journal)."""
+    make_shop(source_db, None, rows=50)
+    spec = _spec(tmp_path, source_db, target_db)
+    assert cli("copy", "shop", "-f", str(spec)).code == 0
+    assert cli("sync", "shop", "-f", str(spec), "--until-caught-up").code == 0
+    target_db.execute("DROP SCHEMA svc CASCADE")  # what the first attempt had done
+    again = cli("rollback", "shop", "--schema", "-f", str(spec), "--reason", "t", "--yes")
+    assert again.code == 0, again.stderr
+    assert _slots(source_db) == []
+    assert source_db.execute("SELECT count(*) FROM pg_publication") == [(0,)]
+    status = cli("status", "shop", "-f", str(spec), "--output", "json")
+    assert '"planned"' in status.stdout
+
+
 def test_a_slot_left_by_a_copy_killed_before_it_recorded_itself_is_replaced(
     source_db, target_db, tmp_path, cli
 ):

@@ -227,7 +227,7 @@ def no_writes_since_copy(rb: JournaledRef, moment: Moment) -> Evidence:
     the schema must hold no row at all.
     """
     from strangler.pg.connect import connect
-    from strangler.pg.schema.drop import writes_since_copy
+    from strangler.pg.schema.drop import schema_exists, writes_since_copy
     from strangler.pg.sync.gate import gate_state
     from strangler.work.queue import copied_xacts
 
@@ -237,6 +237,10 @@ def no_writes_since_copy(rb: JournaledRef, moment: Moment) -> Evidence:
     schema = rb.service.target.schema_
     tables = list(rb.service.tables)
     with connect(rb.spec.target_dsn(rb.name), role="service target") as conn:
+        if not schema_exists(conn, schema):
+            # An earlier attempt of this step dropped it and failed after (the monolith
+            # unreachable as its slot went): no row is left to lose.
+            return {"schema": f"{schema} is gone already: nothing left to lose"}
         if rb.service.strategy != "online":
             progress = Progress(rb.journal, rb.name)
             mark = progress.load(CopyWatermark)

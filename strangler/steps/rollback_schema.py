@@ -21,7 +21,7 @@ from typing import Any
 
 from strangler.errors import CheckFailed
 from strangler.pg.connect import connect
-from strangler.pg.schema.drop import drop, drop_statements
+from strangler.pg.schema.drop import drop, drop_statements, schema_exists
 from strangler.pg.schema.move import Moved
 from strangler.pg.schema.move_sql import back_statements, run_in_lock
 from strangler.pg.sync import cdc
@@ -75,7 +75,11 @@ def rollback_schema(rb: Runbook, request: RollbackRequest) -> SchemaRollback:
         # (requirements.no_writes_since_copy), and recorded in its intent. A copy that died
         # halfway is undone by this step, not in its way.
         with rb.step(Action.ROLLBACK_SCHEMA, reason=request.reason) as step:
-            drop(conn, statements)
+            if schema_exists(conn, schema):
+                drop(conn, statements)  # the schema and the role, in one transaction
+            else:
+                # An earlier attempt dropped both and failed after: the rest is done now.
+                step.details["dropped_before"] = True
             sync = None
             if online:
                 sync = cdc.end(sync_route(rb.spec, rb.name, "forward"))

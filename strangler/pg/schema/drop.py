@@ -22,7 +22,7 @@ from typing import Any
 
 from psycopg import sql
 
-__all__ = ["drop", "drop_statements", "writes_since_copy"]
+__all__ = ["drop", "drop_statements", "schema_exists", "writes_since_copy"]
 
 
 def writes_since_copy(
@@ -92,6 +92,11 @@ def drop_statements(schema: str, role: str | None) -> list[sql.Composed]:
     if role:
         out.append(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
     return out
+
+
+def schema_exists(conn: Any, schema: str) -> bool:
+    row = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
+    return row is not None
 
 
 def drop(conn: Any, statements: list[sql.Composed]) -> None:
