@@ -128,8 +128,15 @@ class FaultProxy:
 
 
 def _reset(sock: socket.socket) -> None:
-    """Close with RST (SO_LINGER 0), as a peer that vanished does."""
+    """Close with RST (SO_LINGER 0), as a peer that vanished does.
+
+    Shut down first: ``close()`` alone does not end a socket that the other pump thread is
+    blocked reading (the pending ``recv`` holds it open, and nothing is sent), so a server
+    whose client was killed with -9 never learned it and kept the dead session's transaction
+    open, its locks blocking every retry (a run x kill-9 trial hung on them)."""
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
     with contextlib.suppress(OSError):
         sock.close()
