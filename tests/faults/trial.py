@@ -42,7 +42,6 @@ from tests.faults.world import SERVICE_PASSWORD, World, WorldConfig
 __all__ = ["Calm", "Campaign", "TrialResult", "config_key"]
 
 STEP_DEADLINE = 300.0  # seconds a step's process may take before it counts as hung
-AGAIN = "run the same command again"  # the hint of an error a rerun resolves (journal, network)
 
 
 def config_key(config: WorldConfig, backend: str | None = None) -> str:
@@ -274,9 +273,10 @@ class Campaign:
         command = step.command(world.service)
         for attempt in range(1, 7):
             text = _last_output(world)
-            # An error that asks for the same command again is followed, as an operator
-            # would, even when the journal already shows where the calm run ended.
-            asked = attempt == 1 and code != calm.exit_code and AGAIN in text
+            # An error is followed, as an operator would, even when the journal already shows
+            # where the calm run ended (a sync step leaves the phase as it was, so the journal
+            # alone cannot tell that it failed).
+            asked = attempt == 1 and code != calm.exit_code and "error:" in text
             if code == calm.exit_code or (self._ended_as_calm(world, calm) and not asked):
                 return True
             if "never recorded an outcome" in text:
