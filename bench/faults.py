@@ -230,13 +230,18 @@ NOTES: list[str] = [
     "monolith's tables missed the service's writes since (counted as 'doubled': the service "
     "side holds rows the old tables do not). Their failures stay on record as measured; "
     "later runs follow the hint to `strangler sync SERVICE --rebuild` (see the defects).",
-    "Two harness changes on 2026-12-02 after 16:10 UTC, each after a trial it had judged "
-    "wrongly: the recovery follows an error's `strangler decommission … --check` as it does "
-    "the other commands an error names (decommission-archive x restart #3 counted as failed "
-    "before: the step refused as documented and named the check); and a lock left behind is "
-    "one still taken or whose process still runs, not the record of a process that is gone "
-    "(every kill -9 leaves one; strangler shows nobody holding the lock and the next lock "
-    "removes the record; shift x kill-9 #4 counted as failed before).",
+    "Harness changes on 2026-12-02 after 16:10 UTC, each after a trial it had judged "
+    "wrongly (those trials stay on record as failed): the recovery follows an error's "
+    "`strangler decommission … --check` as it does the other commands an error names "
+    "(decommission-archive x restart #3: the step refused as documented and named the "
+    "check); a lock left behind is one still taken or whose process still runs, not the "
+    "record of a process that is gone (every kill -9 leaves one; strangler shows nobody "
+    "holding the lock and the next lock removes the record; shift x kill-9 #4); the recovery "
+    "follows the first attempt's error even when the journal shows the calm end, as a sync "
+    "step leaves the phase alone (sync-reverse x slot-invalidated #4: its `--rebuild` hint "
+    "was not followed); and the fault proxy shuts a socket down before closing it, so a "
+    "server learns that a client killed with -9 is gone (a run x kill-9 trial hung on the "
+    "dead session's locks; it was stopped unrecorded and ran again).",
 ]
 
 
