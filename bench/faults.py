@@ -215,6 +215,13 @@ DEFECTS: list[str] = [
     "its evidence check measured a schema that no longer existed. It now finishes the rest. "
     "Test: tests/test_online_copy.py::"
     "test_a_schema_rollback_that_failed_after_its_drop_finishes_when_run_again.",
+    "An online copy that failed after it had made its foreign keys (the target's disk full "
+    "at ANALYZE; run x target-disk-full #8, 3,585 rows missing on the service side, none "
+    "lost on the monolith's) failed for ever when run again: the restart under a new slot "
+    "reloaded rows with the keys in place (a child chunk before its parent's), then could not "
+    "TRUNCATE the referenced table. The restart now drops the keys it made, with their "
+    "records, and makes them again after the rows. Test: tests/test_online_copy.py::"
+    "test_an_online_copy_that_failed_after_its_foreign_keys_starts_over_cleanly.",
 ]
 
 # What the reader must know about the runs on record (by hand: the results cannot say it).

@@ -194,6 +194,47 @@ def test_a_slot_left_by_a_copy_killed_before_it_recorded_itself_is_replaced(
         cli("sync", "shop", "-f", str(spec), "--stop")
 
 
+def test_an_online_copy_that_failed_after_its_foreign_keys_starts_over_cleanly(
+    source_db, target_db, tmp_path, monkeypatch
+):
+    """The fault campaign's run x target-disk-full #8: the target's disk filled at the end of
+    the copy (ANALYZE), after its foreign keys were made, and the slot went with the failed
+    step. The copy run again reloaded rows with the keys in place (a child chunk before its
+    parent's: a violation), then could not TRUNCATE the referenced table; it failed for ever.
+    Now it drops the keys it made, loads again and makes them again."""
+    import strangler.pg.copy.extract as extract
+
+    make_shop(source_db, None, rows=3000)
+    source_db.execute("ANALYZE")
+    spec = load_spec(_spec(tmp_path, source_db, target_db))
+    journal = Journal(spec.state_url(), operator="test", command="test")
+    route = sync_route(spec, "shop")
+    fks = (
+        "SELECT count(*) FROM pg_constraint WHERE contype = 'f' "
+        "AND connamespace = 'svc'::regnamespace"
+    )
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("could not extend file: No space left on device")
+
+    try:
+        with monkeypatch.context() as m:
+            m.setattr(extract, "set_sequences", disk_full)
+            with pytest.raises(RuntimeError, match="No space left"):
+                copy_service(Runbook(spec, journal, "shop"), jobs=2, chunk_rows=500)
+        assert target_db.execute(fks) == [(1,)]  # made before the failure
+        assert _slots(source_db) == []
+        source_db.execute("UPDATE public.orders SET note = 'between the attempts' WHERE id < 99")
+        result = copy_service(Runbook(spec, journal, "shop"), jobs=2, chunk_rows=500)
+        assert result["restarted"] is True
+        assert target_db.execute(fks) == [(1,)]  # made again, after the rows
+        cdc.run(route, until_caught_up=True)
+        assert differences(source_db, target_db) == {"orders": 0, "items": 0}
+    finally:
+        cdc.end(route)
+        journal.close()
+
+
 def test_kill_9_of_an_online_copy_then_copy_and_sync_lose_and_double_nothing(
     source_db, target_db, tmp_path, cli
 ):

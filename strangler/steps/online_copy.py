@@ -137,8 +137,7 @@ def copy_online(rb: Runbook, copy: Copy) -> OnlineResult:
     if started_before:
         # The snapshot the finished chunks were read in is gone: start over, cleanly.
         cdc.end(route)
-        cdc.empty_targets(route)
-        rb.progress.forget_chunks()
+        _start_over(rb, route)
         rb.progress.clear(OnlineCopy)
     else:
         _drop_unrecorded_slot(route)
@@ -171,8 +170,7 @@ def _copy_catching_up(
             # Rows read before a slot that is gone (or under another mode) cannot be caught
             # up: start over, cleanly.
             cdc.end(route)
-            cdc.empty_targets(route)
-            rb.progress.forget_chunks()
+            _start_over(rb, route)
         else:
             _drop_unrecorded_slot(route)
         rb.progress.save(OnlineCopy(route.slot, None, catch_up=True))
@@ -198,6 +196,19 @@ def _copy_catching_up(
         snapshots=snapshots,
         catch_up_until=format_lsn(until),
     )
+
+
+def _start_over(rb: Runbook, route: cdc.SyncRoute) -> None:
+    """Empty the target tables and forget the chunks, so the copy loads every row again.
+    Foreign keys an earlier attempt made after its rows (it failed later, e.g. the target's
+    disk full at ANALYZE) go too, with their records, so the new attempt makes them again
+    after its rows (the fault campaign's run x target-disk-full)."""
+    dropped = cdc.drop_foreign_keys(route)
+    if dropped:
+        log.info("dropped %s to load the rows again; the copy adds them after", dropped)
+    rb.progress.forget_foreign_keys()
+    cdc.empty_targets(route)
+    rb.progress.forget_chunks()
 
 
 def _drop_unrecorded_slot(route: cdc.SyncRoute) -> None:

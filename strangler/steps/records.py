@@ -318,6 +318,11 @@ class Progress:
     def statement_done(self, key: str) -> None:
         self.journal.put(self.service, self._DDL + key, True)
 
+    def forget_foreign_keys(self) -> None:
+        """The records of foreign keys made and validated (their constraints were dropped)."""
+        for kind in ("fk:", "validate:"):
+            self.journal.forget(self.service, self._DDL + kind)
+
     def forget_copy(self) -> None:
         """Everything a copy stored (after a schema rollback, the next copy starts afresh)."""
         self.journal.forget(self.service, "copy/")

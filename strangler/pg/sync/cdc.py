@@ -178,6 +178,27 @@ def catch_up_after_copy(route: SyncRoute, validate: Sequence[tuple[str, str]] = 
     return until
 
 
+def drop_foreign_keys(route: SyncRoute) -> list[str]:
+    """Drop the foreign keys of the route's target tables (a copy starting again adds them
+    after its rows, as the first one did); returns them as 'table.constraint'. Used before
+    :func:`empty_targets` when an earlier attempt got as far as making them: rows reloaded
+    chunk by chunk would meet them in any order, and TRUNCATE refuses a referenced table."""
+    with route.connect_target() as dst, dst.transaction():
+        rows = dst.execute(
+            "SELECT c.relname, k.conname FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE k.contype = 'f'"
+            " AND n.nspname = %s AND c.relname = ANY(%s) ORDER BY 1, 2",
+            (route.target_schema, list(route.tables)),
+        ).fetchall()
+        for table, name in rows:
+            dst.execute(
+                sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
+                    sql.Identifier(route.target_schema, table), sql.Identifier(name)
+                )
+            )
+    return [f"{t}.{n}" for t, n in rows]
+
+
 def empty_targets(route: SyncRoute) -> None:
     """Empty the route's target tables (all at once: foreign keys between them may exist),
     as replica, so a write gate left by an earlier attempt does not refuse it. Used when a
