@@ -48,6 +48,7 @@ __all__ = [
     "LockHolder",
     "ServiceState",
     "current_operator",
+    "file_lock_taken",
     "open_journal",
 ]
 
@@ -562,18 +563,7 @@ class Journal:
         )
 
     def _file_lock_taken(self, service: str) -> bool:
-        db = Path(self.url.removeprefix("sqlite:///"))
-        path = db.parent / (db.name + ".locks") / f"{service}.lock"
-        if not path.exists():
-            return False
-        fd = os.open(path, os.O_RDWR)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)  # closing releases a lock this try took
-        return False
+        return file_lock_taken(Path(self.url.removeprefix("sqlite:///")), service)
 
     def _pg_lock_taken(self, service: str) -> bool:
         key = zlib.crc32(f"strangler:{service}".encode()) - 2**31
@@ -681,6 +671,22 @@ class Journal:
             conn.close()
 
         return release
+
+
+def file_lock_taken(db: Path, service: str) -> bool:
+    """Whether some process holds ``service``'s lock of the SQLite journal at ``db`` now (a
+    non-blocking try, released at once): the lock dies with its process, its record may not."""
+    path = db.parent / (db.name + ".locks") / f"{service}.lock"
+    if not path.exists():
+        return False
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing releases a lock this try took
+    return False
 
 
 def _alive(pid: int) -> bool:

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import sqlite3
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from strangler.journal import file_lock_taken
 from tests.faults.world import TABLES, World
 
 __all__ = [
@@ -140,17 +140,7 @@ def _lock_left(journal: Path, service: str, pid: int) -> bool:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, 0)
         return True
-    path = journal.parent / (journal.name + ".locks") / f"{service}.lock"
-    if not path.exists():
-        return False
-    fd = os.open(path, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    return file_lock_taken(journal, service)
 
 
 @dataclass(frozen=True)
