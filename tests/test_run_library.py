@@ -169,9 +169,14 @@ def _kill_when(
     return ""
 
 
-def _drive(world: World, rng: random.Random | None, between: int) -> list[str]:
+def _drive(
+    world: World, rng: random.Random | None, between: int, seed: int | None = None
+) -> list[str]:
     """Run the child until done; with ``rng``, SIGKILL it inside each step the first time it
-    is seen, and ``between`` times at random moments between steps. Returns what happened."""
+    is seen, and ``between`` times at random moments between steps. Returns what happened.
+
+    A failure names the seed and every line of what happened, with the child's error: the
+    walk is random, and a CI log that cuts the list short cannot be replayed otherwise."""
     log: list[str] = []
     left = between
     hit: set[str] = set()
@@ -200,9 +205,15 @@ def _drive(world: World, rng: random.Random | None, between: int) -> list[str]:
         if code == 0:
             return log
         waiting = result.get("waiting") or {}
-        assert code == 75 and waiting.get("reason") == "attestation", (log, err[-3000:])
+        if code != 75 or waiting.get("reason") != "attestation":
+            lines = "\n".join(log)
+            pytest.fail(
+                f"seed {seed} (STRANGLER_KILL_SEED={seed} repeats it); what happened:\n"
+                f"{lines}\nresult: {json.dumps(result, default=str)}\nstderr: {err[-3000:]}",
+                pytrace=False,
+            )
         _attest_no_incident(world)
-    raise AssertionError(f"never finished: {log}")
+    raise AssertionError(f"never finished (seed {seed}): {log}")
 
 
 def _steps_done(world: World) -> list[tuple[str, Any]]:
@@ -248,7 +259,7 @@ def test_run_from_the_library_survives_kill_9_and_ends_where_an_uninterrupted_ru
     apps.set_service_percent(0)
     stormy = _world(tmp_path / "stormy", "orders_b", second_source_db, second_target_db, apps.url)
     started = time.monotonic()
-    log = _drive(stormy, random.Random(seed), between=3)
+    log = _drive(stormy, random.Random(seed), between=3, seed=seed)
     got = _steps_done(stormy)
     context = f"seed {seed} (STRANGLER_KILL_SEED={seed} repeats it): {log}"
     print(context)
