@@ -222,6 +222,13 @@ DEFECTS: list[str] = [
     "TRUNCATE the referenced table. The restart now drops the keys it made, with their "
     "records, and makes them again after the rows. Test: tests/test_online_copy.py::"
     "test_an_online_copy_that_failed_after_its_foreign_keys_starts_over_cleanly.",
+    "A verification killed after its step's outcome was committed and before its verdict "
+    "was (two transactions) left the phase 'verified' with no proof in the journal: the "
+    "cutover then refused for ever with 'the copy has never been verified', and `run` again "
+    "could not get past it (found by CI in the kill -9 test of `run`, seed 221014383; no "
+    "campaign trial hit the gap). A step's events are now written in its outcome's "
+    "transaction. Test: tests/test_verify_runbook.py::"
+    "test_a_verification_killed_as_it_journals_its_verdict_leaves_no_phase_without_proof.",
 ]
 
 # What the reader must know about the runs on record (by hand: the results cannot say it).

@@ -26,7 +26,7 @@ import socket
 import sqlite3
 import threading
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +44,7 @@ from strangler.secrets import redact_dsn, scrub
 
 __all__ = [
     "Entry",
+    "EventNote",
     "Journal",
     "LockHolder",
     "ServiceState",
@@ -152,6 +153,15 @@ class ServiceState:
     phase: str
     weight: float
     updated_at: datetime | None
+
+
+@dataclass(frozen=True)
+class EventNote:
+    """An event to journal together with a step's outcome (:meth:`Journal.outcome`)."""
+
+    step: str
+    status: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -355,8 +365,12 @@ class Journal:
         details: dict[str, Any] | None = None,
         phase: str | None = None,
         weight: float | None = None,
+        events: Sequence[EventNote] = (),
     ) -> int:
-        """Record how an intent ended, and move the service's phase in the same transaction."""
+        """Record how an intent ended, and move the service's phase in the same transaction.
+
+        ``events``: facts the step established (a verification's result), committed with the
+        outcome, so that no crash can leave a phase moved on evidence the journal lacks."""
         with self._tx():
             intent = self._exec(
                 "SELECT service, step FROM strangler_entries WHERE id = ? AND kind = 'intent'",
@@ -370,6 +384,8 @@ class Journal:
             )
             if phase is not None or weight is not None:
                 self._set_state(service, phase, weight)
+            for note in events:
+                self._insert(service, note.step, "event", status=note.status, details=note.details)
             return entry_id
 
     def event(

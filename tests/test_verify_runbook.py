@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,7 @@ from strangler.steps.requirements import fresh_verification
 from strangler.steps.runbook import Runbook
 from strangler.steps.verify import verify
 from strangler.verify import SyncWatermark
-from tests.verify_helpers import both, digest, make_spec, run
+from tests.verify_helpers import SPEC, both, digest, make_spec, run
 
 ORDERS = """
 CREATE TABLE orders (id bigint PRIMARY KEY, total numeric(12,2), notes text);
@@ -100,6 +103,65 @@ def test_evidence_requires_a_fresh_passing_verification(world) -> None:
         pass
     assert stale.value.hint == "strangler verify svc"
     assert rb.state.weight == 5
+
+
+# A verification killed as it journals its verdict: the process dies (os._exit, as kill -9
+# would) the moment the verify event is written, after the rows were compared.
+_KILLED_AS_IT_JOURNALS = """
+import os, sys
+from strangler.journal import Journal
+from strangler.spec import load_spec
+from strangler.steps.runbook import Runbook
+from strangler.steps.verify import verify
+
+insert = Journal._insert
+
+def dying_insert(self, service, step, kind, **kw):
+    if kind == "event" and step == "verify":
+        os._exit(9)
+    return insert(self, service, step, kind, **kw)
+
+Journal._insert = dying_insert
+spec = load_spec(sys.argv[1])
+with Journal(spec.state_url(), operator="test", command="verify svc") as journal:
+    verify(Runbook(spec, journal, "svc"))
+"""
+
+
+def test_a_verification_killed_as_it_journals_its_verdict_leaves_no_phase_without_proof(
+    source_db, target_db, tmp_path: Path
+) -> None:
+    """The phase and the proof land in one transaction. They were two: a run killed between
+    them found the service 'verified' and its cutover refused for ever with 'never been
+    verified' (CI, test_run_library, seed 221014383)."""
+    both([source_db, target_db], ORDERS)
+    path = tmp_path / "strangler.yaml"
+    path.write_text(
+        SPEC.format(
+            state=tmp_path / "s.db",
+            source=json.dumps(source_db.dsn),
+            target=json.dumps(target_db.dsn),
+            tables=json.dumps(["orders", "order_items"]),
+        )
+    )
+    spec = load_spec(path)
+    with Journal(spec.state_url(), operator="test", command="pytest") as journal:
+        _copied(spec, journal, "svc")
+    child = subprocess.run(
+        [sys.executable, "-c", _KILLED_AS_IT_JOURNALS, str(path)], capture_output=True, text=True
+    )
+    assert child.returncode == 9, child.stderr
+    with Journal(spec.state_url(), operator="test", command="pytest") as journal:
+        rb = Runbook(spec, journal, "svc")
+        assert rb.phase.value == "copied"  # not 'verified' without its proof
+        assert [e.step for e in journal.dangling("svc")] == ["verify"]
+        with pytest.raises(CheckFailed, match="never been verified"):
+            fresh_verification(rb)
+        # The documented recovery: the same command again resumes the step and proves it.
+        assert verify(rb).passed
+        assert rb.phase.value == "verified"
+        assert fresh_verification(rb)["status"] == "passed"
+        assert journal.dangling("svc") == []
 
 
 class FakeSync:

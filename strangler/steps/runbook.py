@@ -34,7 +34,7 @@ from strangler.errors import (
     StranglerError,
     translate,
 )
-from strangler.journal import Entry, Journal, ServiceState
+from strangler.journal import Entry, EventNote, Journal, ServiceState
 from strangler.phases import Action, Phase, forced_target, transition
 from strangler.secrets import scrub
 from strangler.spec import ServiceSpec, Spec
@@ -66,6 +66,9 @@ class StepRecord:
     weight: float | None = None
     # A step that finds it must not move the phase (a failed verification) sets this False.
     advance: bool = True
+    # Facts journaled with the outcome, in its transaction (a verification's result): a
+    # kill between an outcome and an event written after it left a phase without its proof.
+    events: list[EventNote] = field(default_factory=list)
 
 
 class Runbook:
@@ -215,6 +218,7 @@ class Runbook:
                     details=record.details,
                     phase=record.target.value if record.advance else None,
                     weight=record.weight,
+                    events=record.events,
                 )
 
     def _handle_dangling(self, action: Action, resumable: bool) -> Entry | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from strangler.errors import BadInput, CheckFailed, StranglerError
+from strangler.journal import EventNote
 from strangler.pg.connect import connect
 from strangler.pg.sync import cdc
 from strangler.pg.sync.position import read_position
@@ -160,7 +161,7 @@ def verify(
         )  # fmt: skip
         step.details.update(status=report.status, mode=report.mode)
         step.advance = report.passed and report.mode != "counts"
-    rb.journal.event(rb.name, Event.VERIFY, status=report.status, details=report.summary())
+        step.events.append(EventNote(Event.VERIFY, report.status, report.summary()))
     return report
 
 
