@@ -26,7 +26,7 @@ import socket
 import sqlite3
 import threading
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,7 +44,6 @@ from strangler.secrets import redact_dsn, scrub
 
 __all__ = [
     "Entry",
-    "EventNote",
     "Journal",
     "LockHolder",
     "ServiceState",
@@ -156,15 +155,6 @@ class ServiceState:
 
 
 @dataclass(frozen=True)
-class EventNote:
-    """An event to journal together with a step's outcome (:meth:`Journal.outcome`)."""
-
-    step: str
-    status: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class LockHolder:
     """The process holding a service's lock right now (see :meth:`Journal.lock_holder`)."""
 
@@ -210,6 +200,7 @@ class Journal:
         self.command = command
         self.clock = clock
         self._mutex = threading.RLock()
+        self._tx_depth = 0
         self._locks: dict[str, _LockHandle] = {}
         self._is_pg = url.startswith(("postgresql://", "postgres://"))
         self._conn: Any = self._connect()
@@ -275,23 +266,49 @@ class Journal:
         )
 
     @contextlib.contextmanager
+    def atomic(self) -> Iterator[None]:
+        """One transaction for every journal write made inside (re-entrant): what a step
+        records as it ends commits with its outcome, or not at all. A kill -9 between two
+        writes that belong together left, say, a phase without its proof, or a rollback
+        without the record that stops the walk from undoing it."""
+        with self._tx():
+            yield
+
+    @contextlib.contextmanager
     def _tx(self) -> Iterator[None]:
         with self._mutex, self._errors():
-            if self._is_pg:
-                with self._conn.transaction():
-                    yield
-            else:
-                self._conn.execute("BEGIN IMMEDIATE")
+            if self._tx_depth:
+                # Inside atomic(): this write joins the transaction already open.
+                self._tx_depth += 1
                 try:
                     yield
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    # A COMMIT that failed (a full disk) leaves the transaction open: close
-                    # it, or every later write meets "cannot start a transaction within a
-                    # transaction".
-                    with contextlib.suppress(sqlite3.Error):
-                        self._conn.execute("ROLLBACK")
-                    raise
+                finally:
+                    self._tx_depth -= 1
+                return
+            self._tx_depth = 1
+            try:
+                with self._open_tx():
+                    yield
+            finally:
+                self._tx_depth = 0
+
+    @contextlib.contextmanager
+    def _open_tx(self) -> Iterator[None]:
+        if self._is_pg:
+            with self._conn.transaction():
+                yield
+        else:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._conn.execute("COMMIT")
+            except BaseException:
+                # A COMMIT that failed (a full disk) leaves the transaction open: close
+                # it, or every later write meets "cannot start a transaction within a
+                # transaction".
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+                raise
 
     def _exec(self, query: str, params: tuple[Any, ...] = ()) -> Any:
         with self._errors():
@@ -365,12 +382,8 @@ class Journal:
         details: dict[str, Any] | None = None,
         phase: str | None = None,
         weight: float | None = None,
-        events: Sequence[EventNote] = (),
     ) -> int:
-        """Record how an intent ended, and move the service's phase in the same transaction.
-
-        ``events``: facts the step established (a verification's result), committed with the
-        outcome, so that no crash can leave a phase moved on evidence the journal lacks."""
+        """Record how an intent ended, and move the service's phase in the same transaction."""
         with self._tx():
             intent = self._exec(
                 "SELECT service, step FROM strangler_entries WHERE id = ? AND kind = 'intent'",
@@ -384,8 +397,6 @@ class Journal:
             )
             if phase is not None or weight is not None:
                 self._set_state(service, phase, weight)
-            for note in events:
-                self._insert(service, note.step, "event", status=note.status, details=note.details)
             return entry_id
 
     def event(

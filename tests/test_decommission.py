@@ -21,6 +21,7 @@ from strangler.demo.world import DemoOptions, demo_world
 from strangler.errors import CheckFailed, StranglerError
 from strangler.pg.copy import retire as T
 from strangler.phases import Action, Phase
+from strangler.steps import archives
 from strangler.steps.decommission import decommission as run_decommission
 from strangler.steps.decommission import gather
 from strangler.steps.facts import traffic_timeline
@@ -28,6 +29,7 @@ from strangler.steps.preflight import attest
 from strangler.steps.records import ArchiveRecord
 from strangler.steps.runbook import Runbook
 from tests.checks_helpers import Clock, make_rb, spec_text
+from tests.crash_points import commit_fails, outcome_of
 from tests.fix_pg import Db
 
 MONOLITH = """
@@ -344,6 +346,47 @@ def test_an_interrupted_archive_is_taken_again_leaving_one_archive(
     )
     quiet = removal.details["evidence"]["old_tables_quiet"]
     assert "taken off by remove_old_path" in quiet["guard"]
+
+
+def test_a_removal_whose_outcome_was_lost_keeps_its_archive_when_run_again(
+    world: tuple[Runbook, Runbook, Clock], source_db: Db
+) -> None:
+    """The journal's commit failed on the removal's outcome (a kill -9 there is the same):
+    before, the archive's record had been cleared in a transaction of its own, so the step
+    resumed without it, removed the real archive as an earlier attempt's and dumped tables
+    that were already retired (pg_dump: no matching tables), for ever."""
+    _ctx, rb, clock = world
+    _all_evidence_holds(rb, clock, source_db)
+    with commit_fails(rb.journal, outcome_of("remove_old_path")) as fault:
+        with pytest.raises(StranglerError, match="disk is full"):
+            run_decommission(rb)
+        assert fault.fired
+    assert rb.phase is Phase.STABLE
+    kept = rb.progress.load(ArchiveRecord)
+    assert kept is not None, "the archive's record went without the outcome"
+    clock.advance(timedelta(minutes=5))
+    report = run_decommission(rb)
+    assert rb.phase is Phase.OLD_PATH_REMOVED
+    archive = report.done[-1]["archive"]
+    assert archive["path"] == kept.archive["path"]  # the same archive, intact
+    assert T.sha256_of(Path(archive["path"])) == kept.archive["sha256"]
+    archive_dir = rb.spec.resolve(rb.service.decommission.archive_dir)
+    assert sorted(archive_dir.glob("order_service-old-tables-2026*.dump")) == [
+        Path(archive["path"])
+    ]
+    assert rb.progress.load(ArchiveRecord) is None
+    with source_db.connect() as conn:
+        assert len(T.existing(conn, "retired_order_service", ["orders", "order_items"])) == 2
+
+
+def test_an_archive_of_nothing_is_refused(world: tuple[Runbook, Runbook, Clock]) -> None:
+    """pg_dump without a --table dumps the whole database: never recorded as an archive."""
+    _ctx, rb, _clock = world
+    archive_dir = rb.spec.resolve(rb.service.decommission.archive_dir)
+    with pytest.raises(CheckFailed, match="no views to archive"):
+        archives.make_archive(rb, archive_dir, "views", 18, "public", [])
+    assert rb.progress.load(ArchiveRecord) is None
+    assert not archive_dir.exists() or list(archive_dir.iterdir()) == []
 
 
 def test_a_write_after_the_guard_came_off_stops_the_retried_removal(

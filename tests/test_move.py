@@ -14,12 +14,17 @@ from typing import Any
 import psycopg
 import pytest
 
+from strangler.errors import StranglerError
 from strangler.journal import Journal
 from strangler.pg.connect import connect
 from strangler.pg.schema.move_sql import move_statements, run_in_lock
 from strangler.spec import load_spec
 from strangler.steps.move import read_plan
+from strangler.steps.records import MoveRecord
+from strangler.steps.rollback_schema import rollback_schema
+from strangler.steps.rollbacks import RollbackRequest
 from strangler.steps.runbook import Runbook
+from tests.crash_points import commit_fails, outcome_of
 from tests.fix_pg import Db
 from tests.fix_spec import CliResult
 from tests.move_world import MoveWorld, build, catalog_state, move_world
@@ -237,6 +242,38 @@ def test_rollback_moves_the_tables_back_and_the_catalogs_are_as_before(
     assert status["services"][0]["phase"] == "planned"
     # and it moves again, as if nothing had happened
     _moved(cli, world)
+
+
+def test_a_move_back_whose_outcome_was_lost_finishes_when_run_again(
+    cli: Cli, move_world: MoveWorld
+) -> None:
+    """The journal's commit failed on the move back's outcome (a kill -9 there is the same):
+    the tables were home and the schema gone, the journal still 'moved'. Before, the move's
+    record had been cleared in a transaction of its own (the rerun refused: "no record of
+    moving"); with the record kept, the rerun must not try to move tables that are home."""
+    world = move_world
+    before = catalog_state(world.db)
+    _moved(cli, world)
+    spec = load_spec(world.spec)
+    with Journal(spec.state_url(), operator="t", command="rollback --schema") as journal:
+        rb = Runbook(spec, journal, "order_service")
+        moved_phase = rb.phase
+        with commit_fails(journal, outcome_of("rollback_schema")) as fault:
+            with pytest.raises(StranglerError, match="disk is full"):
+                rollback_schema(rb, RollbackRequest("t", yes=True))
+            assert fault.fired
+        assert rb.phase is moved_phase
+        assert rb.progress.load(MoveRecord) is not None, "cleared without the outcome"
+    assert cli("resolve", "order_service", "-f", str(world.spec), "--reason", "disk").code == 0
+    again = cli(
+        "rollback", "order_service", "--schema", "--reason", "t", "--yes", "-f", str(world.spec)
+    )
+    assert again.code == 0, again.stderr
+    after = catalog_state(world.db)
+    for key in before:
+        assert sorted(set(after[key]) ^ set(before[key]), key=str) == [], key
+    status = cli("status", "-f", str(world.spec), "-o", "json").json()
+    assert status["services"][0]["phase"] == "planned"
 
 
 def _release_after_a_refused_attempt(world: MoveWorld, holder: psycopg.Connection[Any]) -> None:

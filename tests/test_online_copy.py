@@ -17,14 +17,18 @@ from pathlib import Path
 
 import pytest
 
+from strangler.errors import StranglerError
 from strangler.journal import Journal
 from strangler.pg.sync import cdc
 from strangler.phases import Phase
 from strangler.spec import load_spec
-from strangler.steps.records import OnlineCopy
+from strangler.steps.records import OnlineCopy, Progress, SchemaCreated
+from strangler.steps.rollback_schema import rollback_schema
+from strangler.steps.rollbacks import RollbackRequest
 from strangler.steps.runbook import Runbook
 from strangler.steps.wiring import sync_route
 from tests.cdc_world import WriteLoad, differences, make_shop
+from tests.crash_points import commit_fails, outcome_of
 from tests.extract_world import copy_service
 
 SPEC = """\
@@ -161,6 +165,35 @@ def test_a_schema_rollback_that_failed_after_its_drop_finishes_when_run_again(
     assert source_db.execute("SELECT count(*) FROM pg_publication") == [(0,)]
     status = cli("status", "shop", "-f", str(spec), "--output", "json")
     assert '"planned"' in status.stdout
+
+
+def test_a_schema_rollback_whose_outcome_was_lost_finishes_when_run_again(
+    source_db, target_db, tmp_path, cli
+):
+    """The journal's commit failed on the rollback's outcome (a kill -9 there is the same):
+    before, the records of the copy and the schema had been forgotten in transactions of
+    their own, so after 'strangler resolve' the rollback refused for ever ("no record of
+    creating schema") with the phase still 'copied' and the schema gone."""
+    make_shop(source_db, None, rows=50)
+    spec_path = _spec(tmp_path, source_db, target_db)
+    assert cli("copy", "shop", "-f", str(spec_path)).code == 0
+    spec = load_spec(spec_path)
+    with Journal(spec.state_url(), operator="t", command="rollback shop --schema") as journal:
+        rb = Runbook(spec, journal, "shop")
+        with commit_fails(journal, outcome_of("rollback_schema")) as fault:
+            with pytest.raises(StranglerError, match="disk is full"):
+                rollback_schema(rb, RollbackRequest("t", yes=True))
+            assert fault.fired
+        assert rb.phase is Phase.COPIED
+        assert rb.progress.load(SchemaCreated) is not None, "forgotten without the outcome"
+    # The documented recovery: resolve the step that never recorded its outcome, run again.
+    assert cli("resolve", "shop", "-f", str(spec_path), "--reason", "disk full").code == 0
+    again = cli("rollback", "shop", "--schema", "-f", str(spec_path), "--reason", "t", "--yes")
+    assert again.code == 0, again.stderr
+    assert _slots(source_db) == []
+    with Journal(spec.state_url()) as journal:
+        assert Runbook(spec, journal, "shop").phase is Phase.PLANNED
+        assert Progress(journal, "shop").load(SchemaCreated) is None
 
 
 def test_a_slot_left_by_a_copy_killed_before_it_recorded_itself_is_replaced(

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from strangler.errors import CheckFailed
 from strangler.pg.copy import retire as T
 from strangler.phases import Action
 from strangler.steps.records import ArchiveRecord
@@ -72,6 +73,13 @@ def make_archive(
 ) -> dict[str, Any]:
     """A new ``pg_dump`` of ``relations`` into ``archive_dir`` (earlier attempts' files
     removed first), recorded before returning. Callers take :func:`recorded` first."""
+    if not relations:
+        # pg_dump with no --table dumps the whole database: never the archive of nothing.
+        raise CheckFailed(
+            f"{rb.name}: no {kind} to archive in schema {schema!r}: they were moved or "
+            "dropped outside this step",
+            hint=f"see 'strangler history {rb.name}' and the schema's contents",
+        )
     superseded = discard_superseded(rb, archive_dir, kind)
     dest = archive_dir / f"{rb.name}-{kind}-{_stamp(rb.journal.clock())}.dump"
     made = T.archive_tables(rb.spec.source.dsn, major, schema, relations, dest).to_dict()

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from strangler.errors import GateFailed, StranglerError
 from strangler.metrics.base import Checkpointed, MetricContext, MetricSource
@@ -147,6 +147,7 @@ class Baker:
         traffic = self.traffic
         interval = traffic.interval
         if stored and stored.status == "baking":
+            self._finish_judged_rollback(weight, stored)
             state = (
                 self._resumed(weight, stored) if wait or stored.interval_start is None else stored
             )
@@ -209,7 +210,7 @@ class Baker:
                 evaluated=state.evaluated,
             )
             decision, why = bake.record(evaluation)
-            self._journal_evaluation(bake, state.bake_id, evaluation, decision)
+            self._journal_evaluation(bake, state.bake_id, evaluation, decision, why)
             checkpoint = source.checkpoint() if isinstance(source, Checkpointed) else None
             state = replace(
                 state,
@@ -221,13 +222,7 @@ class Baker:
                 checkpoint=checkpoint,
             )
             if decision is Decision.ROLLBACK:
-                self.rollback(f"gate failed: {why}")
-                raise GateFailed(
-                    f"{self.service}: gates failed at {weight:g} %, traffic rolled back to the "
-                    f"monolith: {why}",
-                    hint=f"see 'strangler history {self.service}'; after a fix, "
-                    f"'strangler shift {self.service} --auto --retry'",
-                )
+                self._roll_back(weight, why)
             if evaluation.verdict is Verdict.ERROR:
                 self._alert(f"metrics unreadable at {weight:g} %, weight held: {evaluation.reason}")
             if decision is Decision.STALLED:
@@ -240,6 +235,24 @@ class Baker:
                 return AutoResult(self.service, weight, "complete", why, bake.evaluated)
             self.rb.progress.save(state)
 
+    def _roll_back(self, weight: float, why: str) -> NoReturn:
+        self.rollback(f"gate failed: {why}")
+        raise GateFailed(
+            f"{self.service}: gates failed at {weight:g} %, traffic rolled back to the "
+            f"monolith: {why}",
+            hint=f"see 'strangler history {self.service}'; after a fix, "
+            f"'strangler shift {self.service} --auto --retry'",
+        )
+
+    def _finish_judged_rollback(self, weight: float, stored: BakeState) -> None:
+        """A bake whose last verdict was "roll back" and whose rollback never happened (the
+        process died between the two: a rollback clears the bake in its own transaction)
+        rolls back now, instead of baking on at a weight its gates condemned."""
+        newest = self._last_gate_event(stored.bake_id)
+        if newest and newest.get("decision") == Decision.ROLLBACK.value:
+            why = str(newest.get("why") or newest.get("reason") or "judged before a crash")
+            self._roll_back(weight, why)
+
     def _last_gate_event(self, bake_id: int) -> dict[str, Any] | None:
         for entry in reversed(self.journal.history(self.service, limit=200)):
             if entry.step == Event.GATE and entry.details.get("bake") == bake_id:
@@ -247,7 +260,7 @@ class Baker:
         return None
 
     def _journal_evaluation(
-        self, bake: Bake, bake_id: int, evaluation: Evaluation, decision: Decision
+        self, bake: Bake, bake_id: int, evaluation: Evaluation, decision: Decision, why: str
     ) -> None:
         details = {
             "bake": bake_id,
@@ -260,6 +273,8 @@ class Baker:
             "decision": decision.value,
             **evaluation.to_dict(),
         }
+        if decision is Decision.ROLLBACK:
+            details["why"] = why  # what a rollback resumed after a crash says
         self.journal.event(
             self.service,
             Event.GATE,

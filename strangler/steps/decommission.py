@@ -202,8 +202,13 @@ def decommission(
                     # What a later drop compares with: a write to them after this is missing
                     # from the archive (requirements.retired_tables_untouched).
                     step.details["retired_counters"] = T.write_counters(conn, retired, tables)
-            rb.progress.clear(ArchiveRecord)
-            rb.progress.clear(GuardOff)
+            # Cleared with the outcome, in its transaction: cleared before it, a kill left
+            # a resumed step without its archive's record (it dumped again over retired
+            # tables, after removing the real archive as an earlier attempt's).
+            step.on_ok += [
+                lambda: rb.progress.clear(ArchiveRecord),
+                lambda: rb.progress.clear(GuardOff),
+            ]
         report.done.append(
             {"step": "remove_old_path", "archive": archive, "retired_schema": retired}
         )

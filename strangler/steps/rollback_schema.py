@@ -84,8 +84,9 @@ def rollback_schema(rb: Runbook, request: RollbackRequest) -> SchemaRollback:
             if online:
                 sync = cdc.end(sync_route(rb.spec, rb.name, "forward"))
                 step.details["sync"] = sync
-            rb.progress.forget_copy()
-            rb.progress.forget_schema()
+            # Forgotten with the outcome, in its transaction: forgotten before it, a kill
+            # left a step that could never be run again ("no record of creating schema").
+            step.on_ok += [rb.progress.forget_copy, rb.progress.forget_schema]
             step.details.update(schema=schema, role_dropped=role)
     return SchemaRollback(text, True, schema, role, sync)
 
@@ -105,18 +106,22 @@ def _move_back(rb: Runbook, request: RollbackRequest) -> SchemaRollback:
         if request.dry_run:
             return SchemaRollback(text, dropped=False)
         with rb.step(Action.ROLLBACK_SCHEMA, reason=request.reason) as step:
-            done = run_in_lock(
-                conn,
-                [],
-                locked,
-                after,
-                tables=(moved.target_schema, moved.tables),
-                what="moving the tables back",
-            )
-            rb.progress.clear(MoveRecord)
-            step.details.update(
-                schema=moved.target_schema, moved_back=list(moved.tables), **done.to_dict()
-            )
+            if schema_exists(conn, moved.target_schema):
+                done = run_in_lock(
+                    conn,
+                    [],
+                    locked,
+                    after,
+                    tables=(moved.target_schema, moved.tables),
+                    what="moving the tables back",
+                )
+                step.details.update(done.to_dict())
+            else:
+                # An earlier attempt moved them back (one transaction, which drops the
+                # schema) and died before its outcome: nothing is left to move.
+                step.details["moved_back_before"] = True
+            step.on_ok.append(lambda: rb.progress.clear(MoveRecord))
+            step.details.update(schema=moved.target_schema, moved_back=list(moved.tables))
     return SchemaRollback(
         text, True, moved.target_schema, moved.role if moved.role_created else None
     )

@@ -58,10 +58,17 @@ def roll_back(
         return ShiftResult(rb.name, before.service, 0, True, route.plan_change(Weights(0)))
     details = {"from": before.service, "router": route.describe()}
     with _service_lock(rb, lock_wait, sleep, say):
-        after = _to_zero(rb, route, reason, before, details, began)
-        # Inside the lock: a walk's next move re-reads this record under the same lock.
-        rb.progress.save(RolledBack(reason, (clock or rb.journal.clock)().isoformat()))
-        rb.progress.clear(BakeState)
+        # Inside the lock: a walk's next move re-reads this record under the same lock. It
+        # is written in the rollback's own transaction: a kill -9 between the two left the
+        # weight at 0 with no record, and the next `run` walked traffic back onto the
+        # service without --retry (and a stale bake state came back with --retry).
+        at = (clock or rb.journal.clock)().isoformat()
+
+        def remember() -> None:
+            rb.progress.save(RolledBack(reason, at))
+            rb.progress.clear(BakeState)
+
+        after = _to_zero(rb, route, reason, before, details, began, remember)
     seconds = time.perf_counter() - began
     say(
         f"{rb.name}: rolled back {before.service:g} % → {after.service:g} % "
@@ -97,7 +104,10 @@ def _to_zero(
     before: Weights,
     details: dict[str, Any],
     began: float,
+    remember: Callable[[], None],
 ) -> Weights:
+    """0 % on the router, read back, journaled with ``remember``'s records in one
+    transaction."""
     zero = Weights(0)
     if rb.phase in _TRAFFIC_PHASES:
         with rb.step(
@@ -107,23 +117,27 @@ def _to_zero(
             step.weight = after.service
             step.details["read_back"] = after.service
             step.details["seconds"] = round(time.perf_counter() - began, 4)
+            step.on_ok.append(remember)
         return after
     if before.service > 0:
         # The journal says no traffic moved, yet the router sends some: fix the router
         # and say so, rather than refuse a rollback.
         after = route.set_weights(zero)
-        rb.journal.event(
-            rb.name,
-            str(Action.ROLLBACK_TRAFFIC),
-            status="ok",
-            reason=reason,
-            details={
-                **details,
-                "read_back": after.service,
-                "note": "router had traffic the journal did not know of",
-            },
-        )
+        with rb.journal.atomic():
+            rb.journal.event(
+                rb.name,
+                str(Action.ROLLBACK_TRAFFIC),
+                status="ok",
+                reason=reason,
+                details={
+                    **details,
+                    "read_back": after.service,
+                    "note": "router had traffic the journal did not know of",
+                },
+            )
+            remember()
         return after
+    remember()
     return before
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +34,7 @@ from strangler.errors import (
     StranglerError,
     translate,
 )
-from strangler.journal import Entry, EventNote, Journal, ServiceState
+from strangler.journal import Entry, Journal, ServiceState
 from strangler.phases import Action, Phase, forced_target, transition
 from strangler.secrets import scrub
 from strangler.spec import ServiceSpec, Spec
@@ -66,9 +66,10 @@ class StepRecord:
     weight: float | None = None
     # A step that finds it must not move the phase (a failed verification) sets this False.
     advance: bool = True
-    # Facts journaled with the outcome, in its transaction (a verification's result): a
-    # kill between an outcome and an event written after it left a phase without its proof.
-    events: list[EventNote] = field(default_factory=list)
+    # Journal writes that belong to the step's end (a verification's verdict, a record
+    # cleared, a rollback's record), made in the outcome's transaction, never one without
+    # the other: a kill between them left a phase without its proof (issue 15).
+    on_ok: list[Callable[[], object]] = field(default_factory=list)
 
 
 class Runbook:
@@ -212,14 +213,16 @@ class Runbook:
                 self.journal.outcome(intent_id, "failed", details=info)
                 raise
             else:
-                self.journal.outcome(
-                    intent_id,
-                    "ok",
-                    details=record.details,
-                    phase=record.target.value if record.advance else None,
-                    weight=record.weight,
-                    events=record.events,
-                )
+                with self.journal.atomic():
+                    self.journal.outcome(
+                        intent_id,
+                        "ok",
+                        details=record.details,
+                        phase=record.target.value if record.advance else None,
+                        weight=record.weight,
+                    )
+                    for write in record.on_ok:
+                        write()
 
     def _handle_dangling(self, action: Action, resumable: bool) -> Entry | None:
         resumed: Entry | None = None

@@ -136,6 +136,11 @@ class Shifter:
             step.weight = after.service
             step.details["read_back"] = after.service
             step.details["seconds"] = round(time.perf_counter() - began, 4)
+            approved = self.rb.progress.load(Approved)
+            if walking or (approved is not None and approved.step == percent):
+                # The approval was for this move: spent with it, in its transaction (a kill
+                # between them let a later walk pass that step without a person).
+                step.on_ok.append(lambda: self.rb.progress.clear(Approved))
         self.say(f"{self.service}: {before.service:g} % → {after.service:g} % (read back)")
         return ShiftResult(
             self.service, before.service, after.service, seconds=time.perf_counter() - began
@@ -190,6 +195,7 @@ class Shifter:
         # One walker per service; the service lock itself stays free between steps so that
         # a rollback from another terminal is never blocked by a bake.
         with self.journal.lock(f"{self.service}.shift"):
+            self._finish_crashed_rollback()
             rolled = self.rb.progress.load(RolledBack)
             if rolled and not retry:
                 raise CheckFailed(
@@ -269,7 +275,6 @@ class Shifter:
                 # right after it must still stop the walk).
                 moved = self.journal.last(self.service, str(Action.SHIFT_TRAFFIC), status="ok")
                 seen = moved.id if moved is not None else seen
-                self.rb.progress.clear(Approved)
 
     def _stopped(self, seen: int, evaluations: int) -> AutoResult | None:
         """The walk's "stopped" result when traffic was rolled back after entry ``seen``
@@ -299,6 +304,16 @@ class Shifter:
             say=self.say,
             rollback=self.rollback,
         )
+
+    def _finish_crashed_rollback(self) -> None:
+        """A traffic rollback killed before its outcome (the router may already be at 0 %,
+        the journal still at the old weight) is finished first, with its own reason: a
+        rollback always wins, and the walk would otherwise take the router for changed by
+        hand."""
+        for entry in self.journal.dangling(self.service):
+            if entry.step == Action.ROLLBACK_TRAFFIC:
+                self.rollback(entry.reason or "finishing a rollback that died halfway")
+                return
 
     def _finish_crashed_shift(self, *, force: bool, reason: str | None) -> None:
         """A shift killed between setting the router and recording it leaves the router at

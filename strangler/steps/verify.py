@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Any
 
 from strangler.errors import BadInput, CheckFailed, StranglerError
-from strangler.journal import EventNote
 from strangler.pg.connect import connect
 from strangler.pg.sync import cdc
 from strangler.pg.sync.position import read_position
@@ -161,7 +160,10 @@ def verify(
         )  # fmt: skip
         step.details.update(status=report.status, mode=report.mode)
         step.advance = report.passed and report.mode != "counts"
-        step.events.append(EventNote(Event.VERIFY, report.status, report.summary()))
+        verdict = (report.status, report.summary())
+        step.on_ok.append(
+            lambda: rb.journal.event(rb.name, Event.VERIFY, status=verdict[0], details=verdict[1])
+        )
     return report
 
 
