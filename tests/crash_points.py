@@ -16,16 +16,24 @@ from strangler.journal import Journal
 _ENTRY = ("service", "at", "operator", "command", "step", "kind", "intent_id", "status")
 
 
-def outcome_of(step: str, status: str = "ok") -> Callable[[str, tuple[Any, ...]], bool]:
-    """Arm on the outcome row of ``step``."""
+def entry_of(
+    step: str, kind: str, status: str | None = None
+) -> Callable[[str, tuple[Any, ...]], bool]:
+    """Arm on the journal row of ``step`` of ``kind`` (with ``status``, when given)."""
 
     def match(query: str, params: tuple[Any, ...]) -> bool:
         if not query.startswith("INSERT INTO strangler_entries"):
             return False
         row = dict(zip(_ENTRY, params, strict=False))
-        return row["step"] == step and row["kind"] == "outcome" and row["status"] == status
+        wanted = status is None or row["status"] == status
+        return row["step"] == step and row["kind"] == kind and wanted
 
     return match
+
+
+def outcome_of(step: str) -> Callable[[str, tuple[Any, ...]], bool]:
+    """Arm on the ``ok`` outcome row of ``step``."""
+    return entry_of(step, "outcome", "ok")
 
 
 def progress_write(key: str) -> Callable[[str, tuple[Any, ...]], bool]:

@@ -20,7 +20,7 @@ from strangler.steps.records import Approved, BakeState, RolledBack
 from strangler.steps.runbook import Runbook
 from strangler.steps.shift import Shifter
 from strangler.steps.wiring import router as spec_router
-from tests.crash_points import commit_fails, progress_write
+from tests.crash_points import commit_fails, entry_of, progress_write
 from tests.fix_traffic import TrafficWorld, at_phase
 
 
@@ -125,7 +125,7 @@ def test_a_bake_judged_to_roll_back_rolls_back_when_the_walk_resumes(
     spec_path = traffic_spec(_router(traffic_world), steps="[50, 100]", failed=2)
     at_phase(tmp_path / "state.db", "verified")
     shifter, journal = _shifter(spec_path)
-    with commit_fails(journal, _intent_of("rollback_traffic")) as fault:
+    with commit_fails(journal, entry_of("rollback_traffic", "intent")) as fault:
         with pytest.raises(StranglerError, match="disk is full"):
             shifter.auto()
         assert fault.fired
@@ -140,14 +140,3 @@ def test_a_bake_judged_to_roll_back_rolls_back_when_the_walk_resumes(
     rolled = shifter.rb.progress.load(RolledBack)
     assert rolled is not None and "gate failed" in rolled.reason
     journal.close()
-
-
-def _intent_of(step: str) -> Callable[[str, tuple[object, ...]], bool]:
-    def match(query: str, params: tuple[object, ...]) -> bool:
-        return (
-            query.startswith("INSERT INTO strangler_entries")
-            and params[4] == step
-            and params[5] == "intent"
-        )
-
-    return match

@@ -117,10 +117,10 @@ class Baker:
         self.rb.progress.save(state)
         return state
 
-    def _resumed(self, weight: float, state: BakeState) -> BakeState:
+    def _resumed(self, weight: float, state: BakeState, newest: dict[str, Any] | None) -> BakeState:
         # The process may have died between journaling an interval and saving the tally;
-        # the journal is the record, so take the newer of the two.
-        newest = self._last_gate_event(state.bake_id)
+        # the journal (``newest``: the bake's last gate event) is the record, so take the
+        # newer of the two.
         if newest and newest["interval"] > state.evaluated:
             state = replace(
                 state,
@@ -147,9 +147,12 @@ class Baker:
         traffic = self.traffic
         interval = traffic.interval
         if stored and stored.status == "baking":
-            self._finish_judged_rollback(weight, stored)
+            newest = self._last_gate_event(stored.bake_id)
+            self._finish_judged_rollback(weight, newest)
             state = (
-                self._resumed(weight, stored) if wait or stored.interval_start is None else stored
+                self._resumed(weight, stored, newest)
+                if wait or stored.interval_start is None
+                else stored
             )
         else:
             state = self._new_bake(weight)
@@ -244,11 +247,10 @@ class Baker:
             f"'strangler shift {self.service} --auto --retry'",
         )
 
-    def _finish_judged_rollback(self, weight: float, stored: BakeState) -> None:
-        """A bake whose last verdict was "roll back" and whose rollback never happened (the
-        process died between the two: a rollback clears the bake in its own transaction)
-        rolls back now, instead of baking on at a weight its gates condemned."""
-        newest = self._last_gate_event(stored.bake_id)
+    def _finish_judged_rollback(self, weight: float, newest: dict[str, Any] | None) -> None:
+        """A bake whose last verdict (``newest``) was "roll back" and whose rollback never
+        happened (the process died between the two: a rollback clears the bake in its own
+        transaction) rolls back now, instead of baking on at a weight its gates condemned."""
         if newest and newest.get("decision") == Decision.ROLLBACK.value:
             why = str(newest.get("why") or newest.get("reason") or "judged before a crash")
             self._roll_back(weight, why)
